@@ -1,0 +1,61 @@
+"""Demo data for a fresh installation: the two roles, two accounts, two templates, one source."""
+
+from django.contrib.auth.models import Group, Permission, User
+from django.db import transaction
+
+from edgeportal.accounts.roles import ADMINS, MANAGERS
+from edgeportal.prompts.models import PromptTemplate
+from edgeportal.sources.models import Source
+from edgeportal.sources.services import source_create, source_rotate_token
+
+DEMO_LOGINS = {"manager": "manager-demo-pass", "admin": "admin-demo-pass"}
+DEMO_SOURCE = "line-a-camera"
+DEMO_TEMPLATES = [
+    {
+        "slug": "defect-description",
+        "title": "Defect description for QA",
+        "body": "Camera {camera} detected {defect}. Write a short defect description for the QA inspector in {language}.",
+        "system_prompt": "You are a concise assistant on a factory floor.",
+        "language": "en",
+        "max_new_tokens": 48,
+    },
+    {
+        "slug": "work-order-translation",
+        "title": "Translate a work order",
+        "body": "Translate this work order into {language}: {work_order}",
+        "system_prompt": "",
+        "language": "en",
+        "max_new_tokens": 64,
+    },
+]
+
+
+def roles_ensure() -> tuple[Group, Group]:
+    managers, _ = Group.objects.get_or_create(name=MANAGERS)
+    admins, _ = Group.objects.get_or_create(name=ADMINS)
+    free_prompt = Permission.objects.get(codename="submit_free_prompt", content_type__app_label="jobs")
+    managers.permissions.add(free_prompt)
+    admins.permissions.add(free_prompt)
+    return managers, admins
+
+
+@transaction.atomic
+def demo_data_load() -> str:
+    """Idempotent; returns the demo source's token, which is rotated on every call (only its hash is kept)."""
+    managers, admins = roles_ensure()
+    manager, _ = User.objects.get_or_create(username="manager")
+    manager.set_password(DEMO_LOGINS["manager"])
+    manager.save()
+    manager.groups.add(managers)
+    admin, _ = User.objects.get_or_create(username="admin")
+    admin.is_staff = admin.is_superuser = True
+    admin.set_password(DEMO_LOGINS["admin"])
+    admin.save()
+    admin.groups.add(admins)
+    for fields in DEMO_TEMPLATES:
+        PromptTemplate.objects.get_or_create(slug=fields["slug"], defaults=fields)
+    source = Source.objects.filter(name=DEMO_SOURCE).first()
+    if source is None:
+        _, token = source_create(name=DEMO_SOURCE, kind=Source.Kind.CAMERA)
+        return token
+    return source_rotate_token(source=source)

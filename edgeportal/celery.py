@@ -1,0 +1,28 @@
+"""The Celery app: periodic tasks, and the bootstep that runs the batch loop beside the resident model."""
+
+import os
+
+from celery import Celery
+
+from inference.celery_step import BatchLoopStep
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "edgeportal.settings")
+
+app = Celery("edgeportal")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+class EdgePortalBatchLoop(BatchLoopStep):
+    def make_sink(self):
+        from edgeportal.jobs.sink import DatabaseSink  # Django is ready only once the worker starts
+
+        return DatabaseSink()
+
+    def redis_settings(self):
+        from django.conf import settings
+
+        return settings.REDIS_URL, settings.EDGE_REDIS_PREFIX
+
+
+app.steps["worker"].add(EdgePortalBatchLoop)

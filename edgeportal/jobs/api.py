@@ -1,0 +1,84 @@
+"""JSON API for machines: submit a job and read it back, authenticated by a source's bearer token."""
+
+import json
+from functools import wraps
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import RequestDataTooBig
+from django.http import JsonResponse
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from edgeportal.jobs import selectors
+from edgeportal.jobs.services import JobRejected, job_submit
+from edgeportal.sources.services import source_authenticate
+
+ALLOWED_FIELDS = {"template", "variables", "prompt"}
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None) -> JsonResponse:
+    error = {"code": code, "message": message}
+    if field:
+        error["field"] = field
+    return JsonResponse({"error": error}, status=status)
+
+
+def source_required(view):
+    @csrf_exempt
+    @login_not_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        source = source_authenticate(authorization=request.headers.get("Authorization", ""))
+        if source is None:
+            return error_response(401, "unauthorized", "Send 'Authorization: Bearer <source token>' with a valid token.")
+        request.source = source
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _json_body(request) -> dict:
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raise JobRejected(f"The request body is larger than {limit} bytes.", code="too_large", status=413) from None
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise JobRejected(f"The body is not valid JSON: {error}.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise JobRejected("The body must be a JSON object.", code="invalid_json")
+    unknown = sorted(set(body) - ALLOWED_FIELDS)
+    if unknown:
+        raise JobRejected(f"Unknown field(s): {', '.join(unknown)}.", code="unknown_field", field=unknown[0])
+    return body
+
+
+@require_POST
+@source_required
+def job_create(request):
+    try:
+        body = _json_body(request)
+        job = job_submit(
+            prompt=body.get("prompt"),
+            template_slug=body.get("template"),
+            variables=body.get("variables"),
+            source=request.source,
+            allow_free_prompt=request.source.allow_free_prompts,
+        )
+    except JobRejected as rejected:
+        return error_response(rejected.status, rejected.code, rejected.message, rejected.field)
+    url = request.build_absolute_uri(reverse("api:job-detail", args=[job.pk]))
+    return JsonResponse({"id": job.pk, "status": job.status, "url": url}, status=202)
+
+
+@require_GET
+@source_required
+def job_detail(request, job_id: int):
+    job = selectors.job_for_source(source=request.source, job_id=job_id)
+    if job is None:
+        return error_response(404, "not_found", f"No job {job_id} for this source.")
+    return JsonResponse(selectors.job_as_json(job))

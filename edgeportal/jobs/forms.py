@@ -1,0 +1,37 @@
+"""The manager's submit form: fields built from the chosen template's variables, or a free prompt."""
+
+from django import forms
+from django.conf import settings
+
+from edgeportal.prompts.models import PromptTemplate
+
+VARIABLE_PREFIX = "var_"
+
+
+class JobSubmitForm(forms.Form):
+    def __init__(self, *args, template: PromptTemplate | None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.template = template
+        if template is None:
+            self.fields["prompt"] = forms.CharField(
+                widget=forms.Textarea(attrs={"rows": 4}),
+                max_length=settings.EDGE_MAX_PROMPT_CHARS,
+                help_text=f"At most {settings.EDGE_MAX_PROMPT_CHARS} characters.",
+            )
+            return
+        for name in template.variables:
+            self.fields[VARIABLE_PREFIX + name] = forms.CharField(
+                label=name.replace("_", " ").capitalize(), max_length=settings.EDGE_MAX_PROMPT_CHARS
+            )
+
+    def variables(self) -> dict[str, str]:
+        return {
+            name.removeprefix(VARIABLE_PREFIX): value
+            for name, value in self.cleaned_data.items()
+            if name.startswith(VARIABLE_PREFIX)
+        }
+
+    def add_rejection(self, field: str | None, message: str) -> None:
+        """Show a service error next to the field it concerns, or above the form."""
+        name = VARIABLE_PREFIX + field if field and VARIABLE_PREFIX + field in self.fields else field
+        self.add_error(name if name in self.fields else None, message)

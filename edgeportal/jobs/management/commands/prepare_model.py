@@ -1,0 +1,14 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from inference.runtime import ModelConfigError, load_model_from_env
+
+
+class Command(BaseCommand):
+    help = "Load EDGE_MODEL once (converting a GGUF file to the safetensors cache) so workers start in seconds."
+
+    def handle(self, *args, **options):
+        try:
+            model = load_model_from_env()
+        except ModelConfigError as error:
+            raise CommandError(str(error)) from None
+        self.stdout.write(f"model ready: {model.name} ({model.dtype})")

@@ -1,0 +1,52 @@
+"""Jobs: one prompt from a form or a machine, its status, output and timestamps."""
+
+from django.conf import settings
+from django.db import models
+
+
+class Job(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    FINISHED = (Status.DONE, Status.FAILED)
+
+    source = models.ForeignKey("sources.Source", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    template = models.ForeignKey(
+        "prompts.PromptTemplate", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    variables = models.JSONField(default=dict, blank=True)
+    prompt = models.TextField(help_text="The rendered prompt the model ran.")
+    system_prompt = models.TextField(blank=True)
+    max_new_tokens = models.PositiveIntegerField()
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    output = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    batch = models.ForeignKey("latency.BatchRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    worker = models.CharField(max_length=200, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    picked_at = models.DateTimeField(null=True, blank=True, help_text="Read from the queue into a batch window.")
+    inference_started_at = models.DateTimeField(null=True, blank=True)
+    inference_ended_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "created_at"])]
+        permissions = [("submit_free_prompt", "Can submit a free prompt without a template")]
+
+    def __str__(self) -> str:
+        return f"Job {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED

@@ -1,0 +1,49 @@
+"""Reads on jobs: lists, queue depth, the API representation."""
+
+from django.db.models import Count, Q, QuerySet
+
+from edgeportal.jobs.models import Job
+from edgeportal.sources.models import Source
+
+
+def job_list(*, limit: int = 50) -> QuerySet[Job]:
+    return Job.objects.select_related("template", "source", "submitted_by", "latency")[:limit]
+
+
+def queue_depth() -> dict[str, int]:
+    counts = Job.objects.aggregate(
+        queued=Count("pk", filter=Q(status=Job.Status.QUEUED)),
+        running=Count("pk", filter=Q(status=Job.Status.RUNNING)),
+    )
+    return {"queued": counts["queued"], "running": counts["running"]}
+
+
+def job_for_source(*, source: Source, job_id: int) -> Job | None:
+    return Job.objects.select_related("latency", "batch").filter(pk=job_id, source=source).first()
+
+
+def _iso(value):
+    return value.isoformat() if value else None
+
+
+def job_as_json(job: Job) -> dict:
+    latency = getattr(job, "latency", None)
+    return {
+        "id": job.pk,
+        "status": job.status,
+        "output": job.output if job.status == Job.Status.DONE else None,
+        "error": job.error or None,
+        "created_at": _iso(job.created_at),
+        "finished_at": _iso(job.finished_at),
+        "batch_id": job.batch.batch_id if job.batch else None,
+        "batch_size": job.batch.size if job.batch else None,
+        "prompt_tokens": job.prompt_tokens,
+        "output_tokens": job.output_tokens,
+        "worker": job.worker or None,
+        "latency": {
+            "queue_wait_ms": latency.queue_wait_ms if latency else None,
+            "window_wait_ms": latency.window_wait_ms if latency else None,
+            "inference_ms": latency.inference_ms if latency else None,
+            "total_ms": latency.total_ms if latency else None,
+        },
+    }

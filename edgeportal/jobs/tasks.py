@@ -1,0 +1,11 @@
+"""Celery tasks of the jobs app: thin shells around services."""
+
+from celery import shared_task
+from django.conf import settings
+
+from edgeportal.jobs.services import jobs_requeue_lost
+
+
+@shared_task
+def requeue_lost_jobs() -> int:
+    return jobs_requeue_lost(grace_s=settings.EDGE_SWEEP_GRACE_S)

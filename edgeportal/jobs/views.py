@@ -1,0 +1,74 @@
+"""Manager pages: submit a job, list jobs, watch one; htmx requests get only the fragment."""
+
+from django.contrib.auth.decorators import user_passes_test
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
+
+from edgeportal.accounts.roles import is_manager
+from edgeportal.jobs import selectors
+from edgeportal.jobs.forms import JobSubmitForm
+from edgeportal.jobs.models import Job
+from edgeportal.jobs.services import JobRejected, job_submit
+from edgeportal.prompts.models import PromptTemplate
+
+
+def manager_required(view):
+    def check(user):
+        if not is_manager(user):
+            raise PermissionDenied("Only managers and admins can use the job pages.")
+        return True
+
+    return user_passes_test(check)(view)
+
+
+def _chosen_template(request) -> PromptTemplate | None:
+    slug = request.GET.get("template") or request.POST.get("template") or ""
+    if slug:
+        return get_object_or_404(PromptTemplate, slug=slug)
+    return None
+
+
+@manager_required
+def job_new(request):
+    may_free = request.user.has_perm("jobs.submit_free_prompt")
+    templates = PromptTemplate.objects.all()
+    template = _chosen_template(request)
+    if template is None and not may_free:
+        template = templates.first()
+    status = 200
+    if request.method == "POST":
+        form = JobSubmitForm(request.POST, template=template)
+        if form.is_valid():
+            try:
+                job = job_submit(
+                    template_slug=template.slug if template else None,
+                    variables=form.variables() if template else None,
+                    prompt=None if template else form.cleaned_data["prompt"],
+                    user=request.user,
+                    allow_free_prompt=may_free,
+                )
+            except JobRejected as rejected:
+                form.add_rejection(rejected.field, rejected.message)
+                status = rejected.status
+            else:
+                return redirect("jobs:detail", job_id=job.pk)
+        else:
+            status = 400
+    else:
+        form = JobSubmitForm(template=template)
+    context = {"form": form, "template": template, "templates": templates, "may_free": may_free}
+    name = "jobs/submit_form.html" if request.htmx and request.method == "GET" else "jobs/new.html"
+    return render(request, name, context, status=status)
+
+
+@manager_required
+def job_list(request):
+    context = {"jobs": selectors.job_list(), "depth": selectors.queue_depth()}
+    context["polling"] = any(not job.is_finished for job in context["jobs"])
+    return render(request, "jobs/job_rows.html" if request.htmx else "jobs/list.html", context)
+
+
+@manager_required
+def job_detail(request, job_id: int):
+    job = get_object_or_404(Job.objects.select_related("template", "latency", "batch"), pk=job_id)
+    return render(request, "jobs/job_status.html" if request.htmx else "jobs/detail.html", {"job": job})

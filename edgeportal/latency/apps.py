@@ -1,0 +1,5 @@
+from django.apps import AppConfig
+
+
+class LatencyConfig(AppConfig):
+    name = "edgeportal.latency"

@@ -1,0 +1,41 @@
+"""Latency records: one per finished job and one per batch, the facts every latency page reads."""
+
+from django.db import models
+
+
+class BatchRecord(models.Model):
+    batch_id = models.CharField(max_length=32, unique=True)
+    worker = models.CharField(max_length=200)
+    size = models.PositiveIntegerField()
+    prompt_tokens = models.PositiveIntegerField(help_text="Real prompt tokens, without padding.")
+    padded_tokens = models.PositiveIntegerField(help_text="Batch size times the padded prompt length.")
+    output_tokens = models.PositiveIntegerField()
+    window_opened_at = models.DateTimeField()
+    inference_started_at = models.DateTimeField()
+    inference_ms = models.FloatField()
+    window_ms = models.PositiveIntegerField(help_text="Scheduler setting this batch ran with.")
+    max_batch_size = models.PositiveIntegerField(help_text="Scheduler setting this batch ran with.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Batch {self.batch_id[:8]} ({self.size} jobs)"
+
+
+class JobLatency(models.Model):
+    job = models.OneToOneField("jobs.Job", on_delete=models.CASCADE, related_name="latency")
+    batch = models.ForeignKey(BatchRecord, null=True, on_delete=models.SET_NULL, related_name="job_latencies")
+    queue_wait_ms = models.FloatField(help_text="Created until read into a batch window.")
+    window_wait_ms = models.FloatField(help_text="Read into the window until inference started.")
+    inference_ms = models.FloatField()
+    total_ms = models.FloatField(help_text="Created until finished.")
+    batch_size = models.PositiveIntegerField()
+    prompt_tokens = models.PositiveIntegerField()
+    output_tokens = models.PositiveIntegerField()
+    worker = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]

@@ -1,0 +1,48 @@
+"""Template bodies: which variables they name, and rendering them with checked values."""
+
+import re
+
+VARIABLE = re.compile(r"\{([^{}]*)\}")
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+class TemplateSyntaxProblem(ValueError):
+    pass
+
+
+class RenderError(ValueError):
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def template_variables(body: str) -> list[str]:
+    """Variable names in order of first use; anything in braces that is not a plain name is an error."""
+    names: list[str] = []
+    for match in VARIABLE.finditer(body):
+        name = match.group(1).strip()
+        if not NAME.match(name):
+            raise TemplateSyntaxProblem(f"{{{match.group(1)}}} is not a variable: use letters, digits and underscores.")
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def render(body: str, values: dict[str, object], *, max_value_chars: int) -> str:
+    """Substitute values literally (no format-spec tricks): missing, extra or non-text values are refused."""
+    expected = template_variables(body)
+    if not isinstance(values, dict):
+        raise RenderError("variables must be an object mapping names to text.", "variables")
+    for name in expected:
+        if name not in values or values[name] is None or str(values[name]).strip() == "":
+            raise RenderError(f"Variable {name!r} is required.", name)
+    extra = sorted(set(values) - set(expected))
+    if extra:
+        raise RenderError(f"Unknown variable(s): {', '.join(map(str, extra))}.", str(extra[0]))
+    for name in expected:
+        value = values[name]
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise RenderError(f"Variable {name!r} must be text or a number.", name)
+        if len(str(value)) > max_value_chars:
+            raise RenderError(f"Variable {name!r} is longer than {max_value_chars} characters.", name)
+    return VARIABLE.sub(lambda m: str(values[m.group(1).strip()]).strip(), body)

