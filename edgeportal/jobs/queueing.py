@@ -1,4 +1,4 @@
-"""The one JobQueue the web side talks to, built from settings."""
+"""The JobQueue the web side talks to, built from settings (one per Redis URL and key prefix)."""
 
 from functools import cache
 
@@ -7,6 +7,10 @@ from django.conf import settings
 from inference.queue import JobQueue
 
 
-@cache
 def get_queue() -> JobQueue:
-    return JobQueue.from_url(settings.REDIS_URL, settings.EDGE_REDIS_PREFIX)
+    return _queue_for(settings.REDIS_URL, settings.EDGE_REDIS_PREFIX)
+
+
+@cache
+def _queue_for(url: str, prefix: str) -> JobQueue:
+    return JobQueue.from_url(url, prefix)

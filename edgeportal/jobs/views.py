@@ -34,6 +34,8 @@ def job_new(request):
     templates = PromptTemplate.objects.all()
     template = _chosen_template(request)
     if template is None and not may_free:
+        if request.method == "POST":
+            raise PermissionDenied("You may only submit jobs from prompt templates.")
         template = templates.first()
     status = 200
     if request.method == "POST":

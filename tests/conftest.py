@@ -1,0 +1,111 @@
+"""Shared fixtures: the tiny model, an isolated Redis key prefix per test, named users and a source."""
+
+import json
+import uuid
+
+import pytest
+import redis
+from django.conf import settings
+from django.contrib.auth.models import User
+
+from edgeportal.accounts.services import roles_ensure
+from edgeportal.jobs.queueing import get_queue
+from edgeportal.prompts.models import PromptTemplate
+from edgeportal.sources.services import source_create
+from inference.runtime import load_model
+from tests.tiny_model import tiny_model_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path():
+    return tiny_model_dir()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_path):
+    return load_model(str(tiny_model_path))
+
+
+@pytest.fixture(autouse=True)
+def redis_prefix(settings):
+    """Every test gets its own Redis keys, deleted afterwards, so tests never see each other's jobs."""
+    prefix = f"edgeportal-test:{uuid.uuid4().hex[:10]}"
+    settings.EDGE_REDIS_PREFIX = prefix
+    url = settings.REDIS_URL
+    yield prefix
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def queue(redis_prefix):
+    return get_queue()
+
+
+@pytest.fixture
+def manager(db):
+    managers, _ = roles_ensure()
+    user = User.objects.create_user("mia-manager", password="pw-manager")
+    user.groups.add(managers)
+    return user
+
+
+@pytest.fixture
+def admin_user(db):
+    _, admins = roles_ensure()
+    user = User.objects.create_user("ada-admin", password="pw-admin", is_staff=True, is_superuser=True)
+    user.groups.add(admins)
+    return user
+
+
+@pytest.fixture
+def outsider(db):
+    return User.objects.create_user("otto-outsider", password="pw-outsider")
+
+
+@pytest.fixture
+def manager_client(client, manager):
+    client.force_login(manager)
+    return client
+
+
+@pytest.fixture
+def source_token(db):
+    _, token = source_create(name="camera-c3", kind="camera")
+    return token
+
+
+@pytest.fixture
+def api(client, source_token):
+    """The test client speaking JSON with the camera's bearer token."""
+
+    class Api:
+        def post(self, body, token=source_token, raw=None):
+            data = raw if raw is not None else json.dumps(body)
+            return client.post(
+                "/api/jobs", data=data, content_type="application/json", headers={"Authorization": f"Bearer {token}"}
+            )
+
+        def get(self, job_id, token=source_token):
+            return client.get(f"/api/jobs/{job_id}", headers={"Authorization": f"Bearer {token}"})
+
+    return Api()
+
+
+@pytest.fixture
+def defect_template(db):
+    return PromptTemplate.objects.create(
+        slug="defect",
+        title="Defect description",
+        body="Camera {camera} detected {defect}. Describe it for QA.",
+        max_new_tokens=8,
+    )
+
+
+@pytest.fixture
+def redis_down(settings):
+    """Point the web side at a port where no Redis listens."""
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    return settings

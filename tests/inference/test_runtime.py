@@ -1,0 +1,79 @@
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from inference.runtime import (
+    GenerationParams,
+    ModelConfigError,
+    convert_gguf,
+    default_gguf_path,
+    dtype_from_name,
+    load_model,
+    resolve_model_path,
+)
+
+
+def test_tokenizer_pads_on_the_left(tiny_model):
+    assert tiny_model.tokenizer.padding_side == "left"
+    assert tiny_model.tokenizer.pad_token == "<|im_end|>"
+
+
+def test_generate_batch_returns_one_result_per_prompt_with_its_own_token_counts(tiny_model):
+    prompts = ["Hi", "Camera C3 detected a long linear scratch on the steel plate near the left weld seam."]
+    output = tiny_model.generate_batch(prompts, GenerationParams(max_new_tokens=5))
+    assert len(output.generations) == 2
+    short, long = output.generations
+    assert short.prompt_tokens < long.prompt_tokens
+    assert long.prompt_tokens == tiny_model.count_tokens(prompts[1])
+    assert output.padded_tokens == 2 * long.prompt_tokens  # the short prompt was padded to the long one
+    assert all(0 < g.new_tokens <= 5 for g in output.generations)
+    assert prompts[1] not in long.text  # the prompt is stripped from the output
+
+
+def test_left_padding_does_not_change_a_prompt_output(tiny_model):
+    prompt = "Translate this work order into English: replace worn belt."
+    alone = tiny_model.generate_batch([prompt], GenerationParams(max_new_tokens=6)).generations[0]
+    padded = tiny_model.generate_batch(
+        ["x", prompt + " " + "and more words " * 5, prompt], GenerationParams(max_new_tokens=6)
+    ).generations[2]
+    assert padded == alone
+
+
+def test_each_job_output_is_cut_to_its_own_limit(tiny_model):
+    output = tiny_model.generate_batch(["a", "b"], GenerationParams(max_new_tokens=6), max_new_tokens_each=[2, 6])
+    assert output.generations[0].new_tokens == 2
+    assert output.generations[1].new_tokens == 6
+
+
+def test_chat_template_is_applied_with_the_system_prompt(tiny_model):
+    text = tiny_model.format_prompt("Describe the dent.", "You are on a factory floor.")
+    assert "<|im_start|>system\nYou are on a factory floor." in text
+    assert text.endswith("<|im_start|>assistant\n")
+
+
+def test_unknown_dtype_is_refused_with_the_choices():
+    with pytest.raises(ModelConfigError, match="float32, bfloat16, float16"):
+        dtype_from_name("int3")
+
+
+def test_a_model_path_that_is_neither_gguf_nor_hf_folder_is_refused(tmp_path):
+    with pytest.raises(ModelConfigError, match="neither a .gguf file nor a folder"):
+        resolve_model_path(str(tmp_path))
+
+
+def test_bfloat16_loads_and_generates(tiny_model_path):
+    model = load_model(str(tiny_model_path), dtype="bfloat16")
+    assert model.model.dtype == torch.bfloat16
+    assert model.generate_batch(["hello"], GenerationParams(max_new_tokens=3)).generations[0].new_tokens == 3
+
+
+def test_gguf_conversion_saves_a_folder_with_identical_logits(tmp_path):
+    gguf = default_gguf_path()
+    folder = convert_gguf(gguf, tmp_path / "smollm2")
+    assert (folder / "model.safetensors").is_file()
+    assert not (tmp_path / "smollm2.partial").exists()
+    from_gguf = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    from_folder = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+    ids = torch.tensor([[1, 504, 3287, 314, 253, 1345, 30]])
+    with torch.inference_mode():
+        assert torch.equal(from_gguf(ids).logits, from_folder(ids).logits)

@@ -1,0 +1,140 @@
+"""The worker's steps called directly, with the tiny model, the real Redis and the database sink."""
+
+import pytest
+
+from edgeportal.jobs.models import Job
+from edgeportal.jobs.services import job_submit, jobs_requeue_lost
+from edgeportal.jobs.sink import DatabaseSink
+from edgeportal.latency.models import BatchRecord
+from inference.runtime import ResidentModel
+from inference.scheduler import SchedulerSettings, SettingsStore, collect_window
+from inference.worker import BatchWorker
+
+
+# Real commits, as in the worker: the sink refreshes its database connection between batches.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def submit():
+    def submit(prompt="Describe the dent on plate 4."):
+        return job_submit(prompt=prompt, allow_free_prompt=True)
+
+    return submit
+
+
+@pytest.fixture
+def make_worker(tiny_model, queue):
+    def make_worker(model=tiny_model, name="w-test", **kwargs):
+        settings = SettingsStore(queue, SchedulerSettings(window_ms=30, max_batch_size=4))
+        return BatchWorker(model=model, queue=queue, sink=DatabaseSink(), settings=settings, name=name, **kwargs)
+
+    return make_worker
+
+
+def test_batch_step_runs_waiting_jobs_in_one_batch_and_records_latency(submit, make_worker):
+    jobs = [submit(f"Prompt number {i}") for i in range(3)]
+    assert make_worker().batch_step() is True
+    batches = BatchRecord.objects.all()
+    assert batches.count() == 1
+    assert batches[0].size == 3 and batches[0].window_ms == 30 and batches[0].max_batch_size == 4
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.status == Job.Status.DONE
+        assert job.batch == batches[0]
+        assert job.output_tokens > 0 and job.prompt_tokens > 0
+        assert job.created_at <= job.picked_at <= job.inference_started_at <= job.inference_ended_at <= job.finished_at
+        assert job.latency.batch_size == 3
+        assert job.latency.total_ms >= job.latency.inference_ms
+
+
+def test_batch_step_respects_max_batch_size(submit, make_worker):
+    for i in range(6):
+        submit(f"Prompt {i}")
+    worker = make_worker()
+    worker.batch_step()
+    worker.batch_step()
+    assert sorted(BatchRecord.objects.values_list("size", flat=True)) == [2, 4]
+
+
+def test_recover_step_replays_jobs_a_dead_worker_had_taken(submit, make_worker, queue):
+    job = submit()
+    collect_window(queue, "w-test", SchedulerSettings(window_ms=0))  # taken, then the worker "dies"
+    worker = make_worker()
+    assert worker.recover_step() is True
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE
+    assert queue.live_job_ids() == set()
+
+
+def test_a_job_that_kills_every_worker_ends_failed_and_buried(submit, make_worker, queue):
+    job = submit()
+    collect_window(queue, "w-test", SchedulerSettings(window_ms=0))
+    for _ in range(2):
+        queue.read_own_pending("w-test", 10)  # attempts two and three "crash" too
+    make_worker(max_deliveries=3).recover_step()
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert "gave up after 3 attempts" in job.error
+    assert queue.redis.xlen(queue.dead) == 1
+
+
+class BrokenModel(ResidentModel):
+    def generate_batch(self, *args, **kwargs):
+        raise RuntimeError("out of memory")
+
+
+def test_a_model_error_fails_the_batch_with_a_reason_and_the_worker_goes_on(submit, make_worker, tiny_model):
+    job = submit()
+    broken = BrokenModel(tiny_model.model, tiny_model.tokenizer, name="broken", dtype="float32")
+    make_worker(model=broken).batch_step()
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert job.error == "inference failed: RuntimeError: out of memory"
+
+
+def test_a_replayed_batch_never_overwrites_a_finished_job(submit, make_worker, queue):
+    job = submit()
+    worker = make_worker()
+    window = collect_window(queue, worker.name, SchedulerSettings(window_ms=0))
+    worker.run_batch(window, SchedulerSettings())
+    job.refresh_from_db()
+    first_output, first_batch = job.output, job.batch_id
+    Job.objects.filter(pk=job.pk).update(output="the first result")
+    worker.run_batch(window, SchedulerSettings())  # the same entries again, as after a crash before XACK
+    job.refresh_from_db()
+    assert job.output == "the first result" and job.batch_id == first_batch
+    assert first_output is not None
+
+
+def test_the_sweep_requeues_unfinished_jobs_that_redis_lost(submit, queue, make_worker):
+    waiting = submit("waiting")
+    running = submit("running")
+    Job.objects.filter(pk=running.pk).update(status=Job.Status.RUNNING)
+    done = submit("done")
+    Job.objects.filter(pk=done.pk).update(status=Job.Status.DONE)
+    queue.redis.delete(queue.stream, queue.live)  # Redis restarted without persistence
+
+    assert jobs_requeue_lost(grace_s=0) == 2
+    assert queue.live_job_ids() == {waiting.pk, running.pk}
+    assert jobs_requeue_lost(grace_s=0) == 0  # already back on the queue: no duplicates
+    make_worker().batch_step()
+    assert set(Job.objects.filter(status=Job.Status.DONE).values_list("pk", flat=True)) == {
+        waiting.pk,
+        running.pk,
+        done.pk,
+    }
+
+
+def test_the_sweep_leaves_fresh_jobs_alone(submit, queue):
+    submit()
+    queue.redis.delete(queue.stream, queue.live)
+    assert jobs_requeue_lost(grace_s=3600) == 0
+
+
+def test_the_worker_heartbeat_says_what_it_runs(make_worker, queue):
+    worker = make_worker()
+    worker.heartbeat(force=True)
+    beat = queue.redis.hgetall(f"{queue.prefix}:workers:w-test")
+    assert beat["state"] == "idle" and beat["dtype"] == "float32"
+    assert 0 < queue.redis.ttl(f"{queue.prefix}:workers:w-test") <= 15

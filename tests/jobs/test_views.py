@@ -1,0 +1,120 @@
+import pytest
+
+from edgeportal.jobs.models import Job
+from edgeportal.prompts.models import PromptTemplate
+
+
+@pytest.fixture(autouse=True)
+def _db(db):
+    pass
+
+
+@pytest.mark.parametrize("url", ["/jobs/", "/jobs/new/", "/jobs/1/", "/admin/"])
+def test_anonymous_users_are_sent_to_the_login_page(client, url):
+    response = client.get(url)
+    assert response.status_code == 302
+    assert "login/?next=" in response["Location"]
+
+
+def test_the_login_page_is_open(client):
+    assert client.get("/login/").status_code == 200
+
+
+def test_a_user_without_a_role_cannot_use_job_pages(client, outsider):
+    client.force_login(outsider)
+    assert client.get("/jobs/").status_code == 403
+    assert client.get("/jobs/new/").status_code == 403
+
+
+def test_the_form_builds_its_fields_from_the_template_variables(manager_client, defect_template):
+    response = manager_client.get("/jobs/new/?template=defect")
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert list(form.fields) == ["var_camera", "var_defect"]
+
+
+def test_an_htmx_template_switch_returns_only_the_form_fragment(manager_client, defect_template):
+    response = manager_client.get("/jobs/new/?template=defect", headers={"HX-Request": "true"})
+    html = response.content.decode()
+    assert html.startswith('<form id="submit-form"') and "<html" not in html
+
+
+def test_an_unknown_template_is_404(manager_client):
+    assert manager_client.get("/jobs/new/?template=nope").status_code == 404
+
+
+def test_a_manager_submits_a_template_job_and_is_sent_to_its_page(manager_client, defect_template, manager):
+    response = manager_client.post("/jobs/new/", {"template": "defect", "var_camera": "C3", "var_defect": "a dent"})
+    job = Job.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/jobs/{job.pk}/"
+    assert job.prompt == "Camera C3 detected a dent. Describe it for QA." and job.submitted_by == manager
+
+
+def test_a_manager_with_the_permission_submits_a_free_prompt(manager_client):
+    response = manager_client.post("/jobs/new/", {"template": "", "prompt": "Write a notice: line A restarts."})
+    assert response.status_code == 302
+    assert Job.objects.get().template is None
+
+
+def test_missing_variables_are_shown_in_the_form(manager_client, defect_template):
+    response = manager_client.post("/jobs/new/", {"template": "defect", "var_camera": "C3"})
+    assert response.status_code == 400
+    assert response.context["form"].errors == {"var_defect": ["This field is required."]}
+    assert Job.objects.count() == 0
+
+
+def test_an_oversized_free_prompt_is_shown_as_a_form_error(manager_client, settings):
+    settings.EDGE_MAX_PROMPT_CHARS = 20
+    response = manager_client.post("/jobs/new/", {"template": "", "prompt": "x" * 30})
+    assert response.status_code == 400
+    assert "at most 20 characters" in response.context["form"].errors["prompt"][0]
+
+
+def test_without_the_permission_a_manager_gets_templates_only(client, manager, defect_template):
+    manager.groups.first().permissions.clear()
+    client.force_login(manager)
+    response = client.get("/jobs/new/")
+    assert response.context["template"] == defect_template
+    response = client.post("/jobs/new/", {"template": "", "prompt": "free text"})
+    assert response.status_code == 403
+    assert Job.objects.count() == 0
+
+
+def test_redis_down_shows_a_clear_error_in_the_form(manager_client, redis_down):
+    response = manager_client.post("/jobs/new/", {"template": "", "prompt": "hello"})
+    assert response.status_code == 503
+    assert "not reachable" in response.content.decode()
+    assert Job.objects.count() == 0
+
+
+def test_model_output_is_escaped(manager_client):
+    job = Job.objects.create(prompt="p", max_new_tokens=4, status=Job.Status.DONE, output="<script>alert(1)</script>")
+    html = manager_client.get(f"/jobs/{job.pk}/").content.decode()
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_the_status_fragment_polls_only_while_the_job_can_change(manager_client):
+    job = Job.objects.create(prompt="p", max_new_tokens=4)
+    fragment = manager_client.get(f"/jobs/{job.pk}/", headers={"HX-Request": "true"}).content.decode().strip()
+    assert fragment.startswith('<section id="job-status"') and 'hx-trigger="every 1s"' in fragment
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.DONE, output="ok")
+    fragment = manager_client.get(f"/jobs/{job.pk}/", headers={"HX-Request": "true"}).content.decode().strip()
+    assert "hx-trigger" not in fragment and "ok" in fragment
+
+
+def test_the_list_shows_queue_depth(manager_client):
+    Job.objects.create(prompt="a", max_new_tokens=4)
+    Job.objects.create(prompt="b", max_new_tokens=4)
+    Job.objects.create(prompt="c", max_new_tokens=4, status=Job.Status.RUNNING)
+    response = manager_client.get("/jobs/")
+    assert response.context["depth"] == {"queued": 2, "running": 1}
+    assert 'hx-trigger="every 2s"' in response.content.decode()
+
+
+def test_a_template_body_with_a_non_variable_in_braces_is_invalid():
+    from django.core.exceptions import ValidationError
+
+    template = PromptTemplate(slug="x", title="X", body="Hello {user.name}", max_new_tokens=8)
+    with pytest.raises(ValidationError, match="is not a variable"):
+        template.full_clean()

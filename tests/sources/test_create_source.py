@@ -1,0 +1,35 @@
+import pytest
+from django.core.management import CommandError, call_command
+
+from edgeportal.sources.models import Source
+from edgeportal.sources.services import source_authenticate, token_hash
+
+
+@pytest.fixture(autouse=True)
+def _db(db):
+    pass
+
+
+def test_it_prints_the_token_alone_on_the_last_line_and_stores_only_its_hash(capsys):
+    call_command("create_source", "plc-7", "--kind", "plc")
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    source = Source.objects.get(name="plc-7")
+    assert source.kind == "plc"
+    assert source.token_hash == token_hash(token) and token not in source.token_hash
+    assert source_authenticate(authorization=f"Bearer {token}") == source
+
+
+def test_a_duplicate_name_is_a_clear_error():
+    call_command("create_source", "plc-7")
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("create_source", "plc-7")
+
+
+def test_the_demo_data_can_be_loaded_twice_and_rotates_the_demo_token(capsys):
+    call_command("load_demo_data")
+    first = capsys.readouterr().out.strip().splitlines()[-1]
+    call_command("load_demo_data")
+    second = capsys.readouterr().out.strip().splitlines()[-1]
+    assert first != second
+    assert source_authenticate(authorization=f"Bearer {first}") is None
+    assert source_authenticate(authorization=f"Bearer {second}").name == "line-a-camera"
