@@ -98,13 +98,14 @@ class Window:
     jobs: list[QueuedJob]
     opened_ms: int  # arrival of the first job: the window is anchored there, not at the read
     closed_at: float
-    close_reason: str  # "full", "timeout"
+    close_reason: str  # "full", "timeout", "replay"
+    settings: SchedulerSettings
 
 
 def collect_window(
     queue: JobQueue,
     consumer: str,
-    settings: SchedulerSettings,
+    current_settings: Callable[[], SchedulerSettings],
     *,
     idle_block_ms: int = 1000,
     clock: Callable[[], float] = time.time,
@@ -114,6 +115,7 @@ def collect_window(
     jobs = queue.wait_new(consumer, idle_block_ms)
     if not jobs:
         return None
+    settings = current_settings()  # read after the wait, so a change made while idle applies to this window
     opened_ms = jobs[0].arrived_ms
     closes_at = (opened_ms + settings.window_ms) / 1000
     while True:
@@ -122,8 +124,8 @@ def collect_window(
         if len(jobs) < settings.max_batch_size:
             jobs += queue.read_new(consumer, settings.max_batch_size - len(jobs))
         if len(jobs) >= settings.max_batch_size:
-            return Window(jobs, opened_ms, clock(), "full")
+            return Window(jobs, opened_ms, clock(), "full", settings)
         remaining = closes_at - clock()
         if remaining <= 0:
-            return Window(jobs, opened_ms, clock(), "timeout")
+            return Window(jobs, opened_ms, clock(), "timeout", settings)
         sleep(min(0.001, remaining))

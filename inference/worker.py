@@ -96,19 +96,17 @@ class BatchWorker:
         if not jobs:
             return False
         log.warning("%s replays %d unacknowledged job(s)", self.name, len(jobs))
-        window = Window(jobs, min(job.arrived_ms for job in jobs), now, "replay")
-        self.run_batch(window, settings)
+        self.run_batch(Window(jobs, min(job.arrived_ms for job in jobs), now, "replay", settings))
         return True
 
     def batch_step(self) -> bool:
-        settings = self.settings.current()
-        window = collect_window(self.queue, self.name, settings, idle_block_ms=500)
+        window = collect_window(self.queue, self.name, self.settings.current, idle_block_ms=500)
         if window is None:
             return False
-        self.run_batch(window, settings)
+        self.run_batch(window)
         return True
 
-    def run_batch(self, window: Window, settings: SchedulerSettings) -> BatchRun | None:
+    def run_batch(self, window: Window) -> BatchRun | None:
         jobs = self._drop_poison(window.jobs)
         if not jobs:
             return None
@@ -116,7 +114,7 @@ class BatchWorker:
             batch_id=uuid.uuid4().hex,
             worker=self.name,
             jobs=jobs,
-            settings=settings,
+            settings=window.settings,
             window_opened_at=window.opened_ms / 1000,
             inference_started_at=time.time(),
         )

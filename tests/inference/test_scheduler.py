@@ -14,12 +14,12 @@ def put(queue, *ids):
 
 def test_no_window_opens_while_the_queue_is_empty(queue):
     queue.ensure_group()
-    assert collect_window(queue, "w1", SchedulerSettings(), idle_block_ms=50) is None
+    assert collect_window(queue, "w1", SchedulerSettings, idle_block_ms=50) is None
 
 
 def test_a_lone_job_waits_out_the_window_anchored_at_its_arrival(queue):
     put(queue, 1)
-    window = collect_window(queue, "w1", SchedulerSettings(window_ms=80, max_batch_size=8))
+    window = collect_window(queue, "w1", lambda: SchedulerSettings(window_ms=80, max_batch_size=8))
     assert [j.job_id for j in window.jobs] == [1]
     assert window.close_reason == "timeout"
     assert window.opened_ms == window.jobs[0].arrived_ms
@@ -28,7 +28,7 @@ def test_a_lone_job_waits_out_the_window_anchored_at_its_arrival(queue):
 
 def test_a_full_batch_closes_the_window_early(queue):
     put(queue, *range(1, 11))
-    window = collect_window(queue, "w1", SchedulerSettings(window_ms=5000, max_batch_size=4))
+    window = collect_window(queue, "w1", lambda: SchedulerSettings(window_ms=5000, max_batch_size=4))
     assert [j.job_id for j in window.jobs] == [1, 2, 3, 4]
     assert window.close_reason == "full"
 
@@ -37,7 +37,7 @@ def test_jobs_arriving_during_the_window_join_it(queue):
     put(queue, 1)
     later = threading.Timer(0.05, put, args=(queue, 2))
     later.start()
-    window = collect_window(queue, "w1", SchedulerSettings(window_ms=400, max_batch_size=8))
+    window = collect_window(queue, "w1", lambda: SchedulerSettings(window_ms=400, max_batch_size=8))
     later.join()
     assert [j.job_id for j in window.jobs] == [1, 2]
 
@@ -45,7 +45,7 @@ def test_jobs_arriving_during_the_window_join_it(queue):
 def test_jobs_that_waited_past_their_window_go_together_at_once(queue):
     put(queue, 1, 2, 3)
     time.sleep(0.15)  # as if a batch was running: all three are past their 50 ms window
-    window = collect_window(queue, "w1", SchedulerSettings(window_ms=50, max_batch_size=8))
+    window = collect_window(queue, "w1", lambda: SchedulerSettings(window_ms=50, max_batch_size=8))
     assert [j.job_id for j in window.jobs] == [1, 2, 3]
     assert window.close_reason == "timeout"
 

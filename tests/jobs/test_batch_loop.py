@@ -59,7 +59,7 @@ def test_batch_step_respects_max_batch_size(submit, make_worker):
 
 def test_recover_step_replays_jobs_a_dead_worker_had_taken(submit, make_worker, queue):
     job = submit()
-    collect_window(queue, "w-test", SchedulerSettings(window_ms=0))  # taken, then the worker "dies"
+    collect_window(queue, "w-test", lambda: SchedulerSettings(window_ms=0))  # taken, then the worker "dies"
     worker = make_worker()
     assert worker.recover_step() is True
     job.refresh_from_db()
@@ -69,7 +69,7 @@ def test_recover_step_replays_jobs_a_dead_worker_had_taken(submit, make_worker, 
 
 def test_a_job_that_kills_every_worker_ends_failed_and_buried(submit, make_worker, queue):
     job = submit()
-    collect_window(queue, "w-test", SchedulerSettings(window_ms=0))
+    collect_window(queue, "w-test", lambda: SchedulerSettings(window_ms=0))
     for _ in range(2):
         queue.read_own_pending("w-test", 10)  # attempts two and three "crash" too
     make_worker(max_deliveries=3).recover_step()
@@ -96,12 +96,12 @@ def test_a_model_error_fails_the_batch_with_a_reason_and_the_worker_goes_on(subm
 def test_a_replayed_batch_never_overwrites_a_finished_job(submit, make_worker, queue):
     job = submit()
     worker = make_worker()
-    window = collect_window(queue, worker.name, SchedulerSettings(window_ms=0))
-    worker.run_batch(window, SchedulerSettings())
+    window = collect_window(queue, worker.name, lambda: SchedulerSettings(window_ms=0))
+    worker.run_batch(window)
     job.refresh_from_db()
     first_output, first_batch = job.output, job.batch_id
     Job.objects.filter(pk=job.pk).update(output="the first result")
-    worker.run_batch(window, SchedulerSettings())  # the same entries again, as after a crash before XACK
+    worker.run_batch(window)  # the same entries again, as after a crash before XACK
     job.refresh_from_db()
     assert job.output == "the first result" and job.batch_id == first_batch
     assert first_output is not None

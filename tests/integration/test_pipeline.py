@@ -1,0 +1,88 @@
+"""The whole path with real parts: API or form -> Redis -> a Celery worker process -> database."""
+
+import pytest
+
+from edgeportal.jobs.models import Job
+from edgeportal.latency.models import JobLatency
+from edgeportal.prompts.models import PromptTemplate
+from inference.queue import JobQueue
+from inference.scheduler import SchedulerSettings, SettingsStore
+from tests.integration.workers import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def finished(*job_ids):
+    return lambda: Job.objects.filter(pk__in=job_ids, status__in=Job.FINISHED).count() == len(job_ids)
+
+
+def test_concurrent_jobs_share_a_batch_and_a_lone_job_runs_alone_after_the_window(api, start_worker):
+    start_worker(EDGE_WINDOW_MS="400")
+    ids = [api.post({"prompt": f"Describe defect number {i}."}).json()["id"] for i in range(4)]
+    wait_until(finished(*ids), what="the burst to finish")
+    bodies = [api.get(job_id).json() for job_id in ids]
+    assert {b["status"] for b in bodies} == {"done"}
+    assert len({b["batch_id"] for b in bodies}) == 1
+    assert {b["batch_size"] for b in bodies} == {4}
+    assert all(b["latency"]["total_ms"] >= b["latency"]["inference_ms"] > 0 for b in bodies)
+
+    lone = api.post({"prompt": "A lone request."}).json()["id"]
+    wait_until(finished(lone), what="the lone job")
+    body = api.get(lone).json()
+    assert body["status"] == "done" and body["batch_size"] == 1 and body["batch_id"] not in {bodies[0]["batch_id"]}
+    job = Job.objects.get(pk=lone)
+    # The window is anchored at the job's arrival: inference starts no earlier than 400 ms after it.
+    assert (job.inference_started_at - job.created_at).total_seconds() >= 0.4
+    assert body["latency"]["window_wait_ms"] > 300
+
+
+def test_a_manager_form_job_finishes_with_its_output(manager_client, start_worker):
+    PromptTemplate.objects.create(slug="notice", title="Notice", body="Write a notice: line {line} restarts.")
+    start_worker()
+    response = manager_client.post("/jobs/new/", {"template": "notice", "var_line": "A"})
+    job = Job.objects.get()
+    wait_until(finished(job.pk), what="the form job")
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE and job.output_tokens > 0
+    assert response["Location"] == f"/jobs/{job.pk}/"
+    assert "done" in manager_client.get(f"/jobs/{job.pk}/", headers={"HX-Request": "true"}).content.decode()
+
+
+def test_a_settings_change_in_redis_applies_to_the_running_worker(api, start_worker, settings):
+    start_worker(EDGE_WINDOW_MS="400", EDGE_MAX_BATCH_SIZE="8")
+    queue = JobQueue.from_url(settings.REDIS_URL, settings.EDGE_REDIS_PREFIX)
+    SettingsStore(queue, SchedulerSettings()).update(max_batch_size=2)
+    ids = [api.post({"prompt": f"Job {i}"}).json()["id"] for i in range(4)]
+    wait_until(finished(*ids), what="four jobs")
+    assert set(JobLatency.objects.values_list("batch_size", flat=True)) == {2}
+
+
+def slow_jobs(api, count):
+    """Jobs that keep the tiny model busy for seconds, so a kill lands mid-batch."""
+    PromptTemplate.objects.create(slug="long", title="Long", body="Write a long report on {topic}.", max_new_tokens=1000)
+    return [api.post({"template": "long", "variables": {"topic": f"line {i}"}}).json()["id"] for i in range(count)]
+
+
+def test_jobs_of_a_worker_killed_mid_batch_finish_after_it_restarts(api, start_worker):
+    worker = start_worker("w1", EDGE_WINDOW_MS="300")
+    ids = slow_jobs(api, 3)
+    wait_until(lambda: Job.objects.filter(pk__in=ids, status=Job.Status.RUNNING).count() == 3, what="running")
+    worker.kill()
+    assert Job.objects.filter(pk__in=ids, status=Job.Status.RUNNING).count() == 3  # killed mid-batch
+
+    start_worker("w1")  # same name: replays its own unacknowledged entries at once
+    wait_until(finished(*ids), timeout=90, what="the replay")
+    assert set(Job.objects.filter(pk__in=ids).values_list("status", flat=True)) == {Job.Status.DONE}
+    assert JobLatency.objects.filter(job__in=ids).count() == 3  # stored done once each
+
+
+def test_another_worker_reclaims_the_jobs_of_a_worker_that_never_returns(api, start_worker):
+    worker = start_worker("w1", EDGE_WINDOW_MS="300")
+    ids = slow_jobs(api, 2)
+    wait_until(lambda: Job.objects.filter(pk__in=ids, status=Job.Status.RUNNING).count() == 2, what="running")
+    worker.kill()
+
+    start_worker("w2", EDGE_RECLAIM_IDLE_MS="1000")
+    wait_until(finished(*ids), timeout=90, what="the reclaim")
+    assert set(Job.objects.filter(pk__in=ids).values_list("worker", flat=True)) == {"w2@test"}
+    assert set(Job.objects.filter(pk__in=ids).values_list("status", flat=True)) == {Job.Status.DONE}

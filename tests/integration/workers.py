@@ -1,0 +1,83 @@
+"""Start and stop real Celery worker processes against the test database and the real Redis."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db["USER"] or ""
+    auth = f"{user}:{db['PASSWORD']}@" if db["PASSWORD"] else (f"{user}@" if user else "")
+    return f"postgres://{auth}{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class WorkerProcess:
+    def __init__(self, name: str, *, model_path: Path, log_dir: Path, **env: str):
+        self.name = f"{name}@test"
+        self.log_path = log_dir / f"{name}.log"
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": test_database_url(),
+            "REDIS_URL": settings.REDIS_URL,
+            "EDGE_REDIS_PREFIX": settings.EDGE_REDIS_PREFIX,
+            "EDGE_MODEL": str(model_path),
+            **env,
+        }
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 90) -> "WorkerProcess":
+        command = [
+            sys.executable, "-m", "celery", "-A", "edgeportal", "worker",
+            "-P", "solo", "-n", self.name, "--loglevel=INFO",
+            "--without-mingle", "--without-gossip", "--without-heartbeat",
+            "-Q", f"{settings.EDGE_REDIS_PREFIX}:celery",  # our own Celery queue: no stray periodic tasks
+        ]  # fmt: skip
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+        key = f"{settings.EDGE_REDIS_PREFIX}:workers:{self.name}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker {self.name} exited early:\n{self.log()}")
+            if client.exists(key):  # the heartbeat starts once the model is loaded and warmed up
+                return self
+            time.sleep(0.1)
+        raise TimeoutError(f"worker {self.name} not ready after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def wait_until(predicate, *, timeout: float = 60, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
