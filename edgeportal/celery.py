@@ -15,8 +15,13 @@ app.autodiscover_tasks()
 
 class EdgePortalBatchLoop(BatchLoopStep):
     def make_sink(self):
+        from django.db import connections
+
         from edgeportal.jobs.sink import DatabaseSink  # Django is ready only once the worker starts
 
+        # One long-lived thread writes every batch: keep its connection instead of reconnecting per batch.
+        if not connections.settings["default"]["ENGINE"].endswith("sqlite3"):
+            connections.settings["default"]["CONN_MAX_AGE"] = None
         return DatabaseSink()
 
     def redis_settings(self):

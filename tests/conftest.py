@@ -5,7 +5,6 @@ import uuid
 
 import pytest
 import redis
-from django.conf import settings
 from django.contrib.auth.models import User
 
 from edgeportal.accounts.services import roles_ensure

@@ -14,7 +14,9 @@ DEMO_TEMPLATES = [
     {
         "slug": "defect-description",
         "title": "Defect description for QA",
-        "body": "Camera {camera} detected {defect}. Write a short defect description for the QA inspector in {language}.",
+        "body": (
+            "Camera {camera} detected {defect}. Write a short defect description for the QA inspector in {language}."
+        ),
         "system_prompt": "You are a concise assistant on a factory floor.",
         "language": "en",
         "max_new_tokens": 48,

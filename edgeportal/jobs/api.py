@@ -32,7 +32,9 @@ def source_required(view):
     def wrapper(request, *args, **kwargs):
         source = source_authenticate(authorization=request.headers.get("Authorization", ""))
         if source is None:
-            return error_response(401, "unauthorized", "Send 'Authorization: Bearer <source token>' with a valid token.")
+            return error_response(
+                401, "unauthorized", "Send 'Authorization: Bearer <source token>' with a valid token."
+            )
         request.source = source
         return view(request, *args, **kwargs)
 

@@ -30,7 +30,9 @@ class Job(models.Model):
     error = models.TextField(blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
-    batch = models.ForeignKey("latency.BatchRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    batch = models.ForeignKey(
+        "latency.BatchRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
     worker = models.CharField(max_length=200, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

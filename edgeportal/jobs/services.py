@@ -85,7 +85,9 @@ def job_submit(
             raise JobRejected(str(error), code="invalid_variables", field=error.field or "variables") from None
     elif prompt is not None:
         if not allow_free_prompt:
-            raise JobRejected("This sender may only use prompt templates.", code="forbidden", field="prompt", status=403)
+            raise JobRejected(
+                "This sender may only use prompt templates.", code="forbidden", field="prompt", status=403
+            )
         if not isinstance(prompt, str):
             raise JobRejected("prompt must be text.", code="invalid", field="prompt")
         if variables:

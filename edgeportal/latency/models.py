@@ -39,3 +39,6 @@ class JobLatency(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Latency of job {self.job_id}: {self.total_ms:.0f} ms"

@@ -57,7 +57,7 @@ def test_unknown_dtype_is_refused_with_the_choices():
 
 
 def test_a_model_path_that_is_neither_gguf_nor_hf_folder_is_refused(tmp_path):
-    with pytest.raises(ModelConfigError, match="neither a .gguf file nor a folder"):
+    with pytest.raises(ModelConfigError, match=r"neither a \.gguf file nor a folder"):
         resolve_model_path(str(tmp_path))
 
 

@@ -67,7 +67,7 @@ def test_bad_settings_are_refused_with_a_clear_message(name, raw, message):
 def test_settings_come_from_the_environment():
     settings = SchedulerSettings.from_env({"EDGE_WINDOW_MS": "25", "EDGE_MAX_BATCH_SIZE": "16"})
     assert settings == SchedulerSettings(window_ms=25, max_batch_size=16)
-    with pytest.raises(SettingError, match="EDGE_WINDOW_MS|window_ms"):
+    with pytest.raises(SettingError, match=r"EDGE_WINDOW_MS|window_ms"):
         SchedulerSettings.from_env({"EDGE_WINDOW_MS": "fast"})
 
 

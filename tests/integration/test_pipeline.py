@@ -59,7 +59,9 @@ def test_a_settings_change_in_redis_applies_to_the_running_worker(api, start_wor
 
 def slow_jobs(api, count):
     """Jobs that keep the tiny model busy for seconds, so a kill lands mid-batch."""
-    PromptTemplate.objects.create(slug="long", title="Long", body="Write a long report on {topic}.", max_new_tokens=1000)
+    PromptTemplate.objects.create(
+        slug="long", title="Long", body="Write a long report on {topic}.", max_new_tokens=1000
+    )
     return [api.post({"template": "long", "variables": {"topic": f"line {i}"}}).json()["id"] for i in range(count)]
 
 

@@ -49,7 +49,12 @@ def test_another_source_cannot_read_the_job(api):
         ({}, 400, "missing", "template"),
         ({"template": "nope", "variables": {}}, 400, "unknown_template", "template"),
         ({"template": "defect", "variables": {"camera": "C3"}}, 400, "invalid_variables", "defect"),
-        ({"template": "defect", "variables": {"camera": "C3", "defect": "x", "mood": "y"}}, 400, "invalid_variables", "mood"),
+        (
+            {"template": "defect", "variables": {"camera": "C3", "defect": "x", "mood": "y"}},
+            400,
+            "invalid_variables",
+            "mood",
+        ),
         ({"template": "defect", "variables": ["C3"]}, 400, "invalid_variables", "variables"),
         ({"template": "defect", "variables": {"camera": {"a": 1}, "defect": "x"}}, 400, "invalid_variables", "camera"),
         ({"template": 5}, 400, "invalid", "template"),
@@ -70,7 +75,7 @@ def test_bad_input_gets_a_clear_json_error_and_stores_nothing(api, defect_templa
     assert Job.objects.count() == 0
 
 
-@pytest.mark.parametrize("raw", ["{bad", "[1, 2]", "\"text\"", b"\xff\xfe"])
+@pytest.mark.parametrize("raw", ["{bad", "[1, 2]", '"text"', b"\xff\xfe"])
 def test_malformed_json_is_refused(api, raw):
     response = api.post(None, raw=raw)
     assert response.status_code == 400

