@@ -8,8 +8,8 @@ import threading
 from celery import bootsteps
 
 from inference.queue import JobQueue
-from inference.runtime import load_model_from_env
-from inference.scheduler import SchedulerSettings, SettingsStore, env_int
+from inference.runtime import ModelConfigError, load_model_from_env
+from inference.scheduler import SchedulerSettings, SettingError, SettingsStore, env_int
 from inference.worker import BatchWorker
 
 log = logging.getLogger(__name__)
@@ -32,16 +32,22 @@ class BatchLoopStep(bootsteps.StartStopStep):
         raise NotImplementedError
 
     def start(self, worker) -> None:
-        defaults = SchedulerSettings.from_env()
+        try:
+            defaults = SchedulerSettings.from_env()
+            reclaim_idle_ms = env_int("EDGE_RECLAIM_IDLE_MS", 60_000, low=1_000, high=3_600_000)
+            model = load_model_from_env()
+        except (SettingError, ModelConfigError) as error:
+            log.critical("worker configuration error: %s", error)  # one clear line above Celery's traceback
+            raise
         url, prefix = self.redis_settings()
         queue = JobQueue.from_url(url, prefix)
         self.loop = BatchWorker(
-            model=load_model_from_env(),
+            model=model,
             queue=queue,
             sink=self.make_sink(),
             settings=SettingsStore(queue, defaults),
             name=worker.hostname,
-            reclaim_idle_ms=env_int("EDGE_RECLAIM_IDLE_MS", 60_000, low=1_000, high=3_600_000),
+            reclaim_idle_ms=reclaim_idle_ms,
         )
         self.thread = threading.Thread(target=self.loop.run_forever, name="batch-loop", daemon=True)
         self.thread.start()

@@ -28,10 +28,10 @@ def source_create(*, name: str, kind: str = Source.Kind.MES) -> tuple[Source, st
 
 
 def source_rotate_token(*, source: Source) -> str:
-    """A new token for the source; the old one stops working at once."""
+    """A new token for the source (saved too if it is new); the old one stops working at once."""
     token = secrets.token_urlsafe(32)
     source.token_hash = token_hash(token)
-    source.save(update_fields=["token_hash"])
+    source.save(update_fields=["token_hash"] if source.pk else None)
     return token
 
 

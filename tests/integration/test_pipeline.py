@@ -88,3 +88,11 @@ def test_another_worker_reclaims_the_jobs_of_a_worker_that_never_returns(api, st
     wait_until(finished(*ids), timeout=90, what="the reclaim")
     assert set(Job.objects.filter(pk__in=ids).values_list("worker", flat=True)) == {"w2@test"}
     assert set(Job.objects.filter(pk__in=ids).values_list("status", flat=True)) == {Job.Status.DONE}
+
+
+def test_a_worker_with_a_bad_model_path_stops_with_a_clear_message(start_worker):
+    with pytest.raises(RuntimeError, match="exited early") as failure:
+        start_worker("w1", EDGE_MODEL="/nowhere/model")
+    assert "worker configuration error: EDGE_MODEL='/nowhere/model' is neither a .gguf file nor a folder" in str(
+        failure.value
+    )

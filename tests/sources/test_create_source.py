@@ -33,3 +33,15 @@ def test_the_demo_data_can_be_loaded_twice_and_rotates_the_demo_token(capsys):
     assert first != second
     assert source_authenticate(authorization=f"Bearer {first}") is None
     assert source_authenticate(authorization=f"Bearer {second}").name == "line-a-camera"
+
+
+def test_an_admin_creates_a_source_in_django_admin_and_sees_its_token_once(client, admin_user):
+    client.force_login(admin_user)
+    response = client.post(
+        "/admin/sources/source/add/",
+        {"name": "agv-f3", "kind": "agv", "is_active": "on", "allow_free_prompts": "on"},
+        follow=True,
+    )
+    message = next(str(m) for m in response.context["messages"] if "shown once" in str(m))
+    token = message.rsplit(" ", 1)[-1]
+    assert source_authenticate(authorization=f"Bearer {token}").name == "agv-f3"
