@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 import redis
@@ -13,6 +14,11 @@ from edgeportal.prompts.models import PromptTemplate
 from edgeportal.sources.services import source_create
 from inference.runtime import load_model
 from tests.tiny_model import tiny_model_dir
+
+
+def pytest_configure(config):
+    # The SQLite test database and the tiny model live in .cache/, absent from a fresh clone.
+    (Path(__file__).resolve().parent.parent / ".cache").mkdir(exist_ok=True)
 
 
 @pytest.fixture(scope="session")
