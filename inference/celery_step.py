@@ -8,7 +8,6 @@ import threading
 from celery import bootsteps
 
 from inference.queue import JobQueue
-from inference.runtime import ModelConfigError, load_model_from_env
 from inference.scheduler import SchedulerSettings, SettingError, SettingsStore, env_int
 from inference.worker import BatchWorker
 
@@ -32,6 +31,8 @@ class BatchLoopStep(bootsteps.StartStopStep):
         raise NotImplementedError
 
     def start(self, worker) -> None:
+        from inference.runtime import ModelConfigError, load_model_from_env  # torch: only in the worker
+
         try:
             defaults = SchedulerSettings.from_env()
             reclaim_idle_ms = env_int("EDGE_RECLAIM_IDLE_MS", 60_000, low=1_000, high=3_600_000)

@@ -58,6 +58,7 @@ class JobQueue:
         self.stream = f"{prefix}:jobs"
         self.live = f"{prefix}:jobs:live"  # hash job_id -> enqueue time: the jobs Redis still holds
         self.dead = f"{prefix}:jobs:dead"
+        self.clock_offset = 0.0  # Redis server time minus local time: windows are anchored on Redis' clock
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "edgeportal") -> JobQueue:
@@ -72,6 +73,18 @@ class JobQueue:
 
     def ping(self) -> None:
         self.redis.ping()
+
+    def sync_clock(self) -> float:
+        """Measure how far Redis' clock (which stamps arrivals) is from ours, so other hosts can skew freely."""
+        before = time.time()
+        seconds, micros = self.redis.time()
+        after = time.time()
+        self.clock_offset = seconds + micros / 1e6 - (before + after) / 2
+        return self.clock_offset
+
+    def now(self) -> float:
+        """The current time on Redis' clock, in seconds."""
+        return time.time() + self.clock_offset
 
     def enqueue(self, job: QueuedJob) -> str:
         self.ensure_group()
@@ -129,6 +142,11 @@ class JobQueue:
             self.redis.xack(self.stream, GROUP, *deleted)
         jobs = [QueuedJob.from_entry(eid, fields) for eid, fields in entries if fields]
         return self._with_delivery_counts(jobs)
+
+    def touch(self, consumer: str, jobs: list[QueuedJob]) -> None:
+        """Reset the idle time of jobs in flight (JUSTID keeps their delivery count): a long batch is not reclaimed."""
+        if jobs:
+            self.redis.xclaim(self.stream, GROUP, consumer, 0, [job.entry_id for job in jobs], justid=True)
 
     def ack(self, jobs: list[QueuedJob]) -> None:
         if not jobs:

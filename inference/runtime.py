@@ -8,12 +8,13 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
+
+from inference.generation import BatchOutput, Generation, GenerationParams
 
 log = logging.getLogger(__name__)
 
@@ -23,25 +24,6 @@ DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "models"
 
 class ModelConfigError(ValueError):
     """EDGE_MODEL or EDGE_DTYPE names something we cannot load."""
-
-
-@dataclass(frozen=True)
-class GenerationParams:
-    max_new_tokens: int = 32
-
-
-@dataclass(frozen=True)
-class Generation:
-    text: str
-    prompt_tokens: int
-    new_tokens: int
-
-
-@dataclass(frozen=True)
-class BatchOutput:
-    generations: list[Generation]
-    padded_tokens: int  # batch size x padded prompt length: what the model really processed
-    inference_ms: float
 
 
 def default_gguf_path() -> Path:
@@ -140,12 +122,13 @@ class ResidentModel:
     def generate_batch(
         self,
         prompts: Sequence[str],
-        params: GenerationParams = GenerationParams(),
+        params: GenerationParams | None = None,
         *,
         system_prompts: Sequence[str | None] | None = None,
         max_new_tokens_each: Sequence[int] | None = None,
     ) -> BatchOutput:
         """Greedy generation for a whole batch; each job's output is cut to its own token limit."""
+        params = params or GenerationParams()
         if not prompts:
             return BatchOutput([], 0, 0.0)
         systems = system_prompts or [None] * len(prompts)

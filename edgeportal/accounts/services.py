@@ -33,11 +33,11 @@ DEMO_TEMPLATES = [
 
 
 def roles_ensure() -> tuple[Group, Group]:
+    """Managers may submit free prompts; admins hold every permission (Django admin also needs is_staff)."""
     managers, _ = Group.objects.get_or_create(name=MANAGERS)
     admins, _ = Group.objects.get_or_create(name=ADMINS)
-    free_prompt = Permission.objects.get(codename="submit_free_prompt", content_type__app_label="jobs")
-    managers.permissions.add(free_prompt)
-    admins.permissions.add(free_prompt)
+    managers.permissions.add(Permission.objects.get(codename="submit_free_prompt", content_type__app_label="jobs"))
+    admins.permissions.set(Permission.objects.all())
     return managers, admins
 
 

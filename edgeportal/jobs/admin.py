@@ -3,8 +3,17 @@ from django.contrib import admin
 from edgeportal.jobs.models import Job
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written by the pipeline: admins may read and delete them, never invent or edit them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(ReadOnlyAdmin):
     list_display = ["id", "status", "template", "source", "submitted_by", "created_at", "finished_at"]
     list_filter = ["status", "template", "source"]
-    readonly_fields = [f.name for f in Job._meta.fields]

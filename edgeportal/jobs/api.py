@@ -49,7 +49,7 @@ def _json_body(request) -> dict:
         raise JobRejected(f"The request body is larger than {limit} bytes.", code="too_large", status=413) from None
     try:
         body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, bad UTF-8, huge integers, deep nesting
         raise JobRejected(f"The body is not valid JSON: {error}.", code="invalid_json") from None
     if not isinstance(body, dict):
         raise JobRejected("The body must be a JSON object.", code="invalid_json")

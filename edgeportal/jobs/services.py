@@ -14,7 +14,7 @@ from edgeportal.jobs.models import Job
 from edgeportal.jobs.queueing import get_queue
 from edgeportal.latency.models import BatchRecord, JobLatency
 from edgeportal.prompts.models import PromptTemplate
-from edgeportal.prompts.rendering import RenderError, render
+from edgeportal.prompts.rendering import RenderError, check_text, render
 from edgeportal.sources.models import Source
 from inference.queue import QueuedJob
 from inference.worker import BatchRun
@@ -99,6 +99,10 @@ def job_submit(
     text = text.strip()
     if not text:
         raise JobRejected("The prompt is empty.", code="empty_prompt", field="prompt")
+    try:
+        check_text(text, "prompt")
+    except RenderError as error:
+        raise JobRejected(str(error), code="invalid_text", field="prompt") from None
     limit = settings.EDGE_MAX_PROMPT_CHARS
     if len(text) > limit:
         raise JobRejected(
@@ -138,13 +142,45 @@ def jobs_mark_running(*, batch: BatchRun) -> None:
         )
 
 
+def _ms(later: datetime | None, earlier: datetime | None) -> float | None:
+    if later is None or earlier is None:
+        return None
+    return max(0.0, (later - earlier).total_seconds() * 1000)
+
+
+def _latency(job: Job, *, batch_size: int | None = None, inference_ms: float | None = None) -> JobLatency:
+    return JobLatency(
+        job=job,
+        batch=job.batch,
+        status=job.status,
+        queue_wait_ms=_ms(job.picked_at, job.created_at),
+        window_wait_ms=_ms(job.inference_started_at, job.picked_at),
+        inference_ms=inference_ms,
+        total_ms=_ms(job.finished_at, job.created_at),
+        batch_size=batch_size,
+        prompt_tokens=job.prompt_tokens,
+        output_tokens=job.output_tokens,
+        worker=job.worker,
+    )
+
+
 @transaction.atomic
-def batch_record(*, batch: BatchRun) -> BatchRecord:
-    """Store the batch and its jobs' outputs and latencies; a job finished earlier keeps its first result."""
+def batch_record(*, batch: BatchRun) -> BatchRecord | None:
+    """Store the batch, its jobs' outputs or failures, and their latencies.
+
+    A job finished earlier (a replayed batch) keeps its first result; if none is left open, nothing is stored.
+    """
+    results = {r.job_id: r for r in batch.results}
+    open_jobs = list(
+        Job.objects.select_for_update().filter(pk__in=[*results, *batch.failures]).exclude(status__in=Job.FINISHED)
+    )
+    if not open_jobs:
+        return None
+    size = len(batch.jobs)
     record = BatchRecord.objects.create(
         batch_id=batch.batch_id,
         worker=batch.worker,
-        size=len(batch.results),
+        size=size,
         prompt_tokens=sum(r.prompt_tokens for r in batch.results),
         padded_tokens=batch.padded_tokens,
         output_tokens=sum(r.new_tokens for r in batch.results),
@@ -154,56 +190,44 @@ def batch_record(*, batch: BatchRun) -> BatchRecord:
         window_ms=batch.settings.window_ms,
         max_batch_size=batch.settings.max_batch_size,
     )
-    results = {r.job_id: r for r in batch.results}
-    open_jobs = Job.objects.select_for_update().filter(pk__in=results).exclude(status__in=Job.FINISHED)
+    picked = {job.job_id: job.picked_at for job in batch.jobs}
     now = timezone.now()
-    started, ended = _at(batch.inference_started_at), _at(batch.inference_ended_at)
-    finished, latencies = [], []
     for job in open_jobs:
-        result = results[job.pk]
-        job.status = Job.Status.DONE
-        job.output = result.text
-        job.error = ""
-        job.prompt_tokens = result.prompt_tokens
-        job.output_tokens = result.new_tokens
+        result = results.get(job.pk)
+        job.status = Job.Status.DONE if result else Job.Status.FAILED
+        job.output = result.text if result else ""
+        job.error = "" if result else batch.failures[job.pk]
+        job.prompt_tokens = result.prompt_tokens if result else None
+        job.output_tokens = result.new_tokens if result else None
         job.batch = record
         job.worker = batch.worker
-        job.picked_at = _at(result.picked_at)
-        job.inference_started_at = started
-        job.inference_ended_at = ended
+        job.picked_at = _at(picked[job.pk])
+        job.inference_started_at = _at(batch.inference_started_at)
+        job.inference_ended_at = _at(batch.inference_ended_at)
         job.finished_at = now
-        finished.append(job)
-        latencies.append(
-            JobLatency(
-                job=job,
-                batch=record,
-                queue_wait_ms=max(0.0, (job.picked_at - job.created_at).total_seconds() * 1000),
-                window_wait_ms=max(0.0, (started - job.picked_at).total_seconds() * 1000),
-                inference_ms=batch.inference_ms,
-                total_ms=(now - job.created_at).total_seconds() * 1000,
-                batch_size=len(batch.results),
-                prompt_tokens=result.prompt_tokens,
-                output_tokens=result.new_tokens,
-                worker=batch.worker,
-            )
-        )
     Job.objects.bulk_update(
-        finished,
+        open_jobs,
         [
             "status", "output", "error", "prompt_tokens", "output_tokens", "batch", "worker",
             "picked_at", "inference_started_at", "inference_ended_at", "finished_at",
         ],
     )  # fmt: skip
-    JobLatency.objects.bulk_create(latencies)
+    JobLatency.objects.bulk_create(
+        [_latency(job, batch_size=size, inference_ms=batch.inference_ms) for job in open_jobs]
+    )
     return record
 
 
+@transaction.atomic
 def jobs_fail(*, job_ids: list[int], reason: str) -> int:
-    return (
-        Job.objects.filter(pk__in=job_ids)
-        .exclude(status__in=Job.FINISHED)
-        .update(status=Job.Status.FAILED, error=reason, finished_at=timezone.now())
-    )
+    """Fail jobs that never got a result (a job that kept killing workers); each still gets a latency record."""
+    jobs = list(Job.objects.select_for_update().filter(pk__in=job_ids).exclude(status__in=Job.FINISHED))
+    now = timezone.now()
+    for job in jobs:
+        job.status, job.error, job.finished_at = Job.Status.FAILED, reason, now
+    Job.objects.bulk_update(jobs, ["status", "error", "finished_at"])
+    JobLatency.objects.bulk_create([_latency(job) for job in jobs])
+    return len(jobs)
 
 
 def jobs_requeue_lost(*, grace_s: float, limit: int = 1000) -> int:
@@ -211,8 +235,11 @@ def jobs_requeue_lost(*, grace_s: float, limit: int = 1000) -> int:
     queue = get_queue()
     live = queue.live_job_ids()
     cutoff = timezone.now() - timedelta(seconds=grace_s)
-    candidates = Job.objects.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING], created_at__lt=cutoff)
-    lost = [job for job in candidates.order_by("created_at")[:limit] if job.pk not in live]
+    lost = list(
+        Job.objects.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING], created_at__lt=cutoff)
+        .exclude(pk__in=live)
+        .order_by("created_at")[:limit]
+    )
     for job in lost:
         Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(status=Job.Status.QUEUED)
         queue.enqueue(_queued_job(job))

@@ -21,24 +21,29 @@ def manager_required(view):
     return user_passes_test(check)(view)
 
 
-def _chosen_template(request) -> PromptTemplate | None:
-    slug = request.GET.get("template") or request.POST.get("template") or ""
-    if slug:
-        return get_object_or_404(PromptTemplate, slug=slug)
-    return None
+def _chosen_template(request) -> tuple[PromptTemplate | None, str]:
+    """The template named in the request, or an error message for the form if there is no such template."""
+    slug = (request.POST.get("template") if request.method == "POST" else request.GET.get("template")) or ""
+    if not slug:
+        return None, ""
+    template = PromptTemplate.objects.filter(slug=slug).first()
+    return template, "" if template else f"There is no template {slug!r}; pick one from the list."
 
 
 @manager_required
 def job_new(request):
     may_free = request.user.has_perm("jobs.submit_free_prompt")
     templates = PromptTemplate.objects.all()
-    template = _chosen_template(request)
+    template, template_error = _chosen_template(request)
     if template is None and not may_free:
-        if request.method == "POST":
+        if request.method == "POST" and not template_error:
             raise PermissionDenied("You may only submit jobs from prompt templates.")
         template = templates.first()
     status = 200
-    if request.method == "POST":
+    if template_error:
+        form = JobSubmitForm(template=template)
+        status = 400
+    elif request.method == "POST":
         form = JobSubmitForm(request.POST, template=template)
         if form.is_valid():
             try:
@@ -58,7 +63,13 @@ def job_new(request):
             status = 400
     else:
         form = JobSubmitForm(template=template)
-    context = {"form": form, "template": template, "templates": templates, "may_free": may_free}
+    context = {
+        "form": form,
+        "template": template,
+        "template_error": template_error,
+        "templates": templates,
+        "may_free": may_free,
+    }
     name = "jobs/submit_form.html" if request.htmx and request.method == "GET" else "jobs/new.html"
     return render(request, name, context, status=status)
 

@@ -1,13 +1,14 @@
 from django.contrib import admin
 
+from edgeportal.jobs.admin import ReadOnlyAdmin
 from edgeportal.latency.models import BatchRecord, JobLatency
 
 
 @admin.register(BatchRecord)
-class BatchRecordAdmin(admin.ModelAdmin):
+class BatchRecordAdmin(ReadOnlyAdmin):
     list_display = ["batch_id", "worker", "size", "padded_tokens", "inference_ms", "created_at"]
 
 
 @admin.register(JobLatency)
-class JobLatencyAdmin(admin.ModelAdmin):
-    list_display = ["job", "queue_wait_ms", "window_wait_ms", "inference_ms", "total_ms", "batch_size"]
+class JobLatencyAdmin(ReadOnlyAdmin):
+    list_display = ["job", "status", "queue_wait_ms", "window_wait_ms", "inference_ms", "total_ms", "batch_size"]

@@ -27,14 +27,16 @@ class BatchRecord(models.Model):
 class JobLatency(models.Model):
     job = models.OneToOneField("jobs.Job", on_delete=models.CASCADE, related_name="latency")
     batch = models.ForeignKey(BatchRecord, null=True, on_delete=models.SET_NULL, related_name="job_latencies")
-    queue_wait_ms = models.FloatField(help_text="Created until read into a batch window.")
-    window_wait_ms = models.FloatField(help_text="Read into the window until inference started.")
-    inference_ms = models.FloatField()
+    status = models.CharField(max_length=10, db_index=True, help_text="How the job ended: done or failed.")
+    # Null where the job never reached that stage (a failed job may never have run).
+    queue_wait_ms = models.FloatField(null=True, help_text="Created until read into a batch window.")
+    window_wait_ms = models.FloatField(null=True, help_text="Read into the window until inference started.")
+    inference_ms = models.FloatField(null=True)
     total_ms = models.FloatField(help_text="Created until finished.")
-    batch_size = models.PositiveIntegerField()
-    prompt_tokens = models.PositiveIntegerField()
-    output_tokens = models.PositiveIntegerField()
-    worker = models.CharField(max_length=200)
+    batch_size = models.PositiveIntegerField(null=True)
+    prompt_tokens = models.PositiveIntegerField(null=True)
+    output_tokens = models.PositiveIntegerField(null=True)
+    worker = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

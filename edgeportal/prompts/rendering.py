@@ -16,6 +16,16 @@ class RenderError(ValueError):
         self.field = field
 
 
+def check_text(value: str, field: str) -> None:
+    """Refuse text that no database stores: NUL characters and unpaired surrogates."""
+    if "\x00" in value:
+        raise RenderError(f"{field} contains a NUL character.", field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RenderError(f"{field} is not valid Unicode text (unpaired surrogate).", field) from None
+
+
 def template_variables(body: str) -> list[str]:
     """Variable names in order of first use; anything in braces that is not a plain name is an error."""
     names: list[str] = []
@@ -45,4 +55,5 @@ def render(body: str, values: dict[str, object], *, max_value_chars: int) -> str
             raise RenderError(f"Variable {name!r} must be text or a number.", name)
         if len(str(value)) > max_value_chars:
             raise RenderError(f"Variable {name!r} is longer than {max_value_chars} characters.", name)
+        check_text(str(value), name)
     return VARIABLE.sub(lambda m: str(values[m.group(1).strip()]).strip(), body)

@@ -1,3 +1,5 @@
+import time
+
 from inference.queue import QueuedJob
 
 
@@ -63,3 +65,19 @@ def test_arrival_time_comes_from_the_entry_id(queue):
     [read] = queue.read_new("w1", 1)
     server_ms = int(queue.redis.time()[0]) * 1000
     assert abs(read.arrived_ms - server_ms) < 2000
+
+
+def test_touching_jobs_in_flight_keeps_them_from_being_reclaimed(queue):
+    queue.enqueue(job(1))
+    read = queue.read_new("busy", 10)
+    time.sleep(0.2)
+    queue.touch("busy", read)
+    assert queue.reclaim_idle("other", min_idle_ms=150, count=10) == []
+    [pending] = queue.redis.xpending_range(queue.stream, "workers", min="-", max="+", count=10)
+    assert pending["times_delivered"] == 1  # touching is not a delivery
+
+
+def test_the_clock_offset_to_redis_is_measured(queue):
+    queue.sync_clock()
+    server = queue.redis.time()
+    assert abs(queue.now() - (server[0] + server[1] / 1e6)) < 0.5

@@ -42,6 +42,21 @@ def test_jobs_arriving_during_the_window_join_it(queue):
     assert [j.job_id for j in window.jobs] == [1, 2]
 
 
+def test_the_window_is_anchored_at_arrival_not_at_the_read(queue):
+    put(queue, 1)
+    [job] = queue.redis.xrange(queue.stream)
+    arrived = int(job[0].split("-")[0]) / 1000
+
+    def never_sleep(seconds):
+        raise AssertionError("a window that closed before the read must not wait")
+
+    # Read 100 ms after arrival with a 50 ms window: the window is already over.
+    window = collect_window(
+        queue, "w1", lambda: SchedulerSettings(window_ms=50), clock=lambda: arrived + 0.1, sleep=never_sleep
+    )
+    assert [j.job_id for j in window.jobs] == [1] and window.close_reason == "timeout"
+
+
 def test_jobs_that_waited_past_their_window_go_together_at_once(queue):
     put(queue, 1, 2, 3)
     time.sleep(0.15)  # as if a batch was running: all three are past their 50 ms window

@@ -17,7 +17,7 @@ def finished(*job_ids):
 
 
 def test_concurrent_jobs_share_a_batch_and_a_lone_job_runs_alone_after_the_window(api, start_worker):
-    start_worker(EDGE_WINDOW_MS="400")
+    worker = start_worker(EDGE_WINDOW_MS="400")
     ids = [api.post({"prompt": f"Describe defect number {i}."}).json()["id"] for i in range(4)]
     wait_until(finished(*ids), what="the burst to finish")
     bodies = [api.get(job_id).json() for job_id in ids]
@@ -34,6 +34,7 @@ def test_concurrent_jobs_share_a_batch_and_a_lone_job_runs_alone_after_the_windo
     # The window is anchored at the job's arrival: inference starts no earlier than 400 ms after it.
     assert (job.inference_started_at - job.created_at).total_seconds() >= 0.4
     assert body["latency"]["window_wait_ms"] > 300
+    assert worker.log().count("loaded and warmed up") == 1  # resident: loaded once for all batches
 
 
 def test_a_manager_form_job_finishes_with_its_output(manager_client, start_worker):

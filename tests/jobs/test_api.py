@@ -9,9 +9,14 @@ def _db(db):
     pass
 
 
-def test_it_accepts_a_free_prompt_and_queues_it(api, queue):
-    response = api.post({"prompt": "Describe the dent near the weld seam."})
+def test_it_accepts_a_free_prompt_and_queues_it_once_committed(api, queue, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = api.post({"prompt": "Describe the dent near the weld seam."})
     assert response.status_code == 202
+    assert queue.live_job_ids() == set()  # nothing reaches Redis before the commit
+    for callback in callbacks:
+        callback()
+    assert queue.live_job_ids() == {response.json()["id"]}
     body = response.json()
     job = Job.objects.get(pk=body["id"])
     assert body["status"] == "queued" and body["url"].endswith(f"/api/jobs/{job.pk}")
@@ -75,11 +80,30 @@ def test_bad_input_gets_a_clear_json_error_and_stores_nothing(api, defect_templa
     assert Job.objects.count() == 0
 
 
-@pytest.mark.parametrize("raw", ["{bad", "[1, 2]", '"text"', b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "raw",
+    ["{bad", "[1, 2]", '"text"', b"\xff\xfe", '{"prompt": ' + "9" * 5000 + "}", "[" * 100_000 + "]" * 100_000],
+)
 def test_malformed_json_is_refused(api, raw):
     response = api.post(None, raw=raw)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_json"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('{"prompt": "line A\\u0000 stops"}', "prompt"),
+        ('{"prompt": "half a pair \\ud800"}', "prompt"),
+        ('{"template": "defect", "variables": {"camera": "C\\u0000", "defect": "x"}}', "camera"),
+        ('{"template": "defect", "variables": {"camera": "\\udfff", "defect": "x"}}', "camera"),
+    ],
+)
+def test_text_no_database_can_store_is_refused(api, defect_template, body, field):
+    response = api.post(None, raw=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == field
+    assert Job.objects.count() == 0
 
 
 def test_the_prompt_limit_is_configurable(api, settings):

@@ -1,6 +1,7 @@
 """The worker's steps called directly, with the tiny model, the real Redis and the database sink."""
 
 import pytest
+from django.db import OperationalError
 
 from edgeportal.jobs.models import Job
 from edgeportal.jobs.services import job_submit, jobs_requeue_lost
@@ -78,18 +79,75 @@ def test_a_job_that_kills_every_worker_ends_failed_and_buried(submit, make_worke
     assert queue.redis.xlen(queue.dead) == 1
 
 
-class BrokenModel(ResidentModel):
-    def generate_batch(self, *args, **kwargs):
-        raise RuntimeError("out of memory")
+class ModelFailingOn(ResidentModel):
+    """The tiny model, except that any batch containing a given prompt raises."""
+
+    def __init__(self, model: ResidentModel, bad_prompt: str):
+        super().__init__(model.model, model.tokenizer, name="failing", dtype="float32")
+        self.bad_prompt = bad_prompt
+
+    def generate_batch(self, prompts, *args, **kwargs):
+        if self.bad_prompt in prompts:
+            raise RuntimeError("out of memory")
+        return super().generate_batch(prompts, *args, **kwargs)
 
 
-def test_a_model_error_fails_the_batch_with_a_reason_and_the_worker_goes_on(submit, make_worker, tiny_model):
+def test_a_model_error_fails_only_the_bad_job_and_the_worker_goes_on(submit, make_worker, tiny_model):
+    good, bad = submit("a good prompt"), submit("a bad prompt")
+    make_worker(model=ModelFailingOn(tiny_model, "a bad prompt")).batch_step()
+    good.refresh_from_db()
+    bad.refresh_from_db()
+    assert good.status == Job.Status.DONE
+    assert bad.status == Job.Status.FAILED
+    assert bad.error == "inference failed: RuntimeError: out of memory"
+    assert bad.latency.status == "failed" and bad.latency.total_ms > 0
+    assert good.batch == bad.batch and good.batch.size == 2
+
+
+def test_jobs_that_crashed_a_worker_before_run_one_by_one(submit, make_worker, queue, tiny_model):
+    first, second = submit("first"), submit("second")
+    collect_window(queue, "w-test", lambda: SchedulerSettings(window_ms=0))  # the worker dies mid-batch
+    worker = make_worker()
+    worker.recover_step()
+    assert {j.latency.batch_size for j in Job.objects.filter(pk__in=[first.pk, second.pk])} == {2}
+    assert {j.status for j in Job.objects.filter(pk__in=[first.pk, second.pk])} == {Job.Status.DONE}
+
+
+class FlakySink(DatabaseSink):
+    """The database sink, with the database gone for the first `outages` writes of results."""
+
+    def __init__(self, outages: int):
+        self.outages = outages
+
+    def batch_finished(self, batch):
+        if self.outages:
+            self.outages -= 1
+            raise OperationalError("database is locked")
+        super().batch_finished(batch)
+
+
+def test_a_database_outage_is_retried_without_counting_as_a_crash(submit, make_worker, queue):
     job = submit()
-    broken = BrokenModel(tiny_model.model, tiny_model.tokenizer, name="broken", dtype="float32")
-    make_worker(model=broken).batch_step()
+    worker = make_worker(max_deliveries=1)
+    worker.sink = FlakySink(outages=3)
+    for _ in range(3):
+        with pytest.raises(OperationalError):
+            worker.step()
+        assert Job.objects.get(pk=job.pk).status == Job.Status.RUNNING
+    assert worker.step() is True  # the retry step runs the same window again
     job.refresh_from_db()
-    assert job.status == Job.Status.FAILED
-    assert job.error == "inference failed: RuntimeError: out of memory"
+    assert job.status == Job.Status.DONE  # not buried as poison, although max_deliveries is 1
+    assert queue.live_job_ids() == set()
+
+
+def test_a_worker_replays_what_it_held_only_once_at_start(submit, make_worker, queue):
+    submit()
+    collect_window(queue, "w-test", lambda: SchedulerSettings(window_ms=0))
+    worker = make_worker()
+    assert worker.recover_step() is True
+    submit()
+    collect_window(queue, "w-test", lambda: SchedulerSettings(window_ms=0))  # pending, but in flight elsewhere
+    assert worker.recover_step() is False
 
 
 def test_a_replayed_batch_never_overwrites_a_finished_job(submit, make_worker, queue):
@@ -133,7 +191,7 @@ def test_the_sweep_leaves_fresh_jobs_alone(submit, queue):
 
 def test_the_worker_heartbeat_says_what_it_runs(make_worker, queue):
     worker = make_worker()
-    worker.heartbeat(force=True)
+    worker.heartbeat()
     beat = queue.redis.hgetall(f"{queue.prefix}:workers:w-test")
     assert beat["state"] == "idle" and beat["dtype"] == "float32"
     assert 0 < queue.redis.ttl(f"{queue.prefix}:workers:w-test") <= 15

@@ -39,8 +39,19 @@ def test_an_htmx_template_switch_returns_only_the_form_fragment(manager_client, 
     assert html.startswith('<form id="submit-form"') and "<html" not in html
 
 
-def test_an_unknown_template_is_404(manager_client):
-    assert manager_client.get("/jobs/new/?template=nope").status_code == 404
+def test_an_unknown_template_is_an_error_in_the_form(manager_client):
+    response = manager_client.get("/jobs/new/?template=nope")
+    assert response.status_code == 400
+    assert "There is no template &#x27;nope&#x27;; pick one from the list." in response.content.decode()
+    response = manager_client.post("/jobs/new/", {"template": "nope", "prompt": "hello"})
+    assert response.status_code == 400
+    assert Job.objects.count() == 0
+
+
+def test_an_empty_free_prompt_is_a_form_error(manager_client):
+    response = manager_client.post("/jobs/new/", {"template": "", "prompt": "   "})
+    assert response.status_code == 400
+    assert response.context["form"].errors == {"prompt": ["This field is required."]}
 
 
 def test_a_manager_submits_a_template_job_and_is_sent_to_its_page(manager_client, defect_template, manager):
@@ -100,7 +111,7 @@ def test_the_status_fragment_polls_only_while_the_job_can_change(manager_client)
     assert fragment.startswith('<section id="job-status"') and 'hx-trigger="every 1s"' in fragment
     Job.objects.filter(pk=job.pk).update(status=Job.Status.DONE, output="ok")
     fragment = manager_client.get(f"/jobs/{job.pk}/", headers={"HX-Request": "true"}).content.decode().strip()
-    assert "hx-trigger" not in fragment and "ok" in fragment
+    assert "hx-get" not in fragment and "hx-trigger" not in fragment and "ok" in fragment
 
 
 def test_the_list_shows_queue_depth(manager_client):
@@ -110,6 +121,8 @@ def test_the_list_shows_queue_depth(manager_client):
     response = manager_client.get("/jobs/")
     assert response.context["depth"] == {"queued": 2, "running": 1}
     assert 'hx-trigger="every 2s"' in response.content.decode()
+    Job.objects.update(status=Job.Status.DONE)
+    assert 'hx-trigger="every 10s"' in manager_client.get("/jobs/").content.decode()
 
 
 def test_a_template_body_with_a_non_variable_in_braces_is_invalid():
@@ -118,3 +131,24 @@ def test_a_template_body_with_a_non_variable_in_braces_is_invalid():
     template = PromptTemplate(slug="x", title="X", body="Hello {user.name}", max_new_tokens=8)
     with pytest.raises(ValidationError, match="is not a variable"):
         template.full_clean()
+
+
+def test_admins_cannot_invent_or_edit_jobs_in_django_admin(client, admin_user):
+    client.force_login(admin_user)
+    job = Job.objects.create(prompt="p", max_new_tokens=4)
+    assert client.get("/admin/jobs/job/add/").status_code == 403
+    assert client.post(f"/admin/jobs/job/{job.pk}/change/", {"prompt": "changed"}).status_code == 403
+    assert client.get("/admin/jobs/job/").status_code == 200
+
+
+def test_a_staff_member_of_the_admins_group_uses_django_admin_without_being_superuser(client):
+    from django.contrib.auth.models import User
+
+    from edgeportal.accounts.services import roles_ensure
+
+    _, admins = roles_ensure()
+    user = User.objects.create_user("alex", password="pw", is_staff=True)
+    user.groups.add(admins)
+    client.force_login(user)
+    assert client.get("/admin/prompts/prompttemplate/add/").status_code == 200
+    assert client.get("/jobs/new/").status_code == 200

@@ -1,0 +1,22 @@
+"""What a generation takes and returns; kept apart from runtime.py so importing it never loads torch."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_new_tokens: int = 32
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    prompt_tokens: int
+    new_tokens: int
+
+
+@dataclass(frozen=True)
+class BatchOutput:
+    generations: list[Generation]
+    padded_tokens: int  # batch size x padded prompt length: what the model really processed
+    inference_ms: float
