@@ -10,9 +10,12 @@ from django.contrib.auth.models import User
 
 from edgeportal.accounts.services import roles_ensure
 from edgeportal.jobs.queueing import get_queue
+from edgeportal.jobs.sink import DatabaseSink
 from edgeportal.prompts.models import PromptTemplate
 from edgeportal.sources.services import source_create
 from inference.runtime import load_model
+from inference.scheduler import SchedulerSettings, SettingsStore
+from inference.worker import BatchWorker
 from tests.tiny_model import tiny_model_dir
 
 
@@ -114,3 +117,14 @@ def redis_down(settings):
     """Point the web side at a port where no Redis listens."""
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
     return settings
+
+
+@pytest.fixture
+def make_worker(tiny_model, queue):
+    """A BatchWorker in this process (tests call its steps), with the tiny model and the database sink."""
+
+    def make_worker(model=tiny_model, name="w-test", **kwargs):
+        settings = SettingsStore(queue, SchedulerSettings(window_ms=30, max_batch_size=4))
+        return BatchWorker(model=model, queue=queue, sink=DatabaseSink(), settings=settings, name=name, **kwargs)
+
+    return make_worker

@@ -12,17 +12,22 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from edgeportal.jobs import selectors
-from edgeportal.jobs.services import JobRejected, job_submit
+from edgeportal.jobs.entry import JobRejected, job_submit
 from edgeportal.sources.services import source_authenticate
 
 ALLOWED_FIELDS = {"template", "variables", "prompt"}
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None) -> JsonResponse:
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, retry_after: int | None = None
+) -> JsonResponse:
     error = {"code": code, "message": message}
     if field:
         error["field"] = field
-    return JsonResponse({"error": error}, status=status)
+    response = JsonResponse({"error": error}, status=status)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 def source_required(view):
@@ -72,7 +77,7 @@ def job_create(request):
             allow_free_prompt=request.source.allow_free_prompts,
         )
     except JobRejected as rejected:
-        return error_response(rejected.status, rejected.code, rejected.message, rejected.field)
+        return error_response(rejected.status, rejected.code, rejected.message, rejected.field, rejected.retry_after)
     url = request.build_absolute_uri(reverse("api:job-detail", args=[job.pk]))
     return JsonResponse({"id": job.pk, "status": job.status, "url": url}, status=202)
 

@@ -21,7 +21,7 @@ class JobSubmitForm(forms.Form):
             return
         for name in template.variables:
             self.fields[VARIABLE_PREFIX + name] = forms.CharField(
-                label=name.replace("_", " ").capitalize(), max_length=settings.EDGE_MAX_PROMPT_CHARS
+                label=name.replace("_", " ").capitalize(), max_length=settings.EDGE_MAX_VARIABLE_CHARS
             )
 
     def variables(self) -> dict[str, str]:

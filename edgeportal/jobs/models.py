@@ -34,6 +34,13 @@ class Job(models.Model):
         "latency.BatchRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
     )
     worker = models.CharField(max_length=200, blank=True)
+    template_version = models.PositiveIntegerField(null=True, blank=True)
+    cache_key = models.CharField(max_length=64, blank=True, db_index=True)
+    cache_hit = models.BooleanField(default=False, help_text="Answered from the prompt cache or another job's run.")
+    follows = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="followers",
+        help_text="An identical job already running, whose result this one waits for.",
+    )  # fmt: skip
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     picked_at = models.DateTimeField(null=True, blank=True, help_text="Read from the queue into a batch window.")
@@ -52,3 +59,20 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
+
+
+class Rejection(models.Model):
+    """A request the entry refused (bad input, a guard rule, a rate limit): nothing of it reached the model."""
+
+    source = models.ForeignKey("sources.Source", null=True, blank=True, on_delete=models.SET_NULL)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    template_slug = models.CharField(max_length=80, blank=True)
+    rule = models.CharField(max_length=40, db_index=True)
+    message = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.message[:60]}"

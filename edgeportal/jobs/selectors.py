@@ -40,6 +40,8 @@ def job_as_json(job: Job) -> dict:
         "prompt_tokens": job.prompt_tokens,
         "output_tokens": job.output_tokens,
         "worker": job.worker or None,
+        "cache_hit": job.cache_hit,
+        "template_version": job.template_version,
         "latency": {
             "queue_wait_ms": latency.queue_wait_ms if latency else None,
             "window_wait_ms": latency.window_wait_ms if latency else None,

@@ -1,4 +1,4 @@
-"""Writes on jobs: submit, mark running, record a finished batch, fail, re-queue what Redis lost."""
+"""Writes on jobs after entry: queue, mark running, record a finished batch, fail, answer followers, re-queue."""
 
 from __future__ import annotations
 
@@ -6,40 +6,17 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import redis
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from edgeportal.jobs.models import Job
 from edgeportal.jobs.queueing import get_queue
 from edgeportal.latency.models import BatchRecord, JobLatency
-from edgeportal.prompts.models import PromptTemplate
-from edgeportal.prompts.rendering import RenderError, check_text, render
-from edgeportal.sources.models import Source
+from edgeportal.prompts import cache
 from inference.queue import QueuedJob
 from inference.worker import BatchRun
 
 log = logging.getLogger(__name__)
-
-
-class JobRejected(Exception):
-    """Bad input: the message is shown to the person or machine that sent it."""
-
-    def __init__(self, message: str, *, code: str, field: str | None = None, status: int = 400):
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.field = field
-        self.status = status
-
-
-class QueueUnavailable(JobRejected):
-    def __init__(self):
-        super().__init__(
-            "The job queue (Redis) is not reachable; nothing was stored. Try again shortly.",
-            code="queue_unavailable",
-            status=503,
-        )
 
 
 def _at(epoch_seconds: float) -> datetime:
@@ -52,82 +29,12 @@ def _queued_job(job: Job) -> QueuedJob:
     )
 
 
-def _enqueue(job: Job) -> None:
+def enqueue(job: Job) -> None:
     try:
         get_queue().enqueue(_queued_job(job))
     except redis.RedisError:
         # The job stays queued in the database; the periodic sweep puts it on Redis when it is back.
         log.exception("could not enqueue job %s; the sweep will retry", job.pk)
-
-
-def job_submit(
-    *,
-    prompt: str | None = None,
-    template_slug: str | None = None,
-    variables: object = None,
-    source: Source | None = None,
-    user=None,
-    allow_free_prompt: bool,
-) -> Job:
-    """Validate, render, store as queued and queue it once the row is committed."""
-    template = None
-    if template_slug is not None and prompt is not None:
-        raise JobRejected("Send either a template or a prompt, not both.", code="invalid", field="prompt")
-    if template_slug is not None:
-        if not isinstance(template_slug, str) or not template_slug.strip():
-            raise JobRejected("template must be a template slug.", code="invalid", field="template")
-        template = PromptTemplate.objects.filter(slug=template_slug.strip()).first()
-        if template is None:
-            raise JobRejected(f"Unknown template {template_slug!r}.", code="unknown_template", field="template")
-        try:
-            text = render(template.body, variables or {}, max_value_chars=settings.EDGE_MAX_PROMPT_CHARS)
-        except RenderError as error:
-            raise JobRejected(str(error), code="invalid_variables", field=error.field or "variables") from None
-    elif prompt is not None:
-        if not allow_free_prompt:
-            raise JobRejected(
-                "This sender may only use prompt templates.", code="forbidden", field="prompt", status=403
-            )
-        if not isinstance(prompt, str):
-            raise JobRejected("prompt must be text.", code="invalid", field="prompt")
-        if variables:
-            raise JobRejected("variables are only used with a template.", code="invalid", field="variables")
-        text = prompt
-    else:
-        raise JobRejected("Send a template with its variables, or a prompt.", code="missing", field="template")
-
-    text = text.strip()
-    if not text:
-        raise JobRejected("The prompt is empty.", code="empty_prompt", field="prompt")
-    try:
-        check_text(text, "prompt")
-    except RenderError as error:
-        raise JobRejected(str(error), code="invalid_text", field="prompt") from None
-    limit = settings.EDGE_MAX_PROMPT_CHARS
-    if len(text) > limit:
-        raise JobRejected(
-            f"The prompt has {len(text)} characters; the limit is {limit}.", code="prompt_too_long", field="prompt"
-        )
-
-    queue = get_queue()
-    try:
-        queue.ping()  # refuse early rather than store a job that cannot be queued
-    except redis.RedisError:
-        raise QueueUnavailable() from None
-
-    with transaction.atomic():
-        job = Job.objects.create(
-            source=source,
-            submitted_by=user if user is not None and user.is_authenticated else None,
-            template=template,
-            variables=variables if template else {},
-            prompt=text,
-            system_prompt=template.system_prompt if template else "",
-            max_new_tokens=template.max_new_tokens if template else settings.EDGE_DEFAULT_MAX_NEW_TOKENS,
-        )
-        # A worker must never read a job id whose row is not committed yet.
-        transaction.on_commit(lambda: _enqueue(job))
-    return job
 
 
 @transaction.atomic
@@ -148,11 +55,13 @@ def _ms(later: datetime | None, earlier: datetime | None) -> float | None:
     return max(0.0, (later - earlier).total_seconds() * 1000)
 
 
-def _latency(job: Job, *, batch_size: int | None = None, inference_ms: float | None = None) -> JobLatency:
+def latency_for(job: Job, *, batch_size: int | None = None, inference_ms: float | None = None) -> JobLatency:
+    """The latency record of a finished job (unsaved); stages it never reached stay empty."""
     return JobLatency(
         job=job,
         batch=job.batch,
         status=job.status,
+        cache_hit=job.cache_hit,
         queue_wait_ms=_ms(job.picked_at, job.created_at),
         window_wait_ms=_ms(job.inference_started_at, job.picked_at),
         inference_ms=inference_ms,
@@ -213,8 +122,9 @@ def batch_record(*, batch: BatchRun) -> BatchRecord | None:
         ],
     )  # fmt: skip
     JobLatency.objects.bulk_create(
-        [_latency(job, batch_size=size, inference_ms=batch.inference_ms) for job in open_jobs]
+        [latency_for(job, batch_size=size, inference_ms=batch.inference_ms) for job in open_jobs]
     )
+    _leaders_finished(open_jobs)
     return record
 
 
@@ -226,8 +136,48 @@ def jobs_fail(*, job_ids: list[int], reason: str) -> int:
     for job in jobs:
         job.status, job.error, job.finished_at = Job.Status.FAILED, reason, now
     Job.objects.bulk_update(jobs, ["status", "error", "finished_at"])
-    JobLatency.objects.bulk_create([_latency(job) for job in jobs])
+    JobLatency.objects.bulk_create([latency_for(job) for job in jobs])
+    _leaders_finished(jobs)
     return len(jobs)
+
+
+def _leaders_finished(jobs: list[Job]) -> None:
+    """Answer the jobs that waited for these; once committed, cache the good results and free the prompts."""
+    leaders = [job for job in jobs if job.cache_key]
+    if not leaders:
+        return
+    followers_resolve(leader_ids=[job.pk for job in leaders])
+
+    def publish():
+        for job in leaders:
+            if job.status == Job.Status.DONE:  # never cache a failure
+                result = cache.CachedResult(job.output, job.prompt_tokens or 0, job.output_tokens or 0, job.pk)
+                cache.cache_put(job.cache_key, result)
+            cache.flight_release(job.cache_key)
+
+    transaction.on_commit(publish)
+
+
+@transaction.atomic
+def followers_resolve(*, leader_ids: list[int]) -> int:
+    """Finish the jobs that waited for identical, now finished jobs: the leader's output, or its failure."""
+    leaders = {job.pk: job for job in Job.objects.filter(pk__in=leader_ids, status__in=Job.FINISHED)}
+    followers = list(Job.objects.select_for_update().filter(follows__in=list(leaders)).exclude(status__in=Job.FINISHED))
+    now = timezone.now()
+    for job in followers:
+        leader = leaders[job.follows_id]
+        job.finished_at = now
+        if leader.status == Job.Status.DONE:
+            job.status, job.cache_hit, job.output = Job.Status.DONE, True, leader.output
+            job.prompt_tokens, job.output_tokens = leader.prompt_tokens, leader.output_tokens
+        else:
+            job.status = Job.Status.FAILED
+            job.error = f"The identical job {leader.pk} it waited for failed: {leader.error}"
+    Job.objects.bulk_update(
+        followers, ["status", "cache_hit", "output", "prompt_tokens", "output_tokens", "error", "finished_at"]
+    )
+    JobLatency.objects.bulk_create([latency_for(job) for job in followers])
+    return len(followers)
 
 
 def jobs_requeue_lost(*, grace_s: float, limit: int = 1000) -> int:
@@ -235,11 +185,10 @@ def jobs_requeue_lost(*, grace_s: float, limit: int = 1000) -> int:
     queue = get_queue()
     live = queue.live_job_ids()
     cutoff = timezone.now() - timedelta(seconds=grace_s)
-    lost = list(
-        Job.objects.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING], created_at__lt=cutoff)
-        .exclude(pk__in=live)
-        .order_by("created_at")[:limit]
-    )
+    unfinished = Job.objects.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING], created_at__lt=cutoff)
+    # Followers are never queued: they wait for their leader, or are answered if it already finished.
+    followers_resolve(leader_ids=list(unfinished.filter(follows__isnull=False).values_list("follows_id", flat=True)))
+    lost = list(unfinished.filter(follows__isnull=True).exclude(pk__in=live).order_by("created_at")[:limit])
     for job in lost:
         Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(status=Job.Status.QUEUED)
         queue.enqueue(_queued_job(job))

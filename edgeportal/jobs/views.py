@@ -6,9 +6,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from edgeportal.accounts.roles import is_manager
 from edgeportal.jobs import selectors
+from edgeportal.jobs.entry import JobRejected, job_submit
 from edgeportal.jobs.forms import JobSubmitForm
 from edgeportal.jobs.models import Job
-from edgeportal.jobs.services import JobRejected, job_submit
 from edgeportal.prompts.models import PromptTemplate
 
 

@@ -28,6 +28,7 @@ class JobLatency(models.Model):
     job = models.OneToOneField("jobs.Job", on_delete=models.CASCADE, related_name="latency")
     batch = models.ForeignKey(BatchRecord, null=True, on_delete=models.SET_NULL, related_name="job_latencies")
     status = models.CharField(max_length=10, db_index=True, help_text="How the job ended: done or failed.")
+    cache_hit = models.BooleanField(default=False)
     # Null where the job never reached that stage (a failed job may never have run).
     queue_wait_ms = models.FloatField(null=True, help_text="Created until read into a batch window.")
     window_wait_ms = models.FloatField(null=True, help_text="Read into the window until inference started.")

@@ -18,6 +18,9 @@ class Source(models.Model):
     allow_free_prompts = models.BooleanField(
         default=True, help_text="Untick to restrict this source to prompt templates."
     )
+    rate_limit_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests per minute; empty uses EDGE_RATE_LIMIT_PER_MINUTE, 0 means no limit."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -66,7 +66,7 @@ def test_another_source_cannot_read_the_job(api):
         ({"prompt": ""}, 400, "empty_prompt", "prompt"),
         ({"prompt": "   \n "}, 400, "empty_prompt", "prompt"),
         ({"prompt": 42}, 400, "invalid", "prompt"),
-        ({"prompt": "x" * 5000}, 400, "prompt_too_long", "prompt"),
+        ({"prompt": "x" * 5000}, 400, "too_long", "prompt"),
         ({"prompt": "hi", "template": "defect"}, 400, "invalid", "prompt"),
         ({"prompt": "hi", "variables": {"a": "b"}}, 400, "invalid", "variables"),
         ({"prompt": "hi", "priority": "high"}, 400, "unknown_field", "priority"),
@@ -93,17 +93,24 @@ def test_malformed_json_is_refused(api, raw):
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ('{"prompt": "line A\\u0000 stops"}', "prompt"),
         ('{"prompt": "half a pair \\ud800"}', "prompt"),
-        ('{"template": "defect", "variables": {"camera": "C\\u0000", "defect": "x"}}', "camera"),
         ('{"template": "defect", "variables": {"camera": "\\udfff", "defect": "x"}}', "camera"),
     ],
 )
-def test_text_no_database_can_store_is_refused(api, defect_template, body, field):
+def test_broken_unicode_is_refused(api, defect_template, body, field):
     response = api.post(None, raw=body)
     assert response.status_code == 400
     assert response.json()["error"]["field"] == field
+    assert response.json()["error"]["code"] == "encoding"
     assert Job.objects.count() == 0
+
+
+def test_nul_and_other_control_characters_are_removed_before_storing(api, defect_template):
+    response = api.post(
+        None, raw='{"template": "defect", "variables": {"camera": "C\\u0000 3", "defect": "a\\u0007 dent"}}'
+    )
+    assert response.status_code == 202
+    assert Job.objects.get().prompt == "Camera C 3 detected a dent. Describe it for QA."
 
 
 def test_the_prompt_limit_is_configurable(api, settings):

@@ -3,13 +3,13 @@
 import pytest
 from django.db import OperationalError
 
+from edgeportal.jobs.entry import job_submit
 from edgeportal.jobs.models import Job
-from edgeportal.jobs.services import job_submit, jobs_requeue_lost
+from edgeportal.jobs.services import jobs_requeue_lost
 from edgeportal.jobs.sink import DatabaseSink
 from edgeportal.latency.models import BatchRecord
 from inference.runtime import ResidentModel
-from inference.scheduler import SchedulerSettings, SettingsStore, collect_window
-from inference.worker import BatchWorker
+from inference.scheduler import SchedulerSettings, collect_window
 
 # Real commits, as in the worker: the sink refreshes its database connection between batches.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -21,15 +21,6 @@ def submit():
         return job_submit(prompt=prompt, allow_free_prompt=True)
 
     return submit
-
-
-@pytest.fixture
-def make_worker(tiny_model, queue):
-    def make_worker(model=tiny_model, name="w-test", **kwargs):
-        settings = SettingsStore(queue, SchedulerSettings(window_ms=30, max_batch_size=4))
-        return BatchWorker(model=model, queue=queue, sink=DatabaseSink(), settings=settings, name=name, **kwargs)
-
-    return make_worker
 
 
 def test_batch_step_runs_waiting_jobs_in_one_batch_and_records_latency(submit, make_worker):

@@ -1,0 +1,203 @@
+"""The entry every job passes: rate limit, template rendering, guard and normalisation, prompt cache, queue."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import redis
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from edgeportal.jobs.models import Job, Rejection
+from edgeportal.jobs.queueing import get_queue
+from edgeportal.jobs.services import enqueue, followers_resolve, latency_for
+from edgeportal.prompts import cache
+from edgeportal.prompts.guard import GuardRejected, GuardRules, guard_text
+from edgeportal.prompts.models import PromptTemplate
+from edgeportal.prompts.rendering import RenderError, render
+from edgeportal.sources.models import Source
+from edgeportal.sources.rate_limit import rate_limit_hit
+
+log = logging.getLogger(__name__)
+
+
+class JobRejected(Exception):
+    """Bad input: the message is shown to the person or machine that sent it."""
+
+    def __init__(
+        self, message: str, *, code: str, field: str | None = None, status: int = 400, retry_after: int | None = None
+    ):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.field = field
+        self.status = status
+        self.retry_after = retry_after
+
+
+class QueueUnavailable(JobRejected):
+    def __init__(self):
+        super().__init__(
+            "The job queue (Redis) is not reachable; nothing was stored. Try again shortly.",
+            code="queue_unavailable",
+            status=503,
+        )
+
+
+def job_submit(
+    *,
+    prompt: object = None,
+    template_slug: object = None,
+    variables: object = None,
+    source: Source | None = None,
+    user=None,
+    allow_free_prompt: bool,
+) -> Job:
+    """Check, render and normalise the request; answer it from the cache, or store it and queue it."""
+    started = time.perf_counter()
+    try:
+        if source is not None:
+            _check_rate(source)
+        template, text = _prompt_for(prompt, template_slug, variables, allow_free_prompt)
+        return _accept(template, text, variables, source, user, started)
+    except JobRejected as rejected:
+        if rejected.status != 503:
+            Rejection.objects.create(
+                source=source,
+                user=user if user is not None and user.is_authenticated else None,
+                template_slug=template_slug if isinstance(template_slug, str) else "",
+                rule=rejected.code,
+                message=rejected.message,
+            )
+        raise
+
+
+def _check_rate(source: Source) -> None:
+    try:
+        retry_after = rate_limit_hit(source=source)
+    except redis.RedisError:
+        raise QueueUnavailable() from None
+    if retry_after is not None:
+        raise JobRejected(
+            f"Source {source.name!r} sent more requests than its limit per minute; retry in {retry_after} s.",
+            code="rate_limited",
+            status=429,
+            retry_after=retry_after,
+        )
+
+
+def _guarded(text: str, field: str, rules: GuardRules) -> str:
+    try:
+        return guard_text(text, field=field, rules=rules)
+    except GuardRejected as rejected:
+        raise JobRejected(rejected.message, code=rejected.rule, field=rejected.field) from None
+
+
+def _prompt_for(prompt, template_slug, variables, allow_free_prompt) -> tuple[PromptTemplate | None, str]:
+    """The template (if any) and the guarded, normalised prompt text."""
+    if template_slug is not None and prompt is not None:
+        raise JobRejected("Send either a template or a prompt, not both.", code="invalid", field="prompt")
+    if template_slug is not None:
+        if not isinstance(template_slug, str) or not template_slug.strip():
+            raise JobRejected("template must be a template slug.", code="invalid", field="template")
+        template = PromptTemplate.objects.filter(slug=template_slug.strip()).first()
+        if template is None:
+            raise JobRejected(f"Unknown template {template_slug!r}.", code="unknown_template", field="template")
+        if variables is not None and not isinstance(variables, dict):
+            raise JobRejected("variables must be an object mapping names to values.", code="invalid_variables",
+                              field="variables")  # fmt: skip
+        rules = GuardRules.current(max_chars=settings.EDGE_MAX_VARIABLE_CHARS)
+        values = {
+            name: _guarded(value, name, rules) if isinstance(value, str) else value
+            for name, value in (variables or {}).items()
+        }
+        try:
+            text = render(template.body, values)
+        except RenderError as error:
+            raise JobRejected(str(error), code="invalid_variables", field=error.field or "variables") from None
+        # The admin's body is trusted (no pattern check), but body plus values must still fit the limit.
+        whole_prompt_rules = GuardRules.current(max_chars=settings.EDGE_MAX_PROMPT_CHARS, with_patterns=False)
+    elif prompt is not None:
+        if not allow_free_prompt:
+            raise JobRejected(
+                "This sender may only use prompt templates.", code="forbidden", field="prompt", status=403
+            )
+        if not isinstance(prompt, str):
+            raise JobRejected("prompt must be text.", code="invalid", field="prompt")
+        if variables:
+            raise JobRejected("variables are only used with a template.", code="invalid", field="variables")
+        template, text = None, prompt
+        whole_prompt_rules = GuardRules.current(max_chars=settings.EDGE_MAX_PROMPT_CHARS)
+    else:
+        raise JobRejected("Send a template with its variables, or a prompt.", code="missing", field="template")
+
+    text = _guarded(text, "prompt", whole_prompt_rules)
+    if not text:
+        raise JobRejected("The prompt is empty.", code="empty_prompt", field="prompt")
+    return template, text
+
+
+def _accept(template, text, variables, source, user, started: float) -> Job:
+    fields = {
+        "source": source,
+        "submitted_by": user if user is not None and user.is_authenticated else None,
+        "template": template,
+        "template_version": template.version if template else None,
+        "variables": variables if template else {},
+        "prompt": text,
+        "system_prompt": template.system_prompt if template else "",
+        "max_new_tokens": template.max_new_tokens if template else settings.EDGE_DEFAULT_MAX_NEW_TOKENS,
+    }
+    key = ""
+    try:
+        get_queue().ping()  # refuse early rather than store a job that cannot be queued
+        if settings.EDGE_CACHE_ENABLED:
+            key = cache.cache_key(
+                prompt=text,
+                system_prompt=fields["system_prompt"],
+                max_new_tokens=fields["max_new_tokens"],
+                template_version=fields["template_version"],
+            )
+            hit = cache.cache_get(key)
+            if hit is not None:
+                return _answer_from_cache(fields, key, hit, started)
+    except redis.RedisError:
+        raise QueueUnavailable() from None
+
+    try:
+        with transaction.atomic():
+            job = Job.objects.create(**fields, cache_key=key)
+            leader_id = cache.flight_claim(key, job.pk) if key else None
+            if leader_id is not None and leader_id != job.pk:
+                # An identical job is already running: wait for its result instead of running the model twice.
+                Job.objects.filter(pk=job.pk).update(follows_id=leader_id)
+                job.follows_id = leader_id
+                # The leader may have finished between the claim and this commit: answer from it then.
+                transaction.on_commit(lambda: followers_resolve(leader_ids=[leader_id]))
+            else:
+                # A worker must never read a job id whose row is not committed yet.
+                transaction.on_commit(lambda: enqueue(job))
+    except redis.RedisError:
+        raise QueueUnavailable() from None
+    return job
+
+
+def _answer_from_cache(fields: dict, key: str, hit: cache.CachedResult, started: float) -> Job:
+    now = timezone.now()
+    with transaction.atomic():
+        job = Job.objects.create(
+            **fields,
+            cache_key=key,
+            cache_hit=True,
+            status=Job.Status.DONE,
+            output=hit.output,
+            prompt_tokens=hit.prompt_tokens,
+            output_tokens=hit.output_tokens,
+            finished_at=now,
+        )
+        latency = latency_for(job)
+        latency.total_ms = (time.perf_counter() - started) * 1000  # the real time the entry took
+        latency.save()
+    return job
