@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench bench-cache clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -34,6 +34,10 @@ format: install
 bench: install
 	scripts/ensure-redis.sh
 	$(PY) bench/batching.py
+
+bench-cache: install
+	scripts/ensure-redis.sh
+	$(PY) bench/cache.py
 
 clean:
 	rm -rf $(VENV) .cache staticfiles db.sqlite3

@@ -1,56 +1,28 @@
 """Batching benchmark: raw generate_batch vs the full pipeline (HTTP API -> Redis -> worker -> database).
 
-Run with `make bench` (or `.venv/bin/python bench/batching.py --jobs 32`). It writes BENCHMARKS.md.
+Run with `make bench` (or `.venv/bin/python bench/batching.py --jobs 32`). It writes its section of
+BENCHMARKS.md.
 Everything is measured in this one run on this machine, side by side, with the default model.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-WORKLOAD = ROOT.parent / "shared" / "workload" / "factory_prompts.jsonl"
-BENCH_DB = ROOT / ".cache" / "bench.sqlite3"
-PREFIX = f"edgeportal-bench:{uuid.uuid4().hex[:8]}"
+import harness
+from harness import Pipeline, load_prompts, percentile
+
 MAX_NEW_TOKENS = 32
 WINDOW_MS = 60
 
-os.environ.update(
-    DJANGO_SETTINGS_MODULE="edgeportal.settings",
-    DATABASE_URL=f"sqlite:///{BENCH_DB}",
-    EDGE_REDIS_PREFIX=PREFIX,
+harness.configure(
     EDGE_DEFAULT_MAX_NEW_TOKENS=str(MAX_NEW_TOKENS),
     EDGE_CACHE_ENABLED="false",  # this benchmark measures batching: every request must reach the model
-    EDGE_RATE_LIMIT_PER_MINUTE="0",
-    DEBUG="false",
-    SECRET_KEY="bench-only",
 )
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = (len(ordered) - 1) * q
-    low, high = int(index), min(int(index) + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (index - low)
-
-
-def load_prompts(count: int) -> list[str]:
-    lines = [json.loads(line)["prompt"] for line in WORKLOAD.read_text().splitlines() if line.strip()]
-    return [lines[i % len(lines)] for i in range(count)]
 
 
 # --- raw ------------------------------------------------------------------------------------
@@ -81,140 +53,44 @@ def raw_run(model, prompts: list[str], batch_size: int) -> dict:
 # --- pipeline -------------------------------------------------------------------------------
 
 
-class Pipeline:
-    """A web server and one worker, as `make run` starts them, on a bench database and Redis prefix."""
+def saturation(pipeline: Pipeline, prompts: list[str]) -> dict:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        ids = [answer["id"] for answer in pool.map(pipeline.submit, prompts)]
+    jobs = pipeline.wait(ids)
+    first = min(job.created_at for job in jobs)
+    last = max(job.finished_at for job in jobs)
+    totals = [job.latency.total_ms for job in jobs]
+    return {
+        "throughput": len(jobs) / (last - first).total_seconds(),
+        "p50": percentile(totals, 0.5) / 1000,
+        "p95": percentile(totals, 0.95) / 1000,
+        "p99": percentile(totals, 0.99) / 1000,
+        "mean_batch": statistics.mean(job.latency.batch_size for job in jobs),
+    }
 
-    def __init__(self, port: int):
-        self.port = port
-        self.processes: list[subprocess.Popen] = []
-        self.token = ""
 
-    def __enter__(self) -> Pipeline:
-        import django
-
-        BENCH_DB.unlink(missing_ok=True)
-        django.setup()
-        from django.core.management import call_command
-
-        from edgeportal.sources.services import source_create
-
-        call_command("migrate", verbosity=0)
-        _, self.token = source_create(name="bench", kind="mes")
-        env = {**os.environ, "EDGE_WINDOW_MS": str(WINDOW_MS), "ALLOWED_HOSTS": "127.0.0.1"}
-        logs = (ROOT / ".cache" / "bench-worker.log").open("w")
-        self.processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "edgeportal", "worker", "-P", "solo", "-n", "bench@%h",
-                 "--without-mingle", "--without-gossip", "--without-heartbeat", "-Q", f"{PREFIX}:celery"],
-                cwd=ROOT, env=env, stdout=logs, stderr=subprocess.STDOUT,
-            )
-        )  # fmt: skip
-        self.processes.append(
-            subprocess.Popen(
-                [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"],
-                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )
-        )  # fmt: skip
-        self._wait_ready()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            process.wait(60)
-        import redis
-        from django.conf import settings
-
-        client = redis.Redis.from_url(settings.REDIS_URL)
-        keys = list(client.scan_iter(f"{PREFIX}:*"))
-        if keys:
-            client.delete(*keys)
-
-    def _wait_ready(self) -> None:
-        from edgeportal.jobs.queueing import get_queue
-
-        redis_client = get_queue().redis
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if any(p.poll() is not None for p in self.processes):
-                raise RuntimeError("a bench process exited; see .cache/bench-worker.log")
-            if redis_client.keys(f"{PREFIX}:workers:*"):
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{self.port}/login/", timeout=2)
-                    return
-                except OSError:
-                    pass
-            time.sleep(0.2)
-        raise TimeoutError("pipeline did not start")
-
-    def set_max_batch_size(self, size: int) -> None:
-        from edgeportal.jobs.queueing import get_queue
-        from inference.scheduler import SchedulerSettings, SettingsStore
-
-        SettingsStore(get_queue(), SchedulerSettings()).update(max_batch_size=size)
-
-    def submit(self, prompt: str) -> int:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/api/jobs",
-            data=json.dumps({"prompt": prompt}).encode(),
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())["id"]
-
-    def wait(self, job_ids: list[int], timeout: float = 900) -> list:
-        from edgeportal.jobs.models import Job
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            jobs = list(Job.objects.filter(pk__in=job_ids).select_related("latency"))
-            if all(job.is_finished for job in jobs):
-                failed = [job for job in jobs if job.status != Job.Status.DONE]
-                if failed:
-                    raise RuntimeError(f"{len(failed)} job(s) failed: {failed[0].error}")
-                return jobs
-            time.sleep(0.25)
-        raise TimeoutError("jobs did not finish")
-
-    def saturation(self, prompts: list[str]) -> dict:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            ids = list(pool.map(self.submit, prompts))
-        jobs = self.wait(ids)
-        first = min(job.created_at for job in jobs)
-        last = max(job.finished_at for job in jobs)
-        totals = [job.latency.total_ms for job in jobs]
-        return {
-            "throughput": len(jobs) / (last - first).total_seconds(),
-            "p50": percentile(totals, 0.5) / 1000,
-            "p95": percentile(totals, 0.95) / 1000,
-            "p99": percentile(totals, 0.99) / 1000,
-            "mean_batch": statistics.mean(job.latency.batch_size for job in jobs),
-        }
-
-    def low_load(self, prompts: list[str]) -> dict:
-        """One job at a time: what the pipeline adds beyond the window and the inference itself."""
-        overheads, client_overheads, totals = [], [], []
-        for prompt in prompts:
-            sent = time.time()
-            [job] = self.wait([self.submit(prompt)])
-            latency = job.latency
-            totals.append(latency.total_ms)
-            overheads.append(latency.total_ms - latency.inference_ms - WINDOW_MS)
-            # From the client's send to the stored result: adds HTTP, authentication and request parsing.
-            client_total = (job.finished_at.timestamp() - sent) * 1000
-            client_overheads.append(client_total - latency.inference_ms - WINDOW_MS)
-            time.sleep(0.2)
-        return {
-            "overhead_p50": percentile(overheads, 0.5),
-            "overhead_p95": percentile(overheads, 0.95),
-            "client_overhead_p50": percentile(client_overheads, 0.5),
-            "client_overhead_p95": percentile(client_overheads, 0.95),
-            "p50": percentile(totals, 0.5) / 1000,
-            "p95": percentile(totals, 0.95) / 1000,
-            "p99": percentile(totals, 0.99) / 1000,
-        }
+def low_load(pipeline: Pipeline, prompts: list[str]) -> dict:
+    """One job at a time: what the pipeline adds beyond the window and the inference itself."""
+    overheads, client_overheads, totals = [], [], []
+    for prompt in prompts:
+        sent = time.time()
+        [job] = pipeline.wait([pipeline.submit(prompt)["id"]])
+        latency = job.latency
+        totals.append(latency.total_ms)
+        overheads.append(latency.total_ms - latency.inference_ms - WINDOW_MS)
+        # From the client's send to the stored result: adds HTTP, authentication and request parsing.
+        client_total = (job.finished_at.timestamp() - sent) * 1000
+        client_overheads.append(client_total - latency.inference_ms - WINDOW_MS)
+        time.sleep(0.2)
+    return {
+        "overhead_p50": percentile(overheads, 0.5),
+        "overhead_p95": percentile(overheads, 0.95),
+        "client_overhead_p50": percentile(client_overheads, 0.5),
+        "client_overhead_p95": percentile(client_overheads, 0.95),
+        "p50": percentile(totals, 0.5) / 1000,
+        "p95": percentile(totals, 0.95) / 1000,
+        "p99": percentile(totals, 0.99) / 1000,
+    }
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -227,15 +103,10 @@ def agreement(a: list[str], b: list[str]) -> float:
 def report(args, raw: dict, low: dict, sat8: dict, sat1: dict, command: str) -> str:
     raw8 = raw["float32"][8]
     lines = [
-        "# Benchmarks",
-        "",
-        "Numbers from one run of the command below, all measured side by side on the same machine.",
-        "",
         "## Batching: raw model vs the full pipeline",
         "",
         f"Command: `{command}`  ",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, torch {__import__('torch').__version__}, CPU only.  ",
+        f"Machine: {harness.machine()}.  ",
         f"Model: SmolLM2-135M-Instruct (default GGUF, converted), greedy, {MAX_NEW_TOKENS} new tokens, "
         f"{args.jobs} prompts from `factory_prompts.jsonl`. Pipeline: `window_ms={WINDOW_MS}`, one worker, "
         "Django runserver, SQLite, local Redis.",
@@ -303,7 +174,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=32, help="prompts per run (default 32)")
     parser.add_argument("--low-load-jobs", type=int, default=10)
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--output", type=Path, default=harness.BENCHMARKS)
     args = parser.parse_args()
     command = "make bench" if args.jobs == 32 else f"python bench/batching.py --jobs {args.jobs}"
     prompts = load_prompts(args.jobs)
@@ -326,19 +197,19 @@ def main() -> None:
         del model
 
     print("pipeline ...", flush=True)
-    with Pipeline(args.port) as pipeline:
-        pipeline.low_load(prompts[:2])  # warm the web server and database
-        low = pipeline.low_load(load_prompts(args.jobs + args.low_load_jobs)[args.jobs :])
+    with Pipeline(args.port, window_ms=WINDOW_MS) as pipeline:
+        low_load(pipeline, prompts[:2])  # warm the web server and database
+        low = low_load(pipeline, load_prompts(args.jobs + args.low_load_jobs)[args.jobs :])
         print(f"  low load overhead p50 {low['client_overhead_p50']:.1f} ms", flush=True)
         pipeline.set_max_batch_size(8)
-        sat8 = pipeline.saturation(prompts)
+        sat8 = saturation(pipeline, prompts)
         print(f"  saturation batch 8: {sat8['throughput']:.2f} req/s", flush=True)
         pipeline.set_max_batch_size(1)
-        sat1 = pipeline.saturation(prompts)
+        sat1 = saturation(pipeline, prompts)
         print(f"  saturation batch 1: {sat1['throughput']:.2f} req/s", flush=True)
 
     text = report(args, raw, low, sat8, sat1, command)
-    args.output.write_text(text)
+    harness.write_section("batching", text, args.output)
     print(text)
 
 

@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 
 from edgeportal.jobs import api as jobs_api
 from edgeportal.jobs import views as jobs_views
+from edgeportal.prompts import views as prompts_views
 
 jobs_patterns = (
     [
@@ -15,10 +16,20 @@ jobs_patterns = (
     "jobs",
 )
 
+prompts_patterns = (
+    [
+        path("", prompts_views.template_list, name="list"),
+        path("<slug:slug>/versions/", prompts_views.template_versions, name="versions"),
+        path("<slug:slug>/versions/<int:version>/rollback/", prompts_views.template_rollback_view, name="rollback"),
+    ],
+    "prompts",
+)
+
 api_patterns = (
     [
         path("jobs", jobs_api.job_create, name="job-create"),
         path("jobs/<int:job_id>", jobs_api.job_detail, name="job-detail"),
+        path("templates", jobs_api.template_list, name="template-list"),
     ],
     "api",
 )
@@ -28,6 +39,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("jobs/", include(jobs_patterns)),
+    path("templates/", include(prompts_patterns)),
     path("api/", include(api_patterns)),
     path("admin/", admin.site.urls),
 ]

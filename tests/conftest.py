@@ -12,6 +12,7 @@ from edgeportal.accounts.services import roles_ensure
 from edgeportal.jobs.queueing import get_queue
 from edgeportal.jobs.sink import DatabaseSink
 from edgeportal.prompts.models import PromptTemplate
+from edgeportal.prompts.services import template_save
 from edgeportal.sources.services import source_create
 from inference.runtime import load_model
 from inference.scheduler import SchedulerSettings, SettingsStore
@@ -97,19 +98,27 @@ def api(client, source_token):
             )
 
         def get(self, job_id, token=source_token):
-            return client.get(f"/api/jobs/{job_id}", headers={"Authorization": f"Bearer {token}"})
+            return self.get_path(f"/api/jobs/{job_id}", token)
+
+        def get_path(self, path, token=source_token):
+            return client.get(path, headers={"Authorization": f"Bearer {token}"})
 
     return Api()
 
 
 @pytest.fixture
 def defect_template(db):
-    return PromptTemplate.objects.create(
-        slug="defect",
-        title="Defect description",
-        body="Camera {camera} detected {defect}. Describe it for QA.",
+    return make_template(
+        slug="defect", title="Defect description", body="Camera {camera} detected {defect}. Describe it for QA.",
         max_new_tokens=8,
-    )
+    )  # fmt: skip
+
+
+def make_template(**fields) -> PromptTemplate:
+    """A template saved the way admins save them: through the service that records its first version."""
+    template = PromptTemplate(**fields)
+    template_save(template=template)
+    return template
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from django.db import transaction
 
 from edgeportal.accounts.roles import ADMINS, MANAGERS
 from edgeportal.prompts.models import PromptTemplate
+from edgeportal.prompts.services import template_save
 from edgeportal.sources.models import Source
 from edgeportal.sources.services import source_create, source_rotate_token
 
@@ -20,6 +21,11 @@ DEMO_TEMPLATES = [
         "system_prompt": "You are a concise assistant on a factory floor.",
         "language": "en",
         "max_new_tokens": 48,
+        "variables": [
+            {"name": "camera", "max_length": 20},
+            {"name": "defect", "max_length": 120},
+            {"name": "language", "type": "choice", "choices": ["English", "Chinese", "Spanish", "German"]},
+        ],
     },
     {
         "slug": "work-order-translation",
@@ -28,6 +34,10 @@ DEMO_TEMPLATES = [
         "system_prompt": "",
         "language": "en",
         "max_new_tokens": 64,
+        "variables": [
+            {"name": "language", "type": "choice", "choices": ["English", "Chinese", "Spanish", "German"]},
+            {"name": "work_order", "max_length": 400},
+        ],
     },
 ]
 
@@ -55,7 +65,8 @@ def demo_data_load() -> str:
     admin.save()
     admin.groups.add(admins)
     for fields in DEMO_TEMPLATES:
-        PromptTemplate.objects.get_or_create(slug=fields["slug"], defaults=fields)
+        if not PromptTemplate.objects.filter(slug=fields["slug"]).exists():
+            template_save(template=PromptTemplate(**fields), user=admin)
     source = Source.objects.filter(name=DEMO_SOURCE).first()
     if source is None:
         _, token = source_create(name=DEMO_SOURCE, kind=Source.Kind.CAMERA)

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from edgeportal.jobs import selectors
 from edgeportal.jobs.entry import JobRejected, job_submit
+from edgeportal.prompts.selectors import template_as_json, templates_for_source
 from edgeportal.sources.services import source_authenticate
 
 ALLOWED_FIELDS = {"template", "variables", "prompt"}
@@ -80,6 +81,14 @@ def job_create(request):
         return error_response(rejected.status, rejected.code, rejected.message, rejected.field, rejected.retry_after)
     url = request.build_absolute_uri(reverse("api:job-detail", args=[job.pk]))
     return JsonResponse({"id": job.pk, "status": job.status, "url": url}, status=202)
+
+
+@require_GET
+@source_required
+def template_list(request):
+    """The templates this source may use, with each variable's type and limits, for machine integrators."""
+    templates = templates_for_source(source=request.source)
+    return JsonResponse({"templates": [template_as_json(t) for t in templates]})
 
 
 @require_GET

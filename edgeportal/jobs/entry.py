@@ -17,6 +17,7 @@ from edgeportal.prompts import cache
 from edgeportal.prompts.guard import GuardRejected, GuardRules, guard_text
 from edgeportal.prompts.models import PromptTemplate
 from edgeportal.prompts.rendering import RenderError, render
+from edgeportal.prompts.variables import VariableError
 from edgeportal.sources.models import Source
 from edgeportal.sources.rate_limit import rate_limit_hit
 
@@ -60,7 +61,7 @@ def job_submit(
     try:
         if source is not None:
             _check_rate(source)
-        template, text = _prompt_for(prompt, template_slug, variables, allow_free_prompt)
+        template, text = _prompt_for(prompt, template_slug, variables, allow_free_prompt, source)
         return _accept(template, text, variables, source, user, started)
     except JobRejected as rejected:
         if rejected.status != 503:
@@ -95,7 +96,7 @@ def _guarded(text: str, field: str, rules: GuardRules) -> str:
         raise JobRejected(rejected.message, code=rejected.rule, field=rejected.field) from None
 
 
-def _prompt_for(prompt, template_slug, variables, allow_free_prompt) -> tuple[PromptTemplate | None, str]:
+def _prompt_for(prompt, template_slug, variables, allow_free_prompt, source) -> tuple[PromptTemplate | None, str]:
     """The template (if any) and the guarded, normalised prompt text."""
     if template_slug is not None and prompt is not None:
         raise JobRejected("Send either a template or a prompt, not both.", code="invalid", field="prompt")
@@ -105,18 +106,12 @@ def _prompt_for(prompt, template_slug, variables, allow_free_prompt) -> tuple[Pr
         template = PromptTemplate.objects.filter(slug=template_slug.strip()).first()
         if template is None:
             raise JobRejected(f"Unknown template {template_slug!r}.", code="unknown_template", field="template")
-        if variables is not None and not isinstance(variables, dict):
-            raise JobRejected("variables must be an object mapping names to values.", code="invalid_variables",
-                              field="variables")  # fmt: skip
-        rules = GuardRules.current(max_chars=settings.EDGE_MAX_VARIABLE_CHARS)
-        values = {
-            name: _guarded(value, name, rules) if isinstance(value, str) else value
-            for name, value in (variables or {}).items()
-        }
-        try:
-            text = render(template.body, values)
-        except RenderError as error:
-            raise JobRejected(str(error), code="invalid_variables", field=error.field or "variables") from None
+        if source is not None and not template.usable_by_source(source):
+            raise JobRejected(
+                f"Source {source.name!r} may not use template {template.slug!r}.",
+                code="template_not_allowed", field="template", status=403,
+            )  # fmt: skip
+        text = _render(template, variables)
         # The admin's body is trusted (no pattern check), but body plus values must still fit the limit.
         whole_prompt_rules = GuardRules.current(max_chars=settings.EDGE_MAX_PROMPT_CHARS, with_patterns=False)
     elif prompt is not None:
@@ -137,6 +132,26 @@ def _prompt_for(prompt, template_slug, variables, allow_free_prompt) -> tuple[Pr
     if not text:
         raise JobRejected("The prompt is empty.", code="empty_prompt", field="prompt")
     return template, text
+
+
+def _render(template: PromptTemplate, variables: object) -> str:
+    """Each value passes the guard (normalised, length, patterns), then its declared type; then the body is filled."""
+    if variables is not None and not isinstance(variables, dict):
+        raise JobRejected(
+            "variables must be an object mapping names to values.", code="invalid_variables", field="variables"
+        )
+    values = dict(variables or {})
+    rules = GuardRules.current(max_chars=settings.EDGE_MAX_VARIABLE_CHARS)
+    try:
+        for variable in template.variable_spec():
+            if variable.name in values and values[variable.name] is not None:
+                value = values[variable.name]
+                if isinstance(value, str):
+                    value = _guarded(value, variable.name, rules)
+                values[variable.name] = variable.check(value) if value != "" else ""
+        return render(template.body, values)
+    except (RenderError, VariableError) as error:
+        raise JobRejected(str(error), code="invalid_variables", field=error.field or "variables") from None
 
 
 def _accept(template, text, variables, source, user, started: float) -> Job:

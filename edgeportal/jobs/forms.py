@@ -4,8 +4,20 @@ from django import forms
 from django.conf import settings
 
 from edgeportal.prompts.models import PromptTemplate
+from edgeportal.prompts.variables import Variable
 
 VARIABLE_PREFIX = "var_"
+
+
+def field_for(variable: Variable) -> forms.Field:
+    """A form field of the variable's declared type: choices become a select, integers a number input."""
+    label = variable.name.replace("_", " ").capitalize()
+    if variable.type == "choice":
+        return forms.ChoiceField(label=label, choices=[("", "---------")] + [(c, c) for c in variable.choices])
+    if variable.type == "integer":
+        return forms.IntegerField(label=label, min_value=variable.min, max_value=variable.max)
+    limit = min(variable.max_length or settings.EDGE_MAX_VARIABLE_CHARS, settings.EDGE_MAX_VARIABLE_CHARS)
+    return forms.CharField(label=label, max_length=limit)
 
 
 class JobSubmitForm(forms.Form):
@@ -19,10 +31,8 @@ class JobSubmitForm(forms.Form):
                 help_text=f"At most {settings.EDGE_MAX_PROMPT_CHARS} characters.",
             )
             return
-        for name in template.variables:
-            self.fields[VARIABLE_PREFIX + name] = forms.CharField(
-                label=name.replace("_", " ").capitalize(), max_length=settings.EDGE_MAX_VARIABLE_CHARS
-            )
+        for variable in template.variable_spec():
+            self.fields[VARIABLE_PREFIX + variable.name] = field_for(variable)
 
     def variables(self) -> dict[str, str]:
         return {

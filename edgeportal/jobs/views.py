@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import user_passes_test
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 
-from edgeportal.accounts.roles import is_manager
+from edgeportal.accounts.roles import is_admin, is_manager
 from edgeportal.jobs import selectors
 from edgeportal.jobs.entry import JobRejected, job_submit
 from edgeportal.jobs.forms import JobSubmitForm
@@ -21,20 +21,26 @@ def manager_required(view):
     return user_passes_test(check)(view)
 
 
-def _chosen_template(request) -> tuple[PromptTemplate | None, str]:
+def _templates_for(user):
+    """Managers see the templates offered to them; admins see all."""
+    templates = PromptTemplate.objects.all()
+    return templates if is_admin(user) else templates.filter(managers_may_use=True)
+
+
+def _chosen_template(request, templates) -> tuple[PromptTemplate | None, str]:
     """The template named in the request, or an error message for the form if there is no such template."""
     slug = (request.POST.get("template") if request.method == "POST" else request.GET.get("template")) or ""
     if not slug:
         return None, ""
-    template = PromptTemplate.objects.filter(slug=slug).first()
+    template = templates.filter(slug=slug).first()
     return template, "" if template else f"There is no template {slug!r}; pick one from the list."
 
 
 @manager_required
 def job_new(request):
     may_free = request.user.has_perm("jobs.submit_free_prompt")
-    templates = PromptTemplate.objects.all()
-    template, template_error = _chosen_template(request)
+    templates = _templates_for(request.user)
+    template, template_error = _chosen_template(request, templates)
     if template is None and not may_free:
         if request.method == "POST" and not template_error:
             raise PermissionDenied("You may only submit jobs from prompt templates.")

@@ -1,6 +1,18 @@
 from django.contrib import admin
 
-from edgeportal.prompts.models import BlockedPattern, PromptTemplate
+from edgeportal.prompts.models import BlockedPattern, PromptTemplate, TemplateVersion
+from edgeportal.prompts.services import template_save
+
+
+class TemplateVersionInline(admin.TabularInline):
+    model = TemplateVersion
+    fields = ["version", "body", "max_new_tokens", "created_by", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(PromptTemplate)
@@ -8,6 +20,11 @@ class PromptTemplateAdmin(admin.ModelAdmin):
     list_display = ["slug", "title", "version", "language", "max_new_tokens", "updated_at"]
     readonly_fields = ["version"]
     prepopulated_fields = {"slug": ["title"]}
+    filter_horizontal = ["sources"]
+    inlines = [TemplateVersionInline]
+
+    def save_model(self, request, obj, form, change):
+        template_save(template=obj, user=request.user)  # every change of content becomes a new version
 
 
 @admin.register(BlockedPattern)

@@ -1,11 +1,16 @@
-"""Prompt templates: a body with named {variables} that managers and machines fill in."""
+"""Prompt templates and their versions: a body with named {variables} that managers and machines fill in."""
 
 import re
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
 from edgeportal.prompts.rendering import TemplateSyntaxProblem, template_variables
+from edgeportal.prompts.variables import Variable, VariableError, parse_spec
+
+# What the model sees: a change to any of these makes a new version (and new cache keys).
+CONTENT_FIELDS = ("body", "system_prompt", "language", "max_new_tokens", "variables")
 
 
 class PromptTemplate(models.Model):
@@ -15,13 +20,20 @@ class PromptTemplate(models.Model):
     system_prompt = models.TextField(blank=True)
     language = models.CharField(max_length=20, default="en", help_text="Language of the output, e.g. en, zh, es.")
     max_new_tokens = models.PositiveIntegerField(default=32)
-    version = models.PositiveIntegerField(
-        default=1, editable=False, help_text="Raised when what the model sees changes."
+    variables = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Declared types, e.g. [{"name": "line", "type": "choice", "choices": ["A", "B"]}, '
+        '{"name": "minutes", "type": "integer", "min": 1, "max": 60}, {"name": "defect", "max_length": 80}]. '
+        "Undeclared variables are text.",
     )
+    sources = models.ManyToManyField(
+        "sources.Source", blank=True, related_name="templates", help_text="Machine sources that may use it; none: all."
+    )
+    managers_may_use = models.BooleanField(default=True, help_text="Offer it in the managers' submit form.")
+    version = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-
-    VERSIONED_FIELDS = ("body", "system_prompt", "max_new_tokens")
 
     class Meta:
         ordering = ["title"]
@@ -29,25 +41,44 @@ class PromptTemplate(models.Model):
     def __str__(self) -> str:
         return self.title
 
-    def save(self, *args, **kwargs):
-        # A new version gets new cache keys: an edited template never answers from the old one's cache.
-        if self.pk:
-            old = PromptTemplate.objects.filter(pk=self.pk).values(*self.VERSIONED_FIELDS).first()
-            if old and any(old[name] != getattr(self, name) for name in self.VERSIONED_FIELDS):
-                self.version += 1
-        super().save(*args, **kwargs)
-
-    @property
-    def variables(self) -> list[str]:
-        return template_variables(self.body)
+    def variable_spec(self) -> list[Variable]:
+        return parse_spec(self.variables, template_variables(self.body))
 
     def clean(self) -> None:
         try:
-            template_variables(self.body)
+            names = template_variables(self.body)
         except TemplateSyntaxProblem as problem:
             raise ValidationError({"body": str(problem)}) from None
+        try:
+            parse_spec(self.variables, names)
+        except VariableError as error:
+            raise ValidationError({"variables": str(error)}) from None
         if not 1 <= self.max_new_tokens <= 1024:
             raise ValidationError({"max_new_tokens": "Must be between 1 and 1024."})
+
+    def usable_by_source(self, source) -> bool:
+        return not self.sources.exists() or self.sources.filter(pk=source.pk).exists()
+
+
+class TemplateVersion(models.Model):
+    """What a template said at one version; jobs name the version they ran."""
+
+    template = models.ForeignKey(PromptTemplate, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    body = models.TextField()
+    system_prompt = models.TextField(blank=True)
+    language = models.CharField(max_length=20)
+    max_new_tokens = models.PositiveIntegerField()
+    variables = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [models.UniqueConstraint(fields=["template", "version"], name="one_row_per_template_version")]
+
+    def __str__(self) -> str:
+        return f"{self.template.slug} v{self.version}"
 
 
 class BlockedPattern(models.Model):

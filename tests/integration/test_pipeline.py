@@ -4,9 +4,9 @@ import pytest
 
 from edgeportal.jobs.models import Job
 from edgeportal.latency.models import JobLatency
-from edgeportal.prompts.models import PromptTemplate
 from inference.queue import JobQueue
 from inference.scheduler import SchedulerSettings, SettingsStore
+from tests.conftest import make_template
 from tests.integration.workers import wait_until
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,7 @@ def test_concurrent_jobs_share_a_batch_and_a_lone_job_runs_alone_after_the_windo
 
 
 def test_a_manager_form_job_finishes_with_its_output(manager_client, start_worker):
-    PromptTemplate.objects.create(slug="notice", title="Notice", body="Write a notice: line {line} restarts.")
+    make_template(slug="notice", title="Notice", body="Write a notice: line {line} restarts.")
     start_worker()
     response = manager_client.post("/jobs/new/", {"template": "notice", "var_line": "A"})
     job = Job.objects.get()
@@ -60,9 +60,7 @@ def test_a_settings_change_in_redis_applies_to_the_running_worker(api, start_wor
 
 def slow_jobs(api, count):
     """Jobs that keep the tiny model busy for seconds, so a kill lands mid-batch."""
-    PromptTemplate.objects.create(
-        slug="long", title="Long", body="Write a long report on {topic}.", max_new_tokens=1000
-    )
+    make_template(slug="long", title="Long", body="Write a long report on {topic}.", max_new_tokens=1000)
     return [api.post({"template": "long", "variables": {"topic": f"line {i}"}}).json()["id"] for i in range(count)]
 
 

@@ -8,6 +8,7 @@ from edgeportal.jobs.entry import job_submit
 from edgeportal.jobs.models import Job, Rejection
 from edgeportal.jobs.services import jobs_requeue_lost
 from edgeportal.prompts.cache import cache_clear, cache_get
+from edgeportal.prompts.services import template_save
 from edgeportal.sources.models import Source
 from tests.jobs.test_batch_loop import ModelFailingOn
 
@@ -45,7 +46,7 @@ def test_a_different_template_version_misses_the_cache(make_worker, defect_templ
     make_worker().batch_step()
     assert job_submit(template_slug="defect", variables=values, allow_free_prompt=False).cache_hit
     defect_template.body += " Be brief."
-    defect_template.save()
+    template_save(template=defect_template)
     miss = job_submit(template_slug="defect", variables=values, allow_free_prompt=False)
     assert not miss.cache_hit and miss.template_version == 2
 

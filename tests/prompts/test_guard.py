@@ -2,7 +2,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from edgeportal.prompts.guard import GuardRejected, GuardRules, guard_text, normalise
-from edgeportal.prompts.models import BlockedPattern, PromptTemplate
+from edgeportal.prompts.models import BlockedPattern
 
 
 @pytest.fixture(autouse=True)
@@ -73,16 +73,3 @@ def test_unpaired_surrogates_are_refused():
     with pytest.raises(GuardRejected) as rejected:
         guard_text("bad \ud800", field="prompt", rules=rules())
     assert rejected.value.rule == "encoding"
-
-
-def test_a_template_gets_a_new_version_only_when_what_the_model_sees_changes():
-    template = PromptTemplate.objects.create(slug="t", title="T", body="Say {x}.")
-    template.title = "Renamed"
-    template.save()
-    assert template.version == 1
-    template.body = "Say {x} twice."
-    template.save()
-    assert template.version == 2
-    template.max_new_tokens = 64
-    template.save()
-    assert PromptTemplate.objects.get(pk=template.pk).version == 3

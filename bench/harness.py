@@ -1,0 +1,177 @@
+"""What the benchmarks share: the workload, percentiles, a running pipeline, and BENCHMARKS.md sections.
+
+Import it before anything of Django: configure() sets the environment the pipeline runs with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+WORKLOAD = ROOT.parent / "shared" / "workload" / "factory_prompts.jsonl"
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+BENCH_DB = ROOT / ".cache" / "bench.sqlite3"
+PREFIX = f"edgeportal-bench:{uuid.uuid4().hex[:8]}"
+
+
+def configure(**env: str) -> None:
+    """The settings every process of the benchmark shares (its own database and Redis prefix)."""
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="edgeportal.settings",
+        DATABASE_URL=f"sqlite:///{BENCH_DB}",
+        EDGE_REDIS_PREFIX=PREFIX,
+        EDGE_RATE_LIMIT_PER_MINUTE="0",
+        DEBUG="false",
+        SECRET_KEY="bench-only",
+        ALLOWED_HOSTS="127.0.0.1",
+        **env,
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = (len(ordered) - 1) * q
+    low, high = int(index), min(int(index) + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (index - low)
+
+
+def workload() -> list[str]:
+    return [json.loads(line)["prompt"] for line in WORKLOAD.read_text().splitlines() if line.strip()]
+
+
+def load_prompts(count: int) -> list[str]:
+    lines = workload()
+    return [lines[i % len(lines)] for i in range(count)]
+
+
+def machine() -> str:
+    import torch
+
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, torch {torch.__version__}, CPU only"
+    )
+
+
+def write_section(name: str, text: str, path: Path = BENCHMARKS) -> None:
+    """Replace this benchmark's section of BENCHMARKS.md, keeping the others."""
+    begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    block = f"{begin}\n{text.strip()}\n{end}"
+    current = path.read_text() if path.exists() else "# Benchmarks\n\nEach section comes from one run of its command.\n"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
+    updated = pattern.sub(lambda _: block, current) if pattern.search(current) else current.rstrip() + "\n\n" + block
+    path.write_text(updated.rstrip() + "\n")
+
+
+class Pipeline:
+    """A web server and one worker, as `make run` starts them, on the benchmark's database and Redis prefix."""
+
+    def __init__(self, port: int, *, window_ms: int):
+        self.port = port
+        self.window_ms = window_ms
+        self.processes: list[subprocess.Popen] = []
+        self.token = ""
+
+    def __enter__(self) -> Pipeline:
+        import django
+
+        BENCH_DB.parent.mkdir(exist_ok=True)
+        BENCH_DB.unlink(missing_ok=True)
+        django.setup()
+        from django.core.management import call_command
+
+        from edgeportal.sources.services import source_create
+
+        call_command("migrate", verbosity=0)
+        _, self.token = source_create(name="bench", kind="mes")
+        env = {**os.environ, "EDGE_WINDOW_MS": str(self.window_ms)}
+        log = (ROOT / ".cache" / "bench-worker.log").open("w")
+        self.processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "edgeportal", "worker", "-P", "solo", "-n", "bench@%h",
+                 "--without-mingle", "--without-gossip", "--without-heartbeat"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        )  # fmt: skip
+        self.processes.append(
+            subprocess.Popen(
+                [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"],
+                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
+        self._wait_ready()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(60)
+        from edgeportal.jobs.queueing import get_queue
+
+        client = get_queue().redis
+        keys = list(client.scan_iter(f"{PREFIX}:*"))
+        if keys:
+            client.delete(*keys)
+
+    def _wait_ready(self) -> None:
+        from edgeportal.jobs.queueing import get_queue
+
+        redis_client = get_queue().redis
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in self.processes):
+                raise RuntimeError("a benchmark process exited; see .cache/bench-worker.log")
+            if redis_client.keys(f"{PREFIX}:workers:*"):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{self.port}/login/", timeout=2)
+                    return
+                except OSError:
+                    pass
+            time.sleep(0.2)
+        raise TimeoutError("the pipeline did not start")
+
+    def set_max_batch_size(self, size: int) -> None:
+        from edgeportal.jobs.queueing import get_queue
+        from inference.scheduler import SchedulerSettings, SettingsStore
+
+        SettingsStore(get_queue(), SchedulerSettings()).update(max_batch_size=size)
+
+    def submit(self, prompt: str) -> dict:
+        """POST one prompt; returns the API's answer plus the round trip as the client saw it."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/api/jobs",
+            data=json.dumps({"prompt": prompt}).encode(),
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+            method="POST",
+        )
+        sent = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = json.loads(response.read())
+        return {**body, "round_trip_ms": (time.perf_counter() - sent) * 1000}
+
+    def wait(self, job_ids: list[int], timeout: float = 900) -> list:
+        from edgeportal.jobs.models import Job
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            jobs = list(Job.objects.filter(pk__in=job_ids).select_related("latency"))
+            if all(job.is_finished for job in jobs):
+                failed = [job for job in jobs if job.status != Job.Status.DONE]
+                if failed:
+                    raise RuntimeError(f"{len(failed)} job(s) failed: {failed[0].error}")
+                return jobs
+            time.sleep(0.25)
+        raise TimeoutError("jobs did not finish")

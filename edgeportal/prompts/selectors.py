@@ -1,0 +1,28 @@
+"""Reads on prompt templates: which a source may use, and how machines see them."""
+
+from django.db.models import Count, Q, QuerySet
+
+from edgeportal.prompts.models import PromptTemplate
+from edgeportal.sources.models import Source
+
+
+def templates_for_source(*, source: Source) -> QuerySet[PromptTemplate]:
+    return PromptTemplate.objects.filter(Q(sources__isnull=True) | Q(sources=source)).distinct().order_by("slug")
+
+
+def template_as_json(template: PromptTemplate) -> dict:
+    return {
+        "slug": template.slug,
+        "title": template.title,
+        "version": template.version,
+        "language": template.language,
+        "max_new_tokens": template.max_new_tokens,
+        "variables": [variable.as_dict() for variable in template.variable_spec()],
+    }
+
+
+def templates_with_hit_rate() -> QuerySet[PromptTemplate]:
+    """Every template with its job count and how many of those the cache answered."""
+    return PromptTemplate.objects.annotate(
+        job_count=Count("jobs"), cache_hits=Count("jobs", filter=Q(jobs__cache_hit=True))
+    ).order_by("title")

@@ -1,0 +1,96 @@
+"""Template variables: their declared types (text, choice, integer), and checking a value against one."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+TYPES = ("text", "choice", "integer")
+
+
+class VariableError(ValueError):
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    type: str = "text"
+    max_length: int | None = None  # text: at most this many characters (the global limit applies too)
+    choices: list[str] = field(default_factory=list)  # choice: one of these
+    min: int | None = None  # integer bounds
+    max: int | None = None
+
+    def as_dict(self) -> dict:
+        return {key: value for key, value in asdict(self).items() if value not in (None, [])}
+
+    def check(self, value: object) -> str:
+        """The value as text for the prompt, or VariableError saying what is wrong with it."""
+        if self.type == "integer":
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise VariableError(f"Variable {self.name!r} must be a whole number.", self.name)
+            try:
+                number = int(str(value).strip())
+            except ValueError:
+                raise VariableError(
+                    f"Variable {self.name!r} must be a whole number, got {value!r}.", self.name
+                ) from None
+            if self.min is not None and number < self.min:
+                raise VariableError(f"Variable {self.name!r} must be at least {self.min}, got {number}.", self.name)
+            if self.max is not None and number > self.max:
+                raise VariableError(f"Variable {self.name!r} must be at most {self.max}, got {number}.", self.name)
+            return str(number)
+        if not isinstance(value, str):
+            raise VariableError(f"Variable {self.name!r} must be text.", self.name)
+        if self.type == "choice" and value not in self.choices:
+            raise VariableError(f"Variable {self.name!r} must be one of: {', '.join(self.choices)}.", self.name)
+        if self.max_length is not None and len(value) > self.max_length:
+            raise VariableError(f"Variable {self.name!r} is longer than {self.max_length} characters.", self.name)
+        return value
+
+
+def parse_spec(raw: object, body_variables: list[str]) -> list[Variable]:
+    """Validate a template's variable declarations against the names its body uses.
+
+    Names the body uses but the spec leaves out are plain text; a declared name the body never uses is an
+    error, as is anything malformed. Errors name the variable and what is wrong.
+    """
+    if raw in (None, ""):
+        raw = []
+    if not isinstance(raw, list):
+        raise VariableError("Variables must be a list of {name, type, ...} objects.", "variables")
+    declared: dict[str, Variable] = {}
+    for item in raw:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise VariableError("Each variable needs a name.", "variables")
+        name = item["name"]
+        unknown = set(item) - {"name", "type", "max_length", "choices", "min", "max"}
+        if unknown:
+            raise VariableError(f"Variable {name!r} has unknown keys: {', '.join(sorted(unknown))}.", name)
+        kind = item.get("type", "text")
+        if kind not in TYPES:
+            raise VariableError(f"Variable {name!r} has type {kind!r}; use one of {', '.join(TYPES)}.", name)
+        if name not in body_variables:
+            raise VariableError(f"Variable {name!r} is declared but the body never uses {{{name}}}.", name)
+        if name in declared:
+            raise VariableError(f"Variable {name!r} is declared twice.", name)
+        choices = item.get("choices") or []
+        if kind == "choice" and (
+            not isinstance(choices, list) or not choices or not all(isinstance(c, str) and c for c in choices)
+        ):
+            raise VariableError(f"Variable {name!r} is a choice and needs a non-empty list of text choices.", name)
+        for bound in ("max_length", "min", "max"):
+            if item.get(bound) is not None and (isinstance(item[bound], bool) or not isinstance(item[bound], int)):
+                raise VariableError(f"Variable {name!r}: {bound} must be a whole number.", name)
+        if item.get("max_length") is not None and item["max_length"] < 1:
+            raise VariableError(f"Variable {name!r}: max_length must be at least 1.", name)
+        declared[name] = Variable(
+            name=name,
+            type=kind,
+            max_length=item.get("max_length"),
+            choices=list(choices) if kind == "choice" else [],
+            min=item.get("min"),
+            max=item.get("max"),
+        )
+    return [declared.get(name, Variable(name=name)) for name in body_variables]

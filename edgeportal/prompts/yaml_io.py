@@ -1,0 +1,91 @@
+"""Templates as YAML, so teams keep them in version control: export all, import all-or-nothing."""
+
+from __future__ import annotations
+
+import yaml
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from edgeportal.prompts.models import PromptTemplate
+from edgeportal.prompts.services import template_save
+from edgeportal.sources.models import Source
+
+FIELDS = ("slug", "title", "body", "system_prompt", "language", "max_new_tokens", "variables", "managers_may_use")
+REQUIRED = ("slug", "title", "body")
+
+
+class ImportProblem(ValueError):
+    def __init__(self, message: str, *, template: str | None = None, field: str | None = None):
+        where = " ".join(part for part in (f"template {template!r}" if template else "", field or "") if part)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.template = template
+        self.field = field
+
+
+def templates_export() -> str:
+    templates = []
+    for template in PromptTemplate.objects.prefetch_related("sources").order_by("slug"):
+        item = {name: getattr(template, name) for name in FIELDS}
+        item["sources"] = sorted(source.name for source in template.sources.all())
+        templates.append(item)
+    return yaml.safe_dump({"templates": templates}, allow_unicode=True, sort_keys=False, width=100)
+
+
+def _checked(item: object, index: int, seen: set[str]) -> tuple[PromptTemplate, list[Source]]:
+    if not isinstance(item, dict):
+        raise ImportProblem(f"entry {index + 1} is not a mapping of fields")
+    slug = item.get("slug")
+    name = slug if isinstance(slug, str) else f"#{index + 1}"
+    for field in REQUIRED:
+        if not isinstance(item.get(field), str) or not item[field].strip():
+            raise ImportProblem("is required and must be text", template=name, field=field)
+    unknown = sorted(set(item) - set(FIELDS) - {"sources"})
+    if unknown:
+        raise ImportProblem(f"unknown field(s) {', '.join(unknown)}", template=name)
+    if slug in seen:
+        raise ImportProblem("appears twice in the file", template=name)
+    seen.add(slug)
+    source_names = item.get("sources") or []
+    if not isinstance(source_names, list):
+        raise ImportProblem("must be a list of source names", template=name, field="sources")
+    sources = list(Source.objects.filter(name__in=source_names))
+    missing = sorted(set(source_names) - {s.name for s in sources})
+    if missing:
+        raise ImportProblem(f"no such source(s): {', '.join(map(str, missing))}", template=name, field="sources")
+    template = PromptTemplate.objects.filter(slug=slug).first() or PromptTemplate(slug=slug)
+    for field in FIELDS:
+        if field in item:
+            setattr(template, field, item[field])
+    try:
+        template.full_clean()
+    except ValidationError as error:
+        field, messages = next(iter(error.message_dict.items()))
+        raise ImportProblem(" ".join(messages), template=name, field=field) from None
+    except (TypeError, ValueError) as error:
+        raise ImportProblem(str(error), template=name) from None
+    return template, sources
+
+
+def templates_import(text: str, *, user=None) -> list[str]:
+    """Validate every template first; change nothing on any error. Returns what changed, one line each."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ImportProblem(f"not valid YAML: {error}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("templates"), list):
+        raise ImportProblem("the file must hold a mapping with a 'templates' list")
+    seen: set[str] = set()
+    checked = [_checked(item, index, seen) for index, item in enumerate(data["templates"])]
+    changes = []
+    with transaction.atomic():
+        for template, sources in checked:
+            is_new = template.pk is None
+            version = template_save(template=template, user=user)
+            template.sources.set(sources)
+            if is_new:
+                changes.append(f"created {template.slug} (version {template.version})")
+            elif version is not None:
+                changes.append(f"updated {template.slug} to version {template.version}")
+            else:
+                changes.append(f"unchanged {template.slug} (version {template.version})")
+    return changes
