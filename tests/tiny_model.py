@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from inference.runtime import default_gguf_path
+from inference.model_files import default_gguf_path
 
 VERSION = "1"  # bump when the recipe changes
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / f"tiny-model-v{VERSION}"

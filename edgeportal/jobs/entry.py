@@ -17,6 +17,7 @@ from edgeportal.prompts import cache
 from edgeportal.prompts.guard import GuardRejected, GuardRules, guard_text
 from edgeportal.prompts.models import PromptTemplate
 from edgeportal.prompts.rendering import RenderError, render
+from edgeportal.prompts.tokens import count_tokens
 from edgeportal.prompts.variables import VariableError
 from edgeportal.sources.models import Source
 from edgeportal.sources.rate_limit import rate_limit_hit
@@ -131,6 +132,12 @@ def _prompt_for(prompt, template_slug, variables, allow_free_prompt, source) -> 
     text = _guarded(text, "prompt", whole_prompt_rules)
     if not text:
         raise JobRejected("The prompt is empty.", code="empty_prompt", field="prompt")
+    limit = settings.EDGE_MAX_PROMPT_TOKENS
+    tokens = count_tokens(text) if limit else None
+    if tokens is not None and tokens > limit:
+        raise JobRejected(
+            f"The prompt has {tokens} tokens; the limit is {limit}.", code="too_many_tokens", field="prompt"
+        )
     return template, text
 
 

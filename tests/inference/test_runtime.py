@@ -2,15 +2,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from inference.runtime import (
-    GenerationParams,
-    ModelConfigError,
-    convert_gguf,
-    default_gguf_path,
-    dtype_from_name,
-    load_model,
-    resolve_model_path,
-)
+from inference.generation import GenerationParams
+from inference.model_files import ModelConfigError, default_gguf_path, resolve_model_path
+from inference.runtime import convert_gguf, dtype_from_name, load_model
 
 
 def test_tokenizer_pads_on_the_left(tiny_model):

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from inference.runtime import ModelConfigError, load_model_from_env
+from inference.model_files import ModelConfigError
+from inference.runtime import load_model_from_env
 
 
 class Command(BaseCommand):
