@@ -19,6 +19,11 @@ jobs_patterns = (
 prompts_patterns = (
     [
         path("", prompts_views.template_list, name="list"),
+        path("new/", prompts_views.template_new, name="new"),
+        path("preview/", prompts_views.template_preview, name="preview"),
+        path("cache/clear/", prompts_views.cache_clear_view, name="cache-clear"),
+        path("<slug:slug>/edit/", prompts_views.template_edit, name="edit"),
+        path("<slug:slug>/try/", prompts_views.template_try, name="try"),
         path("<slug:slug>/versions/", prompts_views.template_versions, name="versions"),
         path("<slug:slug>/versions/<int:version>/rollback/", prompts_views.template_rollback_view, name="rollback"),
     ],

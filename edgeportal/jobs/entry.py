@@ -174,8 +174,9 @@ def _accept(template, text, variables, source, user, started: float) -> Job:
     }
     key = ""
     try:
-        get_queue().ping()  # refuse early rather than store a job that cannot be queued
-        if settings.EDGE_CACHE_ENABLED:
+        if not settings.EDGE_CACHE_ENABLED:
+            get_queue().ping()  # refuse early rather than store a job that cannot be queued
+        else:  # the cache lookup talks to Redis anyway: a dead Redis fails it just as early
             key = cache.cache_key(
                 prompt=text,
                 system_prompt=fields["system_prompt"],

@@ -1,15 +1,26 @@
-"""Admin pages for prompt templates: the list with cache hit rates, and each template's versions with diffs."""
+"""Admin pages for prompt templates: the list with hit rates, the editor with live preview and "try it",
+and each template's versions with diffs and rollback."""
+
+import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import user_passes_test
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from edgeportal.accounts.roles import is_admin
+from edgeportal.jobs.entry import JobRejected, job_submit
+from edgeportal.prompts.cache import cache_clear
+from edgeportal.prompts.forms import TemplateForm, sample_values
+from edgeportal.prompts.guard import normalise
 from edgeportal.prompts.models import PromptTemplate, TemplateVersion
+from edgeportal.prompts.rendering import RenderError, TemplateSyntaxProblem, template_variables
+from edgeportal.prompts.rendering import render as render_body
 from edgeportal.prompts.selectors import templates_with_hit_rate
-from edgeportal.prompts.services import template_rollback, version_diff
+from edgeportal.prompts.services import template_rollback, template_save, version_diff
+from edgeportal.prompts.tokens import count_tokens
+from edgeportal.prompts.variables import VariableError, parse_spec
 
 
 def admin_required(view):
@@ -24,6 +35,13 @@ def admin_required(view):
 @admin_required
 def template_list(request):
     return render(request, "prompts/template_list.html", {"templates": templates_with_hit_rate()})
+
+
+@require_POST
+@admin_required
+def cache_clear_view(request):
+    messages.success(request, f"Cleared the prompt cache ({cache_clear()} result(s)).")
+    return redirect("prompts:list")
 
 
 @admin_required
@@ -43,3 +61,76 @@ def template_rollback_view(request, slug: str, version: int):
     new = template_rollback(template=template, version=version, user=request.user)
     messages.success(request, f"Version {version} is current again, as version {new.version}.")
     return redirect("prompts:versions", slug=slug)
+
+
+def _editor(request, template: PromptTemplate):
+    form = TemplateForm(request.POST or None, instance=template)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                version = template_save(template=form.save(commit=False), user=request.user)
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                form.save_m2m()
+                saved = form.instance
+                note = f"Saved as version {saved.version}." if version else "Saved; what the model sees is unchanged."
+                messages.success(request, note)
+                return redirect("prompts:edit", slug=saved.slug)
+        status = 400
+    context = {"form": form, "template": template, **_preview_context(form)}
+    return render(request, "prompts/template_edit.html", context, status=status)
+
+
+@admin_required
+def template_new(request):
+    return _editor(request, PromptTemplate())
+
+
+@admin_required
+def template_edit(request, slug: str):
+    return _editor(request, get_object_or_404(PromptTemplate, slug=slug))
+
+
+def _preview_context(form: TemplateForm) -> dict:
+    """The prompt the draft renders from sample values, with its token count, or what stops it."""
+    data = form.data
+    body = data.get("body", form.initial.get("body", "")) if form.is_bound else (form.instance.body or "")
+    if not body:
+        return {}
+    try:
+        raw_variables = json.loads(data.get("variables") or "[]") if form.is_bound else form.instance.variables
+        raw_sample = json.loads(data.get("sample") or "{}") if form.is_bound else {}
+        spec = parse_spec(raw_variables, template_variables(body))
+        values = {name: str(value) for name, value in sample_values(spec, raw_sample).items()}
+        prompt = normalise(render_body(body, values))
+    except json.JSONDecodeError as error:
+        return {"preview_error": f"Variables or sample are not valid JSON: {error}."}
+    except (TemplateSyntaxProblem, VariableError, RenderError) as error:
+        return {"preview_error": str(error)}
+    return {"preview": prompt, "preview_tokens": count_tokens(prompt)}
+
+
+@require_POST
+@admin_required
+def template_preview(request):
+    return render(request, "prompts/preview.html", _preview_context(TemplateForm(request.POST)))
+
+
+@require_POST
+@admin_required
+def template_try(request, slug: str):
+    """Submit a test job from the saved template with the sample values; the result appears inline."""
+    template = get_object_or_404(PromptTemplate, slug=slug)
+    try:
+        sample = json.loads(request.POST.get("sample") or "{}")
+    except json.JSONDecodeError:
+        sample = {}
+    values = sample_values(template.variable_spec(), sample)
+    try:
+        job = job_submit(template_slug=slug, variables=values, user=request.user, allow_free_prompt=False)
+    except JobRejected as rejected:
+        # 200, so htmx swaps it in: the message is the answer to "try it".
+        return render(request, "prompts/try_error.html", {"message": rejected.message})
+    return render(request, "jobs/job_status.html", {"job": job})

@@ -6,8 +6,10 @@ from edgeportal.sources.services import source_rotate_token
 
 @admin.register(Source)
 class SourceAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "is_active", "allow_free_prompts", "created_at"]
+    list_display = ["name", "kind", "is_active", "allow_free_prompts", "rate_limit_per_minute", "created_at"]
+    list_filter = ["kind", "is_active"]
     exclude = ["token_hash"]
+    actions = ["rotate_tokens", "disable"]
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -15,3 +17,14 @@ class SourceAdmin(admin.ModelAdmin):
             return
         token = source_rotate_token(source=obj)  # saves the new source with the token's hash
         messages.warning(request, f"Token for {obj.name} (shown once, store it now): {token}")
+
+    @admin.action(description="Rotate the token of the selected sources (old tokens stop working at once)")
+    def rotate_tokens(self, request, queryset):
+        for source in queryset:
+            token = source_rotate_token(source=source)
+            messages.warning(request, f"New token for {source.name} (shown once, store it now): {token}")
+
+    @admin.action(description="Disable the selected sources (their tokens are refused at once)")
+    def disable(self, request, queryset):
+        count = queryset.update(is_active=False)
+        messages.success(request, f"Disabled {count} source(s).")

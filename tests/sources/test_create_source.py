@@ -45,3 +45,22 @@ def test_an_admin_creates_a_source_in_django_admin_and_sees_its_token_once(clien
     message = next(str(m) for m in response.context["messages"] if "shown once" in str(m))
     token = message.rsplit(" ", 1)[-1]
     assert source_authenticate(authorization=f"Bearer {token}").name == "agv-f3"
+
+
+def test_an_admin_rotates_a_token_and_the_old_one_stops_working_at_once(client, admin_user, source_token):
+    source = Source.objects.get(name="camera-c3")
+    client.force_login(admin_user)
+    response = client.post(
+        "/admin/sources/source/", {"action": "rotate_tokens", "_selected_action": [source.pk]}, follow=True
+    )
+    message = next(str(m) for m in response.context["messages"] if "New token" in str(m))
+    new_token = message.rsplit(" ", 1)[-1]
+    assert source_authenticate(authorization=f"Bearer {source_token}") is None
+    assert source_authenticate(authorization=f"Bearer {new_token}") == source
+
+
+def test_an_admin_disables_a_source_and_its_requests_are_refused(client, admin_user, api):
+    source = Source.objects.get(name="camera-c3")
+    client.force_login(admin_user)
+    client.post("/admin/sources/source/", {"action": "disable", "_selected_action": [source.pk]})
+    assert api.post({"prompt": "hello"}).status_code == 401

@@ -1,0 +1,46 @@
+"""The admin's template editor form, and sample values for its live preview."""
+
+from django import forms
+
+from edgeportal.prompts.models import PromptTemplate
+from edgeportal.prompts.variables import Variable
+
+
+class TemplateForm(forms.ModelForm):
+    variables = forms.JSONField(
+        required=False,
+        initial=list,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=PromptTemplate._meta.get_field("variables").help_text,
+    )
+    sample = forms.JSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text='Values for the preview and "Try it", e.g. {"line": "A"}; missing ones are made up.',
+    )
+
+    class Meta:
+        model = PromptTemplate
+        fields = [
+            "slug", "title", "body", "system_prompt", "language", "max_new_tokens", "variables",
+            "sources", "managers_may_use",
+        ]  # fmt: skip
+        widgets = {"body": forms.Textarea(attrs={"rows": 4}), "system_prompt": forms.Textarea(attrs={"rows": 2})}
+
+    def clean_variables(self):
+        return self.cleaned_data.get("variables") or []
+
+
+def sample_values(spec: list[Variable], given: object) -> dict[str, object]:
+    """The admin's sample values, completed with a plausible value for every variable left out."""
+    values = dict(given) if isinstance(given, dict) else {}
+    for variable in spec:
+        if variable.name in values:
+            continue
+        if variable.type == "choice":
+            values[variable.name] = variable.choices[0]
+        elif variable.type == "integer":
+            values[variable.name] = variable.min if variable.min is not None else 1
+        else:
+            values[variable.name] = variable.name.replace("_", " ")
+    return values
