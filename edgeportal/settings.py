@@ -153,8 +153,7 @@ if EDGE_GUARD_CONTROL_CHARS not in ("remove", "reject"):
 EDGE_RATE_LIMIT_PER_MINUTE = envint("EDGE_RATE_LIMIT_PER_MINUTE", 600, minimum=0)  # per source; 0 = no limit
 EDGE_CACHE_ENABLED = envbool("EDGE_CACHE_ENABLED", "true")
 EDGE_CACHE_TTL_S = envint("EDGE_CACHE_TTL_S", 3600, minimum=1)
-# Part of every cache key: a different model or dtype never answers from another's cache.
-EDGE_MODEL_IDENTITY = f"{EDGE_MODEL or 'SmolLM2-135M-Instruct'}:{os.getenv('EDGE_DTYPE', 'float32')}"
+EDGE_DTYPE = os.getenv("EDGE_DTYPE", "float32")
 # Jobs still queued/running in the database but missing from Redis are re-queued after this long.
 EDGE_SWEEP_GRACE_S = envint("EDGE_SWEEP_GRACE_S", 10, minimum=0)
 EDGE_SWEEP_EVERY_S = envint("EDGE_SWEEP_EVERY_S", 15, minimum=1)

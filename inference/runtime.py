@@ -112,7 +112,8 @@ class ResidentModel:
                 if token in self.stop_ids:
                     new_ids = new_ids[:i]
                     break
-            text = self.tokenizer.decode(new_ids, skip_special_tokens=True).strip()
+            # Model output is untrusted text: drop NUL, which no database stores.
+            text = self.tokenizer.decode(new_ids, skip_special_tokens=True).replace("\x00", "").strip()
             generations.append(Generation(text=text, prompt_tokens=int(mask.sum()), new_tokens=len(new_ids)))
         return BatchOutput(generations, padded_tokens=int(encoded.input_ids.numel()), inference_ms=inference_ms)
 

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY_S = 2.0
 HEARTBEAT_TTL_S = 15
+MAX_RETRIES = 5  # a batch whose results cannot be stored this often in a row fails, rather than block the worker
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class BatchWorker:
         self.reclaim_idle_ms = reclaim_idle_ms
         self.stopping = threading.Event()
         self.in_flight: Window | None = None  # a window whose batch did not complete: retried first
+        self.retries = 0
         self.recovered_own = False
         self.last_batch_at = 0.0
         self.started_at = time.time()
@@ -103,8 +105,18 @@ class BatchWorker:
         """
         if self.in_flight is None:
             return False
-        log.warning("%s retries batch of %d job(s) after an error", self.name, len(self.in_flight.jobs))
-        self.run_batch(self.in_flight)
+        window = self.in_flight
+        self.retries += 1
+        if self.retries > MAX_RETRIES:
+            # Something about these jobs keeps failing (not a passing outage): fail them and move on.
+            reason = f"the worker could not store this job's result after {MAX_RETRIES} tries"
+            log.error("%s: %s (jobs %s)", self.name, reason, [job.job_id for job in window.jobs])
+            self.sink.jobs_failed([job.job_id for job in window.jobs], reason)
+            self.queue.ack(window.jobs)
+            self.in_flight, self.retries = None, 0
+            return True
+        log.warning("%s retries batch of %d job(s) after an error", self.name, len(window.jobs))
+        self.run_batch(window)
         return True
 
     def recover_step(self) -> bool:
@@ -171,7 +183,7 @@ class BatchWorker:
             )
         self.sink.batch_finished(batch)
         self.queue.ack(jobs)
-        self.in_flight = None
+        self.in_flight, self.retries = None, 0
         self.last_batch_at = time.time()
         return batch
 
@@ -255,13 +267,16 @@ class BatchWorker:
 
     def run_forever(self) -> None:
         log.info("%s consumes %s", self.name, self.queue.stream)
-        self.queue.ensure_group()
-        self.queue.sync_clock()
-        self.heartbeat()  # before the first job: tests and `make run` wait for this key
-        threading.Thread(target=self._heartbeat_forever, name="heartbeat", daemon=True).start()
+        ready = False
         failures = 0
         while not self.stopping.is_set():
             try:
+                if not ready:  # inside the retrying loop: a Redis that is down at start must not end the thread
+                    self.queue.ensure_group()
+                    self.queue.sync_clock()
+                    self.heartbeat()  # before the first job: tests and `make run` wait for this key
+                    threading.Thread(target=self._heartbeat_forever, name="heartbeat", daemon=True).start()
+                    ready = True
                 self.step()
                 failures = 0
             except Exception:  # Redis or the database went away: wait and try again, never die

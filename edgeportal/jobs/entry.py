@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import redis
@@ -14,7 +15,7 @@ from edgeportal.jobs.models import Job, Rejection
 from edgeportal.jobs.queueing import get_queue
 from edgeportal.jobs.services import enqueue, followers_resolve, latency_for
 from edgeportal.prompts import cache
-from edgeportal.prompts.guard import GuardRejected, GuardRules, guard_text
+from edgeportal.prompts.guard import GuardRejected, GuardRules, check_patterns, guard_text
 from edgeportal.prompts.models import PromptTemplate
 from edgeportal.prompts.rendering import RenderError, render
 from edgeportal.prompts.tokens import count_tokens
@@ -23,6 +24,7 @@ from edgeportal.sources.models import Source
 from edgeportal.sources.rate_limit import rate_limit_hit
 
 log = logging.getLogger(__name__)
+SLUG = re.compile(r"[-a-zA-Z0-9_]+\Z")
 
 
 class JobRejected(Exception):
@@ -62,18 +64,23 @@ def job_submit(
     try:
         if source is not None:
             _check_rate(source)
-        template, text = _prompt_for(prompt, template_slug, variables, allow_free_prompt, source)
-        return _accept(template, text, variables, source, user, started)
+        template, text, values = _prompt_for(prompt, template_slug, variables, allow_free_prompt, source)
+        return _accept(template, text, values, source, user, started)
     except JobRejected as rejected:
         if rejected.status != 503:
             Rejection.objects.create(
                 source=source,
                 user=user if user is not None and user.is_authenticated else None,
-                template_slug=template_slug if isinstance(template_slug, str) else "",
+                template_slug=_storable(template_slug)[:80] if isinstance(template_slug, str) else "",
                 rule=rejected.code,
-                message=rejected.message,
+                message=_storable(rejected.message),
             )
         raise
+
+
+def _storable(text: str) -> str:
+    """Refused input is echoed in messages: keep it storable (no NUL, no unpaired surrogates)."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
 
 
 def _check_rate(source: Source) -> None:
@@ -97,13 +104,15 @@ def _guarded(text: str, field: str, rules: GuardRules) -> str:
         raise JobRejected(rejected.message, code=rejected.rule, field=rejected.field) from None
 
 
-def _prompt_for(prompt, template_slug, variables, allow_free_prompt, source) -> tuple[PromptTemplate | None, str]:
-    """The template (if any) and the guarded, normalised prompt text."""
+def _prompt_for(prompt, template_slug, variables, allow_free_prompt, source):
+    """The template (if any), the guarded and normalised prompt text, and the checked variable values."""
     if template_slug is not None and prompt is not None:
         raise JobRejected("Send either a template or a prompt, not both.", code="invalid", field="prompt")
     if template_slug is not None:
-        if not isinstance(template_slug, str) or not template_slug.strip():
-            raise JobRejected("template must be a template slug.", code="invalid", field="template")
+        if not isinstance(template_slug, str) or not SLUG.match(template_slug.strip()):
+            raise JobRejected(
+                "template must be a template slug (letters, digits, - and _).", code="invalid", field="template"
+            )
         template = PromptTemplate.objects.filter(slug=template_slug.strip()).first()
         if template is None:
             raise JobRejected(f"Unknown template {template_slug!r}.", code="unknown_template", field="template")
@@ -112,7 +121,7 @@ def _prompt_for(prompt, template_slug, variables, allow_free_prompt, source) -> 
                 f"Source {source.name!r} may not use template {template.slug!r}.",
                 code="template_not_allowed", field="template", status=403,
             )  # fmt: skip
-        text = _render(template, variables)
+        text, values = _render(template, variables)
         # The admin's body is trusted (no pattern check), but body plus values must still fit the limit.
         whole_prompt_rules = GuardRules.current(max_chars=settings.EDGE_MAX_PROMPT_CHARS, with_patterns=False)
     elif prompt is not None:
@@ -124,7 +133,7 @@ def _prompt_for(prompt, template_slug, variables, allow_free_prompt, source) -> 
             raise JobRejected("prompt must be text.", code="invalid", field="prompt")
         if variables:
             raise JobRejected("variables are only used with a template.", code="invalid", field="variables")
-        template, text = None, prompt
+        template, text, values = None, prompt, {}
         whole_prompt_rules = GuardRules.current(max_chars=settings.EDGE_MAX_PROMPT_CHARS)
     else:
         raise JobRejected("Send a template with its variables, or a prompt.", code="missing", field="template")
@@ -138,10 +147,10 @@ def _prompt_for(prompt, template_slug, variables, allow_free_prompt, source) -> 
         raise JobRejected(
             f"The prompt has {tokens} tokens; the limit is {limit}.", code="too_many_tokens", field="prompt"
         )
-    return template, text
+    return template, text, values
 
 
-def _render(template: PromptTemplate, variables: object) -> str:
+def _render(template: PromptTemplate, variables: object) -> tuple[str, dict]:
     """Each value passes the guard (normalised, length, patterns), then its declared type; then the body is filled."""
     if variables is not None and not isinstance(variables, dict):
         raise JobRejected(
@@ -156,18 +165,22 @@ def _render(template: PromptTemplate, variables: object) -> str:
                 if isinstance(value, str):
                     value = _guarded(value, variable.name, rules)
                 values[variable.name] = variable.check(value) if value != "" else ""
-        return render(template.body, values)
+        # A phrase split across two variables is still one phrase.
+        check_patterns(" ".join(v for v in values.values() if isinstance(v, str)), field="variables", rules=rules)
+        return render(template.body, values), values
+    except GuardRejected as rejected:
+        raise JobRejected(rejected.message, code=rejected.rule, field=rejected.field) from None
     except (RenderError, VariableError) as error:
         raise JobRejected(str(error), code="invalid_variables", field=error.field or "variables") from None
 
 
-def _accept(template, text, variables, source, user, started: float) -> Job:
+def _accept(template, text, values, source, user, started: float) -> Job:
     fields = {
         "source": source,
         "submitted_by": user if user is not None and user.is_authenticated else None,
         "template": template,
         "template_version": template.version if template else None,
-        "variables": variables if template else {},
+        "variables": values,  # as checked and normalised: what was really rendered
         "prompt": text,
         "system_prompt": template.system_prompt if template else "",
         "max_new_tokens": template.max_new_tokens if template else settings.EDGE_DEFAULT_MAX_NEW_TOKENS,
@@ -193,7 +206,10 @@ def _accept(template, text, variables, source, user, started: float) -> Job:
         with transaction.atomic():
             job = Job.objects.create(**fields, cache_key=key)
             leader_id = cache.flight_claim(key, job.pk) if key else None
-            if leader_id is not None and leader_id != job.pk:
+            if leader_id is not None and not Job.objects.filter(pk=leader_id).exclude(status__in=Job.FINISHED).exists():
+                cache.flight_take_over(key, job.pk)  # a leader that never committed, or is already done
+                leader_id = None
+            if leader_id is not None:
                 # An identical job is already running: wait for its result instead of running the model twice.
                 Job.objects.filter(pk=job.pk).update(follows_id=leader_id)
                 job.follows_id = leader_id

@@ -153,7 +153,7 @@ def _leaders_finished(jobs: list[Job]) -> None:
             if job.status == Job.Status.DONE:  # never cache a failure
                 result = cache.CachedResult(job.output, job.prompt_tokens or 0, job.output_tokens or 0, job.pk)
                 cache.cache_put(job.cache_key, result)
-            cache.flight_release(job.cache_key)
+            cache.flight_release(job.cache_key, job.pk)
 
     transaction.on_commit(publish)
 

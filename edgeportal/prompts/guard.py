@@ -48,8 +48,19 @@ class GuardRules:
 
 
 def normalise(text: str) -> str:
-    """The same request written twice becomes the same prompt: NFKC (full-width -> ASCII), whitespace collapsed."""
-    return " ".join(unicodedata.normalize("NFKC", text).split())
+    """The same request written twice becomes the same prompt: NFKC (full-width -> ASCII), invisible format
+    characters (zero-width space, soft hyphen) removed, whitespace collapsed."""
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return " ".join(text.split())
+
+
+def check_patterns(text: str, *, field: str, rules: GuardRules) -> None:
+    for pattern in rules.blocked_patterns:
+        if pattern.search(text):
+            raise GuardRejected(
+                "blocked_pattern", f"{field} matches a blocked pattern ({pattern.pattern!r}); nothing was run.", field
+            )
 
 
 def guard_text(text: str, *, field: str, rules: GuardRules) -> str:
@@ -67,9 +78,5 @@ def guard_text(text: str, *, field: str, rules: GuardRules) -> str:
     text = normalise(text)
     if len(text) > rules.max_chars:
         raise GuardRejected("too_long", f"{field} has {len(text)} characters; the limit is {rules.max_chars}.", field)
-    for pattern in rules.blocked_patterns:
-        if pattern.search(text):
-            raise GuardRejected(
-                "blocked_pattern", f"{field} matches a blocked pattern ({pattern.pattern!r}); nothing was run.", field
-            )
+    check_patterns(text, field=field, rules=rules)
     return text

@@ -1,13 +1,23 @@
 """Reads on prompt templates: which a source may use, and how machines see them."""
 
+from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 
 from edgeportal.prompts.models import PromptTemplate
+from edgeportal.prompts.variables import Variable
 from edgeportal.sources.models import Source
 
 
 def templates_for_source(*, source: Source) -> QuerySet[PromptTemplate]:
     return PromptTemplate.objects.filter(Q(sources__isnull=True) | Q(sources=source)).distinct().order_by("slug")
+
+
+def _variable_json(variable: Variable) -> dict:
+    described = variable.as_dict()
+    if variable.type == "text":  # the limit that really applies, declared or global
+        described["max_length"] = min(variable.max_length or settings.EDGE_MAX_VARIABLE_CHARS,
+                                      settings.EDGE_MAX_VARIABLE_CHARS)  # fmt: skip
+    return described
 
 
 def template_as_json(template: PromptTemplate) -> dict:
@@ -17,7 +27,7 @@ def template_as_json(template: PromptTemplate) -> dict:
         "version": template.version,
         "language": template.language,
         "max_new_tokens": template.max_new_tokens,
-        "variables": [variable.as_dict() for variable in template.variable_spec()],
+        "variables": [_variable_json(variable) for variable in template.variable_spec()],
     }
 
 

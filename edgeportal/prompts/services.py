@@ -20,6 +20,8 @@ def template_save(*, template: PromptTemplate, user=None) -> TemplateVersion | N
     Editing never rewrites history: jobs keep pointing at the version they ran.
     """
     template.full_clean()
+    if template.pk:  # two admins saving at once: the second waits and becomes the next version
+        PromptTemplate.objects.select_for_update().filter(pk=template.pk).first()
     latest = template.versions.order_by("-version").first() if template.pk else None
     changed = latest is None or _content(latest) != _content(template)
     if changed:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from edgeportal.prompts.guard import normalise
+
 TYPES = ("text", "choice", "integer")
 
 
@@ -43,8 +45,12 @@ class Variable:
             return str(number)
         if not isinstance(value, str):
             raise VariableError(f"Variable {self.name!r} must be text.", self.name)
-        if self.type == "choice" and value not in self.choices:
-            raise VariableError(f"Variable {self.name!r} must be one of: {', '.join(self.choices)}.", self.name)
+        if self.type == "choice":
+            # Values arrive normalised; compare with the declared choices normalised the same way.
+            matches = [choice for choice in self.choices if normalise(choice) == normalise(value)]
+            if not matches:
+                raise VariableError(f"Variable {self.name!r} must be one of: {', '.join(self.choices)}.", self.name)
+            return matches[0]
         if self.max_length is not None and len(value) > self.max_length:
             raise VariableError(f"Variable {self.name!r} is longer than {self.max_length} characters.", self.name)
         return value

@@ -18,13 +18,15 @@ class SourceAdmin(admin.ModelAdmin):
         token = source_rotate_token(source=obj)  # saves the new source with the token's hash
         messages.warning(request, f"Token for {obj.name} (shown once, store it now): {token}")
 
-    @admin.action(description="Rotate the token of the selected sources (old tokens stop working at once)")
+    @admin.action(
+        description="Rotate the token of the selected sources (old tokens stop working at once)", permissions=["change"]
+    )
     def rotate_tokens(self, request, queryset):
         for source in queryset:
             token = source_rotate_token(source=source)
             messages.warning(request, f"New token for {source.name} (shown once, store it now): {token}")
 
-    @admin.action(description="Disable the selected sources (their tokens are refused at once)")
+    @admin.action(description="Disable the selected sources (their tokens are refused at once)", permissions=["change"])
     def disable(self, request, queryset):
         count = queryset.update(is_active=False)
         messages.success(request, f"Disabled {count} source(s).")

@@ -95,11 +95,25 @@ def test_a_model_error_fails_only_the_bad_job_and_the_worker_goes_on(submit, mak
     assert good.batch == bad.batch and good.batch.size == 2
 
 
+class RecordingModel(ResidentModel):
+    """The tiny model, remembering the prompts of every generate call."""
+
+    def __init__(self, model: ResidentModel):
+        super().__init__(model.model, model.tokenizer, name="recording", dtype="float32")
+        self.calls = []
+
+    def generate_batch(self, prompts, *args, **kwargs):
+        self.calls.append(list(prompts))
+        return super().generate_batch(prompts, *args, **kwargs)
+
+
 def test_jobs_that_crashed_a_worker_before_run_one_by_one(submit, make_worker, queue, tiny_model):
     first, second = submit("first"), submit("second")
     collect_window(queue, "w-test", lambda: SchedulerSettings(window_ms=0))  # the worker dies mid-batch
-    worker = make_worker()
+    model = RecordingModel(tiny_model)
+    worker = make_worker(model=model)
     worker.recover_step()
+    assert model.calls == [["first"], ["second"]]
     assert {j.latency.batch_size for j in Job.objects.filter(pk__in=[first.pk, second.pk])} == {2}
     assert {j.status for j in Job.objects.filter(pk__in=[first.pk, second.pk])} == {Job.Status.DONE}
 

@@ -162,3 +162,19 @@ def test_a_guard_rule_is_shown_on_the_form_field_it_concerns(manager_client, def
     [message] = response.context["form"].errors["var_defect"]
     assert "matches a blocked pattern" in message
     assert Job.objects.count() == 0
+
+
+def test_control_characters_are_refused_in_the_form_when_configured(manager_client, settings):
+    settings.EDGE_GUARD_CONTROL_CHARS = "reject"
+    response = manager_client.post("/jobs/new/", {"template": "", "prompt": "line\x07 A stops"})
+    assert response.status_code == 400
+    assert "control characters (U+0007)" in response.context["form"].errors["prompt"][0]
+
+
+def test_too_many_tokens_is_shown_in_the_form(manager_client, settings, tiny_model_path):
+    settings.EDGE_MODEL = str(tiny_model_path)
+    settings.EDGE_MAX_PROMPT_TOKENS = 3
+    response = manager_client.post("/jobs/new/", {"template": "", "prompt": "Camera C3 detected a long scratch"})
+    assert response.status_code == 400
+    assert "the limit is 3" in response.context["form"].errors["prompt"][0]
+    assert Job.objects.count() == 0

@@ -118,6 +118,7 @@ def test_machines_discover_the_templates_their_source_may_use(api, notice):
         {"name": "minutes", "type": "integer", "min": 1, "max": 60},
         {"name": "language", "type": "text", "max_length": 10},
     ]
+    assert body["templates"][0]["variables"][2]["max_length"] == 10
     response = api.post({"template": "plc-only", "variables": {"sensor": "S1"}})
     assert response.status_code == 403 and response.json()["error"]["code"] == "template_not_allowed"
 
@@ -192,3 +193,11 @@ def test_the_template_list_shows_the_cache_hit_rate(client, admin_user, notice):
     client.force_login(admin_user)
     html = client.get("/templates/").content.decode()
     assert 'data-testid="hit-rate-notice">50 %' in html
+
+
+def test_choices_match_however_the_value_is_spelled(api):
+    make_template(slug="pick", title="Pick", body="Use line {line}.",
+                  variables=[{"name": "line", "type": "choice", "choices": ["Line 2", "Line 3"]}])  # fmt: skip
+    response = api.post({"template": "pick", "variables": {"line": "Line  ２"}})
+    assert response.status_code == 202
+    assert Job.objects.get().prompt == "Use line Line 2."
