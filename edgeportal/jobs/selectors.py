@@ -1,6 +1,9 @@
 """Reads on jobs: lists, queue depth, the API representation."""
 
+from datetime import timedelta
+
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from edgeportal.jobs.models import Job
 from edgeportal.sources.models import Source
@@ -10,12 +13,17 @@ def job_list(*, limit: int = 50) -> QuerySet[Job]:
     return Job.objects.select_related("template", "source", "submitted_by", "latency")[:limit]
 
 
-def queue_depth() -> dict[str, int]:
+def queue_depth() -> dict[str, int | None]:
+    """Jobs waiting and running now, and the share of the last hour's jobs the prompt cache answered."""
+    hour_ago = timezone.now() - timedelta(hours=1)
     counts = Job.objects.aggregate(
         queued=Count("pk", filter=Q(status=Job.Status.QUEUED)),
         running=Count("pk", filter=Q(status=Job.Status.RUNNING)),
+        recent=Count("pk", filter=Q(created_at__gte=hour_ago)),
+        recent_hits=Count("pk", filter=Q(created_at__gte=hour_ago, cache_hit=True)),
     )
-    return {"queued": counts["queued"], "running": counts["running"]}
+    hit_rate = round(100 * counts["recent_hits"] / counts["recent"]) if counts["recent"] else None
+    return {"queued": counts["queued"], "running": counts["running"], "cache_hit_rate": hit_rate}
 
 
 def job_for_source(*, source: Source, job_id: int) -> Job | None:

@@ -1,24 +1,15 @@
 """Manager pages: submit a job, list jobs, watch one; htmx requests get only the fragment."""
 
-from django.contrib.auth.decorators import user_passes_test
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 
-from edgeportal.accounts.roles import is_admin, is_manager
+from edgeportal.accounts.decorators import manager_required
+from edgeportal.accounts.roles import is_admin
 from edgeportal.jobs import selectors
 from edgeportal.jobs.entry import JobRejected, job_submit
 from edgeportal.jobs.forms import JobSubmitForm
 from edgeportal.jobs.models import Job
 from edgeportal.prompts.models import PromptTemplate
-
-
-def manager_required(view):
-    def check(user):
-        if not is_manager(user):
-            raise PermissionDenied("Only managers and admins can use the job pages.")
-        return True
-
-    return user_passes_test(check)(view)
 
 
 def _templates_for(user):

@@ -4,12 +4,11 @@ and each template's versions with diffs and rollback."""
 import json
 
 from django.contrib import messages
-from django.contrib.auth.decorators import user_passes_test
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from edgeportal.accounts.roles import is_admin
+from edgeportal.accounts.decorators import admin_required
 from edgeportal.jobs.entry import JobRejected, job_submit
 from edgeportal.prompts.cache import cache_clear
 from edgeportal.prompts.forms import TemplateForm, sample_values
@@ -21,15 +20,6 @@ from edgeportal.prompts.selectors import templates_with_hit_rate
 from edgeportal.prompts.services import template_rollback, template_save, version_diff
 from edgeportal.prompts.tokens import count_tokens
 from edgeportal.prompts.variables import VariableError, parse_spec
-
-
-def admin_required(view):
-    def check(user):
-        if not is_admin(user):
-            raise PermissionDenied("Only admins can manage prompt templates.")
-        return True
-
-    return user_passes_test(check)(view)
 
 
 @admin_required

@@ -157,3 +157,11 @@ def test_redis_down_answers_503_and_leaves_no_job(api, redis_down):
 def test_wrong_methods_are_refused(api, client, source_token):
     assert client.get("/api/jobs", headers={"Authorization": f"Bearer {source_token}"}).status_code == 405
     assert client.post("/api/jobs/1", headers={"Authorization": f"Bearer {source_token}"}).status_code == 405
+
+
+def test_control_characters_are_refused_when_the_guard_is_set_to_reject(api, settings):
+    settings.EDGE_GUARD_CONTROL_CHARS = "reject"
+    response = api.post({"prompt": "line A\u0007 stops"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "control_characters"
+    assert Job.objects.count() == 0

@@ -118,8 +118,10 @@ def test_the_list_shows_queue_depth(manager_client):
     Job.objects.create(prompt="a", max_new_tokens=4)
     Job.objects.create(prompt="b", max_new_tokens=4)
     Job.objects.create(prompt="c", max_new_tokens=4, status=Job.Status.RUNNING)
+    Job.objects.create(prompt="d", max_new_tokens=4, status=Job.Status.DONE, cache_hit=True)
     response = manager_client.get("/jobs/")
-    assert response.context["depth"] == {"queued": 2, "running": 1}
+    assert response.context["depth"] == {"queued": 2, "running": 1, "cache_hit_rate": 25}
+    assert 'data-testid="hit-rate">25 %' in response.content.decode()
     assert 'hx-trigger="every 2s"' in response.content.decode()
     Job.objects.update(status=Job.Status.DONE)
     assert 'hx-trigger="every 10s"' in manager_client.get("/jobs/").content.decode()
