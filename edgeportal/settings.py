@@ -134,6 +134,10 @@ LOGGING = {
     "loggers": {
         "edgeportal": {"level": os.getenv("LOG_LEVEL", "INFO")},
         "inference": {"level": os.getenv("LOG_LEVEL", "INFO")},
+        # The lost-job sweep runs every few seconds: log its task only when something goes wrong.
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.beat": {"level": "WARNING"},
     },
 }
 
