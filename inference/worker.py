@@ -121,17 +121,17 @@ class BatchWorker:
 
     def recover_step(self) -> bool:
         """Once at start: what this worker held when it died. Then, now and again: what silent workers hold."""
-        settings = self.settings.current()
         if not self.recovered_own:
             jobs = self.queue.read_own_pending(self.name, 1_000)
             self.recovered_own = True
         elif time.time() - self._last_reclaim > self.reclaim_idle_ms / 4000:
             self._last_reclaim = time.time()
-            jobs = self.queue.reclaim_idle(self.name, self.reclaim_idle_ms, settings.max_batch_size)
+            jobs = self.queue.reclaim_idle(self.name, self.reclaim_idle_ms, 1_000)
         else:
-            return False
+            return False  # the common case between batches: no Redis round trip
         if not jobs:
             return False
+        settings = self.settings.current()
         log.warning("%s replays %d unacknowledged job(s)", self.name, len(jobs))
         for i in range(0, len(jobs), settings.max_batch_size):
             chunk = jobs[i : i + settings.max_batch_size]
