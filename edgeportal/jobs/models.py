@@ -10,8 +10,18 @@ class Job(models.Model):
         RUNNING = "running"
         DONE = "done"
         FAILED = "failed"
+        EXPIRED = "expired"  # its deadline passed, or could no longer be met, before it ran
 
-    FINISHED = (Status.DONE, Status.FAILED)
+    class Priority(models.TextChoices):
+        HIGH = "high"  # safety, line stops
+        NORMAL = "normal"
+        LOW = "low"  # reports
+
+    class Lane(models.TextChoices):
+        SHORT = "short"
+        LONG = "long"
+
+    FINISHED = (Status.DONE, Status.FAILED, Status.EXPIRED)
 
     source = models.ForeignKey("sources.Source", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
     submitted_by = models.ForeignKey(
@@ -26,6 +36,9 @@ class Job(models.Model):
     max_new_tokens = models.PositiveIntegerField()
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
+    lane = models.CharField(max_length=10, choices=Lane.choices, default=Lane.SHORT)
+    deadline_at = models.DateTimeField(null=True, blank=True, help_text="Not run after this; it expires instead.")
     output = models.TextField(blank=True)
     error = models.TextField(blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)

@@ -13,8 +13,10 @@ class BatchRecord(models.Model):
     window_opened_at = models.DateTimeField()
     inference_started_at = models.DateTimeField()
     inference_ms = models.FloatField()
-    window_ms = models.PositiveIntegerField(help_text="Scheduler setting this batch ran with.")
+    lane = models.CharField(max_length=10, default="short", db_index=True)
+    window_ms = models.PositiveIntegerField(help_text="Window this batch waited with (the effective one if adaptive).")
     max_batch_size = models.PositiveIntegerField(help_text="Scheduler setting this batch ran with.")
+    settings = models.JSONField(default=dict, blank=True, help_text="Every scheduler setting this batch ran with.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -27,8 +29,13 @@ class BatchRecord(models.Model):
 class JobLatency(models.Model):
     job = models.OneToOneField("jobs.Job", on_delete=models.CASCADE, related_name="latency")
     batch = models.ForeignKey(BatchRecord, null=True, on_delete=models.SET_NULL, related_name="job_latencies")
-    status = models.CharField(max_length=10, db_index=True, help_text="How the job ended: done or failed.")
+    status = models.CharField(max_length=10, db_index=True, help_text="How the job ended: done, failed or expired.")
     cache_hit = models.BooleanField(default=False)
+    template = models.ForeignKey("prompts.PromptTemplate", null=True, blank=True, on_delete=models.SET_NULL)
+    source = models.ForeignKey("sources.Source", null=True, blank=True, on_delete=models.SET_NULL)
+    lane = models.CharField(max_length=10, default="short")
+    priority = models.CharField(max_length=10, default="normal")
+    deadline_ms = models.FloatField(null=True, help_text="Time the job had: created until its deadline.")
     # Null where the job never reached that stage (a failed job may never have run).
     queue_wait_ms = models.FloatField(null=True, help_text="Created until read into a batch window.")
     window_wait_ms = models.FloatField(null=True, help_text="Read into the window until inference started.")

@@ -30,6 +30,9 @@ class PromptTemplate(models.Model):
     sources = models.ManyToManyField(
         "sources.Source", blank=True, related_name="templates", help_text="Machine sources that may use it; none: all."
     )
+    deadline_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Default deadline of its jobs in ms; empty uses the scheduler's default."
+    )
     managers_may_use = models.BooleanField(default=True, help_text="Offer it in the managers' submit form.")
     version = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -21,6 +21,9 @@ class Source(models.Model):
     rate_limit_per_minute = models.PositiveIntegerField(
         null=True, blank=True, help_text="Requests per minute; empty uses EDGE_RATE_LIMIT_PER_MINUTE, 0 means no limit."
     )
+    deadline_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Default deadline of its jobs in ms (wins over the template's); empty: none."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
