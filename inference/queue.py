@@ -166,3 +166,33 @@ class JobQueue:
     def depth(self) -> int:
         """Jobs waiting or in flight."""
         return int(self.redis.hlen(self.live))
+
+    def lane_depths(self) -> dict[str, int]:
+        """Jobs waiting or in flight, per lane."""
+        return {"short": self.depth(), "long": 0}
+
+    # --- workers' heartbeats -----------------------------------------------------------------
+
+    @property
+    def workers_key(self) -> str:
+        return f"{self.prefix}:workers"  # sorted set: worker name -> last heartbeat (epoch seconds)
+
+    def worker_key(self, name: str) -> str:
+        return f"{self.prefix}:workers:{name}"
+
+    def workers(self, *, forget_after_s: float = 3600) -> list[dict[str, str]]:
+        """Every worker heard from in the last hour, newest first: its heartbeat hash plus its name.
+
+        A worker whose hash expired (it missed its heartbeats) is listed with only name and heartbeat_at,
+        so pages can show it as gone.
+        """
+        now = time.time()
+        self.redis.zremrangebyscore(self.workers_key, "-inf", now - forget_after_s)
+        names = self.redis.zrevrange(self.workers_key, 0, -1, withscores=True)
+        pipe = self.redis.pipeline()
+        for name, _ in names:
+            pipe.hgetall(self.worker_key(name))
+        found = []
+        for (name, beat), fields in zip(names, pipe.execute(), strict=True):
+            found.append({"heartbeat_at": str(beat), **fields, "name": name})
+        return found

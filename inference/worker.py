@@ -240,8 +240,10 @@ class BatchWorker:
         window = self.in_flight
         if window is not None:
             self.queue.touch(self.name, window.jobs)
-        key = f"{self.queue.prefix}:workers:{self.name}"
+        key = self.queue.worker_key(self.name)
+        now = time.time()
         pipe = self.queue.redis.pipeline()
+        pipe.zadd(self.queue.workers_key, {self.name: now})
         pipe.hset(
             key,
             mapping={
@@ -250,7 +252,7 @@ class BatchWorker:
                 "state": "busy" if window is not None else "idle",
                 "started_at": self.started_at,
                 "last_batch_at": self.last_batch_at,
-                "heartbeat_at": time.time(),
+                "heartbeat_at": now,
             },
         )
         pipe.expire(key, HEARTBEAT_TTL_S)

@@ -1,5 +1,7 @@
 """The worker's steps called directly, with the tiny model, the real Redis and the database sink."""
 
+import time
+
 import pytest
 from django.db import OperationalError
 
@@ -200,3 +202,13 @@ def test_the_worker_heartbeat_says_what_it_runs(make_worker, queue):
     beat = queue.redis.hgetall(f"{queue.prefix}:workers:w-test")
     assert beat["state"] == "idle" and beat["dtype"] == "float32"
     assert 0 < queue.redis.ttl(f"{queue.prefix}:workers:w-test") <= 15
+
+
+def test_workers_lists_the_live_worker_and_keeps_a_gone_one_as_gone(make_worker, queue):
+    make_worker().heartbeat()
+    queue.redis.zadd(queue.workers_key, {"old@host": 1.0e9})  # heard from long ago, its hash expired
+    queue.redis.zadd(queue.workers_key, {"quiet@host": time.time() - 60})
+    listed = {worker["name"]: worker for worker in queue.workers()}
+    assert set(listed) == {"w-test", "quiet@host"}  # older than an hour: forgotten
+    assert listed["w-test"]["state"] == "idle"
+    assert "state" not in listed["quiet@host"]
