@@ -6,6 +6,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from inference.scheduler import SchedulerSettings, SettingError
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -59,6 +61,7 @@ INSTALLED_APPS = [
     "edgeportal.prompts",
     "edgeportal.jobs",
     "edgeportal.latency",
+    "edgeportal.tuning",
 ]
 
 MIDDLEWARE = [
@@ -156,8 +159,13 @@ if EDGE_GUARD_CONTROL_CHARS not in ("remove", "reject"):
     raise ImproperlyConfigured(f"EDGE_GUARD_CONTROL_CHARS must be remove or reject, got {EDGE_GUARD_CONTROL_CHARS!r}")
 EDGE_RATE_LIMIT_PER_MINUTE = envint("EDGE_RATE_LIMIT_PER_MINUTE", 600, minimum=0)  # per source; 0 = no limit
 EDGE_CACHE_ENABLED = envbool("EDGE_CACHE_ENABLED", "true")
-EDGE_CACHE_TTL_S = envint("EDGE_CACHE_TTL_S", 3600, minimum=1)
 EDGE_DTYPE = os.getenv("EDGE_DTYPE", "float32")
+# Scheduler defaults (EDGE_WINDOW_MS, EDGE_MAX_BATCH_SIZE, EDGE_DEFAULT_DEADLINE_MS, EDGE_CACHE_TTL_S, ...):
+# admins override them live on the tuning page.
+try:
+    EDGE_SCHEDULER = SchedulerSettings.from_env()
+except SettingError as error:
+    raise ImproperlyConfigured(str(error)) from None
 # Jobs still queued/running in the database but missing from Redis are re-queued after this long.
 EDGE_SWEEP_GRACE_S = envint("EDGE_SWEEP_GRACE_S", 10, minimum=0)
 EDGE_SWEEP_EVERY_S = envint("EDGE_SWEEP_EVERY_S", 15, minimum=1)
@@ -170,4 +178,5 @@ CELERY_TASK_DEFAULT_QUEUE = f"{EDGE_REDIS_PREFIX}:celery"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "requeue-lost-jobs": {"task": "edgeportal.jobs.tasks.requeue_lost_jobs", "schedule": float(EDGE_SWEEP_EVERY_S)},
+    "republish-settings": {"task": "edgeportal.tuning.tasks.republish_settings", "schedule": float(EDGE_SWEEP_EVERY_S)},
 }

@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from edgeportal.jobs import api as jobs_api
 from edgeportal.jobs import views as jobs_views
 from edgeportal.prompts import views as prompts_views
+from edgeportal.tuning import views as tuning_views
 
 jobs_patterns = (
     [
@@ -30,6 +31,14 @@ prompts_patterns = (
     "prompts",
 )
 
+tuning_patterns = (
+    [
+        path("", tuning_views.tuning_page, name="page"),
+        path("workers/", tuning_views.tuning_workers, name="workers"),
+    ],
+    "tuning",
+)
+
 api_patterns = (
     [
         path("jobs", jobs_api.job_create, name="job-create"),
@@ -45,6 +54,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("jobs/", include(jobs_patterns)),
     path("templates/", include(prompts_patterns)),
+    path("tuning/", include(tuning_patterns)),
     path("api/", include(api_patterns)),
     path("admin/", admin.site.urls),
 ]

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from celery import bootsteps
 
 from inference.model_files import ModelConfigError
-from inference.queue import JobQueue
+from inference.queue import LANES, JobQueue
 from inference.scheduler import SchedulerSettings, SettingError, SettingsStore, env_int
 from inference.worker import BatchWorker
 
 log = logging.getLogger(__name__)
+
+
+def worker_lanes(raw: str) -> tuple[str, ...]:
+    """EDGE_WORKER_LANES: the lanes this worker serves, e.g. "long" for a worker kept for long prompts."""
+    lanes = tuple(lane.strip() for lane in raw.split(",") if lane.strip()) or LANES
+    unknown = [lane for lane in lanes if lane not in LANES]
+    if unknown:
+        raise SettingError("EDGE_WORKER_LANES", f"unknown lane(s) {', '.join(unknown)}; use short, long or both")
+    return lanes
 
 
 class BatchLoopStep(bootsteps.StartStopStep):
@@ -40,6 +50,7 @@ class BatchLoopStep(bootsteps.StartStopStep):
         try:
             defaults = SchedulerSettings.from_env()
             reclaim_idle_ms = env_int("EDGE_RECLAIM_IDLE_MS", 60_000, low=1_000, high=3_600_000)
+            lanes = worker_lanes(os.environ.get("EDGE_WORKER_LANES", ""))
         except SettingError as error:
             log.critical("worker configuration error: %s", error)  # one clear line above Celery's traceback
             raise
@@ -59,6 +70,7 @@ class BatchLoopStep(bootsteps.StartStopStep):
                     sink=sink,
                     settings=SettingsStore(queue, defaults),
                     name=worker.hostname,
+                    lanes=lanes,
                     reclaim_idle_ms=reclaim_idle_ms,
                 )
             except Exception as error:

@@ -1,8 +1,19 @@
-"""The job queue in Redis: a stream read by a consumer group, plus the set of job ids it holds.
+"""The job queue in Redis: one sorted set per lane ordered by deadline, and a lease set for jobs in flight.
 
-Why a stream and not Celery messages: the worker must own the fetch to open a window at the
-first waiting job, and a consumer group keeps every delivered entry pending until it is
-acknowledged, so a batch whose worker died is replayed instead of lost.
+Why sorted sets and Lua: earliest-deadline-first needs an order that arrival order (a stream, a list)
+does not give, and a worker must move the jobs it picks out of the lane and into a lease in one atomic
+step, so two workers never take the same job and a worker that dies leaves its jobs reclaimable.
+
+Keys, under the prefix:
+  lane:{short|long}  sorted set  job id -> rank (deadline minus its priority's head start, ms)
+  deadlines          sorted set  job id -> deadline (ms, Redis clock), for the expiry timer
+  leased             sorted set  job id -> lease end (ms, Redis clock), jobs in a worker's batch
+  job:{id}           hash        what the worker needs to run it
+  wake               list        one token per enqueue, so idle workers block instead of polling
+  stats              hash        measured batch times per lane and the arrival rate (moving averages)
+  jobs:dead          stream      jobs buried after killing workers again and again (capped)
+All times in the queue come from Redis' clock (TIME), so hosts with skewed clocks agree. The scripts
+touch job:{id} keys they build from the prefix: fine on one Redis, not on Redis Cluster.
 """
 
 from __future__ import annotations
@@ -12,7 +23,154 @@ from dataclasses import dataclass, field
 
 import redis
 
-GROUP = "workers"
+LANES = ("short", "long")
+PRIORITIES = ("high", "normal", "low")
+EWMA_WEIGHT = 0.2  # weight of the newest sample in the moving averages of batch time and arrival gap
+
+_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)"
+
+# KEYS: payload, lane, deadlines, wake, stats. ARGV: id, head_start_ms, deadline_in_ms, then field pairs.
+_ENQUEUE = (
+    _NOW
+    + """
+local deadline = now + tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'enqueued_ms', now, 'deadline_ms', deadline, 'deliveries', 0, unpack(ARGV, 4))
+redis.call('ZADD', KEYS[2], deadline - tonumber(ARGV[2]), ARGV[1])
+redis.call('ZADD', KEYS[3], deadline, ARGV[1])
+redis.call('LPUSH', KEYS[4], 1)
+redis.call('LTRIM', KEYS[4], 0, 63)
+local last = tonumber(redis.call('HGET', KEYS[5], 'last_arrival_ms'))
+if last then
+  local gap = math.min(now - last, 60000)
+  local avg = tonumber(redis.call('HGET', KEYS[5], 'arrival_gap_ms')) or gap
+  redis.call('HSET', KEYS[5], 'arrival_gap_ms', tostring(avg + (gap - avg) * 0.2))
+end
+redis.call('HSET', KEYS[5], 'last_arrival_ms', now)
+return {now, deadline}
+"""
+)
+
+# Expire in one place: the job leaves its lane and the deadline index, and its payload is returned.
+_EXPIRE_FN = """
+local function expire(prefix, lane_prefix, deadlines, id, out)
+  local key = prefix .. id
+  local fields = redis.call('HGETALL', key)
+  local lane = redis.call('HGET', key, 'lane') or 'short'
+  redis.call('ZREM', lane_prefix .. lane, id)
+  redis.call('ZREM', deadlines, id)
+  redis.call('DEL', key)
+  table.insert(out, {id, fields})
+end
+"""
+
+# KEYS: lane, deadlines, leased. ARGV: job key prefix, lane key prefix, max_count, max_tokens,
+# est_ms, lease_ms, worker. Takes jobs in rank order into a lease, up to the count and the padded
+# token budget (batch size times the longest prompt); jobs that cannot finish by their deadline
+# even if run now are expired instead of taken.
+_TAKE = (
+    _NOW
+    + _EXPIRE_FN
+    + """
+local max_count, max_tokens = tonumber(ARGV[3]), tonumber(ARGV[4])
+local est, lease_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
+local taken, expired = {}, {}
+local longest = 0
+local ids = redis.call('ZRANGE', KEYS[1], 0, max_count * 4 + 16)
+for _, id in ipairs(ids) do
+  local key = ARGV[1] .. id
+  local deadline = tonumber(redis.call('HGET', key, 'deadline_ms'))
+  if not deadline then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
+  elseif deadline < now + est then
+    expire(ARGV[1], ARGV[2], KEYS[2], id, expired)
+  else
+    if #taken >= max_count then break end
+    local tokens = tonumber(redis.call('HGET', key, 'prompt_tokens')) or 0
+    local padded = math.max(longest, tokens) * (#taken + 1)
+    if #taken > 0 and padded > max_tokens then break end
+    longest = math.max(longest, tokens)
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('ZADD', KEYS[3], now + lease_ms, id)
+    redis.call('HINCRBY', key, 'deliveries', 1)
+    redis.call('HSET', key, 'worker', ARGV[7], 'leased_ms', now)
+    table.insert(taken, {id, redis.call('HGETALL', key)})
+  end
+end
+return {taken, expired, now}
+"""
+)
+
+# KEYS: deadlines. ARGV: job key prefix, lane key prefix, then est_ms per lane as name/value pairs.
+# The expiry timer: every waiting job that can no longer finish by its deadline.
+_EXPIRE_DUE = (
+    _NOW
+    + _EXPIRE_FN
+    + """
+local est, longest = {}, 0
+for i = 3, #ARGV, 2 do
+  est[ARGV[i]] = tonumber(ARGV[i + 1])
+  longest = math.max(longest, tonumber(ARGV[i + 1]))
+end
+local expired = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now + longest, 'LIMIT', 0, 1000)) do
+  local key = ARGV[1] .. id
+  local deadline = tonumber(redis.call('HGET', key, 'deadline_ms'))
+  local lane = redis.call('HGET', key, 'lane') or 'short'
+  if not deadline then
+    redis.call('ZREM', KEYS[1], id)
+  elseif deadline < now + (est[lane] or 0) then
+    expire(ARGV[1], ARGV[2], KEYS[1], id, expired)
+  end
+end
+return expired
+"""
+)
+
+# KEYS: leased, deadlines. ARGV: job key prefix, lane key prefix, worker ('' for none), limit.
+# Put back in their lanes the leased jobs whose lease ran out, or (at a worker's start) that it held.
+_RECLAIM = (
+    _NOW
+    + """
+local back = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local count = 0
+for i = 1, #back, 2 do
+  local id, lease_end = back[i], tonumber(back[i + 1])
+  local key = ARGV[1] .. id
+  local holder = redis.call('HGET', key, 'worker')
+  if lease_end < now or (ARGV[3] ~= '' and holder == ARGV[3]) then
+    redis.call('ZREM', KEYS[1], id)
+    local deadline = tonumber(redis.call('HGET', key, 'deadline_ms'))
+    if deadline then
+      local lane = redis.call('HGET', key, 'lane') or 'short'
+      redis.call('ZADD', ARGV[2] .. lane, deadline - tonumber(redis.call('HGET', key, 'head_start_ms') or 0), id)
+      redis.call('ZADD', KEYS[2], deadline, id)
+      count = count + 1
+      if count >= tonumber(ARGV[4]) then break end
+    end
+  end
+end
+return count
+"""
+)
+
+# KEYS: lane. ARGV: job key prefix, max_count. What a window needs to know without taking anything:
+# how many wait, the head's arrival and deadline, and the padded tokens of the first max_count.
+_PEEK = (
+    _NOW
+    + """
+local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+if #ids == 0 then return {0, 0, 0, 0, now} end
+local head = ARGV[1] .. ids[1]
+local longest = 0
+for _, id in ipairs(ids) do
+  longest = math.max(longest, tonumber(redis.call('HGET', ARGV[1] .. id, 'prompt_tokens')) or 0)
+end
+return {redis.call('ZCARD', KEYS[1]), tonumber(redis.call('HGET', head, 'enqueued_ms')) or now,
+        tonumber(redis.call('HGET', head, 'deadline_ms')) or now, longest * #ids, now}
+"""
+)
 
 
 @dataclass
@@ -21,14 +179,18 @@ class QueuedJob:
     prompt: str
     max_new_tokens: int
     system_prompt: str = ""
-    entry_id: str = ""
+    prompt_tokens: int = 0
+    lane: str = "short"
+    priority: str = "normal"
+    head_start_ms: int = 0  # how far its priority moves it ahead of its deadline order
+    deadline_ms: int = 0  # epoch ms on Redis' clock, set at enqueue
+    enqueued_ms: int = 0  # arrival, epoch ms on Redis' clock, set at enqueue
     deliveries: int = 1
-    picked_at: float = field(default=0.0)  # local time when this worker read it
+    picked_at: float = field(default=0.0)  # local time it entered a worker's window (see collect_window)
 
     @property
     def arrived_ms(self) -> int:
-        """Arrival time in Redis, taken from the stream entry id (milliseconds since the epoch)."""
-        return int(self.entry_id.split("-", 1)[0])
+        return self.enqueued_ms
 
     def to_fields(self) -> dict[str, str]:
         return {
@@ -36,46 +198,80 @@ class QueuedJob:
             "prompt": self.prompt,
             "system_prompt": self.system_prompt,
             "max_new_tokens": str(self.max_new_tokens),
+            "prompt_tokens": str(self.prompt_tokens),
+            "lane": self.lane,
+            "priority": self.priority,
+            "head_start_ms": str(self.head_start_ms),
         }
 
     @classmethod
-    def from_entry(cls, entry_id: str, fields: dict[str, str], deliveries: int = 1) -> QueuedJob:
+    def from_fields(cls, fields: dict[str, str]) -> QueuedJob:
         return cls(
             job_id=int(fields["job_id"]),
             prompt=fields["prompt"],
             system_prompt=fields.get("system_prompt", ""),
             max_new_tokens=int(fields["max_new_tokens"]),
-            entry_id=entry_id,
-            deliveries=deliveries,
+            prompt_tokens=int(fields.get("prompt_tokens", 0)),
+            lane=fields.get("lane", "short"),
+            priority=fields.get("priority", "normal"),
+            head_start_ms=int(fields.get("head_start_ms", 0)),
+            deadline_ms=int(float(fields.get("deadline_ms", 0))),
+            enqueued_ms=int(float(fields.get("enqueued_ms", 0))),
+            deliveries=int(fields.get("deliveries", 1)),
             picked_at=time.time(),
         )
+
+
+@dataclass(frozen=True)
+class ExpiredJob:
+    job_id: int
+    lane: str
+    deadline_ms: int
+
+
+@dataclass(frozen=True)
+class LanePeek:
+    waiting: int
+    head_arrived_ms: int
+    head_deadline_ms: int
+    padded_tokens: int  # of the first max_count jobs, were they a batch
+    now_ms: int
+
+
+def _pairs(flat: list) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 class JobQueue:
     def __init__(self, client: redis.Redis, prefix: str = "edgeportal"):
         self.redis = client
         self.prefix = prefix
-        self.stream = f"{prefix}:jobs"
-        self.live = f"{prefix}:jobs:live"  # hash job_id -> enqueue time: the jobs Redis still holds
+        self.deadlines = f"{prefix}:deadlines"
+        self.leased = f"{prefix}:leased"
+        self.wake = f"{prefix}:wake"
+        self.stats = f"{prefix}:stats"
         self.dead = f"{prefix}:jobs:dead"
-        self.clock_offset = 0.0  # Redis server time minus local time: windows are anchored on Redis' clock
+        self.job_prefix = f"{prefix}:job:"
+        self.lane_prefix = f"{prefix}:lane:"
+        self.clock_offset = 0.0  # Redis server time minus local time
+        self._enqueue = client.register_script(_ENQUEUE)
+        self._take = client.register_script(_TAKE)
+        self._expire_due = client.register_script(_EXPIRE_DUE)
+        self._reclaim = client.register_script(_RECLAIM)
+        self._peek = client.register_script(_PEEK)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "edgeportal") -> JobQueue:
         return cls(redis.Redis.from_url(url, decode_responses=True, socket_timeout=5), prefix)
 
-    def ensure_group(self) -> None:
-        try:
-            self.redis.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
-        except redis.ResponseError as error:
-            if "BUSYGROUP" not in str(error):
-                raise
+    def lane_key(self, lane: str) -> str:
+        return f"{self.lane_prefix}{lane}"
 
     def ping(self) -> None:
         self.redis.ping()
 
     def sync_clock(self) -> float:
-        """Measure how far Redis' clock (which stamps arrivals) is from ours, so other hosts can skew freely."""
+        """Measure how far Redis' clock (which stamps arrivals and deadlines) is from ours."""
         before = time.time()
         seconds, micros = self.redis.time()
         after = time.time()
@@ -86,76 +282,96 @@ class JobQueue:
         """The current time on Redis' clock, in seconds."""
         return time.time() + self.clock_offset
 
-    def enqueue(self, job: QueuedJob) -> str:
-        self.ensure_group()
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.xadd(self.stream, job.to_fields())
-        pipe.hset(self.live, str(job.job_id), str(time.time()))
-        job.entry_id = pipe.execute()[0]
-        return job.entry_id
+    # --- entry side --------------------------------------------------------------------------
+
+    def enqueue(self, job: QueuedJob, *, deadline_in_ms: int) -> QueuedJob:
+        """Queue a job that must finish within deadline_in_ms from now (Redis' now: no clock skew)."""
+        if job.lane not in LANES:
+            raise ValueError(f"unknown lane {job.lane!r}")
+        fields = [item for pair in job.to_fields().items() for item in pair]
+        keys = [self.job_prefix + str(job.job_id), self.lane_key(job.lane), self.deadlines, self.wake, self.stats]
+        job.enqueued_ms, job.deadline_ms = self._enqueue(
+            keys=keys, args=[job.job_id, job.head_start_ms, max(0, int(deadline_in_ms)), *fields]
+        )
+        return job
+
+    def lane_depths(self) -> dict[str, int]:
+        """Jobs waiting (not in flight) per lane."""
+        pipe = self.redis.pipeline(transaction=False)
+        for lane in LANES:
+            pipe.zcard(self.lane_key(lane))
+        return dict(zip(LANES, (int(n) for n in pipe.execute()), strict=True))
+
+    def ahead_of(self, lane: str, rank: float) -> int:
+        """Jobs in the lane that a new job of this rank would wait behind."""
+        return int(self.redis.zcount(self.lane_key(lane), "-inf", rank))
 
     def live_job_ids(self) -> set[int]:
-        return {int(job_id) for job_id in self.redis.hkeys(self.live)}
+        """Every job Redis holds: waiting in a lane or leased to a worker."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in [*(self.lane_key(lane) for lane in LANES), self.leased]:
+            pipe.zrange(key, 0, -1)
+        return {int(job_id) for members in pipe.execute() for job_id in members}
 
-    def _read(self, consumer: str, entry_id: str, count: int, block_ms: int | None) -> list[QueuedJob]:
-        try:
-            reply = self.redis.xreadgroup(GROUP, consumer, {self.stream: entry_id}, count=count, block=block_ms)
-        except redis.ResponseError as error:
-            if "NOGROUP" not in str(error):
-                raise
-            self.ensure_group()  # Redis lost its data (restart without persistence): start again
-            return []
-        if not reply:
-            return []
-        _, entries = reply[0]
-        return [QueuedJob.from_entry(eid, fields) for eid, fields in entries if fields]
+    def depth(self) -> int:
+        """Jobs waiting or in flight."""
+        return sum(self.lane_depths().values()) + int(self.redis.zcard(self.leased))
 
-    def wait_new(self, consumer: str, block_ms: int) -> list[QueuedJob]:
-        """Block until one new job arrives (Redis wakes a blocked reader at once on XADD)."""
-        return self._read(consumer, ">", 1, block_ms)
+    # --- worker side -------------------------------------------------------------------------
 
-    def read_new(self, consumer: str, count: int) -> list[QueuedJob]:
-        """Non-blocking: Redis checks BLOCK timeouts only on its hz tick, too coarse inside a window."""
-        return self._read(consumer, ">", count, None)
+    def wait_for_work(self, timeout_s: float) -> None:
+        """Block until a job is enqueued or the timeout passes (whichever first)."""
+        if not any(self.lane_depths().values()):
+            self.redis.blpop([self.wake], timeout=timeout_s)
 
-    def _with_delivery_counts(self, jobs: list[QueuedJob]) -> list[QueuedJob]:
-        for job in jobs:
-            info = self.redis.xpending_range(self.stream, GROUP, min=job.entry_id, max=job.entry_id, count=1)
-            if info:
-                job.deliveries = int(info[0]["times_delivered"])
-        return jobs
+    def peek(self, lane: str, max_count: int) -> LanePeek:
+        return LanePeek(
+            *(int(value) for value in self._peek(keys=[self.lane_key(lane)], args=[self.job_prefix, max_count]))
+        )
 
-    def read_own_pending(self, consumer: str, count: int) -> list[QueuedJob]:
-        """Entries this consumer took before it died and never acknowledged."""
-        # Reading history counts as a delivery, so a job that kills every worker reaches the poison limit.
-        return self._with_delivery_counts(self._read(consumer, "0", count, None))
+    def take(
+        self, lane: str, *, worker: str, max_count: int, max_tokens: int, est_ms: float, lease_ms: int
+    ) -> tuple[list[QueuedJob], list[ExpiredJob]]:
+        """Atomically lease the next jobs of a lane, and expire those that would miss their deadline."""
+        taken, expired, _ = self._take(
+            keys=[self.lane_key(lane), self.deadlines, self.leased],
+            args=[self.job_prefix, self.lane_prefix, max_count, max_tokens, int(est_ms), lease_ms, worker],
+        )
+        return [QueuedJob.from_fields(_pairs(fields)) for _, fields in taken], self._expired(expired)
 
-    def reclaim_idle(self, consumer: str, min_idle_ms: int, count: int) -> list[QueuedJob]:
-        """Take over entries of workers that stopped acknowledging (gone for min_idle_ms)."""
-        try:
-            _, entries, deleted = self.redis.xautoclaim(self.stream, GROUP, consumer, min_idle_ms, "0-0", count=count)
-        except redis.ResponseError as error:
-            if "NOGROUP" not in str(error):
-                raise
-            return []
-        if deleted:
-            self.redis.xack(self.stream, GROUP, *deleted)
-        jobs = [QueuedJob.from_entry(eid, fields) for eid, fields in entries if fields]
-        return self._with_delivery_counts(jobs)
+    def expire_due(self, est_ms: dict[str, float]) -> list[ExpiredJob]:
+        """The expiry timer's step: remove every waiting job that can no longer meet its deadline."""
+        args = [self.job_prefix, self.lane_prefix]
+        for lane in LANES:
+            args += [lane, int(est_ms.get(lane, 0))]
+        return self._expired(self._expire_due(keys=[self.deadlines], args=args))
 
-    def touch(self, consumer: str, jobs: list[QueuedJob]) -> None:
-        """Reset the idle time of jobs in flight (JUSTID keeps their delivery count): a long batch is not reclaimed."""
+    @staticmethod
+    def _expired(rows: list) -> list[ExpiredJob]:
+        found = []
+        for job_id, flat in rows:
+            fields = _pairs(flat)
+            found.append(ExpiredJob(int(job_id), fields.get("lane", "short"), int(float(fields.get("deadline_ms", 0)))))
+        return found
+
+    def reclaim(self, *, worker: str = "", limit: int = 1000) -> int:
+        """Put back the jobs of workers whose lease ran out (they died); with worker, also that worker's own."""
+        return int(
+            self._reclaim(keys=[self.leased, self.deadlines], args=[self.job_prefix, self.lane_prefix, worker, limit])
+        )
+
+    def touch(self, jobs: list[QueuedJob], lease_ms: int) -> None:
+        """Extend the lease of jobs in flight: a long batch is not mistaken for a dead worker."""
         if jobs:
-            self.redis.xclaim(self.stream, GROUP, consumer, 0, [job.entry_id for job in jobs], justid=True)
+            until = int(self.now() * 1000) + lease_ms
+            self.redis.zadd(self.leased, {str(job.job_id): until for job in jobs}, xx=True)
 
     def ack(self, jobs: list[QueuedJob]) -> None:
         if not jobs:
             return
-        ids = [job.entry_id for job in jobs]
         pipe = self.redis.pipeline(transaction=True)
-        pipe.xack(self.stream, GROUP, *ids)
-        pipe.xdel(self.stream, *ids)  # XACK alone keeps the entry in the stream forever
-        pipe.hdel(self.live, *[str(job.job_id) for job in jobs])
+        pipe.zrem(self.leased, *[str(job.job_id) for job in jobs])
+        pipe.delete(*[self.job_prefix + str(job.job_id) for job in jobs])
         pipe.execute()
 
     def bury(self, job: QueuedJob, reason: str) -> None:
@@ -163,13 +379,29 @@ class JobQueue:
         self.redis.xadd(self.dead, {**job.to_fields(), "reason": reason}, maxlen=10_000, approximate=True)
         self.ack([job])
 
-    def depth(self) -> int:
-        """Jobs waiting or in flight."""
-        return int(self.redis.hlen(self.live))
+    def remove(self, job_ids: list[int]) -> None:
+        """Forget jobs wherever they are (the database already finished them)."""
+        if not job_ids:
+            return
+        members = [str(job_id) for job_id in job_ids]
+        pipe = self.redis.pipeline(transaction=True)
+        for key in [*(self.lane_key(lane) for lane in LANES), self.leased, self.deadlines]:
+            pipe.zrem(key, *members)
+        pipe.delete(*[self.job_prefix + member for member in members])
+        pipe.execute()
 
-    def lane_depths(self) -> dict[str, int]:
-        """Jobs waiting or in flight, per lane."""
-        return {"short": self.depth(), "long": 0}
+    # --- measurements ------------------------------------------------------------------------
+
+    def record_batch_time(self, lane: str, inference_ms: float) -> None:
+        """Moving average of batch inference time per lane: what admission and expiry estimate with."""
+        key = f"batch_ms:{lane}"
+        previous = self.redis.hget(self.stats, key)
+        value = inference_ms if previous is None else float(previous) + (inference_ms - float(previous)) * EWMA_WEIGHT
+        self.redis.hset(self.stats, key, f"{value:.1f}")
+
+    def measurements(self) -> dict[str, float]:
+        """batch_ms:short, batch_ms:long (0 until measured), arrival_gap_ms and last_arrival_ms where known."""
+        return {name: float(value) for name, value in self.redis.hgetall(self.stats).items()}
 
     # --- workers' heartbeats -----------------------------------------------------------------
 
@@ -196,3 +428,6 @@ class JobQueue:
         for (name, beat), fields in zip(names, pipe.execute(), strict=True):
             found.append({"heartbeat_at": str(beat), **fields, "name": name})
         return found
+
+    def workers_alive(self, *, within_s: float) -> int:
+        return int(self.redis.zcount(self.workers_key, time.time() - within_s, "+inf"))

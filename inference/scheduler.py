@@ -1,4 +1,4 @@
-"""Windowed micro-batching: scheduler settings and the collection of one window of jobs."""
+"""The scheduler: its settings, which lane runs next, and the collection of one window of jobs."""
 
 from __future__ import annotations
 
@@ -6,16 +6,41 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
-from inference.queue import JobQueue, QueuedJob
+from inference.queue import LANES, ExpiredJob, JobQueue, LanePeek, QueuedJob
 
 log = logging.getLogger(__name__)
 
-# Each setting: (default, minimum, maximum). Values outside are refused, not clamped silently.
-SETTING_RANGES: dict[str, tuple[int, int, int]] = {
-    "window_ms": (60, 0, 10_000),
-    "max_batch_size": (8, 1, 256),
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: int
+    low: int
+    high: int
+    label: str
+    unit: str = "ms"
+
+
+# Values outside the range are refused with a message, never clamped silently.
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in [
+        Setting("window_ms", 60, 0, 10_000, "Batch window (the maximum, if adaptive)"),
+        Setting("max_batch_size", 8, 1, 256, "Jobs per batch", "jobs"),
+        Setting("max_batch_tokens", 4096, 16, 1_000_000, "Short lane: padded prompt tokens per batch", "tokens"),
+        Setting("long_prompt_tokens", 256, 1, 100_000, "Long lane: prompts from this many tokens", "tokens"),
+        Setting("long_batch_tokens", 1024, 16, 1_000_000, "Long lane: padded prompt tokens per batch", "tokens"),
+        Setting("default_deadline_ms", 10_000, 100, 3_600_000, "Default deadline"),
+        Setting("max_deadline_ms", 300_000, 100, 86_400_000, "Longest deadline a request may ask for"),
+        Setting("queue_limit", 256, 1, 100_000, "Queue limit (jobs waiting, all lanes)", "jobs"),
+        Setting("priority_weight_high_ms", 8_000, 0, 3_600_000, "Head start of high priority"),
+        Setting("priority_weight_normal_ms", 4_000, 0, 3_600_000, "Head start of normal priority"),
+        Setting("priority_weight_low_ms", 0, 0, 3_600_000, "Head start of low priority"),
+        Setting("cache_ttl_s", 3600, 0, 30 * 86_400, "Prompt cache lifetime (0: off)", "s"),
+        Setting("adaptive_window", 0, 0, 1, "Adaptive window (0 off, 1 on)", ""),
+    ]
 }
 
 
@@ -23,18 +48,19 @@ class SettingError(ValueError):
     def __init__(self, name: str, message: str):
         super().__init__(f"{name}: {message}")
         self.name = name
+        self.message = message
 
 
 def parse_setting(name: str, raw: object) -> int:
-    if name not in SETTING_RANGES:
+    if name not in SETTINGS:
         raise SettingError(name, "unknown setting")
-    _, low, high = SETTING_RANGES[name]
+    setting = SETTINGS[name]
     try:
         value = int(str(raw).strip())
     except ValueError:
-        raise SettingError(name, f"must be an integer, got {raw!r}") from None
-    if not low <= value <= high:
-        raise SettingError(name, f"must be between {low} and {high}, got {value}")
+        raise SettingError(name, f"must be a whole number, got {str(raw)[:40]!r}") from None
+    if not setting.low <= value <= setting.high:
+        raise SettingError(name, f"must be between {setting.low} and {setting.high}, got {value}")
     return value
 
 
@@ -53,32 +79,63 @@ def env_int(name: str, default: int, *, low: int, high: int, environ: Mapping[st
 
 @dataclass(frozen=True)
 class SchedulerSettings:
-    window_ms: int = SETTING_RANGES["window_ms"][0]
-    max_batch_size: int = SETTING_RANGES["max_batch_size"][0]
+    window_ms: int = SETTINGS["window_ms"].default
+    max_batch_size: int = SETTINGS["max_batch_size"].default
+    max_batch_tokens: int = SETTINGS["max_batch_tokens"].default
+    long_prompt_tokens: int = SETTINGS["long_prompt_tokens"].default
+    long_batch_tokens: int = SETTINGS["long_batch_tokens"].default
+    default_deadline_ms: int = SETTINGS["default_deadline_ms"].default
+    max_deadline_ms: int = SETTINGS["max_deadline_ms"].default
+    queue_limit: int = SETTINGS["queue_limit"].default
+    priority_weight_high_ms: int = SETTINGS["priority_weight_high_ms"].default
+    priority_weight_normal_ms: int = SETTINGS["priority_weight_normal_ms"].default
+    priority_weight_low_ms: int = SETTINGS["priority_weight_low_ms"].default
+    cache_ttl_s: int = SETTINGS["cache_ttl_s"].default
+    adaptive_window: int = SETTINGS["adaptive_window"].default
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> SchedulerSettings:
-        """EDGE_WINDOW_MS / EDGE_MAX_BATCH_SIZE; a bad value stops the worker with a clear message."""
+        """EDGE_WINDOW_MS, EDGE_MAX_BATCH_SIZE, ...: a bad value stops the process with a clear message."""
         values = {}
-        for name in SETTING_RANGES:
-            raw = environ.get(f"EDGE_{name.upper()}")
+        for name in SETTINGS:
+            raw = environ.get(f"EDGE_{name.upper()}", "").strip()
             if raw:
-                values[name] = parse_setting(name, raw)
+                try:
+                    values[name] = parse_setting(name, raw)
+                except SettingError as error:
+                    raise SettingError(f"EDGE_{name.upper()}", error.message) from None
         return cls(**values)
 
     def overridden(self, overrides: Mapping[str, str]) -> SchedulerSettings:
         """Apply live overrides from Redis; a bad stored value is logged and ignored, never fatal mid-run."""
         values = asdict(self)
         for name, raw in overrides.items():
+            if name.startswith("_"):  # bookkeeping such as _version
+                continue
             try:
                 values[name] = parse_setting(name, raw)
             except SettingError as error:
                 log.warning("ignoring scheduler override %s", error)
         return SchedulerSettings(**values)
 
+    def head_start_ms(self, priority: str) -> int:
+        return getattr(self, f"priority_weight_{priority}_ms")
+
+    def lane_for(self, prompt_tokens: int) -> str:
+        return "long" if prompt_tokens >= self.long_prompt_tokens else "short"
+
+    def batch_tokens(self, lane: str) -> int:
+        return self.long_batch_tokens if lane == "long" else self.max_batch_tokens
+
+
+SETTING_NAMES = tuple(f.name for f in fields(SchedulerSettings))
+
 
 class SettingsStore:
-    """Scheduler settings: environment defaults, overridden by a Redis hash that applies from the next batch."""
+    """Scheduler settings: environment defaults, overridden by a Redis hash that applies from the next window.
+
+    The hash also holds _version, raised on every save, so workers can say which settings they applied.
+    """
 
     def __init__(self, queue: JobQueue, defaults: SchedulerSettings):
         self.redis = queue.redis
@@ -88,44 +145,134 @@ class SettingsStore:
     def current(self) -> SchedulerSettings:
         return self.defaults.overridden(self.redis.hgetall(self.key))
 
-    def update(self, **values: object) -> None:
+    def current_with_version(self) -> tuple[SchedulerSettings, int]:
+        stored = self.redis.hgetall(self.key)
+        return self.defaults.overridden(stored), int(stored.get("_version", 0))
+
+    def update(self, **values: object) -> int:
+        """Store overrides (checked first, all or nothing); returns the new version."""
         checked = {name: parse_setting(name, raw) for name, raw in values.items()}
-        self.redis.hset(self.key, mapping=checked)
+        pipe = self.redis.pipeline(transaction=True)
+        if checked:
+            pipe.hset(self.key, mapping=checked)
+        pipe.hincrby(self.key, "_version", 1)
+        return int(pipe.execute()[-1])
+
+    def replace(self, overrides: Mapping[str, object], version: int) -> None:
+        """Put back a full set of overrides (from the database, after Redis lost its data)."""
+        checked = {name: parse_setting(name, raw) for name, raw in overrides.items()}
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self.key)
+        pipe.hset(self.key, mapping={**checked, "_version": version})
+        pipe.execute()
+
+
+# --- which lane, and how long a window --------------------------------------------------------
+
+
+def batch_estimate_ms(measurements: Mapping[str, float], lane: str) -> float:
+    """Measured moving average of a batch's inference time in this lane (0 until one ran)."""
+    return measurements.get(f"batch_ms:{lane}", 0.0)
+
+
+def choose_lane(peeks: Mapping[str, LanePeek], measurements: Mapping[str, float], window_ms: int) -> str | None:
+    """Short jobs first; the long lane runs when the short lane is empty, or when waiting for one more
+    short batch would make its most urgent job miss its deadline. Neither starves: short batches are
+    only put off by a long batch that had to run, and long jobs run at the latest when they must."""
+    waiting = [lane for lane in LANES if lane in peeks and peeks[lane].waiting]
+    if len(waiting) < 2:
+        return waiting[0] if waiting else None
+    long = peeks["long"]
+    slack_ms = long.head_deadline_ms - long.now_ms - batch_estimate_ms(measurements, "long")
+    if slack_ms < batch_estimate_ms(measurements, "short") + window_ms:
+        return "long"
+    return "short"
+
+
+def effective_window(settings: SchedulerSettings, measurements: Mapping[str, float], now_ms: int) -> tuple[int, str]:
+    """The window to wait, and why. Fixed unless adaptive: then as long as it takes the measured arrival
+    rate to fill a batch, at most window_ms, and none when arrivals are too sparse to gain anything."""
+    if not settings.adaptive_window:
+        return settings.window_ms, "fixed"
+    gap = measurements.get("arrival_gap_ms")
+    last = measurements.get("last_arrival_ms")
+    if gap is None or last is None:
+        return settings.window_ms, "adaptive: no arrival rate measured yet, using the maximum"
+    gap = max(gap, now_ms - last)  # arrivals that stopped count as a slower rate
+    if gap >= settings.window_ms:
+        return 0, f"adaptive: one arrival per {gap:.0f} ms, waiting would not add a job"
+    fill_ms = gap * (settings.max_batch_size - 1)
+    if fill_ms < settings.window_ms:
+        return int(fill_ms), f"adaptive: one arrival per {gap:.0f} ms fills a batch in {fill_ms:.0f} ms"
+    return settings.window_ms, f"adaptive: one arrival per {gap:.0f} ms, steady load, the maximum window"
 
 
 @dataclass
 class Window:
     jobs: list[QueuedJob]
-    opened_ms: int  # arrival of the first job: the window is anchored there, not at the read
+    lane: str
+    opened_ms: int  # arrival of the job that opened it: the window is anchored there, not at the read
     closed_at: float
-    close_reason: str  # "full", "timeout", "replay"
+    close_reason: str  # "full", "tokens", "timeout", "deadline", "replay"
     settings: SchedulerSettings
+    window_ms: int  # the window it waited with (the effective one, if adaptive)
+    window_reason: str = "fixed"
+    expired: list[ExpiredJob] | None = None
 
 
 def collect_window(
     queue: JobQueue,
-    consumer: str,
+    worker: str,
     current_settings: Callable[[], SchedulerSettings],
     *,
-    idle_block_ms: int = 1000,
-    clock: Callable[[], float] = time.time,
+    lanes: tuple[str, ...] = LANES,
+    lease_ms: int = 60_000,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Window | None:
-    """Wait for a first job, then add jobs until window_ms after its arrival or max_batch_size."""
-    jobs = queue.wait_new(consumer, idle_block_ms)
-    if not jobs:
+    """Pick a lane, wait out its window (anchored at the head job's arrival), then lease the batch.
+
+    current_settings is called on every poll, so a saved change applies to the window in progress.
+
+    The window closes at window_ms, when max_batch_size jobs or the lane's token budget are waiting,
+    or early when waiting longer would make the head job miss its deadline. Returns None when no
+    lane has work, or when every job was expired or taken by another worker meanwhile.
+    """
+    started = time.time()
+    settings = current_settings()
+    measurements = queue.measurements()
+    peeks = {lane: queue.peek(lane, settings.max_batch_size) for lane in lanes}
+    window_ms, why = effective_window(settings, measurements, max(p.now_ms for p in peeks.values()))
+    lane = choose_lane(peeks, measurements, window_ms)
+    if lane is None:
         return None
-    settings = current_settings()  # read after the wait, so a change made while idle applies to this window
-    opened_ms = jobs[0].arrived_ms
-    closes_at = (opened_ms + settings.window_ms) / 1000
+    estimate = batch_estimate_ms(measurements, lane)
+    budget = settings.batch_tokens(lane)
+    peek = peeks[lane]
+    opened_ms = peek.head_arrived_ms
     while True:
-        # Read at least once even if the window is already over: jobs that arrived while the
-        # previous batch ran are long past their window and go together at once.
-        if len(jobs) < settings.max_batch_size:
-            jobs += queue.read_new(consumer, settings.max_batch_size - len(jobs))
-        if len(jobs) >= settings.max_batch_size:
-            return Window(jobs, opened_ms, clock(), "full", settings)
-        remaining = closes_at - clock()
-        if remaining <= 0:
-            return Window(jobs, opened_ms, clock(), "timeout", settings)
-        sleep(min(0.001, remaining))
+        closes_ms = opened_ms + window_ms
+        if peek.waiting >= settings.max_batch_size:
+            reason = "full"
+        elif peek.padded_tokens >= budget:
+            reason = "tokens"
+        elif peek.now_ms >= closes_ms:
+            reason = "timeout"
+        elif closes_ms + estimate > peek.head_deadline_ms:
+            reason = "deadline"
+        else:
+            sleep(min(0.001, (closes_ms - peek.now_ms) / 1000))
+            settings = current_settings()  # a change saved now shortens or ends this window
+            window_ms = settings.window_ms if not settings.adaptive_window else min(window_ms, settings.window_ms)
+            peek = queue.peek(lane, settings.max_batch_size)
+            if peek.waiting == 0:
+                return None  # another worker took them
+            continue
+        break
+    jobs, expired = queue.take(
+        lane, worker=worker, max_count=settings.max_batch_size, max_tokens=budget, est_ms=estimate, lease_ms=lease_ms
+    )
+    for job in jobs:
+        # In the window from when this worker began collecting it, or from the job's arrival if later:
+        # queue wait ends there, window wait runs from there to the batch start.
+        job.picked_at = max(started, job.enqueued_ms / 1000 - queue.clock_offset)
+    return Window(jobs, lane, opened_ms, time.time(), reason, settings, window_ms, why, expired)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from inference.generation import BatchOutput, GenerationParams
-from inference.queue import JobQueue, QueuedJob
-from inference.scheduler import SchedulerSettings, SettingsStore, Window, collect_window
+from inference.queue import LANES, ExpiredJob, JobQueue, QueuedJob
+from inference.scheduler import SchedulerSettings, SettingsStore, Window, batch_estimate_ms, collect_window
 
 if TYPE_CHECKING:
     from inference.runtime import ResidentModel
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY_S = 2.0
+RECLAIM_EVERY_S = 1.0  # looking for leases that ran out: one small Lua call over the jobs in flight
+TIMER_EVERY_S = 0.1  # expiry checks and settings pick-up: well inside the one second a change may take
 HEARTBEAT_TTL_S = 15
 MAX_RETRIES = 5  # a batch whose results cannot be stored this often in a row fails, rather than block the worker
 
@@ -44,6 +46,8 @@ class BatchRun:
     worker: str
     jobs: list[QueuedJob]
     settings: SchedulerSettings
+    lane: str
+    window_ms: int
     window_opened_at: float
     inference_started_at: float
     inference_ended_at: float | None = None
@@ -67,6 +71,17 @@ class ResultSink(Protocol):
 
     def jobs_failed(self, job_ids: list[int], reason: str) -> None: ...
 
+    def jobs_expired(self, reasons: dict[int, str]) -> None: ...
+
+
+def expiry_reason(job: ExpiredJob, now_ms: float, estimate_ms: float) -> str:
+    if job.deadline_ms <= now_ms:
+        return f"expired: its deadline passed while it waited in the {job.lane} lane"
+    return (
+        f"expired: it could not finish by its deadline ({job.deadline_ms - now_ms:.0f} ms left, "
+        f"a {job.lane} batch takes about {estimate_ms:.0f} ms)"
+    )
+
 
 class BatchWorker:
     def __init__(
@@ -77,6 +92,7 @@ class BatchWorker:
         sink: ResultSink,
         settings: SettingsStore,
         name: str | None = None,
+        lanes: tuple[str, ...] = LANES,
         max_deliveries: int = 3,
         reclaim_idle_ms: int = 60_000,
     ):
@@ -85,8 +101,9 @@ class BatchWorker:
         self.sink = sink
         self.settings = settings
         self.name = name or f"worker@{socket.gethostname()}"
+        self.lanes = lanes
         self.max_deliveries = max_deliveries
-        # Jobs in flight are touched by the heartbeat, so only a silent worker's jobs stay idle this long.
+        # Leases of jobs in flight are renewed by the heartbeat, so only a silent worker's leases run out.
         self.reclaim_idle_ms = reclaim_idle_ms
         self.stopping = threading.Event()
         self.in_flight: Window | None = None  # a window whose batch did not complete: retried first
@@ -94,6 +111,10 @@ class BatchWorker:
         self.recovered_own = False
         self.last_batch_at = 0.0
         self.started_at = time.time()
+        self.settings_version = -1
+        self.live_settings: SchedulerSettings = settings.defaults  # refreshed by batch_step and the timer
+        self.window_ms: int | None = None
+        self.window_reason = ""
         self._last_reclaim = 0.0
 
     # --- steps: each returns True when it did work -----------------------------------------
@@ -120,30 +141,50 @@ class BatchWorker:
         return True
 
     def recover_step(self) -> bool:
-        """Once at start: what this worker held when it died. Then, now and again: what silent workers hold."""
+        """Once at start: put back what this worker held when it died. Then, now and again, what the
+        workers that went silent held. The jobs return to their lanes and run in deadline order."""
         if not self.recovered_own:
-            jobs = self.queue.read_own_pending(self.name, 1_000)
+            count = self.queue.reclaim(worker=self.name)
             self.recovered_own = True
-        elif time.time() - self._last_reclaim > self.reclaim_idle_ms / 4000:
+        elif time.time() - self._last_reclaim > RECLAIM_EVERY_S:
             self._last_reclaim = time.time()
-            jobs = self.queue.reclaim_idle(self.name, self.reclaim_idle_ms, 1_000)
+            count = self.queue.reclaim()
         else:
             return False  # the common case between batches: no Redis round trip
-        if not jobs:
-            return False
-        settings = self.settings.current()
-        log.warning("%s replays %d unacknowledged job(s)", self.name, len(jobs))
-        for i in range(0, len(jobs), settings.max_batch_size):
-            chunk = jobs[i : i + settings.max_batch_size]
-            self.run_batch(Window(chunk, min(job.arrived_ms for job in chunk), time.time(), "replay", settings))
-        return True
+        if count:
+            log.warning("%s put back %d job(s) of a worker that stopped", self.name, count)
+        return False  # nothing ran yet: the batch step takes them
 
     def batch_step(self) -> bool:
-        window = collect_window(self.queue, self.name, self.settings.current, idle_block_ms=500, clock=self.queue.now)
+        self.live_settings, self.settings_version = self.settings.current_with_version()
+        window = collect_window(
+            self.queue, self.name, lambda: self.live_settings, lanes=self.lanes, lease_ms=self.reclaim_idle_ms
+        )
         if window is None:
+            self.queue.wait_for_work(0.5)
             return False
+        self.window_ms, self.window_reason = window.window_ms, window.window_reason
+        if window.expired:
+            self._expire(window.expired)
+        if not window.jobs:
+            return bool(window.expired)
         self.run_batch(window)
         return True
+
+    def expiry_step(self) -> bool:
+        """The expiry timer's step, run by its own thread: a job learns it expired even during a long batch."""
+        measurements = self.queue.measurements()
+        expired = self.queue.expire_due({lane: batch_estimate_ms(measurements, lane) for lane in LANES})
+        if expired:
+            self._expire(expired, measurements)
+        return bool(expired)
+
+    def _expire(self, expired: list[ExpiredJob], measurements: dict[str, float] | None = None) -> None:
+        measurements = measurements if measurements is not None else self.queue.measurements()
+        now_ms = self.queue.now() * 1000
+        reasons = {job.job_id: expiry_reason(job, now_ms, batch_estimate_ms(measurements, job.lane)) for job in expired}
+        log.info("%s: %d job(s) expired", self.name, len(reasons))
+        self.sink.jobs_expired(reasons)
 
     def step(self) -> bool:
         return self.retry_step() or self.recover_step() or self.batch_step()
@@ -163,6 +204,8 @@ class BatchWorker:
             worker=self.name,
             jobs=jobs,
             settings=window.settings,
+            lane=window.lane,
+            window_ms=window.window_ms,
             window_opened_at=window.opened_ms / 1000,
             inference_started_at=time.time(),
         )
@@ -172,6 +215,8 @@ class BatchWorker:
         isolate = len(jobs) > 1 and any(job.deliveries > 1 for job in jobs)
         outputs = self._generate_each(jobs) if isolate else self._generate(jobs)
         batch.inference_ended_at = time.time()
+        if batch.inference_ms and len(outputs) == len(jobs) and not isolate:
+            self.queue.record_batch_time(window.lane, batch.inference_ms)
         for job, output in zip(jobs, outputs, strict=True):
             if isinstance(output, str):
                 batch.failures[job.job_id] = output
@@ -233,51 +278,74 @@ class BatchWorker:
                 healthy.append(job)
         return healthy
 
-    # --- heartbeat and loop ----------------------------------------------------------------
+    # --- heartbeat and timer ----------------------------------------------------------------
 
     def heartbeat(self) -> None:
-        """Say we are alive (for people and dashboards) and keep our jobs in flight from being reclaimed."""
+        """Say we are alive (for people and dashboards) and renew the leases of our jobs in flight."""
         window = self.in_flight
         if window is not None:
-            self.queue.touch(self.name, window.jobs)
-        key = self.queue.worker_key(self.name)
+            self.queue.touch(window.jobs, self.reclaim_idle_ms)
         now = time.time()
         pipe = self.queue.redis.pipeline()
         pipe.zadd(self.queue.workers_key, {self.name: now})
         pipe.hset(
-            key,
+            self.queue.worker_key(self.name),
             mapping={
                 "model": self.model.name,
                 "dtype": self.model.dtype,
+                "lanes": ",".join(self.lanes),
                 "state": "busy" if window is not None else "idle",
                 "started_at": self.started_at,
                 "last_batch_at": self.last_batch_at,
                 "heartbeat_at": now,
+                "settings_version": self.settings_version,
+                "window_ms": "" if self.window_ms is None else self.window_ms,
+                "window_reason": self.window_reason,
             },
         )
-        pipe.expire(key, HEARTBEAT_TTL_S)
+        pipe.expire(self.queue.worker_key(self.name), HEARTBEAT_TTL_S)
         pipe.execute()
 
-    def _heartbeat_forever(self) -> None:
+    def settings_step(self) -> bool:
+        """Pick up saved settings within a fraction of a second, even in the middle of a window."""
+        settings, version = self.settings.current_with_version()
+        self.live_settings = settings
+        if version == self.settings_version:
+            return False
+        self.settings_version = version
+        self.queue.redis.hset(self.queue.worker_key(self.name), "settings_version", version)
+        return True
+
+    def _timer_forever(self) -> None:
+        """Beside the batch thread: the expiry timer, settings pick-up and the heartbeat."""
+        last_beat = last_touch = 0.0
         while not self.stopping.is_set():
             try:
-                self.heartbeat()
-                self.queue.sync_clock()
+                self.expiry_step()
+                self.settings_step()
+                window = self.in_flight
+                if window is not None and time.time() - last_touch >= self.reclaim_idle_ms / 4000:
+                    self.queue.touch(window.jobs, self.reclaim_idle_ms)  # renewed four times per lease
+                    last_touch = time.time()
+                if time.time() - last_beat >= HEARTBEAT_EVERY_S:
+                    self.heartbeat()
+                    self.queue.sync_clock()
+                    last_beat = time.time()
             except Exception:
-                log.exception("%s: heartbeat failed", self.name)
-            self.stopping.wait(HEARTBEAT_EVERY_S)
+                log.exception("%s: timer step failed", self.name)
+            self.stopping.wait(TIMER_EVERY_S)
 
     def run_forever(self) -> None:
-        log.info("%s consumes %s", self.name, self.queue.stream)
+        log.info("%s serves the %s lane(s) of %s", self.name, " and ".join(self.lanes), self.queue.prefix)
         ready = False
         failures = 0
         while not self.stopping.is_set():
             try:
                 if not ready:  # inside the retrying loop: a Redis that is down at start must not end the thread
-                    self.queue.ensure_group()
                     self.queue.sync_clock()
+                    self.settings_step()
                     self.heartbeat()  # before the first job: tests and `make run` wait for this key
-                    threading.Thread(target=self._heartbeat_forever, name="heartbeat", daemon=True).start()
+                    threading.Thread(target=self._timer_forever, name="timer", daemon=True).start()
                     ready = True
                 self.step()
                 failures = 0

@@ -19,4 +19,4 @@ def role_required(has_role, message: str):
 
 
 manager_required = role_required(is_manager, "Only managers and admins can use the job pages.")
-admin_required = role_required(is_admin, "Only admins can manage prompt templates.")
+admin_required = role_required(is_admin, "Only admins can use this page.")

@@ -16,7 +16,7 @@ from edgeportal.jobs.entry import JobRejected, job_submit
 from edgeportal.prompts.selectors import template_as_json, templates_for_source
 from edgeportal.sources.services import source_authenticate
 
-ALLOWED_FIELDS = {"template", "variables", "prompt"}
+ALLOWED_FIELDS = {"template", "variables", "prompt", "priority", "deadline_ms"}
 
 
 def error_response(
@@ -74,13 +74,16 @@ def job_create(request):
             prompt=body.get("prompt"),
             template_slug=body.get("template"),
             variables=body.get("variables"),
+            priority=body.get("priority"),
+            deadline_ms=body.get("deadline_ms"),
             source=request.source,
             allow_free_prompt=request.source.allow_free_prompts,
         )
     except JobRejected as rejected:
         return error_response(rejected.status, rejected.code, rejected.message, rejected.field, rejected.retry_after)
     url = request.build_absolute_uri(reverse("api:job-detail", args=[job.pk]))
-    return JsonResponse({"id": job.pk, "status": job.status, "url": url}, status=202)
+    body = {"id": job.pk, "status": job.status, "url": url, "priority": job.priority, "lane": job.lane}
+    return JsonResponse({**body, "deadline_at": job.deadline_at.isoformat()}, status=202)
 
 
 @require_GET

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 import time
+from dataclasses import dataclass
+from datetime import timedelta
 
 import redis
 from django.conf import settings
@@ -12,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from edgeportal.jobs.models import Job, Rejection
-from edgeportal.jobs.queueing import get_queue
+from edgeportal.jobs.queueing import get_queue, scheduler_settings
 from edgeportal.jobs.services import enqueue, followers_resolve, latency_for
 from edgeportal.prompts import cache
 from edgeportal.prompts.guard import GuardRejected, GuardRules, check_patterns, guard_text
@@ -22,6 +24,8 @@ from edgeportal.prompts.tokens import count_tokens
 from edgeportal.prompts.variables import VariableError
 from edgeportal.sources.models import Source
 from edgeportal.sources.rate_limit import rate_limit_hit
+from inference.admission import admission_estimate
+from inference.scheduler import SchedulerSettings
 
 log = logging.getLogger(__name__)
 SLUG = re.compile(r"[-a-zA-Z0-9_]+\Z")
@@ -55,17 +59,29 @@ def job_submit(
     prompt: object = None,
     template_slug: object = None,
     variables: object = None,
+    priority: object = None,
+    deadline_ms: object = None,
     source: Source | None = None,
     user=None,
     allow_free_prompt: bool,
 ) -> Job:
-    """Check, render and normalise the request; answer it from the cache, or store it and queue it."""
+    """Check, render and normalise the request; answer it from the cache, or admit it, store it and queue it."""
     started = time.perf_counter()
     try:
         if source is not None:
             _check_rate(source)
-        template, text, values = _prompt_for(prompt, template_slug, variables, allow_free_prompt, source)
-        return _accept(template, text, values, source, user, started)
+        try:
+            scheduler = scheduler_settings()
+        except redis.RedisError:
+            raise QueueUnavailable() from None
+        template, text, values, tokens = _prompt_for(prompt, template_slug, variables, allow_free_prompt, source)
+        ticket = Ticket(
+            priority=_priority(priority),
+            deadline_ms=_deadline_ms(deadline_ms, template, source, scheduler),
+            lane=scheduler.lane_for(tokens),
+            prompt_tokens=tokens,
+        )
+        return _accept(template, text, values, source, user, started, ticket, scheduler)
     except JobRejected as rejected:
         if rejected.status != 503:
             Rejection.objects.create(
@@ -142,12 +158,68 @@ def _prompt_for(prompt, template_slug, variables, allow_free_prompt, source):
     if not text:
         raise JobRejected("The prompt is empty.", code="empty_prompt", field="prompt")
     limit = settings.EDGE_MAX_PROMPT_TOKENS
-    tokens = count_tokens(text) if limit else None
-    if tokens is not None and tokens > limit:
+    tokens = count_tokens(text)
+    if limit and tokens is not None and tokens > limit:
         raise JobRejected(
             f"The prompt has {tokens} tokens; the limit is {limit}.", code="too_many_tokens", field="prompt"
         )
-    return template, text, values
+    # Until the model's tokenizer is prepared, about four characters a token is close enough to pick a lane.
+    return template, text, values, tokens if tokens is not None else len(text) // 4 + 1
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """How the scheduler treats an admitted job."""
+
+    priority: str
+    deadline_ms: int  # time it has from now
+    lane: str
+    prompt_tokens: int
+
+
+def _priority(raw: object) -> str:
+    if raw is None or raw == "":
+        return Job.Priority.NORMAL
+    if raw not in Job.Priority.values:
+        raise JobRejected(
+            f"priority must be one of {', '.join(Job.Priority.values)}.", code="invalid", field="priority"
+        )
+    return raw
+
+
+def _deadline_ms(raw: object, template, source, scheduler: SchedulerSettings) -> int:
+    """The request's own deadline, else the source's, else the template's, else the scheduler default."""
+    if raw is None or raw == "":
+        for default in (source.deadline_ms if source else None, template.deadline_ms if template else None):
+            if default:
+                return min(default, scheduler.max_deadline_ms)
+        return scheduler.default_deadline_ms
+    if isinstance(raw, str) and raw.strip().isdigit():
+        raw = int(raw.strip())
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= scheduler.max_deadline_ms:
+        raise JobRejected(
+            f"deadline_ms must be a whole number of milliseconds from 1 to {scheduler.max_deadline_ms}.",
+            code="invalid", field="deadline_ms",
+        )  # fmt: skip
+    return raw
+
+
+def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> None:
+    """Refuse now what the queue cannot take or cannot finish in time, instead of queueing it to expire."""
+    estimate = admission_estimate(get_queue(), scheduler, lane=ticket.lane, priority=ticket.priority,
+                                  deadline_ms=ticket.deadline_ms)  # fmt: skip
+    if estimate.waiting >= scheduler.queue_limit:
+        raise JobRejected(
+            f"The queue is full ({estimate.waiting} jobs waiting, the limit is {scheduler.queue_limit}); "
+            f"retry in {estimate.retry_after_s} s.",
+            code="queue_full", status=429, retry_after=estimate.retry_after_s,
+        )  # fmt: skip
+    if estimate.finish_ms is not None and estimate.finish_ms > ticket.deadline_ms:
+        raise JobRejected(
+            f"The job would finish in about {estimate.finish_ms:.0f} ms ({estimate.ahead} jobs ahead in the "
+            f"{ticket.lane} lane), after its {ticket.deadline_ms} ms deadline; retry in {estimate.retry_after_s} s.",
+            code="deadline_unreachable", status=429, retry_after=estimate.retry_after_s,
+        )  # fmt: skip
 
 
 def _render(template: PromptTemplate, variables: object) -> tuple[str, dict]:
@@ -174,7 +246,8 @@ def _render(template: PromptTemplate, variables: object) -> tuple[str, dict]:
         raise JobRejected(str(error), code="invalid_variables", field=error.field or "variables") from None
 
 
-def _accept(template, text, values, source, user, started: float) -> Job:
+def _accept(template, text, values, source, user, started: float, ticket: Ticket, scheduler) -> Job:
+    now = timezone.now()
     fields = {
         "source": source,
         "submitted_by": user if user is not None and user.is_authenticated else None,
@@ -184,6 +257,10 @@ def _accept(template, text, values, source, user, started: float) -> Job:
         "prompt": text,
         "system_prompt": template.system_prompt if template else "",
         "max_new_tokens": template.max_new_tokens if template else settings.EDGE_DEFAULT_MAX_NEW_TOKENS,
+        "priority": ticket.priority,
+        "lane": ticket.lane,
+        "deadline_at": now + timedelta(milliseconds=ticket.deadline_ms),
+        "prompt_tokens": ticket.prompt_tokens,
     }
     key = ""
     try:
@@ -199,6 +276,7 @@ def _accept(template, text, values, source, user, started: float) -> Job:
             hit = cache.cache_get(key)
             if hit is not None:
                 return _answer_from_cache(fields, key, hit, started)
+        _admit(ticket, scheduler)  # a cache hit needs no room in the queue
     except redis.RedisError:
         raise QueueUnavailable() from None
 
@@ -227,12 +305,11 @@ def _answer_from_cache(fields: dict, key: str, hit: cache.CachedResult, started:
     now = timezone.now()
     with transaction.atomic():
         job = Job.objects.create(
-            **fields,
+            **{**fields, "prompt_tokens": hit.prompt_tokens},
             cache_key=key,
             cache_hit=True,
             status=Job.Status.DONE,
             output=hit.output,
-            prompt_tokens=hit.prompt_tokens,
             output_tokens=hit.output_tokens,
             finished_at=now,
         )

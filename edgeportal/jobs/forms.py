@@ -3,6 +3,7 @@
 from django import forms
 from django.conf import settings
 
+from edgeportal.jobs.models import Job
 from edgeportal.prompts.models import PromptTemplate
 from edgeportal.prompts.variables import Variable
 
@@ -21,6 +22,16 @@ def field_for(variable: Variable) -> forms.Field:
 
 
 class JobSubmitForm(forms.Form):
+    priority = forms.ChoiceField(
+        choices=Job.Priority.choices,
+        initial=Job.Priority.NORMAL,
+        required=False,  # empty is normal
+        help_text="High: safety and line stops.",
+    )
+    deadline_ms = forms.IntegerField(
+        label="Deadline (ms)", required=False, min_value=1, help_text="Empty: the template's or the default."
+    )
+
     def __init__(self, *args, template: PromptTemplate | None, **kwargs):
         super().__init__(*args, **kwargs)
         self.template = template
@@ -30,9 +41,10 @@ class JobSubmitForm(forms.Form):
                 max_length=settings.EDGE_MAX_PROMPT_CHARS,
                 help_text=f"At most {settings.EDGE_MAX_PROMPT_CHARS} characters.",
             )
-            return
-        for variable in template.variable_spec():
-            self.fields[VARIABLE_PREFIX + variable.name] = field_for(variable)
+        else:
+            for variable in template.variable_spec():
+                self.fields[VARIABLE_PREFIX + variable.name] = field_for(variable)
+        self.order_fields([name for name in self.fields if name not in ("priority", "deadline_ms")])
 
     def variables(self) -> dict[str, str]:
         return {

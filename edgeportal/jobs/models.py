@@ -56,7 +56,7 @@ class Job(models.Model):
     )  # fmt: skip
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    picked_at = models.DateTimeField(null=True, blank=True, help_text="Read from the queue into a batch window.")
+    picked_at = models.DateTimeField(null=True, blank=True, help_text="Entered a worker's batch window.")
     inference_started_at = models.DateTimeField(null=True, blank=True)
     inference_ended_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

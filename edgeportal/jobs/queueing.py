@@ -1,10 +1,11 @@
-"""The JobQueue the web side talks to, built from settings (one per Redis URL and key prefix)."""
+"""The JobQueue and the scheduler settings the web side talks to, built from settings (one per Redis URL and prefix)."""
 
 from functools import cache
 
 from django.conf import settings
 
 from inference.queue import JobQueue
+from inference.scheduler import SchedulerSettings, SettingsStore
 
 
 def get_queue() -> JobQueue:
@@ -14,3 +15,12 @@ def get_queue() -> JobQueue:
 @cache
 def _queue_for(url: str, prefix: str) -> JobQueue:
     return JobQueue.from_url(url, prefix)
+
+
+def get_settings_store() -> SettingsStore:
+    """Environment defaults (checked at start in settings.py) plus the live overrides in Redis."""
+    return SettingsStore(get_queue(), settings.EDGE_SCHEDULER)
+
+
+def scheduler_settings() -> SchedulerSettings:
+    return get_settings_store().current()

@@ -39,6 +39,9 @@ def job_as_json(job: Job) -> dict:
     return {
         "id": job.pk,
         "status": job.status,
+        "priority": job.priority,
+        "lane": job.lane,
+        "deadline_at": _iso(job.deadline_at),
         "output": job.output if job.status == Job.Status.DONE else None,
         "error": job.error or None,
         "created_at": _iso(job.created_at),

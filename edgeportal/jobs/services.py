@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 import redis
@@ -10,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from edgeportal.jobs.models import Job
-from edgeportal.jobs.queueing import get_queue
+from edgeportal.jobs.queueing import get_queue, scheduler_settings
 from edgeportal.latency.models import BatchRecord, JobLatency
 from edgeportal.prompts import cache
 from inference.queue import QueuedJob
@@ -25,13 +26,26 @@ def _at(epoch_seconds: float) -> datetime:
 
 def _queued_job(job: Job) -> QueuedJob:
     return QueuedJob(
-        job_id=job.pk, prompt=job.prompt, system_prompt=job.system_prompt, max_new_tokens=job.max_new_tokens
+        job_id=job.pk,
+        prompt=job.prompt,
+        system_prompt=job.system_prompt,
+        max_new_tokens=job.max_new_tokens,
+        prompt_tokens=job.prompt_tokens or 0,
+        lane=job.lane,
+        priority=job.priority,
+        head_start_ms=scheduler_settings().head_start_ms(job.priority),
     )
+
+
+def _ms_left(job: Job) -> float:
+    if job.deadline_at is None:  # queued before jobs had deadlines
+        return scheduler_settings().default_deadline_ms
+    return (job.deadline_at - timezone.now()).total_seconds() * 1000
 
 
 def enqueue(job: Job) -> None:
     try:
-        get_queue().enqueue(_queued_job(job))
+        get_queue().enqueue(_queued_job(job), deadline_in_ms=_ms_left(job))
     except redis.RedisError:
         # The job stays queued in the database; the periodic sweep puts it on Redis when it is back.
         log.exception("could not enqueue job %s; the sweep will retry", job.pk)
@@ -101,8 +115,10 @@ def batch_record(*, batch: BatchRun) -> BatchRecord | None:
         window_opened_at=_at(batch.window_opened_at),
         inference_started_at=_at(batch.inference_started_at),
         inference_ms=batch.inference_ms,
-        window_ms=batch.settings.window_ms,
+        lane=batch.lane,
+        window_ms=batch.window_ms,
         max_batch_size=batch.settings.max_batch_size,
+        settings=asdict(batch.settings),
     )
     picked = {job.job_id: job.picked_at for job in batch.jobs}
     now = timezone.now()
@@ -146,6 +162,19 @@ def jobs_fail(*, job_ids: list[int], reason: str) -> int:
     return len(jobs)
 
 
+@transaction.atomic
+def jobs_expire(*, reasons: dict[int, str]) -> int:
+    """End jobs that could not meet their deadline, without running them; each gets a latency record."""
+    jobs = list(Job.objects.select_for_update().filter(pk__in=list(reasons)).exclude(status__in=Job.FINISHED))
+    now = timezone.now()
+    for job in jobs:
+        job.status, job.error, job.finished_at = Job.Status.EXPIRED, reasons[job.pk], now
+    Job.objects.bulk_update(jobs, ["status", "error", "finished_at"])
+    JobLatency.objects.bulk_create([latency_for(job) for job in jobs])
+    _leaders_finished(jobs)
+    return len(jobs)
+
+
 def _leaders_finished(jobs: list[Job]) -> None:
     """Answer the jobs that waited for these; once committed, cache the good results and free the prompts."""
     leaders = [job for job in jobs if job.cache_key]
@@ -175,6 +204,9 @@ def followers_resolve(*, leader_ids: list[int]) -> int:
         if leader.status == Job.Status.DONE:
             job.status, job.cache_hit, job.output = Job.Status.DONE, True, leader.output
             job.prompt_tokens, job.output_tokens = leader.prompt_tokens, leader.output_tokens
+        elif leader.status == Job.Status.EXPIRED:
+            job.status = Job.Status.EXPIRED
+            job.error = f"The identical job {leader.pk} it waited for {leader.error}"
         else:
             job.status = Job.Status.FAILED
             job.error = f"The identical job {leader.pk} it waited for failed: {leader.error}"
@@ -186,17 +218,23 @@ def followers_resolve(*, leader_ids: list[int]) -> int:
 
 
 def jobs_requeue_lost(*, grace_s: float, limit: int = 1000) -> int:
-    """Put back on Redis the unfinished jobs it no longer holds (Redis keeps nothing on disk)."""
+    """Put back on Redis the unfinished jobs it no longer holds (Redis keeps nothing on disk); expire
+    those whose deadline passed meanwhile, which no worker's expiry timer can see any more."""
     queue = get_queue()
     live = queue.live_job_ids()
-    cutoff = timezone.now() - timedelta(seconds=grace_s)
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=grace_s)
     unfinished = Job.objects.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING], created_at__lt=cutoff)
     # Followers are never queued: they wait for their leader, or are answered if it already finished.
     followers_resolve(leader_ids=list(unfinished.filter(follows__isnull=False).values_list("follows_id", flat=True)))
-    lost = list(unfinished.filter(follows__isnull=True).exclude(pk__in=live).order_by("created_at")[:limit])
+    lost = unfinished.filter(follows__isnull=True).exclude(pk__in=live)
+    overdue = list(lost.filter(deadline_at__lte=now).values_list("pk", flat=True)[:limit])
+    if overdue:
+        jobs_expire(reasons=dict.fromkeys(overdue, "expired: its deadline passed while the queue had lost it"))
+    lost = list(lost.exclude(pk__in=overdue).order_by("created_at")[:limit])
     for job in lost:
         Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(status=Job.Status.QUEUED)
-        queue.enqueue(_queued_job(job))
+        queue.enqueue(_queued_job(job), deadline_in_ms=_ms_left(job))
     if lost:
         log.warning("re-queued %d job(s) that Redis no longer held", len(lost))
     return len(lost)

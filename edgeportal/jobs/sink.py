@@ -19,3 +19,7 @@ class DatabaseSink:
     def jobs_failed(self, job_ids: list[int], reason: str) -> None:
         close_old_connections()
         services.jobs_fail(job_ids=job_ids, reason=reason)
+
+    def jobs_expired(self, reasons: dict[int, str]) -> None:
+        close_old_connections()
+        services.jobs_expire(reasons=reasons)

@@ -48,6 +48,8 @@ def job_new(request):
                     template_slug=template.slug if template else None,
                     variables=form.variables() if template else None,
                     prompt=None if template else form.cleaned_data["prompt"],
+                    priority=form.cleaned_data["priority"],
+                    deadline_ms=form.cleaned_data["deadline_ms"],
                     user=request.user,
                     allow_free_prompt=may_free,
                 )

@@ -9,7 +9,7 @@ from functools import cache
 
 from django.conf import settings
 
-from edgeportal.jobs.queueing import get_queue
+from edgeportal.jobs.queueing import get_queue, scheduler_settings
 from inference.model_files import ModelConfigError, resolve_model_path
 
 FLIGHT_TTL_S = 600  # a leader that never reports back releases its followers' key after this long
@@ -53,7 +53,9 @@ def cache_get(key: str) -> CachedResult | None:
 
 
 def cache_put(key: str, result: CachedResult) -> None:
-    get_queue().redis.set(_key("result", key), json.dumps(asdict(result)), ex=settings.EDGE_CACHE_TTL_S)
+    ttl_s = scheduler_settings().cache_ttl_s  # tuned live by admins; 0 stores nothing
+    if ttl_s:
+        get_queue().redis.set(_key("result", key), json.dumps(asdict(result)), ex=ttl_s)
 
 
 # Delete the flight key only if this job still holds it: a late release must not free another leader's prompt.

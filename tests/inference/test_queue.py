@@ -1,80 +1,165 @@
+"""The Redis queue: lanes ordered by deadline and priority, atomic leases, expiry, reclaim."""
+
 import time
 
 from inference.queue import QueuedJob
 
 
-def job(job_id, prompt="p"):
-    return QueuedJob(job_id=job_id, prompt=prompt, max_new_tokens=4)
+def job(job_id, prompt="p", *, lane="short", tokens=4, head_start_ms=0, priority="normal"):
+    return QueuedJob(
+        job_id=job_id, prompt=prompt, max_new_tokens=4, prompt_tokens=tokens, lane=lane,
+        head_start_ms=head_start_ms, priority=priority,
+    )  # fmt: skip
 
 
-def test_enqueued_jobs_are_read_in_order_and_marked_live(queue):
-    for i in (1, 2, 3):
-        queue.enqueue(job(i))
-    assert queue.live_job_ids() == {1, 2, 3}
-    read = queue.read_new("w1", 10)
-    assert [j.job_id for j in read] == [1, 2, 3]
-    assert queue.read_new("w1", 10) == []  # delivered once to the group
+def take(queue, lane="short", *, worker="w1", count=10, tokens=10_000, est_ms=0, lease_ms=60_000):
+    return queue.take(lane, worker=worker, max_count=count, max_tokens=tokens, est_ms=est_ms, lease_ms=lease_ms)
 
 
-def test_ack_removes_jobs_from_stream_and_live_set(queue):
-    queue.enqueue(job(1))
-    queue.enqueue(job(2))
-    read = queue.read_new("w1", 10)
-    queue.ack(read[:1])
+def ids(jobs):
+    return [j.job_id for j in jobs]
+
+
+def test_jobs_are_taken_earliest_deadline_first_not_in_arrival_order(queue):
+    queue.enqueue(job(1), deadline_in_ms=9_000)
+    queue.enqueue(job(2), deadline_in_ms=3_000)
+    queue.enqueue(job(3), deadline_in_ms=6_000)
+    taken, expired = take(queue)
+    assert ids(taken) == [2, 3, 1] and expired == []
+    assert take(queue) == ([], [])  # leased once: never handed out twice
+
+
+def test_a_head_start_puts_higher_priority_first_within_its_reach(queue):
+    queue.enqueue(job(1, priority="normal"), deadline_in_ms=5_000)
+    queue.enqueue(job(2, priority="high", head_start_ms=4_000), deadline_in_ms=8_000)  # ranks at 4 000
+    queue.enqueue(job(3, priority="high", head_start_ms=4_000), deadline_in_ms=20_000)  # ranks at 16 000
+    assert ids(take(queue)[0]) == [2, 1, 3]
+
+
+def test_enqueue_stamps_arrival_and_deadline_on_the_redis_clock(queue):
+    queued = queue.enqueue(job(1), deadline_in_ms=2_500)
+    server_ms = int(queue.redis.time()[0]) * 1000
+    assert abs(queued.enqueued_ms - server_ms) < 2000
+    assert queued.deadline_ms == queued.enqueued_ms + 2_500
+    [taken], _ = take(queue)
+    assert (taken.enqueued_ms, taken.deadline_ms, taken.deliveries) == (queued.enqueued_ms, queued.deadline_ms, 1)
+
+
+def test_take_stops_at_the_count_and_at_the_padded_token_budget(queue):
+    for i, tokens in enumerate([10, 10, 30, 10], start=1):
+        queue.enqueue(job(i, tokens=tokens), deadline_in_ms=1_000 * i + 5_000)
+    assert ids(take(queue, count=2)[0]) == [1, 2]
+    # 30 tokens padded over two jobs is 60 > 50: job 4 waits for the next batch.
+    assert ids(take(queue, tokens=50)[0]) == [3]
+    assert ids(take(queue, tokens=5)[0]) == [4]  # a job above the budget still runs, alone
+
+
+def test_lanes_are_separate(queue):
+    queue.enqueue(job(1, lane="long", tokens=500), deadline_in_ms=1_000)
+    queue.enqueue(job(2), deadline_in_ms=5_000)
+    assert queue.lane_depths() == {"short": 1, "long": 1}
+    assert ids(take(queue, "short")[0]) == [2]
+    assert ids(take(queue, "long")[0]) == [1]
+
+
+def test_take_expires_jobs_that_cannot_finish_in_time_instead_of_running_them(queue):
+    queue.enqueue(job(1), deadline_in_ms=200)
+    queue.enqueue(job(2), deadline_in_ms=10_000)
+    taken, expired = take(queue, est_ms=1_000)  # a batch takes about a second: job 1 cannot make it
+    assert ids(taken) == [2]
+    assert [e.job_id for e in expired] == [1] and expired[0].lane == "short"
     assert queue.live_job_ids() == {2}
-    assert queue.redis.xlen(queue.stream) == 1
-    assert queue.depth() == 1
 
 
-def test_a_dead_consumer_rereads_its_unacknowledged_jobs_with_rising_delivery_count(queue):
-    queue.enqueue(job(7, "hello"))
-    queue.read_new("w1", 10)  # ...and the worker dies here
-    again = queue.read_own_pending("w1", 10)
-    assert [(j.job_id, j.prompt, j.deliveries) for j in again] == [(7, "hello", 2)]
-    assert queue.read_own_pending("w2", 10) == []  # other consumers do not see it
+def test_the_expiry_timer_removes_only_jobs_past_their_deadline_or_estimate(queue):
+    queue.enqueue(job(1), deadline_in_ms=0)
+    queue.enqueue(job(2, lane="long"), deadline_in_ms=1_500)
+    queue.enqueue(job(3), deadline_in_ms=1_500)
+    time.sleep(0.01)
+    expired = queue.expire_due({"short": 100, "long": 2_000})
+    assert sorted(e.job_id for e in expired) == [1, 2]  # job 3 still fits a 100 ms short batch
+    assert queue.live_job_ids() == {3}
+    assert queue.redis.exists(queue.job_prefix + "1") == 0
 
 
-def test_idle_jobs_of_another_consumer_are_reclaimed(queue):
-    queue.enqueue(job(1))
-    queue.read_new("gone", 10)
-    assert queue.reclaim_idle("alive", min_idle_ms=60_000, count=10) == []  # not idle long enough
-    reclaimed = queue.reclaim_idle("alive", min_idle_ms=0, count=10)
-    assert [j.job_id for j in reclaimed] == [1]
-    assert reclaimed[0].deliveries == 2
+def test_jobs_in_flight_do_not_expire(queue):
+    queue.enqueue(job(1), deadline_in_ms=50)
+    take(queue)
+    time.sleep(0.1)
+    assert queue.expire_due({"short": 0}) == []
+    assert queue.live_job_ids() == {1}
+
+
+def test_leases_that_ran_out_go_back_to_their_lane_with_the_delivery_counted(queue):
+    queue.enqueue(job(1, "hello"), deadline_in_ms=60_000)
+    take(queue, worker="gone", lease_ms=50)
+    assert queue.reclaim() == 0  # the lease still runs
+    time.sleep(0.1)
+    assert queue.reclaim() == 1
+    [again], _ = take(queue, worker="alive")
+    assert (again.job_id, again.prompt, again.deliveries) == (1, "hello", 2)
+
+
+def test_a_restarting_worker_takes_back_its_own_leases_at_once(queue):
+    queue.enqueue(job(1), deadline_in_ms=60_000)
+    queue.enqueue(job(2), deadline_in_ms=60_000)
+    take(queue, worker="w1", count=1)
+    take(queue, worker="w2", count=1)
+    assert queue.reclaim(worker="w1") == 1
+    assert ids(take(queue, worker="w1")[0]) == [1]
+
+
+def test_touching_jobs_in_flight_renews_their_lease(queue):
+    queue.enqueue(job(1), deadline_in_ms=60_000)
+    taken, _ = take(queue, lease_ms=150)
+    time.sleep(0.1)
+    queue.touch(taken, 150)
+    time.sleep(0.1)
+    assert queue.reclaim() == 0
+
+
+def test_ack_forgets_the_job(queue):
+    queue.enqueue(job(1), deadline_in_ms=60_000)
+    queue.enqueue(job(2), deadline_in_ms=60_000)
+    taken, _ = take(queue, count=1)
+    queue.ack(taken)
+    assert queue.live_job_ids() == {2}
+    assert queue.depth() == 1 and queue.redis.exists(queue.job_prefix + "1") == 0
 
 
 def test_bury_moves_a_job_to_the_dead_letter_stream(queue):
-    queue.enqueue(job(5))
-    [read] = queue.read_new("w1", 1)
-    queue.bury(read, "crashed three times")
+    queue.enqueue(job(5), deadline_in_ms=60_000)
+    [taken], _ = take(queue)
+    queue.bury(taken, "crashed three times")
     [(_, fields)] = queue.redis.xrange(queue.dead)
     assert fields["job_id"] == "5" and fields["reason"] == "crashed three times"
     assert queue.live_job_ids() == set()
 
 
-def test_reading_recreates_the_group_after_redis_lost_its_data(queue):
-    queue.enqueue(job(1))
-    queue.redis.delete(queue.stream)
-    assert queue.read_new("w1", 10) == []
-    queue.enqueue(job(2))
-    assert [j.job_id for j in queue.read_new("w1", 10)] == [2]
+def test_a_lane_member_whose_payload_redis_lost_is_dropped_not_fatal(queue):
+    queue.enqueue(job(1), deadline_in_ms=60_000)
+    queue.enqueue(job(2), deadline_in_ms=60_000)
+    queue.redis.delete(queue.job_prefix + "1")
+    assert ids(take(queue)[0]) == [2]
 
 
-def test_arrival_time_comes_from_the_entry_id(queue):
-    queue.enqueue(job(1))
-    [read] = queue.read_new("w1", 1)
-    server_ms = int(queue.redis.time()[0]) * 1000
-    assert abs(read.arrived_ms - server_ms) < 2000
+def test_ahead_of_counts_the_jobs_a_new_rank_waits_behind(queue):
+    for i, deadline in enumerate([1_000, 2_000, 3_000], start=1):
+        queue.enqueue(job(i), deadline_in_ms=deadline)
+    now_ms = queue.now() * 1000
+    assert queue.ahead_of("short", now_ms + 2_500) == 2
+    assert queue.ahead_of("long", now_ms + 2_500) == 0
 
 
-def test_touching_jobs_in_flight_keeps_them_from_being_reclaimed(queue):
-    queue.enqueue(job(1))
-    read = queue.read_new("busy", 10)
-    time.sleep(0.2)
-    queue.touch("busy", read)
-    assert queue.reclaim_idle("other", min_idle_ms=150, count=10) == []
-    [pending] = queue.redis.xpending_range(queue.stream, "workers", min="-", max="+", count=10)
-    assert pending["times_delivered"] == 1  # touching is not a delivery
+def test_batch_times_and_arrival_gaps_are_measured_as_moving_averages(queue):
+    queue.record_batch_time("short", 1_000)
+    queue.record_batch_time("short", 2_000)
+    for i in range(3):
+        queue.enqueue(job(i), deadline_in_ms=60_000)
+        time.sleep(0.02)
+    measured = queue.measurements()
+    assert measured["batch_ms:short"] == 1_200  # 1000 + (2000 - 1000) * 0.2
+    assert 10 <= measured["arrival_gap_ms"] <= 200
 
 
 def test_the_clock_offset_to_redis_is_measured(queue):

@@ -1,76 +1,155 @@
+"""Scheduler settings, the lane policy, the adaptive window and the collection of one window."""
+
 import threading
 import time
 
 import pytest
 
-from inference.queue import QueuedJob
-from inference.scheduler import SchedulerSettings, SettingError, SettingsStore, collect_window, parse_setting
+from inference.queue import LanePeek, QueuedJob
+from inference.scheduler import (
+    SchedulerSettings,
+    SettingError,
+    SettingsStore,
+    choose_lane,
+    collect_window,
+    effective_window,
+    parse_setting,
+)
 
 
-def put(queue, *ids):
+def put(queue, *ids, lane="short", tokens=4, deadline_in_ms=60_000):
     for job_id in ids:
-        queue.enqueue(QueuedJob(job_id=job_id, prompt="p", max_new_tokens=4))
+        queue.enqueue(QueuedJob(job_id, "p", 4, prompt_tokens=tokens, lane=lane), deadline_in_ms=deadline_in_ms)
+
+
+def collect(queue, **settings):
+    return collect_window(queue, "w1", lambda: SchedulerSettings(**settings))
 
 
 def test_no_window_opens_while_the_queue_is_empty(queue):
-    queue.ensure_group()
-    assert collect_window(queue, "w1", SchedulerSettings, idle_block_ms=50) is None
+    assert collect(queue) is None
 
 
 def test_a_lone_job_waits_out_the_window_anchored_at_its_arrival(queue):
     put(queue, 1)
-    window = collect_window(queue, "w1", lambda: SchedulerSettings(window_ms=80, max_batch_size=8))
+    window = collect(queue, window_ms=80, max_batch_size=8)
     assert [j.job_id for j in window.jobs] == [1]
     assert window.close_reason == "timeout"
-    assert window.opened_ms == window.jobs[0].arrived_ms
-    assert window.closed_at * 1000 >= window.opened_ms + 80
+    assert window.opened_ms == window.jobs[0].enqueued_ms
+    assert queue.now() * 1000 >= window.opened_ms + 80
 
 
 def test_a_full_batch_closes_the_window_early(queue):
     put(queue, *range(1, 11))
-    window = collect_window(queue, "w1", lambda: SchedulerSettings(window_ms=5000, max_batch_size=4))
+    started = time.monotonic()
+    window = collect(queue, window_ms=5000, max_batch_size=4)
     assert [j.job_id for j in window.jobs] == [1, 2, 3, 4]
-    assert window.close_reason == "full"
+    assert window.close_reason == "full" and time.monotonic() - started < 1
+
+
+def test_the_token_budget_closes_the_window_early(queue):
+    put(queue, 1, 2, 3, tokens=100)
+    window = collect(queue, window_ms=5000, max_batch_size=8, max_batch_tokens=250)
+    assert window.close_reason == "tokens"
+    assert [j.job_id for j in window.jobs] == [1, 2]  # three would pad to 300 tokens
+
+
+def test_a_close_deadline_closes_the_window_early(queue):
+    put(queue, 1, deadline_in_ms=300)
+    window = collect(queue, window_ms=5000)
+    assert window.close_reason == "deadline" and [j.job_id for j in window.jobs] == [1]
 
 
 def test_jobs_arriving_during_the_window_join_it(queue):
     put(queue, 1)
     later = threading.Timer(0.05, put, args=(queue, 2))
     later.start()
-    window = collect_window(queue, "w1", lambda: SchedulerSettings(window_ms=400, max_batch_size=8))
+    window = collect(queue, window_ms=400, max_batch_size=8)
     later.join()
     assert [j.job_id for j in window.jobs] == [1, 2]
-
-
-def test_the_window_is_anchored_at_arrival_not_at_the_read(queue):
-    put(queue, 1)
-    [job] = queue.redis.xrange(queue.stream)
-    arrived = int(job[0].split("-")[0]) / 1000
-
-    def never_sleep(seconds):
-        raise AssertionError("a window that closed before the read must not wait")
-
-    # Read 100 ms after arrival with a 50 ms window: the window is already over.
-    window = collect_window(
-        queue, "w1", lambda: SchedulerSettings(window_ms=50), clock=lambda: arrived + 0.1, sleep=never_sleep
-    )
-    assert [j.job_id for j in window.jobs] == [1] and window.close_reason == "timeout"
 
 
 def test_jobs_that_waited_past_their_window_go_together_at_once(queue):
     put(queue, 1, 2, 3)
     time.sleep(0.15)  # as if a batch was running: all three are past their 50 ms window
-    window = collect_window(queue, "w1", lambda: SchedulerSettings(window_ms=50, max_batch_size=8))
+
+    def never_sleep(seconds):
+        raise AssertionError("a window that closed before the read must not wait")
+
+    window = collect_window(queue, "w1", lambda: SchedulerSettings(window_ms=50), sleep=never_sleep)
     assert [j.job_id for j in window.jobs] == [1, 2, 3]
     assert window.close_reason == "timeout"
+
+
+def test_a_setting_saved_during_a_window_applies_to_it(queue):
+    put(queue, 1)
+    current = {"settings": SchedulerSettings(window_ms=10_000)}
+    threading.Timer(0.1, lambda: current.update(settings=SchedulerSettings(window_ms=0))).start()
+    started = time.monotonic()
+    window = collect_window(queue, "w1", lambda: current["settings"])
+    assert [j.job_id for j in window.jobs] == [1] and time.monotonic() - started < 2
+
+
+def test_a_worker_serves_only_its_lanes(queue):
+    put(queue, 1, lane="long", tokens=400)
+    assert collect_window(queue, "w1", SchedulerSettings, lanes=("short",)) is None
+    assert collect_window(queue, "w1", SchedulerSettings, lanes=("long",)).lane == "long"
+
+
+def peek(waiting, deadline_ms, now_ms=0):
+    return LanePeek(waiting, 0, deadline_ms, 0, now_ms)
+
+
+def test_the_short_lane_goes_first_while_the_long_head_has_slack():
+    measured = {"batch_ms:short": 1_000, "batch_ms:long": 4_000}
+    peeks = {"short": peek(3, 9_000), "long": peek(1, 10_000)}
+    assert choose_lane(peeks, measured, window_ms=60) == "short"
+
+
+def test_the_long_lane_runs_when_one_more_short_batch_would_make_it_miss():
+    measured = {"batch_ms:short": 1_000, "batch_ms:long": 4_000}
+    peeks = {"short": peek(3, 9_000), "long": peek(1, 4_900)}
+    assert choose_lane(peeks, measured, window_ms=60) == "long"
+
+
+def test_an_empty_lane_is_never_chosen():
+    assert choose_lane({"short": peek(0, 0), "long": peek(2, 1_000_000)}, {}, 60) == "long"
+    assert choose_lane({"short": peek(0, 0), "long": peek(0, 0)}, {}, 60) is None
+
+
+def test_the_fixed_window_is_the_setting():
+    assert effective_window(SchedulerSettings(window_ms=60), {}, now_ms=0) == (60, "fixed")
+
+
+@pytest.mark.parametrize(
+    ("gap_ms", "expected_ms", "reason"),
+    [
+        (500, 0, "would not add a job"),  # sparse arrivals: waiting gains nothing
+        (5, 35, "fills a batch in 35 ms"),  # steady load: wait just long enough to fill a batch of 8
+        (50, 200, "the maximum window"),
+    ],
+)
+def test_the_adaptive_window_follows_the_arrival_rate(gap_ms, expected_ms, reason):
+    settings = SchedulerSettings(window_ms=200, max_batch_size=8, adaptive_window=1)
+    measured = {"arrival_gap_ms": gap_ms, "last_arrival_ms": 1_000}
+    window_ms, why = effective_window(settings, measured, now_ms=1_001)
+    assert window_ms == expected_ms and reason in why
+
+
+def test_the_adaptive_window_narrows_nothing_once_arrivals_stop():
+    settings = SchedulerSettings(window_ms=200, max_batch_size=8, adaptive_window=1)
+    measured = {"arrival_gap_ms": 5, "last_arrival_ms": 1_000}
+    assert effective_window(settings, measured, now_ms=11_000)[0] == 0  # ten seconds of silence
 
 
 @pytest.mark.parametrize(
     ("name", "raw", "message"),
     [
         ("window_ms", "-1", "between 0 and 10000"),
-        ("window_ms", "soon", "must be an integer"),
+        ("window_ms", "soon", "must be a whole number"),
         ("max_batch_size", "0", "between 1 and 256"),
+        ("queue_limit", "0", "between 1 and 100000"),
+        ("adaptive_window", "2", "between 0 and 1"),
         ("colour", "1", "unknown setting"),
     ],
 )
@@ -80,17 +159,25 @@ def test_bad_settings_are_refused_with_a_clear_message(name, raw, message):
 
 
 def test_settings_come_from_the_environment():
-    settings = SchedulerSettings.from_env({"EDGE_WINDOW_MS": "25", "EDGE_MAX_BATCH_SIZE": "16"})
-    assert settings == SchedulerSettings(window_ms=25, max_batch_size=16)
-    with pytest.raises(SettingError, match=r"EDGE_WINDOW_MS|window_ms"):
+    settings = SchedulerSettings.from_env({"EDGE_WINDOW_MS": "25", "EDGE_DEFAULT_DEADLINE_MS": "5000"})
+    assert (settings.window_ms, settings.default_deadline_ms, settings.max_batch_size) == (25, 5000, 8)
+    with pytest.raises(SettingError, match="EDGE_WINDOW_MS: must be a whole number"):
         SchedulerSettings.from_env({"EDGE_WINDOW_MS": "fast"})
 
 
-def test_live_overrides_in_redis_apply_and_bad_stored_values_are_ignored(queue):
+def test_live_overrides_in_redis_apply_with_a_version_and_bad_stored_values_are_ignored(queue):
     store = SettingsStore(queue, SchedulerSettings(window_ms=60, max_batch_size=8))
-    store.update(window_ms=10)
-    assert store.current() == SchedulerSettings(window_ms=10, max_batch_size=8)
+    assert store.current_with_version() == (SchedulerSettings(window_ms=60, max_batch_size=8), 0)
+    assert store.update(window_ms=10) == 1
+    assert store.current_with_version() == (SchedulerSettings(window_ms=10, max_batch_size=8), 1)
     queue.redis.hset(store.key, "max_batch_size", "lots")
     assert store.current().max_batch_size == 8
     with pytest.raises(SettingError):
         store.update(max_batch_size=0)
+    assert store.current_with_version()[1] == 1  # a refused update changes nothing
+
+
+def test_settings_put_back_after_redis_lost_them(queue):
+    store = SettingsStore(queue, SchedulerSettings())
+    store.replace({"window_ms": 5}, version=7)
+    assert store.current_with_version() == (SchedulerSettings(window_ms=5), 7)

@@ -69,7 +69,12 @@ def test_another_source_cannot_read_the_job(api):
         ({"prompt": "x" * 5000}, 400, "too_long", "prompt"),
         ({"prompt": "hi", "template": "defect"}, 400, "invalid", "prompt"),
         ({"prompt": "hi", "variables": {"a": "b"}}, 400, "invalid", "variables"),
-        ({"prompt": "hi", "priority": "high"}, 400, "unknown_field", "priority"),
+        ({"prompt": "hi", "colour": "red"}, 400, "unknown_field", "colour"),
+        ({"prompt": "hi", "priority": "urgent"}, 400, "invalid", "priority"),
+        ({"prompt": "hi", "deadline_ms": 0}, 400, "invalid", "deadline_ms"),
+        ({"prompt": "hi", "deadline_ms": "soon"}, 400, "invalid", "deadline_ms"),
+        ({"prompt": "hi", "deadline_ms": True}, 400, "invalid", "deadline_ms"),
+        ({"prompt": "hi", "deadline_ms": 10**12}, 400, "invalid", "deadline_ms"),
     ],
 )
 def test_bad_input_gets_a_clear_json_error_and_stores_nothing(api, defect_template, body, status, code, field):

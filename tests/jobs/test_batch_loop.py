@@ -50,11 +50,22 @@ def test_batch_step_respects_max_batch_size(submit, make_worker):
     assert sorted(BatchRecord.objects.values_list("size", flat=True)) == [2, 4]
 
 
-def test_recover_step_replays_jobs_a_dead_worker_had_taken(submit, make_worker, queue):
+def take_and_die(queue):
+    """Lease a window as worker w-test would, then "die" before running it."""
+    return collect_window(queue, "w-test", lambda: SchedulerSettings(window_ms=0))
+
+
+def forget_everything(queue):
+    """Redis restarted without persistence."""
+    queue.redis.delete(*queue.redis.scan_iter(f"{queue.prefix}:*"))
+
+
+def test_a_restarting_worker_runs_the_jobs_it_had_taken(submit, make_worker, queue):
     job = submit()
-    collect_window(queue, "w-test", lambda: SchedulerSettings(window_ms=0))  # taken, then the worker "dies"
+    take_and_die(queue)
     worker = make_worker()
-    assert worker.recover_step() is True
+    worker.recover_step()
+    assert worker.batch_step() is True
     job.refresh_from_db()
     assert job.status == Job.Status.DONE
     assert queue.live_job_ids() == set()
@@ -62,10 +73,10 @@ def test_recover_step_replays_jobs_a_dead_worker_had_taken(submit, make_worker, 
 
 def test_a_job_that_kills_every_worker_ends_failed_and_buried(submit, make_worker, queue):
     job = submit()
-    collect_window(queue, "w-test", lambda: SchedulerSettings(window_ms=0))
-    for _ in range(2):
-        queue.read_own_pending("w-test", 10)  # attempts two and three "crash" too
-    make_worker(max_deliveries=3).recover_step()
+    for _ in range(3):  # three attempts, each "crashing" the worker
+        take_and_die(queue)
+        queue.reclaim(worker="w-test")
+    make_worker(max_deliveries=3).batch_step()
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED
     assert "gave up after 3 attempts" in job.error
@@ -111,10 +122,11 @@ class RecordingModel(ResidentModel):
 
 def test_jobs_that_crashed_a_worker_before_run_one_by_one(submit, make_worker, queue, tiny_model):
     first, second = submit("first"), submit("second")
-    collect_window(queue, "w-test", lambda: SchedulerSettings(window_ms=0))  # the worker dies mid-batch
+    take_and_die(queue)
     model = RecordingModel(tiny_model)
     worker = make_worker(model=model)
     worker.recover_step()
+    worker.batch_step()
     assert model.calls == [["first"], ["second"]]
     assert {j.latency.batch_size for j in Job.objects.filter(pk__in=[first.pk, second.pk])} == {2}
     assert {j.status for j in Job.objects.filter(pk__in=[first.pk, second.pk])} == {Job.Status.DONE}
@@ -147,14 +159,17 @@ def test_a_database_outage_is_retried_without_counting_as_a_crash(submit, make_w
     assert queue.live_job_ids() == set()
 
 
-def test_a_worker_replays_what_it_held_only_once_at_start(submit, make_worker, queue):
+def test_a_worker_takes_back_what_it_held_only_once_at_start(submit, make_worker, queue):
     submit()
-    collect_window(queue, "w-test", lambda: SchedulerSettings(window_ms=0))
+    take_and_die(queue)
     worker = make_worker()
-    assert worker.recover_step() is True
+    worker.recover_step()
+    assert queue.lane_depths()["short"] == 1
+    worker.batch_step()
     submit()
-    collect_window(queue, "w-test", lambda: SchedulerSettings(window_ms=0))  # pending, but in flight elsewhere
-    assert worker.recover_step() is False
+    take_and_die(queue)  # leased under the same name, but in flight in another thread: not taken back
+    worker.recover_step()
+    assert queue.lane_depths()["short"] == 0
 
 
 def test_a_replayed_batch_never_overwrites_a_finished_job(submit, make_worker, queue):
@@ -165,7 +180,7 @@ def test_a_replayed_batch_never_overwrites_a_finished_job(submit, make_worker, q
     job.refresh_from_db()
     first_output, first_batch = job.output, job.batch_id
     Job.objects.filter(pk=job.pk).update(output="the first result")
-    worker.run_batch(window)  # the same entries again, as after a crash before XACK
+    worker.run_batch(window)  # the same jobs again, as after a crash before the acknowledgement
     job.refresh_from_db()
     assert job.output == "the first result" and job.batch_id == first_batch
     assert first_output is not None
@@ -177,7 +192,7 @@ def test_the_sweep_requeues_unfinished_jobs_that_redis_lost(submit, queue, make_
     Job.objects.filter(pk=running.pk).update(status=Job.Status.RUNNING)
     done = submit("done")
     Job.objects.filter(pk=done.pk).update(status=Job.Status.DONE)
-    queue.redis.delete(queue.stream, queue.live)  # Redis restarted without persistence
+    forget_everything(queue)
 
     assert jobs_requeue_lost(grace_s=0) == 2
     assert queue.live_job_ids() == {waiting.pk, running.pk}
@@ -192,8 +207,18 @@ def test_the_sweep_requeues_unfinished_jobs_that_redis_lost(submit, queue, make_
 
 def test_the_sweep_leaves_fresh_jobs_alone(submit, queue):
     submit()
-    queue.redis.delete(queue.stream, queue.live)
+    forget_everything(queue)
     assert jobs_requeue_lost(grace_s=3600) == 0
+
+
+def test_the_sweep_expires_lost_jobs_whose_deadline_passed(submit, queue):
+    job = submit()
+    forget_everything(queue)
+    Job.objects.filter(pk=job.pk).update(deadline_at=job.created_at)
+    assert jobs_requeue_lost(grace_s=0) == 0
+    job.refresh_from_db()
+    assert job.status == Job.Status.EXPIRED and "queue had lost it" in job.error
+    assert job.latency.status == "expired"
 
 
 def test_the_worker_heartbeat_says_what_it_runs(make_worker, queue):

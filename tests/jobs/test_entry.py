@@ -6,6 +6,7 @@ import pytest
 
 from edgeportal.jobs.entry import job_submit
 from edgeportal.jobs.models import Job, Rejection
+from edgeportal.jobs.queueing import get_settings_store
 from edgeportal.jobs.services import jobs_requeue_lost
 from edgeportal.prompts.cache import cache_clear, cache_get
 from edgeportal.prompts.services import template_save
@@ -37,7 +38,7 @@ def test_a_cache_hit_never_reaches_the_queue(make_worker, queue):
     make_worker().batch_step()
     free("hello")
     assert queue.live_job_ids() == set()
-    assert queue.redis.xlen(queue.stream) == 0
+    assert queue.lane_depths() == {"short": 0, "long": 0}
 
 
 def test_a_different_template_version_misses_the_cache(make_worker, defect_template):
@@ -51,8 +52,8 @@ def test_a_different_template_version_misses_the_cache(make_worker, defect_templ
     assert not miss.cache_hit and miss.template_version == 2
 
 
-def test_cached_results_expire_after_the_ttl(make_worker, settings):
-    settings.EDGE_CACHE_TTL_S = 1
+def test_cached_results_expire_after_the_ttl_tuned_live(make_worker):
+    get_settings_store().update(cache_ttl_s=1)
     job = free("short lived")
     make_worker().batch_step()
     assert cache_get(Job.objects.get(pk=job.pk).cache_key) is not None

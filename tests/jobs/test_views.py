@@ -30,7 +30,7 @@ def test_the_form_builds_its_fields_from_the_template_variables(manager_client, 
     response = manager_client.get("/jobs/new/?template=defect")
     assert response.status_code == 200
     form = response.context["form"]
-    assert list(form.fields) == ["var_camera", "var_defect"]
+    assert list(form.fields) == ["var_camera", "var_defect", "priority", "deadline_ms"]
 
 
 def test_an_htmx_template_switch_returns_only_the_form_fragment(manager_client, defect_template):

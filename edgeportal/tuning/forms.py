@@ -1,0 +1,34 @@
+"""The tuning form: one field per scheduler setting, with its range in the help text and in the error."""
+
+from django import forms
+
+from inference.scheduler import SETTINGS
+
+
+def _field(name: str) -> forms.Field:
+    setting = SETTINGS[name]
+    unit = f" {setting.unit}" if setting.unit else ""
+    if name == "adaptive_window":
+        return forms.TypedChoiceField(label=setting.label, coerce=int, choices=[(0, "off"), (1, "on")])
+    outside = f"Must be between {setting.low} and {setting.high}{unit}."
+    return forms.IntegerField(
+        label=setting.label,
+        min_value=setting.low,
+        max_value=setting.high,
+        help_text=f"{setting.low} to {setting.high}{unit}, default {setting.default}",
+        error_messages={"min_value": outside, "max_value": outside, "invalid": f"Enter a whole number. {outside}"},
+    )
+
+
+class TuningForm(forms.Form):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in SETTINGS:
+            self.fields[name] = _field(name)
+
+    def clean(self):
+        data = super().clean()
+        deadline, longest = data.get("default_deadline_ms"), data.get("max_deadline_ms")
+        if deadline is not None and longest is not None and deadline > longest:
+            self.add_error("default_deadline_ms", "The default deadline cannot be longer than the longest deadline.")
+        return data

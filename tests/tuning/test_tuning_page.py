@@ -1,0 +1,99 @@
+"""The admins' tuning page: ranges, audit, publication to Redis, worker status."""
+
+import time
+
+import pytest
+
+from edgeportal.jobs.queueing import get_settings_store
+from edgeportal.tuning.models import SchedulerOverride, SettingChange
+from edgeportal.tuning.services import settings_republish, settings_save
+from inference.scheduler import SETTINGS
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+def form_values(**changes):
+    values = {name: setting.default for name, setting in SETTINGS.items()}
+    return {**values, **changes}
+
+
+def test_saving_publishes_to_the_workers_and_records_who_changed_what(admin_client, admin_user):
+    response = admin_client.post("/tuning/", form_values(window_ms=25, queue_limit=40), headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert "Saved 2 change(s) as version 1" in response.content.decode()
+    settings, version = get_settings_store().current_with_version()
+    assert (settings.window_ms, settings.queue_limit, version) == (25, 40, 1)
+    changes = {c.name: c for c in SettingChange.objects.all()}
+    assert set(changes) == {"window_ms", "queue_limit"}
+    assert (changes["window_ms"].old_value, changes["window_ms"].new_value) == (60, 25)
+    assert changes["window_ms"].user == admin_user and changes["window_ms"].version == 1
+    assert "60 → 25" in response.content.decode()  # the audit list in the swapped fragment
+
+
+def test_saving_unchanged_values_changes_nothing(admin_client):
+    admin_client.post("/tuning/", form_values())
+    assert SettingChange.objects.count() == 0
+    assert get_settings_store().current_with_version()[1] == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("window_ms", "-5", "Must be between 0 and 10000 ms."),
+        ("max_batch_size", "1000", "Must be between 1 and 256 jobs."),
+        ("queue_limit", "lots", "Enter a whole number."),
+        ("adaptive_window", "7", "Select a valid choice"),
+    ],
+)
+def test_values_outside_their_range_are_refused_with_a_clear_message(admin_client, field, value, message):
+    response = admin_client.post("/tuning/", form_values(**{"window_ms": 30, field: value}))
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert SettingChange.objects.count() == 0 and get_settings_store().current().window_ms == 60
+
+
+def test_a_default_deadline_longer_than_the_longest_is_refused(admin_client):
+    response = admin_client.post("/tuning/", form_values(default_deadline_ms=5000, max_deadline_ms=1000))
+    assert response.status_code == 400 and "cannot be longer" in response.content.decode()
+
+
+def test_only_admins_may_tune(client, manager, outsider):
+    for user in (manager, outsider):
+        client.force_login(user)
+        assert client.get("/tuning/").status_code == 403
+        assert client.post("/tuning/", form_values(window_ms=1)).status_code == 403
+    assert get_settings_store().current().window_ms == 60
+
+
+def test_redis_down_is_a_clear_error_and_saves_nothing(admin_client, redis_down):
+    response = admin_client.post("/tuning/", form_values(window_ms=10))
+    assert response.status_code == 503
+    assert "Redis is not reachable" in response.content.decode()
+    assert SettingChange.objects.count() == 0 and SchedulerOverride.objects.count() == 0
+
+
+def test_settings_lost_by_redis_are_put_back_from_the_database(admin_user, queue):
+    settings_save(user=admin_user, values={"window_ms": 15})
+    store = get_settings_store()
+    queue.redis.delete(store.key)  # Redis restarted without persistence
+    assert store.current().window_ms == 60
+    assert settings_republish() is True
+    assert store.current_with_version() == (store.defaults.overridden({"window_ms": "15"}), 1)
+    assert settings_republish() is False  # already there
+
+
+def test_the_worker_panel_shows_applied_versions_and_the_effective_window(admin_client, admin_user, queue):
+    settings_save(user=admin_user, values={"window_ms": 15})
+    queue.redis.zadd(queue.workers_key, {"<b>w1</b>": time.time(), "w2": time.time()})
+    queue.redis.hset(
+        queue.worker_key("<b>w1</b>"), mapping={"settings_version": 1, "window_ms": 15, "window_reason": "fixed"}
+    )
+    queue.redis.hset(queue.worker_key("w2"), mapping={"settings_version": 0, "window_ms": 60, "window_reason": "fixed"})
+    page = admin_client.get("/tuning/workers/").content.decode()
+    assert "&lt;b&gt;w1&lt;/b&gt;" in page and "<b>w1</b>" not in page
+    assert "version 1 ✓" in page and "version 0, picking up 1" in page
+    assert "15 ms" in page
