@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run test lint format bench bench-cache clean
+.PHONY: install run test lint format bench bench-cache bench-overload clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -38,6 +38,11 @@ bench: install
 bench-cache: install
 	scripts/ensure-redis.sh
 	$(PY) bench/cache.py
+
+bench-overload: install
+	scripts/ensure-redis.sh
+	$(PY) manage.py prepare_model
+	$(PY) bench/overload.py
 
 clean:
 	rm -rf $(VENV) .cache staticfiles db.sqlite3

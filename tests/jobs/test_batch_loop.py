@@ -237,3 +237,50 @@ def test_workers_lists_the_live_worker_and_keeps_a_gone_one_as_gone(make_worker,
     assert set(listed) == {"w-test", "quiet@host"}  # older than an hour: forgotten
     assert listed["w-test"]["state"] == "idle"
     assert "state" not in listed["quiet@host"]
+
+
+def test_the_expiry_step_ends_jobs_that_can_no_longer_meet_their_deadline(make_worker, queue):
+    late = job_submit(prompt="late", deadline_ms=50, allow_free_prompt=True)
+    doomed = job_submit(prompt="doomed", deadline_ms=1_500, allow_free_prompt=True)
+    fine = job_submit(prompt="fine", deadline_ms=60_000, allow_free_prompt=True)
+    queue.record_batch_time("short", 2_000)  # a batch takes longer than doomed has left
+    time.sleep(0.1)
+    worker = make_worker()
+    assert worker.expiry_step() is True
+    late.refresh_from_db()
+    doomed.refresh_from_db()
+    assert late.status == doomed.status == Job.Status.EXPIRED
+    assert "deadline passed" in late.error
+    assert "could not finish by its deadline" in doomed.error and "about 2000 ms" in doomed.error
+    assert late.latency.status == "expired" and late.latency.inference_ms is None
+    assert queue.live_job_ids() == {fine.pk}
+    assert worker.expiry_step() is False
+
+
+def test_followers_of_an_expired_job_expire_with_it(make_worker, queue):
+    leader = job_submit(prompt="same words", deadline_ms=50, allow_free_prompt=True)
+    follower = job_submit(prompt="same words", deadline_ms=60_000, allow_free_prompt=True)
+    assert follower.follows_id == leader.pk
+    time.sleep(0.1)
+    make_worker().expiry_step()
+    follower.refresh_from_db()
+    assert follower.status == Job.Status.EXPIRED and f"identical job {leader.pk}" in follower.error
+
+
+def test_the_settings_step_notices_a_new_version_and_says_so_in_the_heartbeat(make_worker, queue):
+    worker = make_worker()
+    worker.settings_step()
+    worker.heartbeat()
+    worker.settings.update(window_ms=5)
+    assert worker.settings_step() is True
+    assert worker.live_settings.window_ms == 5
+    assert queue.redis.hget(queue.worker_key(worker.name), "settings_version") == "1"
+    assert worker.settings_step() is False
+
+
+def test_a_batch_record_keeps_its_lane_and_every_setting_it_ran_with(submit, make_worker):
+    submit()
+    make_worker().batch_step()
+    batch = BatchRecord.objects.get()
+    assert batch.lane == "short" and batch.settings["max_batch_size"] == 4
+    assert set(batch.settings) >= {"window_ms", "max_batch_tokens", "default_deadline_ms", "queue_limit"}

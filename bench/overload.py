@@ -1,0 +1,283 @@
+"""Overload benchmark: Poisson arrivals at 0.5x, 1x and 2x measured capacity, 5 % long prompts, through the
+full pipeline with the default model; EdgePortal's scheduler side by side with a plain single FIFO window.
+
+Run with `make bench-overload` (or `.venv/bin/python bench/overload.py --duration 60`). It writes its
+section of BENCHMARKS.md. Every run of the table happens in this one invocation, on one pipeline (web
+server + one worker); the two designs differ only in scheduler settings, applied live between runs:
+
+- scheduler: deadlines (10 s), admission control, queue limit, a long lane above 256 prompt tokens;
+- fifo: the seed's design, one window over one queue in arrival order, no deadlines, no admission,
+  no lanes. Its deadline hit rate is measured against the same 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import harness
+from harness import Pipeline, percentile
+
+WINDOW_MS = 60
+DEADLINE_MS = 10_000
+LONG_SHARE = 0.05
+harness.configure(EDGE_CACHE_ENABLED="false", EDGE_DEFAULT_MAX_NEW_TOKENS="32")
+
+DESIGNS = {
+    "scheduler": {
+        "window_ms": WINDOW_MS,
+        "max_batch_size": 8,
+        "default_deadline_ms": DEADLINE_MS,
+        "max_deadline_ms": 600_000,
+        "long_prompt_tokens": 256,
+        "queue_limit": 64,
+    },
+    "fifo": {
+        "window_ms": WINDOW_MS,
+        "max_batch_size": 8,
+        "default_deadline_ms": 3_600_000,  # never expires, never refused: it queues
+        "max_deadline_ms": 3_600_000,
+        "long_prompt_tokens": 100_000,  # one lane
+        "max_batch_tokens": 1_000_000,
+        "queue_limit": 100_000,
+    },
+}
+
+
+def prompts_by_kind() -> tuple[list[str], list[str]]:
+    rows = [json.loads(line) for line in harness.WORKLOAD.read_text().splitlines() if line.strip()]
+    long = [row["prompt"] for row in rows if len(row["prompt"]) > 1000]
+    short = [row["prompt"] for row in rows if len(row["prompt"]) <= 1000]
+    return short, long
+
+
+def post(pipeline: Pipeline, prompt: str) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{pipeline.port}/api/jobs",
+        data=json.dumps({"prompt": prompt}).encode(),
+        headers={"Authorization": f"Bearer {pipeline.token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    sent = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            status, body = response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        status, body = error.code, json.loads(error.read() or b"{}")
+    return {"status": status, "body": body, "round_trip_ms": (time.perf_counter() - sent) * 1000}
+
+
+def capacity(pipeline: Pipeline, short: list[str], count: int) -> float:
+    """Jobs per second the pipeline finishes when saturated with short prompts."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda p: post(pipeline, p), [short[i % len(short)] for i in range(count)]))
+    ids = [a["body"]["id"] for a in answers if a["status"] == 202]
+    jobs = pipeline.wait(ids)
+    first = min(job.created_at for job in jobs)
+    last = max(job.finished_at for job in jobs)
+    return len(jobs) / (last - first).total_seconds()
+
+
+def wait_finished(job_ids: list[int], timeout: float = 900) -> list:
+    from edgeportal.jobs.models import Job
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs = list(Job.objects.filter(pk__in=job_ids).select_related("latency"))
+        if all(job.is_finished for job in jobs):
+            return jobs
+        time.sleep(0.5)
+    raise TimeoutError("jobs did not finish")
+
+
+def run(pipeline: Pipeline, *, rate: float, duration: float, long_share: float, seed: int) -> dict:
+    from edgeportal.jobs.models import Job
+    from edgeportal.jobs.queueing import get_queue
+
+    short, long = prompts_by_kind()
+    rng = random.Random(seed)
+    arrivals, t = [], 0.0
+    while True:
+        t += rng.expovariate(rate)
+        if t >= duration:
+            break
+        arrivals.append((t, rng.choice(long) if rng.random() < long_share else rng.choice(short)))
+
+    depths: list[int] = []
+    stop = threading.Event()
+
+    def sample_depth():
+        queue = get_queue()
+        while not stop.is_set():
+            depths.append(queue.depth())
+            stop.wait(0.1)
+
+    sampler = threading.Thread(target=sample_depth, daemon=True)
+    sampler.start()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        futures = []
+        for at, prompt in arrivals:
+            delay = started + at - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            futures.append(pool.submit(post, pipeline, prompt))
+        answers = [future.result() for future in futures]
+    accepted = [a["body"]["id"] for a in answers if a["status"] == 202]
+    rejected = [a for a in answers if a["status"] == 429]
+    jobs = wait_finished(accepted)
+    stop.set()
+    sampler.join()
+
+    def stats(selection):
+        done = [j for j in selection if j.status == Job.Status.DONE]
+        totals = [j.latency.total_ms for j in done]
+        on_time = [j for j in done if j.latency.total_ms <= DEADLINE_MS]
+        return {
+            "accepted": len(selection),
+            "done": len(done),
+            "expired": sum(j.status == Job.Status.EXPIRED for j in selection),
+            "p50": percentile(totals, 0.5),
+            "p95": percentile(totals, 0.95),
+            "p99": percentile(totals, 0.99),
+            "hit_rate": len(on_time) / len(selection) if selection else float("nan"),
+        }
+
+    reject_ms = [a["round_trip_ms"] for a in rejected]
+    return {
+        "offered": len(arrivals),
+        "all": stats(jobs),
+        "short": stats([j for j in jobs if j.lane == "short" and len(j.prompt) <= 1000]),
+        "rejected": len(rejected),
+        "reject_p50": percentile(reject_ms, 0.5),
+        "reject_p99": percentile(reject_ms, 0.99),
+        "max_depth": max(depths, default=0),
+        "failed": sum(j.status == Job.Status.FAILED for j in jobs),
+    }
+
+
+def apply(design: str) -> None:
+    from edgeportal.jobs.queueing import get_settings_store
+
+    store = get_settings_store()
+    store.redis.delete(store.key)
+    store.update(**DESIGNS[design])
+
+
+def fmt_ms(value: float) -> str:
+    return "—" if value != value else f"{value / 1000:.2f} s"
+
+
+def report(command: str, cap: float, results: dict, duration: float) -> str:
+    lines = [
+        "## Overload: deadlines, admission and lanes vs a plain FIFO window",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {harness.machine()}.  ",
+        f"Model: SmolLM2-135M-Instruct (default), greedy, 32 new tokens; one worker, Django runserver, SQLite, "
+        f"local Redis; `window_ms={WINDOW_MS}`, `max_batch_size=8`. Measured capacity (saturated, short prompts): "
+        f"**{cap:.2f} jobs/s**. Each run: Poisson arrivals for {duration:.0f} s; 'mixed' has {LONG_SHARE:.0%} long "
+        "prompts (the workload's shift logs, about 400 tokens), 'short only' none. Deadline 10 s for every job "
+        "(the FIFO design has none; its hit rate counts jobs finished within 10 s).",
+        "",
+        "| design | load | prompts | offered | accepted | rejected (429) | reject latency p50 / p99 | expired "
+        "| p50 | p95 | p99 (done) | deadline hit rate | short-prompt p95 | max queue depth |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (design, load, mix), r in results.items():
+        a = r["all"]
+        reject = f"{r['reject_p50']:.0f} / {r['reject_p99']:.0f} ms" if r["rejected"] else "—"
+        lines.append(
+            f"| {design} | {load}x | {mix} | {r['offered']} | {a['accepted']} | {r['rejected']} | {reject} "
+            f"| {a['expired']} | {fmt_ms(a['p50'])} | {fmt_ms(a['p95'])} | {fmt_ms(a['p99'])} "
+            f"| {a['hit_rate']:.0%} | {fmt_ms(r['short']['p95'])} | {r['max_depth']} |"
+        )
+    lines += ["", "### Goals", "", "| goal | measured | met |", "|---|---|---|"]
+    top = max(load for _, load, _ in results)
+    s2 = results.get(("scheduler", top, "mixed"))
+    if s2:
+        p99 = s2["all"]["p99"]
+        lines.append(
+            f"| at {top}x, accepted jobs' p99 within their {DEADLINE_MS / 1000:.0f} s deadline | {fmt_ms(p99)}, "
+            f"{s2['all']['expired']} expired of {s2['all']['accepted']} | {'yes' if p99 <= DEADLINE_MS else 'no'} |"
+        )
+        bounded = s2["max_depth"] <= DESIGNS["scheduler"]["queue_limit"] + 16
+        fifo = results.get(("fifo", top, "mixed"))
+        versus = f" (FIFO: {fifo['max_depth']})" if fifo else ""
+        lines.append(
+            f"| at {top}x, the queue stays bounded | max depth {s2['max_depth']}{versus}, "
+            f"limit {DESIGNS['scheduler']['queue_limit']} waiting + jobs in flight | {'yes' if bounded else 'no'} |"
+        )
+    for load in sorted({load for _, load, _ in results}):
+        mixed, only = results.get(("scheduler", load, "mixed")), results.get(("scheduler", load, "short only"))
+        if mixed and only and only["short"]["p95"] == only["short"]["p95"]:
+            ratio = mixed["short"]["p95"] / only["short"]["p95"]
+            lines.append(
+                f"| at {load}x, short-prompt p95 with 5 % long ≤ 1.2x short-only p95 | "
+                f"{fmt_ms(mixed['short']['p95'])} / {fmt_ms(only['short']['p95'])} = {ratio:.2f}x "
+                f"| {'yes' if ratio <= 1.2 else 'no'} |"
+            )
+    lines += [
+        "",
+        "Reading the numbers: latencies are each accepted job's total, from its creation in the database to its",
+        "stored result, for jobs that finished (p99 of done jobs); the hit rate divides the jobs done within 10 s",
+        "by all accepted jobs, so expired ones count as misses. Reject latency is the client's round trip of a",
+        "429. Queue depth counts jobs waiting and in flight, sampled every 100 ms.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=float, default=60, help="seconds of arrivals per run (default 60)")
+    parser.add_argument("--loads", default="0.5,1,2", help="multiples of measured capacity (default 0.5,1,2)")
+    parser.add_argument("--designs", default="scheduler,fifo")
+    parser.add_argument("--capacity-jobs", type=int, default=48)
+    parser.add_argument("--port", type=int, default=8767)
+    parser.add_argument("--no-write", action="store_true", help="print the section instead of writing it")
+    args = parser.parse_args()
+    loads = [float(x) for x in args.loads.split(",")]
+    designs = args.designs.split(",")
+    command = "make bench-overload" if args.duration == 60 and args.loads == "0.5,1,2" else (
+        f"python bench/overload.py --duration {args.duration:g} --loads {args.loads}"
+    )  # fmt: skip
+
+    with Pipeline(args.port, window_ms=WINDOW_MS) as pipeline:
+        short, _ = prompts_by_kind()
+        apply("fifo")  # no deadline while measuring what the pipeline can do
+        post(pipeline, short[0])  # warm the web process and the tokenizer
+        cap = capacity(pipeline, short, args.capacity_jobs)
+        print(f"capacity: {cap:.2f} jobs/s", flush=True)
+        results = {}
+        for design in designs:
+            apply(design)
+            for load in loads:
+                mixes = [("mixed", LONG_SHARE)] + ([("short only", 0.0)] if design == "scheduler" else [])
+                for mix, share in mixes:
+                    key = (design, load if load != int(load) else int(load), mix)
+                    print(f"{design}, {load}x, {mix} ...", flush=True)
+                    results[key] = run(pipeline, rate=cap * load, duration=args.duration, long_share=share, seed=11)
+                    r = results[key]
+                    print(
+                        f"  accepted {r['all']['accepted']}, rejected {r['rejected']}, expired {r['all']['expired']},"
+                        f" p99 {fmt_ms(r['all']['p99'])}, hit rate {r['all']['hit_rate']:.0%},"
+                        f" max depth {r['max_depth']}",
+                        flush=True,
+                    )
+    text = report(command, cap, results, args.duration)
+    if args.no_write:
+        print(text)
+    else:
+        harness.write_section("overload", text)
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
