@@ -319,9 +319,10 @@ class JobQueue:
 
     # --- worker side -------------------------------------------------------------------------
 
-    def wait_for_work(self, timeout_s: float) -> None:
-        """Block until a job is enqueued or the timeout passes (whichever first)."""
-        if not any(self.lane_depths().values()):
+    def wait_for_work(self, timeout_s: float, lanes: tuple[str, ...] = LANES) -> None:
+        """Block until a job is enqueued or the timeout passes, unless one of these lanes has work."""
+        depths = self.lane_depths()
+        if not any(depths[lane] for lane in lanes):
             self.redis.blpop([self.wake], timeout=timeout_s)
 
     def peek(self, lane: str, max_count: int) -> LanePeek:

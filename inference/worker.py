@@ -161,7 +161,7 @@ class BatchWorker:
             self.queue, self.name, lambda: self.live_settings, lanes=self.lanes, lease_ms=self.reclaim_idle_ms
         )
         if window is None:
-            self.queue.wait_for_work(0.5)
+            self.queue.wait_for_work(0.5, self.lanes)
             return False
         self.window_ms, self.window_reason = window.window_ms, window.window_reason
         if window.expired:

@@ -73,8 +73,9 @@ def test_a_job_learns_it_expired_while_a_long_batch_is_still_running(api, start_
 
 def test_long_prompts_run_in_their_own_batches_after_the_short_ones(api, start_worker):
     get_settings_store().update(long_prompt_tokens=40)
-    long_ids = [submit(api, f"Summarise log {i}: " + "belt 3 slipped at station 7, " * 12) for i in range(2)]
-    short_ids = [submit(api, f"Short note {i}") for i in range(4)]
+    log = "belt 3 slipped at station 7, " * 12
+    long_ids = [submit(api, f"Summarise log {i}: {log}", deadline_ms=120_000) for i in range(2)]
+    short_ids = [submit(api, f"Short note {i}", deadline_ms=120_000) for i in range(4)]
     assert {Job.objects.get(pk=i).lane for i in long_ids} == {"long"}
     start_worker(EDGE_WINDOW_MS="200")
     wait_until(finished(*long_ids, *short_ids), what="all jobs")
