@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -149,18 +150,28 @@ class Pipeline:
 
         SettingsStore(get_queue(), SchedulerSettings()).update(max_batch_size=size)
 
-    def submit(self, prompt: str) -> dict:
-        """POST one prompt; returns the API's answer plus the round trip as the client saw it."""
+    def post(self, body: dict) -> dict:
+        """POST a job; returns the HTTP status, the JSON answer and the round trip as the client saw it."""
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.port}/api/jobs",
-            data=json.dumps({"prompt": prompt}).encode(),
+            data=json.dumps(body).encode(),
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
             method="POST",
         )
         sent = time.perf_counter()
-        with urllib.request.urlopen(request, timeout=30) as response:
-            body = json.loads(response.read())
-        return {**body, "round_trip_ms": (time.perf_counter() - sent) * 1000}
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                status, answer = response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:  # 4xx and 5xx answers are results too (429s in overload)
+            status, answer = error.code, json.loads(error.read() or b"{}")
+        return {"status": status, "body": answer, "round_trip_ms": (time.perf_counter() - sent) * 1000}
+
+    def submit(self, prompt: str) -> dict:
+        """POST one prompt that must be accepted; returns the API's answer plus the round trip."""
+        answer = self.post({"prompt": prompt})
+        if answer["status"] >= 400:
+            raise RuntimeError(f"job refused: {answer['status']} {answer['body']}")
+        return {**answer["body"], "round_trip_ms": answer["round_trip_ms"]}
 
     def wait(self, job_ids: list[int], timeout: float = 900) -> list:
         from edgeportal.jobs.models import Job

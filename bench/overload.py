@@ -17,8 +17,6 @@ import json
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import harness
@@ -58,19 +56,7 @@ def prompts_by_kind() -> tuple[list[str], list[str]]:
 
 
 def post(pipeline: Pipeline, prompt: str) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{pipeline.port}/api/jobs",
-        data=json.dumps({"prompt": prompt}).encode(),
-        headers={"Authorization": f"Bearer {pipeline.token}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    sent = time.perf_counter()
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            status, body = response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        status, body = error.code, json.loads(error.read() or b"{}")
-    return {"status": status, "body": body, "round_trip_ms": (time.perf_counter() - sent) * 1000}
+    return pipeline.post({"prompt": prompt})
 
 
 def capacity(pipeline: Pipeline, short: list[str], count: int) -> float:
