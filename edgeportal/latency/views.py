@@ -8,7 +8,6 @@ import time
 from itertools import chain
 
 from django.core.paginator import Paginator
-from django.db.models import F
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -19,7 +18,6 @@ from edgeportal.latency.buckets import BUCKET_COUNT, bucket_label
 from edgeportal.latency.forms import HistoryFilterForm
 
 PAGE_SIZE = 50
-NULLABLE = {"queue_wait_ms", "window_wait_ms", "inference_ms", "batch_size"}
 CSV_COLUMNS = [
     ("created_at", "created_at"), ("job_id", "job_id"), ("status", "status"), ("cache_hit", "cache_hit"),
     ("template", "template__slug"), ("source", "source__name"), ("lane", "lane"), ("priority", "priority"),
@@ -29,31 +27,21 @@ CSV_COLUMNS = [
 ]  # fmt: skip
 
 
-def _order(sort: str):
-    """The form's sort key as an ORDER BY: empty stages last either way, newest first among equals."""
-    column = sort.lstrip("-")
-    expression = F(column).desc() if sort.startswith("-") else F(column).asc()
-    if column in NULLABLE:
-        expression = F(column).desc(nulls_last=True) if sort.startswith("-") else F(column).asc(nulls_last=True)
-    return [expression, "-id"]
-
-
 def _milliseconds_since(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
 def history(request):
+    started = time.perf_counter()
     form = HistoryFilterForm(request.GET)
     context = {"form": form, "workers": selectors.recent_workers()}
     status = 200
     if form.is_valid():
-        started = time.perf_counter()
         filters = form.filters()
         summary = selectors.latency_summary(filters=filters)
-        histogram = selectors.latency_histogram(filters=filters)
         timeline = selectors.latency_timeline(filters=filters)
-        records = selectors.latency_records(filters=filters).select_related("template", "source")
-        paginator = Paginator(records.order_by(*_order(form.ordering())), PAGE_SIZE)
+        records = selectors.latency_records_sorted(filters=filters, sort=form.ordering())
+        paginator = Paginator(records.select_related("template", "source"), PAGE_SIZE)
         paginator.count = summary.record_count  # already counted: spare the paginator its own COUNT(*)
         page = paginator.get_page(request.GET.get("page"))
         rows = list(page.object_list)
@@ -63,7 +51,7 @@ def history(request):
             page=page,
             rows=rows,
             histogram_chart=charts.bar_chart(
-                labels=[bucket_label(i) for i in range(BUCKET_COUNT)], values=histogram,
+                labels=[bucket_label(i) for i in range(BUCKET_COUNT)], values=summary.histogram,
                 title="Jobs per total latency bucket", y_label="jobs", testid="histogram",
             ),
             timeline_chart=_timeline_chart(timeline),
@@ -94,11 +82,11 @@ def _timeline_chart(timeline):
 
 
 def batches(request):
+    started = time.perf_counter()
     form = HistoryFilterForm(request.GET)
     context = {"form": form, "workers": selectors.recent_workers(), "batch_view": True}
     status = 200
     if form.is_valid():
-        started = time.perf_counter()
         filters = form.filters()
         slot_width_s, slots = selectors.batch_timeline(filters=filters)
         curve = selectors.batch_curve(filters=filters)
@@ -164,10 +152,8 @@ def history_csv(request):
     if not form.is_valid():
         problems = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
         return HttpResponseBadRequest(f"Invalid filters: {problems}\n", content_type="text/plain; charset=utf-8")
-    records = (
-        selectors.latency_records(filters=form.filters())
-        .order_by(*_order(form.ordering()))
-        .values_list(*(lookup for _, lookup in CSV_COLUMNS))
+    records = selectors.latency_records_sorted(filters=form.filters(), sort=form.ordering()).values_list(
+        *(lookup for _, lookup in CSV_COLUMNS)
     )
     writer = csv.writer(_Echo())
     header = [name for name, _ in CSV_COLUMNS]

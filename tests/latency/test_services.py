@@ -35,7 +35,7 @@ def old_and_new(make_record):
 
 
 def test_the_roll_up_folds_old_records_into_hourly_aggregates_and_deletes_them(old_and_new):
-    old, recent = old_and_new
+    _, recent = old_and_new
     assert latency_roll_up(older_than_days=30, now=NOW) == 4
 
     assert set(JobLatency.objects.values_list("pk", flat=True)) == {r.pk for r in recent}

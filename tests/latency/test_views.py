@@ -128,3 +128,13 @@ def test_the_batch_view_shows_the_batching_curve(outsider_client, db):
         assert f'data-testid="{testid}"' in html
     only_large = outsider_client.get("/latency/batches/?batch_size=8", headers={"HX-Request": "true"})
     assert only_large.context["batch_count"] == 1 and "<html" not in only_large.content.decode()
+
+
+def test_jobs_that_never_reached_the_sorted_stage_come_last_either_way(manager_client, make_record):
+    make_record(total_ms=1, queue_wait_ms=None, batch_size=None)
+    make_record(total_ms=2, queue_wait_ms=5, batch_size=2)
+    make_record(total_ms=3, queue_wait_ms=9, batch_size=1)
+    descending = manager_client.get("/latency/?sort=-queue_wait_ms").context["rows"]
+    assert [r.queue_wait_ms for r in descending] == [9, 5, None]
+    ascending = manager_client.get("/latency/?sort=batch_size").context["rows"]
+    assert [r.batch_size for r in ascending] == [1, 2, None]
