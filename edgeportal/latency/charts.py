@@ -37,6 +37,15 @@ def number_text(value: float) -> str:
     return f"{value:.1f}"
 
 
+def duration_text(seconds: int) -> str:
+    """A slot width in words: 300 -> "5 minutes", 10800 -> "3 hours", 86400 -> "day"."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            count = seconds // size
+            return unit if count == 1 else f"{count} {unit}s"
+    return f"{seconds} seconds"
+
+
 def time_ticks(start: datetime, end: datetime, *, count: int = 6) -> list[tuple[float, str]]:
     """Evenly spaced x-axis ticks between two moments, labelled by date, or date and time for short ranges."""
     first, last = start.timestamp(), end.timestamp()
@@ -83,9 +92,11 @@ def bar_chart(*, labels: list[str], values: list[float], title: str, y_label: st
             f'<rect class="bar" x="{x + slot * 0.1:.1f}" y="{y:.1f}" width="{slot * 0.8:.1f}" '
             f'height="{TOP + PLOT_H - y:.1f}"><title>{escape(label)}: {number_text(value)}</title></rect>'
         )
+        # Slanted: a dozen bucket names side by side would overlap.
+        label_x, label_y = x + slot / 2 + 3, HEIGHT - BOTTOM + 10
         parts.append(
-            f'<text class="tick" x="{x + slot / 2:.1f}" y="{HEIGHT - BOTTOM + 14}" text-anchor="middle">'
-            f"{escape(label)}</text>"
+            f'<text class="tick" x="{label_x:.1f}" y="{label_y}" text-anchor="end" '
+            f'transform="rotate(-35 {label_x:.1f} {label_y})">{escape(label)}</text>'
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))  # every text above went through escape()
@@ -106,9 +117,11 @@ def line_chart(
     def x_at(x: float) -> float:
         return LEFT + PLOT_W * (x - x_min) / x_span
 
-    for x, label in x_ticks:
+    for number, (x, label) in enumerate(x_ticks):
+        # The outer labels align inwards so that they stay inside the picture.
+        anchor = "start" if number == 0 else "end" if number == len(x_ticks) - 1 else "middle"
         x_text = f'x="{x_at(x):.1f}" y="{HEIGHT - BOTTOM + 16}"'
-        parts.append(f'<text class="tick" {x_text} text-anchor="middle">{escape(label)}</text>')
+        parts.append(f'<text class="tick" {x_text} text-anchor="{anchor}">{escape(label)}</text>')
     for number, line in enumerate(series):
         runs: list[list[tuple[float, float]]] = [[]]
         for x, y in line.points:

@@ -18,6 +18,8 @@ from edgeportal.latency.buckets import BUCKET_COUNT, bucket_label
 from edgeportal.latency.forms import HistoryFilterForm
 
 PAGE_SIZE = 50
+# The filters a batch has: it has no template, source, status or cache hit, and the batch page does not sort.
+BATCH_FIELDS = ["period", "date_from", "date_to", "lane", "batch_size", "worker"]
 CSV_COLUMNS = [
     ("created_at", "created_at"), ("job_id", "job_id"), ("status", "status"), ("cache_hit", "cache_hit"),
     ("template", "template__slug"), ("source", "source__name"), ("lane", "lane"), ("priority", "priority"),
@@ -34,7 +36,7 @@ def _milliseconds_since(started: float) -> float:
 def history(request):
     started = time.perf_counter()
     form = HistoryFilterForm(request.GET)
-    context = {"form": form, "workers": selectors.recent_workers()}
+    context = {"form": form, "workers": selectors.recent_workers(), "fields": list(form.fields)}
     status = 200
     if form.is_valid():
         filters = form.filters()
@@ -56,6 +58,7 @@ def history(request):
             ),
             timeline_chart=_timeline_chart(timeline),
             timeline=timeline,
+            slot_text=charts.duration_text(timeline.width_s) if timeline else "",
             query_ms=_milliseconds_since(started),
             may_open_jobs=is_manager(request.user),
         )  # fmt: skip
@@ -84,7 +87,7 @@ def _timeline_chart(timeline):
 def batches(request):
     started = time.perf_counter()
     form = HistoryFilterForm(request.GET)
-    context = {"form": form, "workers": selectors.recent_workers(), "batch_view": True}
+    context = {"form": form, "workers": selectors.recent_workers(), "fields": BATCH_FIELDS, "batch_view": True}
     status = 200
     if form.is_valid():
         filters = form.filters()
@@ -93,7 +96,7 @@ def batches(request):
         context.update(
             filters=filters,
             slots=slots,
-            slot_width_s=slot_width_s,
+            slot_text=charts.duration_text(slot_width_s) if slots else "",
             curve=curve,
             batch_count=sum(slot.batches for slot in slots),
             **_batch_charts(slots, curve),

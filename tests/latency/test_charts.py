@@ -1,7 +1,7 @@
 import re
 from datetime import UTC, datetime
 
-from edgeportal.latency.charts import Series, bar_chart, line_chart, nice_ceiling, time_ticks
+from edgeportal.latency.charts import Series, bar_chart, duration_text, line_chart, nice_ceiling, time_ticks
 
 
 def test_axis_tops_are_round_numbers_at_least_the_largest_value():
@@ -37,3 +37,9 @@ def test_time_ticks_span_the_range_with_readable_labels():
                                              "01-01 04:00", "01-01 05:00"]  # fmt: skip
     long = time_ticks(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 31, tzinfo=UTC), count=4)
     assert [label for _, label in long] == ["01-01", "01-11", "01-21", "01-31"]
+
+
+def test_slot_widths_read_as_words():
+    assert [duration_text(s) for s in (60, 300, 3600, 10800, 86400, 7 * 86400, 90)] == [
+        "minute", "5 minutes", "hour", "3 hours", "day", "7 days", "90 seconds",
+    ]  # fmt: skip

@@ -138,3 +138,9 @@ def test_jobs_that_never_reached_the_sorted_stage_come_last_either_way(manager_c
     assert [r.queue_wait_ms for r in descending] == [9, 5, None]
     ascending = manager_client.get("/latency/?sort=batch_size").context["rows"]
     assert [r.batch_size for r in ascending] == [1, 2, None]
+
+
+def test_the_batch_page_offers_only_the_filters_a_batch_has(manager_client, db):
+    html = manager_client.get("/latency/batches/").content.decode()
+    assert 'name="lane"' in html and 'name="worker"' in html and 'name="batch_size"' in html
+    assert 'name="status"' not in html and 'name="template"' not in html and 'name="cache_hit"' not in html
