@@ -484,5 +484,6 @@ def batch_curve(*, filters: HistoryFilters) -> list[BatchSizeRow]:
 def recent_workers(*, days: int = 7) -> list[str]:
     """Worker names of the last days' batches, for the worker filter's suggestions."""
     since = timezone.now() - timedelta(days=days)
-    names = BatchRecord.objects.filter(created_at__gte=since).values_list("worker", flat=True).distinct()
+    names = BatchRecord.objects.filter(created_at__gte=since).exclude(worker="").values_list("worker", flat=True)
+    names = names.distinct()
     return sorted(set(names))

@@ -127,3 +127,10 @@ def test_a_bad_retention_stops_the_process_with_a_message_naming_the_variable(va
     )  # fmt: skip
     assert result.returncode != 0
     assert "EDGE_LATENCY_RETENTION_DAYS must be" in result.stderr
+
+
+def test_a_job_whose_record_was_rolled_up_still_shows_on_the_job_pages(old_and_new, manager_client):
+    old, _ = old_and_new
+    latency_roll_up(older_than_days=30, now=NOW)
+    assert manager_client.get(f"/jobs/{old[0].job_id}/").status_code == 200
+    assert manager_client.get("/jobs/").status_code == 200
