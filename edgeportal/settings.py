@@ -169,6 +169,9 @@ except SettingError as error:
 # Jobs still queued/running in the database but missing from Redis are re-queued after this long.
 EDGE_SWEEP_GRACE_S = envint("EDGE_SWEEP_GRACE_S", 10, minimum=0)
 EDGE_SWEEP_EVERY_S = envint("EDGE_SWEEP_EVERY_S", 15, minimum=1)
+# Latency records older than this are rolled into hourly aggregates (edgeportal.latency.tasks), every ..._EVERY_S.
+EDGE_LATENCY_RETENTION_DAYS = envint("EDGE_LATENCY_RETENTION_DAYS", 30, minimum=1)
+EDGE_LATENCY_ROLLUP_EVERY_S = envint("EDGE_LATENCY_ROLLUP_EVERY_S", 3600, minimum=60)
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
@@ -179,4 +182,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "requeue-lost-jobs": {"task": "edgeportal.jobs.tasks.requeue_lost_jobs", "schedule": float(EDGE_SWEEP_EVERY_S)},
     "republish-settings": {"task": "edgeportal.tuning.tasks.republish_settings", "schedule": float(EDGE_SWEEP_EVERY_S)},
+    "roll-up-old-latency": {
+        "task": "edgeportal.latency.tasks.roll_up_old_latency",
+        "schedule": float(EDGE_LATENCY_ROLLUP_EVERY_S),
+    },
 }

@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 
 from edgeportal.jobs import api as jobs_api
 from edgeportal.jobs import views as jobs_views
+from edgeportal.latency import views as latency_views
 from edgeportal.prompts import views as prompts_views
 from edgeportal.tuning import views as tuning_views
 
@@ -39,6 +40,15 @@ tuning_patterns = (
     "tuning",
 )
 
+latency_patterns = (
+    [
+        path("", latency_views.history, name="history"),
+        path("export.csv", latency_views.history_csv, name="export"),
+        path("batches/", latency_views.batches, name="batches"),
+    ],
+    "latency",
+)
+
 api_patterns = (
     [
         path("jobs", jobs_api.job_create, name="job-create"),
@@ -56,5 +66,6 @@ urlpatterns = [
     path("templates/", include(prompts_patterns)),
     path("tuning/", include(tuning_patterns)),
     path("api/", include(api_patterns)),
+    path("latency/", include(latency_patterns)),
     path("admin/", admin.site.urls),
 ]

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from edgeportal.jobs.admin import ReadOnlyAdmin
-from edgeportal.latency.models import BatchRecord, JobLatency
+from edgeportal.latency.models import BatchRecord, JobLatency, LatencyHour
 
 
 @admin.register(BatchRecord)
@@ -12,3 +12,8 @@ class BatchRecordAdmin(ReadOnlyAdmin):
 @admin.register(JobLatency)
 class JobLatencyAdmin(ReadOnlyAdmin):
     list_display = ["job", "status", "queue_wait_ms", "window_wait_ms", "inference_ms", "total_ms", "batch_size"]
+
+
+@admin.register(LatencyHour)
+class LatencyHourAdmin(ReadOnlyAdmin):
+    list_display = ["hour", "status", "lane", "worker", "cache_hit", "count", "total_max"]

