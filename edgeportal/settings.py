@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "edgeportal.prompts",
     "edgeportal.jobs",
     "edgeportal.latency",
+    "edgeportal.lab",
 ]
 
 MIDDLEWARE = [

@@ -46,5 +46,6 @@ urlpatterns = [
     path("jobs/", include(jobs_patterns)),
     path("templates/", include(prompts_patterns)),
     path("api/", include(api_patterns)),
+    path("lab/", include("edgeportal.lab.urls")),
     path("admin/", admin.site.urls),
 ]
