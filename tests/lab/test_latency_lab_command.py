@@ -99,6 +99,12 @@ def test_bad_options_are_clear_errors_before_any_model_loads(args, message, monk
     assert not LabRun.objects.exists()
 
 
+def test_a_duration_that_would_send_too_many_jobs_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("EDGE_MODEL", "/nowhere/model.gguf")  # refused before the model loads
+    with pytest.raises(CommandError, match="about 36000000 jobs per window; the limit is 10000"):
+        lab("--duration", "3600", "--rate", "10000")
+
+
 def test_a_missing_workload_file_is_a_clear_error(tmp_path):
     with pytest.raises(CommandError, match=r"--workload: workload file .*missing\.jsonl does not exist"):
         lab("--workload", str(tmp_path / "missing.jsonl"))

@@ -12,6 +12,7 @@ from django.urls import reverse
 from tqdm import tqdm
 
 from edgeportal.lab.services import labrun_record
+from inference.generation import GenerationParams
 from inference.lab import (
     BUILT_IN_PROMPTS,
     LOAD_FACTOR,
@@ -27,6 +28,7 @@ from inference.lab import (
 
 DEFAULT_WORKLOAD = "../shared/workload/factory_prompts.jsonl"  # relative to the repository root
 DEFAULT_JOBS = 40
+MAX_JOBS = 10_000
 # The ranges the worker accepts for EDGE_WINDOW_MS and EDGE_MAX_BATCH_SIZE.
 WINDOW_MS_RANGE = (0, 10_000)
 MAX_BATCH_SIZE_RANGE = (1, 256)
@@ -113,7 +115,7 @@ class Command(BaseCommand):
             "--windows", type=windows_list, default=[0, 20, 60, 120, 250], help="window lengths in ms (0,20,60,...)"
         )
         amount = parser.add_mutually_exclusive_group()
-        amount.add_argument("--jobs", type=_int_in(1, 10_000), help=f"jobs per window (default {DEFAULT_JOBS})")
+        amount.add_argument("--jobs", type=_int_in(1, MAX_JOBS), help=f"jobs per window (default {DEFAULT_JOBS})")
         amount.add_argument("--duration", type=_positive_float(3600), help="seconds of arrivals per window")
         parser.add_argument(
             "--rate",
@@ -130,10 +132,10 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="no progress bar (also off without a TTY)")
 
     def handle(self, *args, **options):
+        if options["rate"]:
+            self._check_job_count(options["duration"], options["rate"])  # before the model takes a minute to load
         prompts, workload = self._prompts(options["workload"])
         model = self._load_model()
-        from inference.generation import GenerationParams
-
         params = GenerationParams(max_new_tokens=options["max_new_tokens"])
 
         def generate(batch: list[str]):
@@ -149,6 +151,7 @@ class Command(BaseCommand):
         )
 
         rate = options["rate"] or default_rate(comparison.single_mean_ms)
+        self._check_job_count(options["duration"], rate)
         count = None if options["duration"] else options["jobs"] or DEFAULT_JOBS
         arrivals = arrivals_draw(
             prompts=prompts,
@@ -197,6 +200,13 @@ class Command(BaseCommand):
         if options["target_p95_ms"]:
             self.stdout.write(self._recommendation(results, options["target_p95_ms"]))
         self.stdout.write(f"stored as lab run {run.pk}: {reverse('lab:detail', args=[run.pk])}")
+
+    def _check_job_count(self, duration_s: float | None, rate: float) -> None:
+        if duration_s and duration_s * rate > MAX_JOBS:
+            raise CommandError(
+                f"--duration {duration_s:g} at {rate:.2f} jobs/s makes about {duration_s * rate:.0f} jobs per window; "
+                f"the limit is {MAX_JOBS}: shorten the duration or lower the rate"
+            )
 
     def _prompts(self, workload: str | None) -> tuple[list[str], str]:
         if workload is None:
