@@ -319,12 +319,16 @@ class WindowPoint(Protocol):
 P = TypeVar("P", bound=WindowPoint)
 
 
-def window_recommend(points: Iterable[P], *, target_p95_ms: float) -> P | None:
-    """The window with the highest throughput whose p95 meets the target; ties go to the lower p95, then window.
+def window_recommend(points: Iterable[P], *, target_p95_ms: float, tolerance: float = 0.02) -> P | None:
+    """The window with the highest throughput whose p95 meets the target; None when no window meets it.
 
-    None when no window meets it.
+    Throughputs within `tolerance` (relative) of the best count as equal, and among those the lowest p95 wins
+    (then the shorter window): below saturation every window serves the arrival rate, and a difference in the
+    third digit is noise, not a reason to accept a worse p95.
     """
     meeting = [p for p in points if p.p95_ms <= target_p95_ms]
     if not meeting:
         return None
-    return min(meeting, key=lambda p: (-p.throughput, p.p95_ms, p.window_ms))
+    best = max(p.throughput for p in meeting)
+    close = [p for p in meeting if p.throughput >= best * (1 - tolerance)]
+    return min(close, key=lambda p: (p.p95_ms, p.window_ms))

@@ -168,9 +168,11 @@ def test_no_window_is_recommended_when_none_meets_the_target():
     assert window_recommend([], target_p95_ms=1000) is None
 
 
-def test_equal_throughput_goes_to_the_lower_p95():
-    points = [point(60, 3000, 1.0), point(20, 2500, 1.0)]
-    assert window_recommend(points, target_p95_ms=4000).window_ms == 20
+def test_throughputs_within_two_percent_count_as_equal_and_the_lower_p95_wins():
+    points = [point(0, 4446, 0.603), point(60, 3502, 0.58), point(250, 2907, 0.598)]
+    assert window_recommend(points, target_p95_ms=8000).window_ms == 250
+    assert window_recommend(points, target_p95_ms=8000, tolerance=0).window_ms == 0
+    assert window_recommend([point(60, 3000, 1.0), point(20, 3000, 1.0)], target_p95_ms=4000).window_ms == 20
 
 
 def test_a_workload_file_gives_its_prompts_and_bad_lines_are_named(tmp_path):
