@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "edgeportal.jobs",
     "edgeportal.latency",
     "edgeportal.tuning",
+    "edgeportal.lab",
 ]
 
 MIDDLEWARE = [

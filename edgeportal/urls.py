@@ -67,5 +67,6 @@ urlpatterns = [
     path("tuning/", include(tuning_patterns)),
     path("api/", include(api_patterns)),
     path("latency/", include(latency_patterns)),
+    path("lab/", include("edgeportal.lab.urls")),
     path("admin/", admin.site.urls),
 ]
