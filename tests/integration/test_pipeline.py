@@ -60,7 +60,7 @@ def test_a_settings_change_in_redis_applies_to_the_running_worker(api, start_wor
 
 def slow_jobs(api, count):
     """Jobs that keep the tiny model busy for seconds, so a kill lands mid-batch."""
-    make_template(slug="long", title="Long", body="Write a long report on {topic}.", max_new_tokens=1000)
+    make_template(slug="long", title="Long", body="Write a long report on {topic}.", max_new_tokens=600)
     body = {"template": "long", "deadline_ms": 120_000}  # time enough to survive a kill and a restart
     return [api.post({**body, "variables": {"topic": f"line {i}"}}).json()["id"] for i in range(count)]
 
@@ -73,7 +73,7 @@ def test_jobs_of_a_worker_killed_mid_batch_finish_after_it_restarts(api, start_w
     assert Job.objects.filter(pk__in=ids, status=Job.Status.RUNNING).count() == 3  # killed mid-batch
 
     start_worker("w1")  # same name: takes back its own leases at once
-    wait_until(finished(*ids), timeout=90, what="the replay")
+    wait_until(finished(*ids), timeout=180, what="the replay")
     assert set(Job.objects.filter(pk__in=ids).values_list("status", flat=True)) == {Job.Status.DONE}
     assert JobLatency.objects.filter(job__in=ids).count() == 3  # stored done once each
 
@@ -85,7 +85,7 @@ def test_another_worker_reclaims_the_jobs_of_a_worker_that_never_returns(api, st
     worker.kill()
 
     start_worker("w2")
-    wait_until(finished(*ids), timeout=90, what="the reclaim")
+    wait_until(finished(*ids), timeout=180, what="the reclaim")
     assert set(Job.objects.filter(pk__in=ids).values_list("worker", flat=True)) == {"w2@test"}
     assert set(Job.objects.filter(pk__in=ids).values_list("status", flat=True)) == {Job.Status.DONE}
 
