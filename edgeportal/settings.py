@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "edgeportal.prompts",
     "edgeportal.jobs",
     "edgeportal.latency",
+    "edgeportal.monitoring",
 ]
 
 MIDDLEWARE = [
@@ -161,6 +162,8 @@ EDGE_DTYPE = os.getenv("EDGE_DTYPE", "float32")
 # Jobs still queued/running in the database but missing from Redis are re-queued after this long.
 EDGE_SWEEP_GRACE_S = envint("EDGE_SWEEP_GRACE_S", 10, minimum=0)
 EDGE_SWEEP_EVERY_S = envint("EDGE_SWEEP_EVERY_S", 15, minimum=1)
+# Also admits a Prometheus scraper from elsewhere than localhost with 'Authorization: Bearer <token>'.
+METRICS_TOKEN = envsecret("METRICS_TOKEN", "")
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None

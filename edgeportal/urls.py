@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 
 from edgeportal.jobs import api as jobs_api
 from edgeportal.jobs import views as jobs_views
+from edgeportal.monitoring import views as monitoring_views
 from edgeportal.prompts import views as prompts_views
 
 jobs_patterns = (
@@ -39,6 +40,8 @@ api_patterns = (
     "api",
 )
 
+monitoring_patterns = ([path("", monitoring_views.dashboard, name="dashboard")], "monitoring")
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="jobs:list"), name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -46,5 +49,7 @@ urlpatterns = [
     path("jobs/", include(jobs_patterns)),
     path("templates/", include(prompts_patterns)),
     path("api/", include(api_patterns)),
+    path("dashboard/", include(monitoring_patterns)),
+    path("metrics", monitoring_views.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
 ]
