@@ -67,11 +67,17 @@ EXPIRIES = Counter(
     registry=None,
 )  # fmt: skip
 
-# Known label values start at 0, so rate() sees the first request of each kind.
-for _status in STATUSES:
-    REQUESTS.labels(status=_status)
-for _priority in PRIORITIES:
-    EXPIRIES.labels(priority=_priority)
+
+def _known_series_at_zero() -> None:
+    """Known label values are exported from 0 on, so rate() sees the first request of each kind.
+
+    Done by the scraping web process only: every process that touches a metric leaves a file behind,
+    and a management command has no business adding one.
+    """
+    for status in STATUSES:
+        REQUESTS.labels(status=status)
+    for priority in PRIORITIES:
+        EXPIRIES.labels(priority=priority)
 
 
 def jobs_finished(latencies) -> None:
@@ -137,6 +143,7 @@ class QueueCollector:
 
 def exposition() -> bytes:
     """Every process's counters and histograms, plus the queue gauges, in Prometheus' text format."""
+    _known_series_at_zero()
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(MULTIPROC_DIR))
     registry.register(QueueCollector())

@@ -22,7 +22,8 @@ def submit(prompt):
     return job_submit(prompt=prompt, allow_free_prompt=True)
 
 
-def test_metrics_are_shared_through_the_folder_the_worker_processes_get():
+def test_metrics_are_shared_through_the_folder_the_worker_processes_get(client):
+    scrape(client)
     assert metrics.MULTIPROC_DIR == Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     assert list(metrics.MULTIPROC_DIR.glob(f"*_{os.getpid()}.db"))  # this process writes files, not memory
 
