@@ -24,6 +24,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
+from edgeportal.jobs.models import Job
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST  # the views never import prometheus_client themselves
 MULTIPROC_DIR = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 if values.ValueClass is values.MutexValue:
@@ -34,8 +36,6 @@ MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)  # a process started without sc
 # From a cache hit (about a millisecond) to a long batch on a busy CPU (a minute).
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60)
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-STATUSES = ("done", "failed", "expired")
-PRIORITIES = ("high", "normal", "low")
 
 # registry=None: in multiprocess mode the numbers are read from the files, never from a process's registry.
 QUEUE_SECONDS = Histogram(
@@ -71,12 +71,11 @@ EXPIRIES = Counter(
 def _known_series_at_zero() -> None:
     """Known label values are exported from 0 on, so rate() sees the first request of each kind.
 
-    Done by the scraping web process only: every process that touches a metric leaves a file behind,
-    and a management command has no business adding one.
+    Done at scrape time by the web process, not at import by every process that loads this module.
     """
-    for status in STATUSES:
+    for status in Job.FINISHED:
         REQUESTS.labels(status=status)
-    for priority in PRIORITIES:
+    for priority in Job.Priority.values:
         EXPIRIES.labels(priority=priority)
 
 
@@ -99,7 +98,7 @@ def _observe_finished(latencies) -> None:
         REQUESTS.labels(status=latency.status).inc()
         if latency.cache_hit:
             CACHE_HITS.inc()
-        if latency.status == "expired":
+        if latency.status == Job.Status.EXPIRED:
             EXPIRIES.labels(priority=latency.priority).inc()
         for histogram, ms in (
             (QUEUE_SECONDS, latency.queue_wait_ms),
