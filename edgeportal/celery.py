@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_shutdown
 
 from inference.celery_step import BatchLoopStep
 
@@ -31,3 +32,10 @@ class EdgePortalBatchLoop(BatchLoopStep):
 
 
 app.steps["worker"].add(EdgePortalBatchLoop)
+
+
+@worker_shutdown.connect
+def _metrics_process_dead(**kwargs):
+    from edgeportal.monitoring import metrics  # after Django settings, like every import of prometheus_client
+
+    metrics.process_dead()

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "edgeportal.latency",
     "edgeportal.tuning",
     "edgeportal.lab",
+    "edgeportal.monitoring",
 ]
 
 MIDDLEWARE = [
@@ -173,6 +174,8 @@ EDGE_SWEEP_EVERY_S = envint("EDGE_SWEEP_EVERY_S", 15, minimum=1)
 # Latency records older than this are rolled into hourly aggregates (edgeportal.latency.tasks), every ..._EVERY_S.
 EDGE_LATENCY_RETENTION_DAYS = envint("EDGE_LATENCY_RETENTION_DAYS", 30, minimum=1)
 EDGE_LATENCY_ROLLUP_EVERY_S = envint("EDGE_LATENCY_ROLLUP_EVERY_S", 3600, minimum=60)
+# Also admits a Prometheus scraper from elsewhere than localhost with 'Authorization: Bearer <token>'.
+METRICS_TOKEN = envsecret("METRICS_TOKEN", "")
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None

@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from edgeportal.jobs import api as jobs_api
 from edgeportal.jobs import views as jobs_views
 from edgeportal.latency import views as latency_views
+from edgeportal.monitoring import views as monitoring_views
 from edgeportal.prompts import views as prompts_views
 from edgeportal.tuning import views as tuning_views
 
@@ -58,6 +59,8 @@ api_patterns = (
     "api",
 )
 
+monitoring_patterns = ([path("", monitoring_views.dashboard, name="dashboard")], "monitoring")
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="jobs:list"), name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -68,5 +71,7 @@ urlpatterns = [
     path("api/", include(api_patterns)),
     path("latency/", include(latency_patterns)),
     path("lab/", include("edgeportal.lab.urls")),
+    path("dashboard/", include(monitoring_patterns)),
+    path("metrics", monitoring_views.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
 ]

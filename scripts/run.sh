@@ -5,6 +5,10 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 PORT=${PORT:-8000}
 mkdir -p .cache
+# Web and worker share their Prometheus numbers through files here: set before either starts, emptied
+# at each start (files of the previous run's processes would be added to this run's).
+export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-$PWD/.cache/prometheus}
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR" && rm -f "$PROMETHEUS_MULTIPROC_DIR"/*.db
 
 scripts/ensure-redis.sh
 $PY manage.py migrate --noinput -v0

@@ -1,8 +1,15 @@
 """Shared fixtures: the tiny model, an isolated Redis key prefix per test, named users and a source."""
 
 import json
+import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
+
+# Before anything imports prometheus_client (edgeportal.jobs.services does): this run and the worker processes
+# it starts share a fresh, empty metrics folder of their own, whatever the environment says.
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="edgeportal-metrics-")
 
 import pytest
 import redis
@@ -23,6 +30,10 @@ from tests.tiny_model import tiny_model_dir
 def pytest_configure(config):
     # The SQLite test database and the tiny model live in .cache/, absent from a fresh clone.
     (Path(__file__).resolve().parent.parent / ".cache").mkdir(exist_ok=True)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

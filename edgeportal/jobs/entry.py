@@ -16,6 +16,7 @@ from django.utils import timezone
 from edgeportal.jobs.models import Job, Rejection
 from edgeportal.jobs.queueing import get_queue, scheduler_settings
 from edgeportal.jobs.services import enqueue, followers_resolve, latency_for
+from edgeportal.monitoring import metrics
 from edgeportal.prompts import cache
 from edgeportal.prompts.guard import GuardRejected, GuardRules, check_patterns, guard_text
 from edgeportal.prompts.models import PromptTemplate
@@ -91,6 +92,7 @@ def job_submit(
                 rule=rejected.code,
                 message=_storable(rejected.message),
             )
+            metrics.job_rejected(rejected.code)
         raise
 
 
@@ -316,4 +318,5 @@ def _answer_from_cache(fields: dict, key: str, hit: cache.CachedResult, started:
         latency = latency_for(job)
         latency.total_ms = (time.perf_counter() - started) * 1000  # the real time the entry took
         latency.save()
+        metrics.jobs_finished([latency])
     return job

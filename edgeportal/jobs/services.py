@@ -13,6 +13,7 @@ from django.utils import timezone
 from edgeportal.jobs.models import Job
 from edgeportal.jobs.queueing import get_queue, scheduler_settings
 from edgeportal.latency.models import BatchRecord, JobLatency
+from edgeportal.monitoring import metrics
 from edgeportal.prompts import cache
 from inference.queue import QueuedJob
 from inference.worker import BatchRun
@@ -142,9 +143,10 @@ def batch_record(*, batch: BatchRun) -> BatchRecord | None:
             "picked_at", "inference_started_at", "inference_ended_at", "finished_at",
         ],
     )  # fmt: skip
-    JobLatency.objects.bulk_create(
+    latencies = JobLatency.objects.bulk_create(
         [latency_for(job, batch_size=size, inference_ms=batch.inference_ms) for job in open_jobs]
     )
+    metrics.jobs_finished(latencies)
     _leaders_finished(open_jobs)
     return record
 
@@ -157,7 +159,7 @@ def jobs_fail(*, job_ids: list[int], reason: str) -> int:
     for job in jobs:
         job.status, job.error, job.finished_at = Job.Status.FAILED, reason, now
     Job.objects.bulk_update(jobs, ["status", "error", "finished_at"])
-    JobLatency.objects.bulk_create([latency_for(job) for job in jobs])
+    metrics.jobs_finished(JobLatency.objects.bulk_create([latency_for(job) for job in jobs]))
     _leaders_finished(jobs)
     return len(jobs)
 
@@ -170,7 +172,7 @@ def jobs_expire(*, reasons: dict[int, str]) -> int:
     for job in jobs:
         job.status, job.error, job.finished_at = Job.Status.EXPIRED, reasons[job.pk], now
     Job.objects.bulk_update(jobs, ["status", "error", "finished_at"])
-    JobLatency.objects.bulk_create([latency_for(job) for job in jobs])
+    metrics.jobs_finished(JobLatency.objects.bulk_create([latency_for(job) for job in jobs]))
     _leaders_finished(jobs)
     return len(jobs)
 
@@ -213,7 +215,7 @@ def followers_resolve(*, leader_ids: list[int]) -> int:
     Job.objects.bulk_update(
         followers, ["status", "cache_hit", "output", "prompt_tokens", "output_tokens", "error", "finished_at"]
     )
-    JobLatency.objects.bulk_create([latency_for(job) for job in followers])
+    metrics.jobs_finished(JobLatency.objects.bulk_create([latency_for(job) for job in followers]))
     return len(followers)
 
 

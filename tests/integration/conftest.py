@@ -1,4 +1,7 @@
+import os
+
 import pytest
+from playwright.sync_api import sync_playwright
 
 from tests.integration.workers import WorkerProcess
 
@@ -16,3 +19,22 @@ def start_worker(transactional_db, tiny_model_path, tmp_path):
     yield start
     for worker in started:
         worker.stop()
+
+
+CHROMIUM = "/usr/bin/chromium"
+# Flags for a closed network and root: no background calls home, no sandbox.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture
+def page():
+    # Playwright's sync API runs an event loop in this thread; Django's ORM guard would refuse the test's queries.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser.new_page()
+        browser.close()
+    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]

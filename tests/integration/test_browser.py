@@ -1,30 +1,11 @@
 """A manager in a real browser: log in, submit from the form, watch the status turn done without a reload."""
 
-import os
 import re
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
-
-CHROMIUM = "/usr/bin/chromium"
-# Flags for a closed network and root: no background calls home, no sandbox.
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-
-
-@pytest.fixture
-def page():
-    # Playwright's sync API runs an event loop in this thread; Django's ORM guard would refuse the test's queries.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser.new_page()
-        browser.close()
-    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 def test_a_manager_submits_a_job_and_sees_it_done_without_reloading(live_server, page, manager, start_worker):

@@ -33,6 +33,8 @@ class WorkerProcess:
             "REDIS_URL": settings.REDIS_URL,
             "EDGE_REDIS_PREFIX": settings.EDGE_REDIS_PREFIX,
             "EDGE_MODEL": str(model_path),
+            # The test run's own metrics folder (tests/conftest.py): the worker's numbers reach the web's /metrics.
+            "PROMETHEUS_MULTIPROC_DIR": os.environ["PROMETHEUS_MULTIPROC_DIR"],
             **env,
         }
         self.process: subprocess.Popen | None = None

@@ -1,0 +1,149 @@
+"""Prometheus metrics: their definitions, the calls that observe them, and the /metrics exposition.
+
+prometheus_client runs in multiprocess mode: the web processes and the workers (where batches are recorded)
+each write their numbers to files in PROMETHEUS_MULTIPROC_DIR, and a scrape of any web process adds them up.
+"""
+
+import os
+from pathlib import Path
+
+# prometheus_client picks its multiprocess mode once, when it is first imported, so the folder must be in
+# the environment before that. scripts/run.sh exports it (and empties it at start); this is the fallback.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(Path(__file__).resolve().parents[2] / ".cache" / "prometheus"))
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
+from prometheus_client.core import GaugeMetricFamily
+
+from edgeportal.jobs.models import Job
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST  # the views never import prometheus_client themselves
+MULTIPROC_DIR = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+if values.ValueClass is values.MutexValue:
+    # Each process would count on its own and /metrics would show only the web's share: fail loudly instead.
+    raise ImproperlyConfigured("prometheus_client was imported before PROMETHEUS_MULTIPROC_DIR was set.")
+MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)  # a process started without scripts/run.sh
+
+# From a cache hit (about a millisecond) to a long batch on a busy CPU (a minute).
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60)
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+# registry=None: in multiprocess mode the numbers are read from the files, never from a process's registry.
+QUEUE_SECONDS = Histogram(
+    "edgeportal_request_queue_seconds", "Time a request waited in the queue: created until read into a batch window.",
+    ["lane"], buckets=LATENCY_BUCKETS, registry=None,
+)  # fmt: skip
+WINDOW_SECONDS = Histogram(
+    "edgeportal_request_window_seconds", "Time a request waited in its batch window: read until inference started.",
+    ["lane"], buckets=LATENCY_BUCKETS, registry=None,
+)  # fmt: skip
+INFERENCE_SECONDS = Histogram(
+    "edgeportal_request_inference_seconds", "Inference time of the batch a request ran in.",
+    ["lane"], buckets=LATENCY_BUCKETS, registry=None,
+)  # fmt: skip
+DURATION_SECONDS = Histogram(
+    "edgeportal_request_duration_seconds", "End-to-end time of a finished request: created until finished.",
+    ["lane"], buckets=LATENCY_BUCKETS, registry=None,
+)  # fmt: skip
+BATCH_SIZE = Histogram(
+    "edgeportal_batch_size", "Requests per batch run by the model.", buckets=BATCH_SIZE_BUCKETS, registry=None
+)
+REQUESTS = Counter("edgeportal_requests", "Finished requests, by how they ended.", ["status"], registry=None)
+CACHE_HITS = Counter(
+    "edgeportal_cache_hits", "Requests answered from the prompt cache or an identical request's run.", registry=None
+)
+REJECTIONS = Counter("edgeportal_rejections", "Requests the entry refused, by rule.", ["rule"], registry=None)
+EXPIRIES = Counter(
+    "edgeportal_requests_expired", "Requests whose deadline passed before they ran, by priority.", ["priority"],
+    registry=None,
+)  # fmt: skip
+
+
+def _known_series_at_zero() -> None:
+    """Known label values are exported from 0 on, so rate() sees the first request of each kind.
+
+    Done at scrape time by the web process, not at import by every process that loads this module.
+    """
+    for status in Job.FINISHED:
+        REQUESTS.labels(status=status)
+    for priority in Job.Priority.values:
+        EXPIRIES.labels(priority=priority)
+
+
+def jobs_finished(latencies) -> None:
+    """Count finished jobs from their JobLatency records, once the transaction that stored them commits."""
+    latencies = list(latencies)
+    if latencies:
+        # robust: a metrics failure is logged, never turned into a failed batch.
+        transaction.on_commit(lambda: _observe_finished(latencies), robust=True)
+
+
+def job_rejected(rule: str) -> None:
+    """Count a request the entry refused (the rule is one of the entry's fixed codes)."""
+    transaction.on_commit(lambda: REJECTIONS.labels(rule=rule).inc(), robust=True)
+
+
+def _observe_finished(latencies) -> None:
+    batches = {}
+    for latency in latencies:
+        REQUESTS.labels(status=latency.status).inc()
+        if latency.cache_hit:
+            CACHE_HITS.inc()
+        if latency.status == Job.Status.EXPIRED:
+            EXPIRIES.labels(priority=latency.priority).inc()
+        for histogram, ms in (
+            (QUEUE_SECONDS, latency.queue_wait_ms),
+            (WINDOW_SECONDS, latency.window_wait_ms),
+            (INFERENCE_SECONDS, latency.inference_ms),
+            (DURATION_SECONDS, latency.total_ms),
+        ):
+            if ms is not None:  # a stage the job never reached (a cache hit never queued)
+                histogram.labels(lane=latency.lane).observe(ms / 1000)
+        if latency.batch_id is not None and latency.batch_size:
+            batches[latency.batch_id] = latency.batch_size
+    for size in batches.values():  # one observation per batch, however many of its jobs are listed
+        BATCH_SIZE.observe(size)
+
+
+def process_dead() -> None:
+    """Called when a worker process exits: drop the files of its live gauges (its counters must stay)."""
+    multiprocess.mark_process_dead(os.getpid())
+
+
+class QueueCollector:
+    """Queue depth and workers alive, read from Redis when Prometheus scrapes (only the web process asks)."""
+
+    def collect(self):
+        from edgeportal.monitoring.selectors import queue_state  # Django models: loaded once apps are ready
+
+        state = queue_state()
+        reachable = GaugeMetricFamily("edgeportal_queue_up", "1 if the job queue (Redis) answered this scrape.")
+        reachable.add_metric([], 1 if state.reachable else 0)
+        yield reachable
+        if not state.reachable:
+            return  # no number rather than a wrong zero
+        depth = GaugeMetricFamily("edgeportal_queue_depth", "Jobs waiting or in flight, per lane.", labels=["lane"])
+        for lane, count in sorted(state.lane_depths.items()):
+            depth.add_metric([lane], count)
+        yield depth
+        alive = GaugeMetricFamily("edgeportal_workers_alive", "Workers whose last heartbeat is recent.")
+        alive.add_metric([], sum(1 for worker in state.workers if worker.alive))
+        yield alive
+
+
+def exposition() -> bytes:
+    """Every process's counters and histograms, plus the queue gauges, in Prometheus' text format."""
+    _known_series_at_zero()
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(MULTIPROC_DIR))
+    registry.register(QueueCollector())
+    return generate_latest(registry)

@@ -1,0 +1,146 @@
+"""Reads for the live dashboard and the queue gauges: queue and workers from Redis, recent numbers from the database."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import redis
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from edgeportal.jobs.models import Job, Rejection
+from edgeportal.jobs.queueing import get_queue
+from edgeportal.latency.models import JobLatency
+
+RECENT = timedelta(minutes=5)
+# Workers beat every 2 s (inference.worker.HEARTBEAT_EVERY_S): silent for three beats means gone.
+WORKER_GONE_AFTER_S = 6.0
+
+
+def ago(seconds: float | None) -> str:
+    """A short human age: '3 s', '4 min', '2 h'."""
+    if seconds is None:
+        return "never"
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h"
+
+
+def _epoch(value: str | None) -> float | None:
+    try:
+        seconds = float(value or 0)
+    except ValueError:
+        return None
+    return seconds if seconds > 0 else None  # the worker reports 0 for "no batch yet"
+
+
+@dataclass
+class WorkerStatus:
+    name: str
+    alive: bool
+    state: str  # busy, idle or gone
+    model: str
+    dtype: str
+    heartbeat_age_s: float | None
+    last_batch_age_s: float | None
+
+    @property
+    def heartbeat_ago(self) -> str:
+        return ago(self.heartbeat_age_s)
+
+    @property
+    def last_batch_ago(self) -> str:
+        return ago(self.last_batch_age_s)
+
+
+def worker_status(fields: dict[str, str], *, now: float) -> WorkerStatus:
+    """One worker from its heartbeat; its hash expires when it stops beating, leaving only name and time."""
+    heartbeat_at = _epoch(fields.get("heartbeat_at"))
+    heartbeat_age = now - heartbeat_at if heartbeat_at else None
+    alive = "state" in fields and heartbeat_age is not None and heartbeat_age <= WORKER_GONE_AFTER_S
+    last_batch_at = _epoch(fields.get("last_batch_at"))
+    return WorkerStatus(
+        name=fields.get("name", ""),
+        alive=alive,
+        state=fields.get("state", "") if alive else "gone",
+        model=fields.get("model", ""),
+        dtype=fields.get("dtype", ""),
+        heartbeat_age_s=heartbeat_age,
+        last_batch_age_s=now - last_batch_at if last_batch_at else None,
+    )
+
+
+@dataclass
+class QueueState:
+    reachable: bool
+    lane_depths: dict[str, int] = field(default_factory=dict)
+    workers: list[WorkerStatus] = field(default_factory=list)
+
+
+def queue_state() -> QueueState:
+    """Queue depth per lane and every worker heard from lately; reachable=False when Redis does not answer."""
+    queue = get_queue()
+    try:
+        depths = queue.lane_depths()
+        workers = queue.workers()
+    except redis.RedisError:
+        return QueueState(reachable=False)
+    now = time.time()
+    return QueueState(reachable=True, lane_depths=depths, workers=[worker_status(w, now=now) for w in workers])
+
+
+def _percentile(values: QuerySet, q: float, count: int) -> float | None:
+    """Nearest-rank percentile, computed by the database (ORDER BY ... LIMIT 1 OFFSET k) on any backend."""
+    if not count:
+        return None
+    return values[math.ceil(q * count) - 1]
+
+
+@dataclass
+class RecentActivity:
+    minutes: float
+    finished: int
+    done: int
+    failed: int
+    expired: int
+    cache_hits: int
+    rejected: int
+    rejections_by_rule: list[dict]
+    p95_ms: float | None
+
+    @property
+    def jobs_per_minute(self) -> float:
+        return self.finished / self.minutes
+
+    @property
+    def cache_hit_rate(self) -> float | None:
+        return 100 * self.cache_hits / self.finished if self.finished else None
+
+
+def recent_activity(*, window: timedelta = RECENT) -> RecentActivity:
+    """What finished and what was refused in the last few minutes, aggregated in the database."""
+    since = timezone.now() - window
+    latencies = JobLatency.objects.filter(created_at__gte=since)
+    counts = latencies.aggregate(
+        finished=Count("pk"),
+        done=Count("pk", filter=Q(status=Job.Status.DONE)),
+        failed=Count("pk", filter=Q(status=Job.Status.FAILED)),
+        expired=Count("pk", filter=Q(status=Job.Status.EXPIRED)),
+        cache_hits=Count("pk", filter=Q(cache_hit=True)),
+    )
+    rejections = Rejection.objects.filter(created_at__gte=since)
+    by_rule = list(rejections.values("rule").annotate(count=Count("pk")).order_by("-count", "rule")[:5])
+    totals = latencies.values_list("total_ms", flat=True).order_by("total_ms")
+    return RecentActivity(
+        minutes=window.total_seconds() / 60,
+        rejected=rejections.count(),
+        rejections_by_rule=by_rule,
+        p95_ms=_percentile(totals, 0.95, counts["finished"]),
+        **counts,
+    )
