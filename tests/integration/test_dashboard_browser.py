@@ -17,6 +17,6 @@ def test_the_dashboard_follows_the_queue_depth_without_reloading(live_server, pa
     page.evaluate("window.samePage = true")  # lost if the browser reloads the page
 
     for job_id in (101, 102):
-        queue.enqueue(QueuedJob(job_id=job_id, prompt="waiting", max_new_tokens=8))
+        queue.enqueue(QueuedJob(job_id=job_id, prompt="waiting", max_new_tokens=8), deadline_in_ms=60_000)
     expect(page.get_by_test_id("depth-short")).to_have_text("2", timeout=10_000)  # polled every 3 s
     assert page.evaluate("window.samePage") is True

@@ -7,7 +7,6 @@ from playwright.sync_api import expect
 
 from edgeportal.jobs.models import Job
 from edgeportal.latency.models import JobLatency
-from tests.integration.test_browser import page  # noqa: F401 - the Chromium page fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -17,7 +16,7 @@ def _record(status: str, total_ms: float) -> None:
     JobLatency.objects.create(job=job, status=status, total_ms=total_ms, worker="w1@edge")
 
 
-def test_filtering_the_history_swaps_in_new_charts_without_reloading(live_server, page, outsider):  # noqa: F811
+def test_filtering_the_history_swaps_in_new_charts_without_reloading(live_server, page, outsider):
     for total in (40, 60, 80, 120):
         _record("done", total)
     _record("failed", 3000)

@@ -60,7 +60,7 @@ def test_a_settings_change_in_redis_applies_to_the_running_worker(api, start_wor
 
 def slow_jobs(api, count):
     """Jobs that keep the tiny model busy for seconds, so a kill lands mid-batch."""
-    make_template(slug="long", title="Long", body="Write a long report on {topic}.", max_new_tokens=600)
+    make_template(slug="long", title="Long", body="Write a long report on {topic}.", max_new_tokens=1000)
     body = {"template": "long", "deadline_ms": 120_000}  # time enough to survive a kill and a restart
     return [api.post({**body, "variables": {"topic": f"line {i}"}}).json()["id"] for i in range(count)]
 

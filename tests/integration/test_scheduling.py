@@ -62,13 +62,13 @@ def test_a_job_past_its_deadline_expires_without_running(api, start_worker):
 
 
 def test_a_job_learns_it_expired_while_a_long_batch_is_still_running(api, start_worker):
-    start_worker(**ONE_AT_A_TIME)
-    [slow] = slow_jobs(api, 1)
-    wait_until(lambda: Job.objects.get(pk=slow).status == Job.Status.RUNNING, what="the long batch to start")
-    hurried = submit(api, "Hurried", deadline_ms=1_000)
+    start_worker(EDGE_WINDOW_MS="300")
+    slow = slow_jobs(api, 3)  # one batch of three long generations: seconds
+    wait_until(lambda: Job.objects.get(pk=slow[0]).status == Job.Status.RUNNING, what="the long batch to start")
+    hurried = submit(api, "Hurried", deadline_ms=300)
     wait_until(finished(hurried), timeout=30, what="the expiry")
     assert Job.objects.get(pk=hurried).status == Job.Status.EXPIRED
-    assert Job.objects.get(pk=slow).status == Job.Status.RUNNING  # the expiry did not wait for the batch
+    assert Job.objects.get(pk=slow[0]).status == Job.Status.RUNNING  # the expiry did not wait for the batch
 
 
 def test_long_prompts_run_in_their_own_batches_after_the_short_ones(api, start_worker):
