@@ -26,6 +26,7 @@ import redis
 LANES = ("short", "long")
 PRIORITIES = ("high", "normal", "low")
 EWMA_WEIGHT = 0.2  # weight of the newest sample in the moving averages of batch time and arrival gap
+DEVIATION_WEIGHT = 0.25  # the same for the mean deviation of batch time
 
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)"
 
@@ -394,14 +395,21 @@ class JobQueue:
     # --- measurements ------------------------------------------------------------------------
 
     def record_batch_time(self, lane: str, inference_ms: float) -> None:
-        """Moving average of batch inference time per lane: what admission and expiry estimate with."""
-        key = f"batch_ms:{lane}"
-        previous = self.redis.hget(self.stats, key)
-        value = inference_ms if previous is None else float(previous) + (inference_ms - float(previous)) * EWMA_WEIGHT
-        self.redis.hset(self.stats, key, f"{value:.1f}")
+        """Moving average and mean deviation of batch inference time per lane (as TCP estimates round
+        trips, RFC 6298): admission and expiry plan with the average plus twice the deviation."""
+        stats = self.redis.hmget(self.stats, f"batch_ms:{lane}", f"batch_dev_ms:{lane}")
+        if stats[0] is None:
+            mean, deviation = inference_ms, inference_ms / 2
+        else:
+            mean, deviation = float(stats[0]), float(stats[1] or 0)
+            deviation += (abs(inference_ms - mean) - deviation) * DEVIATION_WEIGHT
+            mean += (inference_ms - mean) * EWMA_WEIGHT
+        self.redis.hset(
+            self.stats, mapping={f"batch_ms:{lane}": f"{mean:.1f}", f"batch_dev_ms:{lane}": f"{deviation:.1f}"}
+        )
 
     def measurements(self) -> dict[str, float]:
-        """batch_ms:short, batch_ms:long (0 until measured), arrival_gap_ms and last_arrival_ms where known."""
+        """batch_ms:<lane> and batch_dev_ms:<lane> once measured, arrival_gap_ms and last_arrival_ms once known."""
         return {name: float(value) for name, value in self.redis.hgetall(self.stats).items()}
 
     # --- workers' heartbeats -----------------------------------------------------------------

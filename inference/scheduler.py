@@ -171,8 +171,9 @@ class SettingsStore:
 
 
 def batch_estimate_ms(measurements: Mapping[str, float], lane: str) -> float:
-    """Measured moving average of a batch's inference time in this lane (0 until one ran)."""
-    return measurements.get(f"batch_ms:{lane}", 0.0)
+    """How long a batch of this lane may take: its moving average plus twice its mean deviation, so a job
+    is run only if it will likely finish in time, not just on average (0 until a batch ran)."""
+    return measurements.get(f"batch_ms:{lane}", 0.0) + 2 * measurements.get(f"batch_dev_ms:{lane}", 0.0)
 
 
 def choose_lane(peeks: Mapping[str, LanePeek], measurements: Mapping[str, float], window_ms: int) -> str | None:

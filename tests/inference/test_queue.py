@@ -159,6 +159,7 @@ def test_batch_times_and_arrival_gaps_are_measured_as_moving_averages(queue):
         time.sleep(0.02)
     measured = queue.measurements()
     assert measured["batch_ms:short"] == 1_200  # 1000 + (2000 - 1000) * 0.2
+    assert measured["batch_dev_ms:short"] == 625  # 500 + (|2000 - 1000| - 500) * 0.25
     assert 10 <= measured["arrival_gap_ms"] <= 200
 
 

@@ -14,6 +14,11 @@ from tests.conftest import make_template
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def measured(queue, lane, batch_ms):
+    """As if workers had measured batches of exactly batch_ms (no deviation)."""
+    queue.redis.hset(queue.stats, mapping={f"batch_ms:{lane}": batch_ms, f"batch_dev_ms:{lane}": 0})
+
+
 def test_a_job_gets_the_default_deadline_normal_priority_and_the_short_lane(api):
     body = api.post({"prompt": "Describe the dent."}).json()
     job = Job.objects.get(pk=body["id"])
@@ -61,7 +66,7 @@ def test_a_full_queue_answers_429_with_retry_after_and_stores_the_rejection(api,
 
 
 def test_a_job_that_cannot_meet_its_deadline_is_refused_before_it_is_stored(api, queue):
-    queue.record_batch_time("short", 2_000)  # as measured by a worker: a batch takes two seconds
+    measured(queue, "short", 2_000)  # a batch takes two seconds
     assert api.post({"prompt": "relaxed", "deadline_ms": 10_000}).status_code == 202
     response = api.post({"prompt": "hurried", "deadline_ms": 1_000})
     assert response.status_code == 429
@@ -73,7 +78,7 @@ def test_a_job_that_cannot_meet_its_deadline_is_refused_before_it_is_stored(api,
 
 def test_higher_priority_waits_behind_fewer_jobs(queue, api):
     get_settings_store().update(max_batch_size=1)
-    queue.record_batch_time("short", 1_000)
+    measured(queue, "short", 1_000)
     for i in range(4):  # four batches of a second each: the fourth finishes just inside five seconds
         assert api.post({"prompt": f"check {i}", "deadline_ms": 5_000}).status_code == 202
     settings = get_settings_store().current()
@@ -87,12 +92,15 @@ def test_higher_priority_waits_behind_fewer_jobs(queue, api):
 
 def test_the_estimate_shares_the_work_among_live_workers(queue):
     settings = get_settings_store().current()
-    queue.record_batch_time("short", 1_000)
+    measured(queue, "short", 1_000)
     for name in ("w1", "w2"):
         queue.redis.zadd(queue.workers_key, {name: time.time()})
     queue.redis.zadd(queue.workers_key, {"gone": time.time() - 60})
     estimate = admission_estimate(queue, settings, lane="short", priority="normal", deadline_ms=10_000)
     assert estimate.workers == 2 and estimate.finish_ms == pytest.approx(500 + settings.window_ms)
+    queue.redis.zadd(queue.leased, {"99": 1})  # a batch is running: its remaining time counts too
+    estimate = admission_estimate(queue, settings, lane="short", priority="normal", deadline_ms=10_000)
+    assert estimate.finish_ms == pytest.approx(1_000 + settings.window_ms)
 
 
 def test_manager_form_takes_priority_and_deadline(manager_client):
