@@ -79,33 +79,39 @@ def write_section(name: str, text: str, path: Path = BENCHMARKS) -> None:
 class Pipeline:
     """A web server and one worker, as `make run` starts them, on the benchmark's database and Redis prefix."""
 
-    def __init__(self, port: int, *, window_ms: int):
+    def __init__(self, port: int, *, window_ms: int, workers: dict[str, dict[str, str]] | None = None):
         self.port = port
         self.window_ms = window_ms
+        # Worker name -> extra environment (EDGE_WORKER_LANES, OMP_NUM_THREADS, ...); one plain worker by default.
+        self.workers = workers or {"bench": {}}
         self.processes: list[subprocess.Popen] = []
         self.token = ""
 
     def __enter__(self) -> Pipeline:
         import django
 
-        BENCH_DB.parent.mkdir(exist_ok=True)
-        BENCH_DB.unlink(missing_ok=True)
         django.setup()
         from django.core.management import call_command
+        from django.db import connections
+
+        connections.close_all()  # a second pipeline in the same run starts on a new database file
+        BENCH_DB.parent.mkdir(exist_ok=True)
+        BENCH_DB.unlink(missing_ok=True)
 
         from edgeportal.sources.services import source_create
 
         call_command("migrate", verbosity=0)
         _, self.token = source_create(name="bench", kind="mes")
         env = {**os.environ, "EDGE_WINDOW_MS": str(self.window_ms)}
-        log = (ROOT / ".cache" / "bench-worker.log").open("w")
-        self.processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "edgeportal", "worker", "-P", "solo", "-n", "bench@%h",
-                 "--without-mingle", "--without-gossip", "--without-heartbeat"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            )
-        )  # fmt: skip
+        for name, extra in self.workers.items():
+            log = (ROOT / ".cache" / f"bench-worker-{name}.log").open("w")
+            self.processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "celery", "-A", "edgeportal", "worker", "-P", "solo", "-n", f"{name}@%h",
+                     "--without-mingle", "--without-gossip", "--without-heartbeat"],
+                    cwd=ROOT, env={**env, **extra}, stdout=log, stderr=subprocess.STDOUT,
+                )
+            )  # fmt: skip
         self.processes.append(
             subprocess.Popen(
                 [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"],
@@ -134,8 +140,8 @@ class Pipeline:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if any(p.poll() is not None for p in self.processes):
-                raise RuntimeError("a benchmark process exited; see .cache/bench-worker.log")
-            if redis_client.keys(f"{PREFIX}:workers:*"):
+                raise RuntimeError("a benchmark process exited; see .cache/bench-worker-*.log")
+            if len(redis_client.keys(f"{PREFIX}:workers:*")) >= len(self.workers):
                 try:
                     urllib.request.urlopen(f"http://127.0.0.1:{self.port}/login/", timeout=2)
                     return

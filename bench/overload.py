@@ -2,12 +2,15 @@
 full pipeline with the default model; EdgePortal's scheduler side by side with a plain single FIFO window.
 
 Run with `make bench-overload` (or `.venv/bin/python bench/overload.py --duration 60`). It writes its
-section of BENCHMARKS.md. Every run of the table happens in this one invocation, on one pipeline (web
-server + one worker); the two designs differ only in scheduler settings, applied live between runs:
+section of BENCHMARKS.md. Every run of the table happens in this one invocation. The first two designs
+share one pipeline (web server + one worker) and differ only in scheduler settings, applied live
+between runs:
 
 - scheduler: deadlines (10 s), admission control, queue limit, a long lane above 256 prompt tokens;
 - fifo: the seed's design, one window over one queue in arrival order, no deadlines, no admission,
-  no lanes. Its deadline hit rate is measured against the same 10 s.
+  no lanes. Its deadline hit rate is measured against the same 10 s;
+- scheduler (lane workers): the scheduler with two workers, one per lane, one torch thread (core) each,
+  started as a second pipeline; it gets the same arrival rates.
 """
 
 from __future__ import annotations
@@ -46,6 +49,20 @@ DESIGNS = {
         "max_batch_tokens": 1_000_000,
         "queue_limit": 100_000,
     },
+}
+
+
+ONE_WORKER = {"bench": {}}
+# The long lane on a worker of its own: each gets one of the two cores (one torch thread each).
+LANE_WORKERS = {
+    "short": {"EDGE_WORKER_LANES": "short", "OMP_NUM_THREADS": "1"},
+    "long": {"EDGE_WORKER_LANES": "long", "OMP_NUM_THREADS": "1"},
+}
+# What each row of the table runs: scheduler settings and the workers.
+SETUPS = {
+    "scheduler": ("scheduler", ONE_WORKER),
+    "fifo": ("fifo", ONE_WORKER),
+    "scheduler (lane workers)": ("scheduler", LANE_WORKERS),
 }
 
 
@@ -170,7 +187,8 @@ def report(command: str, cap: float, results: dict, duration: float) -> str:
         "",
         f"Command: `{command}`  ",
         f"Machine: {harness.machine()}.  ",
-        f"Model: SmolLM2-135M-Instruct (default), greedy, 32 new tokens; one worker, Django runserver, SQLite, "
+        f"Model: SmolLM2-135M-Instruct (default), greedy, 32 new tokens; one worker (two for lane workers), "
+        "Django runserver, SQLite, "
         f"local Redis; `window_ms={WINDOW_MS}`, `max_batch_size=8`. Measured capacity (saturated, short prompts): "
         f"**{cap:.2f} jobs/s**. Each run: Poisson arrivals for {duration:.0f} s; 'mixed' has {LONG_SHARE:.0%} long "
         "prompts (the workload's shift logs, 990 to 1 540 tokens, each a long-lane batch of its own), "
@@ -205,15 +223,16 @@ def report(command: str, cap: float, results: dict, duration: float) -> str:
             f"| at {top}x, the queue stays bounded | max depth {s2['max_depth']}{versus}, "
             f"limit {DESIGNS['scheduler']['queue_limit']} waiting + jobs in flight | {'yes' if bounded else 'no'} |"
         )
-    for load in sorted({load for _, load, _ in results}):
-        mixed, only = results.get(("scheduler", load, "mixed")), results.get(("scheduler", load, "short only"))
-        if mixed and only and only["short"]["p95"] == only["short"]["p95"]:
-            ratio = mixed["short"]["p95"] / only["short"]["p95"]
-            lines.append(
-                f"| at {load}x, short-prompt p95 with 5 % long ≤ 1.2x short-only p95 | "
-                f"{fmt_ms(mixed['short']['p95'])} / {fmt_ms(only['short']['p95'])} = {ratio:.2f}x "
-                f"| {'yes' if ratio <= 1.2 else 'no'} |"
-            )
+    for design in [d for d in SETUPS if d.startswith("scheduler")]:
+        for load in sorted({load for _, load, _ in results}):
+            mixed, only = results.get((design, load, "mixed")), results.get((design, load, "short only"))
+            if mixed and only and only["short"]["p95"] == only["short"]["p95"]:
+                ratio = mixed["short"]["p95"] / only["short"]["p95"]
+                lines.append(
+                    f"| {design}, at {load}x: short-prompt p95 with 5 % long ≤ 1.2x short-only p95 | "
+                    f"{fmt_ms(mixed['short']['p95'])} / {fmt_ms(only['short']['p95'])} = {ratio:.2f}x "
+                    f"| {'yes' if ratio <= 1.2 else 'no'} |"
+                )
     lines += [
         "",
         "Reading the numbers: latencies are each accepted job's total, from its creation in the database to its",
@@ -229,39 +248,47 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=float, default=60, help="seconds of arrivals per run (default 60)")
     parser.add_argument("--loads", default="0.5,1,2", help="multiples of measured capacity (default 0.5,1,2)")
-    parser.add_argument("--designs", default="scheduler,fifo")
+    parser.add_argument("--designs", default=",".join(SETUPS), help=f"some of: {', '.join(SETUPS)}")
     parser.add_argument("--capacity-jobs", type=int, default=48)
     parser.add_argument("--port", type=int, default=8767)
     parser.add_argument("--no-write", action="store_true", help="print the section instead of writing it")
     args = parser.parse_args()
     loads = [float(x) for x in args.loads.split(",")]
     designs = args.designs.split(",")
+    if unknown := set(designs) - set(SETUPS):
+        parser.error(f"unknown design(s): {', '.join(sorted(unknown))}")
     command = "make bench-overload" if args.duration == 60 and args.loads == "0.5,1,2" else (
         f"python bench/overload.py --duration {args.duration:g} --loads {args.loads}"
     )  # fmt: skip
 
-    with Pipeline(args.port, window_ms=WINDOW_MS) as pipeline:
-        short, _ = prompts_by_kind()
-        apply("fifo")  # no deadline while measuring what the pipeline can do
-        post(pipeline, short[0])  # warm the web process and the tokenizer
-        cap = capacity(pipeline, short, args.capacity_jobs)
-        print(f"capacity: {cap:.2f} jobs/s", flush=True)
-        results = {}
-        for design in designs:
-            apply(design)
-            for load in loads:
-                mixes = [("mixed", LONG_SHARE)] + ([("short only", 0.0)] if design == "scheduler" else [])
-                for mix, share in mixes:
-                    key = (design, load if load != int(load) else int(load), mix)
-                    print(f"{design}, {load}x, {mix} ...", flush=True)
-                    results[key] = run(pipeline, rate=cap * load, duration=args.duration, long_share=share, seed=11)
-                    r = results[key]
-                    print(
-                        f"  accepted {r['all']['accepted']}, rejected {r['rejected']}, expired {r['all']['expired']},"
-                        f" p99 {fmt_ms(r['all']['p99'])}, hit rate {r['all']['hit_rate']:.0%},"
-                        f" max depth {r['max_depth']}",
-                        flush=True,
-                    )
+    short, _ = prompts_by_kind()
+    results, cap = {}, None
+    for workers in (ONE_WORKER, LANE_WORKERS):
+        chosen = [d for d in designs if SETUPS[d][1] is workers]
+        if not chosen:
+            continue
+        with Pipeline(args.port, window_ms=WINDOW_MS, workers=workers) as pipeline:
+            apply("fifo")  # no deadline while measuring what the pipeline can do
+            post(pipeline, short[0])  # warm the web process and the tokenizer
+            if cap is None:  # measured on one worker; every setup gets the same arrival rates
+                cap = capacity(pipeline, short, args.capacity_jobs)
+                print(f"capacity: {cap:.2f} jobs/s", flush=True)
+            for design in chosen:
+                apply(SETUPS[design][0])
+                for load in loads:
+                    mixes = [("mixed", LONG_SHARE)] + ([("short only", 0.0)] if design != "fifo" else [])
+                    for mix, share in mixes:
+                        key = (design, load if load != int(load) else int(load), mix)
+                        print(f"{design}, {load}x, {mix} ...", flush=True)
+                        r = results[key] = run(
+                            pipeline, rate=cap * load, duration=args.duration, long_share=share, seed=11
+                        )
+                        print(
+                            f"  accepted {r['all']['accepted']}, rejected {r['rejected']}, "
+                            f"expired {r['all']['expired']}, p99 {fmt_ms(r['all']['p99'])}, "
+                            f"hit rate {r['all']['hit_rate']:.0%}, max depth {r['max_depth']}",
+                            flush=True,
+                        )
     text = report(command, cap, results, args.duration)
     if args.no_write:
         print(text)
