@@ -15,7 +15,7 @@ WORKER_ALIVE_S = 6.0  # three missed heartbeats
 class Estimate:
     waiting: int  # jobs waiting in all lanes
     ahead: int  # jobs the new one would wait behind in its lane (by rank: priority and deadline)
-    workers: int
+    workers: int  # live workers serving the job's lane
     finish_ms: float | None  # None until a batch time has been measured in this lane
     retry_after_s: int
 
@@ -33,7 +33,7 @@ def admission_estimate(
         pipe.zcard(queue.lane_key(name))
     pipe.zcount(queue.lane_key(lane), "-inf", rank)
     pipe.hgetall(queue.stats)
-    pipe.zcount(queue.workers_key, now_ms / 1000 - WORKER_ALIVE_S, "+inf")
+    pipe.zcount(queue.lane_workers_key(lane), now_ms / 1000 - WORKER_ALIVE_S, "+inf")  # those serving its lane
     pipe.zcard(queue.leased)
     *depths, ahead, stats, workers, in_flight = pipe.execute()
     measurements = {name: float(value) for name, value in stats.items()}

@@ -418,6 +418,9 @@ class JobQueue:
     def workers_key(self) -> str:
         return f"{self.prefix}:workers"  # sorted set: worker name -> last heartbeat (epoch seconds)
 
+    def lane_workers_key(self, lane: str) -> str:
+        return f"{self.prefix}:lane-workers:{lane}"  # sorted set: the workers serving this lane -> last heartbeat
+
     def worker_key(self, name: str) -> str:
         return f"{self.prefix}:workers:{name}"
 

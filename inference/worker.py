@@ -288,6 +288,8 @@ class BatchWorker:
         now = time.time()
         pipe = self.queue.redis.pipeline()
         pipe.zadd(self.queue.workers_key, {self.name: now})
+        for lane in self.lanes:
+            pipe.zadd(self.queue.lane_workers_key(lane), {self.name: now})
         pipe.hset(
             self.queue.worker_key(self.name),
             mapping={

@@ -94,8 +94,9 @@ def test_the_estimate_shares_the_work_among_live_workers(queue):
     settings = get_settings_store().current()
     measured(queue, "short", 1_000)
     for name in ("w1", "w2"):
-        queue.redis.zadd(queue.workers_key, {name: time.time()})
-    queue.redis.zadd(queue.workers_key, {"gone": time.time() - 60})
+        queue.redis.zadd(queue.lane_workers_key("short"), {name: time.time()})
+    queue.redis.zadd(queue.lane_workers_key("short"), {"gone": time.time() - 60})
+    queue.redis.zadd(queue.lane_workers_key("long"), {"long-only": time.time()})  # does not serve short jobs
     estimate = admission_estimate(queue, settings, lane="short", priority="normal", deadline_ms=10_000)
     assert estimate.workers == 2 and estimate.finish_ms == pytest.approx(500 + settings.window_ms)
     queue.redis.zadd(queue.leased, {"99": 1})  # a batch is running: its remaining time counts too

@@ -239,6 +239,12 @@ def test_workers_lists_the_live_worker_and_keeps_a_gone_one_as_gone(make_worker,
     assert "state" not in listed["quiet@host"]
 
 
+def test_the_heartbeat_lists_the_worker_under_each_lane_it_serves(make_worker, queue):
+    make_worker(lanes=("long",)).heartbeat()
+    assert queue.redis.zscore(queue.lane_workers_key("long"), "w-test") is not None
+    assert queue.redis.zscore(queue.lane_workers_key("short"), "w-test") is None
+
+
 def test_the_expiry_step_ends_jobs_that_can_no_longer_meet_their_deadline(make_worker, queue):
     late = job_submit(prompt="late", deadline_ms=50, allow_free_prompt=True)
     doomed = job_submit(prompt="doomed", deadline_ms=1_500, allow_free_prompt=True)
