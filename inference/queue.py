@@ -36,7 +36,8 @@ _ENQUEUE = (
     + """
 local deadline = now + tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], 'enqueued_ms', now, 'deadline_ms', deadline, 'deliveries', 0, unpack(ARGV, 4))
-redis.call('ZADD', KEYS[2], deadline - tonumber(ARGV[2]), ARGV[1])
+-- Microseconds as a fraction keep equal deadlines in arrival order (a tie would sort by job id as text).
+redis.call('ZADD', KEYS[2], deadline - tonumber(ARGV[2]) + (tonumber(t[2]) % 1000) / 1000, ARGV[1])
 redis.call('ZADD', KEYS[3], deadline, ARGV[1])
 redis.call('LPUSH', KEYS[4], 1)
 redis.call('LTRIM', KEYS[4], 0, 63)

@@ -167,3 +167,10 @@ def test_the_clock_offset_to_redis_is_measured(queue):
     queue.sync_clock()
     server = queue.redis.time()
     assert abs(queue.now() - (server[0] + server[1] / 1e6)) < 0.5
+
+
+def test_equal_deadlines_keep_arrival_order(queue):
+    for job_id in (9, 10, 11, 2):  # as text, "10" < "11" < "2" < "9"
+        queue.enqueue(job(job_id), deadline_in_ms=60_000)
+    # The deadline is stamped per millisecond: enqueued within one, these tie but for the microseconds.
+    assert ids(take(queue)[0]) == [9, 10, 11, 2]
