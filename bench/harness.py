@@ -19,6 +19,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from inference.lab import percentile  # noqa: E402, F401 - the benchmarks' percentile, shared with the lab
+
 WORKLOAD = ROOT.parent / "shared" / "workload" / "factory_prompts.jsonl"
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 BENCH_DB = ROOT / ".cache" / "bench.sqlite3"
@@ -37,15 +40,6 @@ def configure(**env: str) -> None:
         ALLOWED_HOSTS="127.0.0.1",
         **env,
     )
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = (len(ordered) - 1) * q
-    low, high = int(index), min(int(index) + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (index - low)
 
 
 def workload() -> list[str]:

@@ -190,10 +190,6 @@ class QueuedJob:
     deliveries: int = 1
     picked_at: float = field(default=0.0)  # local time it entered a worker's window (see collect_window)
 
-    @property
-    def arrived_ms(self) -> int:
-        return self.enqueued_ms
-
     def to_fields(self) -> dict[str, str]:
         return {
             "job_id": str(self.job_id),
@@ -304,10 +300,6 @@ class JobQueue:
             pipe.zcard(self.lane_key(lane))
         return dict(zip(LANES, (int(n) for n in pipe.execute()), strict=True))
 
-    def ahead_of(self, lane: str, rank: float) -> int:
-        """Jobs in the lane that a new job of this rank would wait behind."""
-        return int(self.redis.zcount(self.lane_key(lane), "-inf", rank))
-
     def live_job_ids(self) -> set[int]:
         """Every job Redis holds: waiting in a lane or leased to a worker."""
         pipe = self.redis.pipeline(transaction=False)
@@ -382,17 +374,6 @@ class JobQueue:
         self.redis.xadd(self.dead, {**job.to_fields(), "reason": reason}, maxlen=10_000, approximate=True)
         self.ack([job])
 
-    def remove(self, job_ids: list[int]) -> None:
-        """Forget jobs wherever they are (the database already finished them)."""
-        if not job_ids:
-            return
-        members = [str(job_id) for job_id in job_ids]
-        pipe = self.redis.pipeline(transaction=True)
-        for key in [*(self.lane_key(lane) for lane in LANES), self.leased, self.deadlines]:
-            pipe.zrem(key, *members)
-        pipe.delete(*[self.job_prefix + member for member in members])
-        pipe.execute()
-
     # --- measurements ------------------------------------------------------------------------
 
     def record_batch_time(self, lane: str, inference_ms: float) -> None:
@@ -441,6 +422,3 @@ class JobQueue:
         for (name, beat), fields in zip(names, pipe.execute(), strict=True):
             found.append({"heartbeat_at": str(beat), **fields, "name": name})
         return found
-
-    def workers_alive(self, *, within_s: float) -> int:
-        return int(self.redis.zcount(self.workers_key, time.time() - within_s, "+inf"))

@@ -6,7 +6,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 from inference.queue import LANES, ExpiredJob, JobQueue, LanePeek, QueuedJob
 
@@ -126,9 +126,6 @@ class SchedulerSettings:
 
     def batch_tokens(self, lane: str) -> int:
         return self.long_batch_tokens if lane == "long" else self.max_batch_tokens
-
-
-SETTING_NAMES = tuple(f.name for f in fields(SchedulerSettings))
 
 
 class SettingsStore:

@@ -266,9 +266,7 @@ def _accept(template, text, values, source, user, started: float, ticket: Ticket
     }
     key = ""
     try:
-        if not settings.EDGE_CACHE_ENABLED:
-            get_queue().ping()  # refuse early rather than store a job that cannot be queued
-        else:  # the cache lookup talks to Redis anyway: a dead Redis fails it just as early
+        if settings.EDGE_CACHE_ENABLED:
             key = cache.cache_key(
                 prompt=text,
                 system_prompt=fields["system_prompt"],
@@ -297,7 +295,7 @@ def _accept(template, text, values, source, user, started: float, ticket: Ticket
                 transaction.on_commit(lambda: followers_resolve(leader_ids=[leader_id]))
             else:
                 # A worker must never read a job id whose row is not committed yet.
-                transaction.on_commit(lambda: enqueue(job))
+                transaction.on_commit(lambda: enqueue(job, scheduler))
     except redis.RedisError:
         raise QueueUnavailable() from None
     return job

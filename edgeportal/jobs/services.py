@@ -16,6 +16,7 @@ from edgeportal.latency.models import BatchRecord, JobLatency
 from edgeportal.monitoring import metrics
 from edgeportal.prompts import cache
 from inference.queue import QueuedJob
+from inference.scheduler import SchedulerSettings
 from inference.worker import BatchRun
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ def _at(epoch_seconds: float) -> datetime:
     return datetime.fromtimestamp(epoch_seconds, tz=UTC)
 
 
-def _queued_job(job: Job) -> QueuedJob:
+def _queued_job(job: Job, scheduler: SchedulerSettings) -> QueuedJob:
     return QueuedJob(
         job_id=job.pk,
         prompt=job.prompt,
@@ -34,19 +35,20 @@ def _queued_job(job: Job) -> QueuedJob:
         prompt_tokens=job.prompt_tokens or 0,
         lane=job.lane,
         priority=job.priority,
-        head_start_ms=scheduler_settings().head_start_ms(job.priority),
+        head_start_ms=scheduler.head_start_ms(job.priority),
     )
 
 
-def _ms_left(job: Job) -> float:
+def _ms_left(job: Job, scheduler: SchedulerSettings) -> float:
     if job.deadline_at is None:  # queued before jobs had deadlines
-        return scheduler_settings().default_deadline_ms
+        return scheduler.default_deadline_ms
     return (job.deadline_at - timezone.now()).total_seconds() * 1000
 
 
-def enqueue(job: Job) -> None:
+def enqueue(job: Job, scheduler: SchedulerSettings) -> None:
+    """Put a committed job on its lane, ranked with these settings' head start for its priority."""
     try:
-        get_queue().enqueue(_queued_job(job), deadline_in_ms=_ms_left(job))
+        get_queue().enqueue(_queued_job(job, scheduler), deadline_in_ms=_ms_left(job, scheduler))
     except redis.RedisError:
         # The job stays queued in the database; the periodic sweep puts it on Redis when it is back.
         log.exception("could not enqueue job %s; the sweep will retry", job.pk)
@@ -234,9 +236,10 @@ def jobs_requeue_lost(*, grace_s: float, limit: int = 1000) -> int:
     if overdue:
         jobs_expire(reasons=dict.fromkeys(overdue, "expired: its deadline passed while the queue had lost it"))
     lost = list(lost.exclude(pk__in=overdue).order_by("created_at")[:limit])
+    scheduler = scheduler_settings()
     for job in lost:
         Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(status=Job.Status.QUEUED)
-        queue.enqueue(_queued_job(job), deadline_in_ms=_ms_left(job))
+        queue.enqueue(_queued_job(job, scheduler), deadline_in_ms=_ms_left(job, scheduler))
     if lost:
         log.warning("re-queued %d job(s) that Redis no longer held", len(lost))
     return len(lost)

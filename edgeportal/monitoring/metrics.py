@@ -39,11 +39,11 @@ BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 # registry=None: in multiprocess mode the numbers are read from the files, never from a process's registry.
 QUEUE_SECONDS = Histogram(
-    "edgeportal_request_queue_seconds", "Time a request waited in the queue: created until read into a batch window.",
+    "edgeportal_request_queue_seconds", "Queue wait: created until entering a worker's batch window.",
     ["lane"], buckets=LATENCY_BUCKETS, registry=None,
 )  # fmt: skip
 WINDOW_SECONDS = Histogram(
-    "edgeportal_request_window_seconds", "Time a request waited in its batch window: read until inference started.",
+    "edgeportal_request_window_seconds", "Window wait: entering the batch window until inference started.",
     ["lane"], buckets=LATENCY_BUCKETS, registry=None,
 )  # fmt: skip
 INFERENCE_SECONDS = Histogram(
@@ -131,7 +131,9 @@ class QueueCollector:
         yield reachable
         if not state.reachable:
             return  # no number rather than a wrong zero
-        depth = GaugeMetricFamily("edgeportal_queue_depth", "Jobs waiting or in flight, per lane.", labels=["lane"])
+        depth = GaugeMetricFamily(
+            "edgeportal_queue_depth", "Jobs waiting in each lane, not yet taken by a worker.", labels=["lane"]
+        )
         for lane, count in sorted(state.lane_depths.items()):
             depth.add_metric([lane], count)
         yield depth

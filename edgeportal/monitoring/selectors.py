@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -13,6 +12,7 @@ from django.utils import timezone
 
 from edgeportal.jobs.models import Job, Rejection
 from edgeportal.jobs.queueing import get_queue
+from edgeportal.latency.buckets import rank
 from edgeportal.latency.models import JobLatency
 
 RECENT = timedelta(minutes=5)
@@ -95,11 +95,11 @@ def queue_state() -> QueueState:
     return QueueState(reachable=True, lane_depths=depths, workers=[worker_status(w, now=now) for w in workers])
 
 
-def _percentile(values: QuerySet, q: float, count: int) -> float | None:
-    """Nearest-rank percentile, computed by the database (ORDER BY ... LIMIT 1 OFFSET k) on any backend."""
+def _percentile(values: QuerySet, percentile: int, count: int) -> float | None:
+    """Nearest-rank percentile, as the history page defines it, read by the database (ORDER BY ... OFFSET k)."""
     if not count:
         return None
-    return values[math.ceil(q * count) - 1]
+    return values[rank(percentile, count) - 1]
 
 
 @dataclass
@@ -141,6 +141,6 @@ def recent_activity(*, window: timedelta = RECENT) -> RecentActivity:
         minutes=window.total_seconds() / 60,
         rejected=rejections.count(),
         rejections_by_rule=by_rule,
-        p95_ms=_percentile(totals, 0.95, counts["finished"]),
+        p95_ms=_percentile(totals, 95, counts["finished"]),
         **counts,
     )

@@ -2,7 +2,9 @@
 
 import time
 
+from inference.admission import admission_estimate
 from inference.queue import QueuedJob
+from inference.scheduler import SchedulerSettings
 
 
 def job(job_id, prompt="p", *, lane="short", tokens=4, head_start_ms=0, priority="normal"):
@@ -146,9 +148,9 @@ def test_a_lane_member_whose_payload_redis_lost_is_dropped_not_fatal(queue):
 def test_ahead_of_counts_the_jobs_a_new_rank_waits_behind(queue):
     for i, deadline in enumerate([1_000, 2_000, 3_000], start=1):
         queue.enqueue(job(i), deadline_in_ms=deadline)
-    now_ms = queue.now() * 1000
-    assert queue.ahead_of("short", now_ms + 2_500) == 2
-    assert queue.ahead_of("long", now_ms + 2_500) == 0
+    settings = SchedulerSettings(priority_weight_normal_ms=0)
+    assert admission_estimate(queue, settings, lane="short", priority="normal", deadline_ms=2_500).ahead == 2
+    assert admission_estimate(queue, settings, lane="long", priority="normal", deadline_ms=2_500).ahead == 0
 
 
 def test_batch_times_and_arrival_gaps_are_measured_as_moving_averages(queue):

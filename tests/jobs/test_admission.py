@@ -53,16 +53,13 @@ def test_a_full_queue_answers_429_with_retry_after_and_stores_the_rejection(api,
     get_settings_store().update(queue_limit=2)
     assert api.post({"prompt": "one"}).status_code == 202
     assert api.post({"prompt": "two"}).status_code == 202
-    started = time.perf_counter()
     response = api.post({"prompt": "three"})
-    elapsed_ms = (time.perf_counter() - started) * 1000
     assert response.status_code == 429
     assert int(response["Retry-After"]) >= 1
     error = response.json()["error"]
     assert error["code"] == "queue_full" and "2 jobs waiting" in error["message"]
     assert Rejection.objects.get().rule == "queue_full"
     assert Job.objects.count() == 2 and queue.depth() == 2
-    print(f"429 answered in {elapsed_ms:.1f} ms")  # measured for real in bench/overload.py
 
 
 def test_a_job_that_cannot_meet_its_deadline_is_refused_before_it_is_stored(api, queue):
