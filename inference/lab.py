@@ -288,11 +288,12 @@ class Comparison:
         return self.sequential_ms / self.batch_ms if self.batch_ms > 0 else 0.0
 
     def as_dict(self) -> dict:
+        # Microsecond precision: the sweep's default rate derives from single_mean_ms, which can be a few ms.
         return {
             "jobs": self.jobs,
-            "sequential_ms": round(self.sequential_ms, 1),
-            "single_mean_ms": round(self.single_mean_ms, 1),
-            "batch_ms": round(self.batch_ms, 1),
+            "sequential_ms": round(self.sequential_ms, 3),
+            "single_mean_ms": round(self.single_mean_ms, 3),
+            "batch_ms": round(self.batch_ms, 3),
             "speedup": round(self.speedup, 2),
         }
 
