@@ -151,7 +151,8 @@ class Pipeline:
         SettingsStore(get_queue(), SchedulerSettings()).update(max_batch_size=size)
 
     def post(self, body: dict) -> dict:
-        """POST a job; returns the HTTP status, the JSON answer and the round trip as the client saw it."""
+        """POST a job; returns the HTTP status, the JSON answer, the round trip as the client saw it and
+        the server's own time (its Server-Timing header)."""
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.port}/api/jobs",
             data=json.dumps(body).encode(),
@@ -161,10 +162,11 @@ class Pipeline:
         sent = time.perf_counter()
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
-                status, answer = response.status, json.loads(response.read())
+                status, answer, headers = response.status, json.loads(response.read()), response.headers
         except urllib.error.HTTPError as error:  # 4xx and 5xx answers are results too (429s in overload)
-            status, answer = error.code, json.loads(error.read() or b"{}")
-        return {"status": status, "body": answer, "round_trip_ms": (time.perf_counter() - sent) * 1000}
+            status, answer, headers = error.code, json.loads(error.read() or b"{}"), error.headers
+        round_trip_ms = (time.perf_counter() - sent) * 1000
+        return {"status": status, "body": answer, "round_trip_ms": round_trip_ms, "server_ms": server_ms(headers)}
 
     def submit(self, prompt: str) -> dict:
         """POST one prompt that must be accepted; returns the API's answer plus the round trip."""
@@ -186,3 +188,12 @@ class Pipeline:
                 return jobs
             time.sleep(0.25)
         raise TimeoutError("jobs did not finish")
+
+
+def server_ms(headers) -> float:
+    """The app;dur=<ms> of a Server-Timing header (NaN without one)."""
+    for metric in (headers.get("Server-Timing") or "").split(","):
+        name, _, params = metric.strip().partition(";")
+        if name == "app" and params.startswith("dur="):
+            return float(params[4:])
+    return float("nan")

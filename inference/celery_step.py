@@ -25,6 +25,14 @@ def worker_lanes(raw: str) -> tuple[str, ...]:
     return lanes
 
 
+def lower_cpu_priority(nice: int) -> None:
+    """Let the web server and Redis go first on a shared CPU, so a refusal (429) or a status page never
+    waits behind a batch. Linux keeps a nice value per thread: call this in the batch thread before the
+    model loads, and the threads it starts (torch's, the timer) inherit it. Never raises it back."""
+    if nice > os.getpriority(os.PRIO_PROCESS, 0):
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+
+
 class BatchLoopStep(bootsteps.StartStopStep):
     """Subclasses say where results go (make_sink) and which Redis to use (redis_settings)."""
 
@@ -51,6 +59,7 @@ class BatchLoopStep(bootsteps.StartStopStep):
             defaults = SchedulerSettings.from_env()
             reclaim_idle_ms = env_int("EDGE_RECLAIM_IDLE_MS", 60_000, low=1_000, high=3_600_000)
             lanes = worker_lanes(os.environ.get("EDGE_WORKER_LANES", ""))
+            nice = env_int("EDGE_WORKER_NICE", 10, low=0, high=19)
         except SettingError as error:
             log.critical("worker configuration error: %s", error)  # one clear line above Celery's traceback
             raise
@@ -63,6 +72,7 @@ class BatchLoopStep(bootsteps.StartStopStep):
         def load_and_run() -> None:
             from inference.runtime import load_model_from_env  # torch: only in the worker
 
+            lower_cpu_priority(nice)
             try:
                 self.loop = BatchWorker(
                     model=load_model_from_env(),

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, StoppingCriteria, StoppingCriteriaList
 from transformers.utils import logging as hf_logging
 
 from inference.generation import BatchOutput, Generation, GenerationParams
@@ -68,6 +69,9 @@ class ResidentModel:
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.stop_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
+        # A prefill chunk needs no logits; most causal LMs can skip all but the last position.
+        accepts = "logits_to_keep" in inspect.signature(model.forward).parameters
+        self._prefill_options = {"logits_to_keep": 1} if accepts else {}
 
     def format_prompt(self, prompt: str, system_prompt: str | None = None) -> str:
         if not self.tokenizer.chat_template:
@@ -91,9 +95,7 @@ class ResidentModel:
         params = params or GenerationParams()
         if not prompts:
             return BatchOutput([], 0, 0.0)
-        systems = system_prompts or [None] * len(prompts)
-        texts = [self.format_prompt(p, s) for p, s in zip(prompts, systems, strict=True)]
-        encoded = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        encoded = self._encode(prompts, system_prompts)
         started = time.perf_counter()
         with torch.inference_mode():
             output = self.model.generate(
@@ -103,10 +105,77 @@ class ResidentModel:
                 pad_token_id=self.tokenizer.pad_token_id,
             )
         inference_ms = (time.perf_counter() - started) * 1000
+        return self._output(encoded, output, params, max_new_tokens_each, inference_ms)
+
+    def generate_in_steps(
+        self,
+        prompts: Sequence[str],
+        params: GenerationParams,
+        *,
+        system_prompts: Sequence[str | None] | None = None,
+        max_new_tokens_each: Sequence[int] | None = None,
+        chunk_tokens: int = 256,
+        pause_wanted: Callable[[], bool] = lambda: False,
+    ) -> Generator[None, None, BatchOutput]:
+        """generate_batch as a generator, for long prompts: it yields after each prefill chunk of
+        chunk_tokens, and during decoding whenever pause_wanted() says so. Between two steps the caller
+        may run other batches; this batch's KV cache waits in memory. Greedy output is that of
+        generate_batch; inference_ms counts only the time spent on this batch, not the pauses."""
+        encoded = self._encode(prompts, system_prompts)
+        ids, mask = encoded.input_ids, encoded.attention_mask
+        # Positions as generate() computes them, so left padding does not shift a prompt.
+        positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)
+        cache = DynamicCache(config=self.model.config)
+        busy_s = 0.0
+        prefill_end = ids.shape[1] - 1  # generate() itself feeds the last prompt token
+        for start in range(0, prefill_end, max(1, chunk_tokens)):
+            end = min(start + chunk_tokens, prefill_end)
+            started = time.perf_counter()
+            with torch.inference_mode():
+                self.model(
+                    input_ids=ids[:, start:end],
+                    attention_mask=mask[:, :end],
+                    position_ids=positions[:, start:end],
+                    past_key_values=cache,
+                    use_cache=True,
+                    **self._prefill_options,
+                )
+            busy_s += time.perf_counter() - started
+            yield
+        limit = params.max_new_tokens
+        stop = StoppingCriteriaList([_PauseWanted(pause_wanted)])
+        sequences = ids
+        while True:
+            started = time.perf_counter()
+            with torch.inference_mode():
+                out = self.model.generate(
+                    input_ids=sequences,
+                    attention_mask=torch.cat([mask, mask.new_ones(len(ids), sequences.shape[1] - ids.shape[1])], 1),
+                    past_key_values=cache,
+                    max_new_tokens=limit - (sequences.shape[1] - ids.shape[1]),
+                    do_sample=False,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                    stopping_criteria=stop,
+                    return_dict_in_generate=True,
+                )
+            busy_s += time.perf_counter() - started
+            sequences, cache = out.sequences, out.past_key_values
+            new = sequences[:, ids.shape[1] :]
+            if new.shape[1] >= limit or all(any(t in self.stop_ids for t in row.tolist()) for row in new):
+                break
+            yield  # paused: generate() stopped early because pause_wanted() said so
+        return self._output(encoded, sequences, params, max_new_tokens_each, busy_s * 1000)
+
+    def _encode(self, prompts: Sequence[str], system_prompts: Sequence[str | None] | None):
+        systems = system_prompts or [None] * len(prompts)
+        texts = [self.format_prompt(p, s) for p, s in zip(prompts, systems, strict=True)]
+        return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+
+    def _output(self, encoded, sequences, params, max_new_tokens_each, inference_ms: float) -> BatchOutput:
         prompt_len = encoded.input_ids.shape[1]
-        limits = max_new_tokens_each or [params.max_new_tokens] * len(prompts)
+        limits = max_new_tokens_each or [params.max_new_tokens] * len(sequences)
         generations = []
-        for row, mask, limit in zip(output, encoded.attention_mask, limits, strict=True):
+        for row, mask, limit in zip(sequences, encoded.attention_mask, limits, strict=True):
             new_ids = row[prompt_len:].tolist()[:limit]
             for i, token in enumerate(new_ids):
                 if token in self.stop_ids:
@@ -119,6 +188,16 @@ class ResidentModel:
 
     def warm_up(self) -> None:
         self.generate_batch(["Hello"], GenerationParams(max_new_tokens=2))
+
+
+class _PauseWanted(StoppingCriteria):
+    """Ends a generate() call early, after the current token, when the caller wants to pause."""
+
+    def __init__(self, pause_wanted: Callable[[], bool]):
+        self.pause_wanted = pause_wanted
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), self.pause_wanted(), dtype=torch.bool)
 
 
 def load_model(spec: str | None = None, dtype: str = "float32", cache_root: Path = DEFAULT_CACHE_DIR) -> ResidentModel:

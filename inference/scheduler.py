@@ -32,6 +32,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("max_batch_tokens", 4096, 16, 1_000_000, "Short lane: padded prompt tokens per batch", "tokens"),
         Setting("long_prompt_tokens", 256, 1, 100_000, "Long lane: prompts from this many tokens", "tokens"),
         Setting("long_batch_tokens", 1024, 16, 1_000_000, "Long lane: padded prompt tokens per batch", "tokens"),
+        Setting("long_chunk_tokens", 256, 0, 100_000, "Long lane: prefill chunk, then short jobs (0: off)", "tokens"),
         Setting("default_deadline_ms", 10_000, 100, 3_600_000, "Default deadline"),
         Setting("max_deadline_ms", 300_000, 100, 86_400_000, "Longest deadline a request may ask for"),
         Setting("queue_limit", 256, 1, 100_000, "Queue limit (jobs waiting, all lanes)", "jobs"),
@@ -84,6 +85,7 @@ class SchedulerSettings:
     max_batch_tokens: int = SETTINGS["max_batch_tokens"].default
     long_prompt_tokens: int = SETTINGS["long_prompt_tokens"].default
     long_batch_tokens: int = SETTINGS["long_batch_tokens"].default
+    long_chunk_tokens: int = SETTINGS["long_chunk_tokens"].default
     default_deadline_ms: int = SETTINGS["default_deadline_ms"].default
     max_deadline_ms: int = SETTINGS["max_deadline_ms"].default
     queue_limit: int = SETTINGS["queue_limit"].default
@@ -205,7 +207,7 @@ def effective_window(settings: SchedulerSettings, measurements: Mapping[str, flo
     return settings.window_ms, f"adaptive: one arrival per {gap:.0f} ms, steady load, the maximum window"
 
 
-@dataclass
+@dataclass(eq=False)  # a worker holds windows by identity: two may hold equal-looking jobs
 class Window:
     jobs: list[QueuedJob]
     lane: str

@@ -51,6 +51,7 @@ class BatchRun:
     window_opened_at: float
     inference_started_at: float
     inference_ended_at: float | None = None
+    paused_ms: float = 0.0  # a long batch's time standing aside for short batches (inside inference_ms)
     padded_tokens: int = 0
     results: list[JobResult] = field(default_factory=list)
     failures: dict[int, str] = field(default_factory=dict)  # job id -> reason
@@ -58,6 +59,22 @@ class BatchRun:
     @property
     def inference_ms(self) -> float:
         return ((self.inference_ended_at or self.inference_started_at) - self.inference_started_at) * 1000
+
+    @property
+    def model_ms(self) -> float:
+        """The model's time on this batch: its inference time without pauses."""
+        return self.inference_ms - self.paused_ms
+
+
+@dataclass(eq=False)
+class LongRun:
+    """A long batch in progress, which short batches may interrupt between its steps."""
+
+    deadline: float  # its earliest job deadline, local time
+    measurements: dict[str, float]
+    started: float = field(default_factory=time.time)
+    paused_s: float = 0.0
+    may_pause: bool = True
 
 
 def failure_reason(error: Exception) -> str:
@@ -106,7 +123,11 @@ class BatchWorker:
         # Leases of jobs in flight are renewed by the heartbeat, so only a silent worker's leases run out.
         self.reclaim_idle_ms = reclaim_idle_ms
         self.stopping = threading.Event()
-        self.in_flight: Window | None = None  # a window whose batch did not complete: retried first
+        # Windows whose batch did not complete, retried first: one, or two while a short batch runs
+        # inside a paused long one. The timer renews their leases.
+        self.in_flight: list[Window] = []
+        self.long_run: LongRun | None = None
+        self.short_waiting = threading.Event()  # set by the timer while a long batch runs and short jobs wait
         self.retries = 0
         self.recovered_own = False
         self.last_batch_at = 0.0
@@ -124,9 +145,9 @@ class BatchWorker:
 
         Its jobs are not read from Redis again, so their delivery count (the crash counter) stays put.
         """
-        if self.in_flight is None:
+        if not self.in_flight:
             return False
-        window = self.in_flight
+        window = self.in_flight[0]
         self.retries += 1
         if self.retries > MAX_RETRIES:
             # Something about these jobs keeps failing (not a passing outage): fail them and move on.
@@ -134,7 +155,8 @@ class BatchWorker:
             log.error("%s: %s (jobs %s)", self.name, reason, [job.job_id for job in window.jobs])
             self.sink.jobs_failed([job.job_id for job in window.jobs], reason)
             self.queue.ack(window.jobs)
-            self.in_flight, self.retries = None, 0
+            self.in_flight.remove(window)
+            self.retries = 0
             return True
         log.warning("%s retries batch of %d job(s) after an error", self.name, len(window.jobs))
         self.run_batch(window)
@@ -194,10 +216,11 @@ class BatchWorker:
     def run_batch(self, window: Window) -> BatchRun | None:
         """Errors of the model fail jobs with a reason; errors of the sink or Redis propagate and the
         window stays in flight, to be retried by retry_step."""
-        self.in_flight = window
+        if window not in self.in_flight:
+            self.in_flight.append(window)
         jobs = self._drop_poison(window.jobs)
         if not jobs:
-            self.in_flight = None
+            self.in_flight.remove(window)
             return None
         batch = BatchRun(
             batch_id=uuid.uuid4().hex,
@@ -213,10 +236,10 @@ class BatchWorker:
         batch.inference_started_at = time.time()  # after the database write: inference_ms is inference only
         # A job that already crashed a worker runs alone, so it cannot take its batch-mates down again.
         isolate = len(jobs) > 1 and any(job.deliveries > 1 for job in jobs)
-        outputs = self._generate_each(jobs) if isolate else self._generate(jobs)
+        outputs = self._generate_each(jobs) if isolate else self._generate(jobs, batch)
         batch.inference_ended_at = time.time()
-        if batch.inference_ms and len(outputs) == len(jobs) and not isolate:
-            self.queue.record_batch_time(window.lane, batch.inference_ms)
+        if batch.model_ms and len(outputs) == len(jobs) and not isolate:
+            self.queue.record_batch_time(window.lane, batch.model_ms)
         for job, output in zip(jobs, outputs, strict=True):
             if isinstance(output, str):
                 batch.failures[job.job_id] = output
@@ -228,19 +251,23 @@ class BatchWorker:
             )
         self.sink.batch_finished(batch)
         self.queue.ack(jobs)
-        self.in_flight, self.retries = None, 0
+        self.in_flight.remove(window)
+        self.retries = 0
         self.last_batch_at = time.time()
         return batch
 
-    def _generate(self, jobs: list[QueuedJob]) -> list[BatchOutput | str]:
+    def _generate(self, jobs: list[QueuedJob], batch: BatchRun) -> list[BatchOutput | str]:
         """One call for the whole batch; if it fails, each job alone, so only the bad ones fail."""
         try:
-            output = self.model.generate_batch(
-                [job.prompt for job in jobs],
-                GenerationParams(max_new_tokens=max(job.max_new_tokens for job in jobs)),
-                system_prompts=[job.system_prompt or None for job in jobs],
-                max_new_tokens_each=[job.max_new_tokens for job in jobs],
-            )
+            if batch.lane == "long" and batch.settings.long_chunk_tokens and "short" in self.lanes:
+                output = self._generate_long(jobs, batch)
+            else:
+                output = self.model.generate_batch(
+                    [job.prompt for job in jobs],
+                    GenerationParams(max_new_tokens=max(job.max_new_tokens for job in jobs)),
+                    system_prompts=[job.system_prompt or None for job in jobs],
+                    max_new_tokens_each=[job.max_new_tokens for job in jobs],
+                )
         except Exception as error:
             if len(jobs) == 1:
                 log.exception("job %s failed", jobs[0].job_id)
@@ -249,6 +276,67 @@ class BatchWorker:
             return self._generate_each(jobs)
         padded_each = output.padded_tokens // len(jobs)
         return [BatchOutput([generation], padded_each, output.inference_ms) for generation in output.generations]
+
+    def _generate_long(self, jobs: list[QueuedJob], batch: BatchRun) -> BatchOutput:
+        """A long batch in steps (prefill chunks, then decoding), letting short batches run in between
+        while its deadline allows: a short job waits for one chunk, not for a whole long prompt."""
+        run = LongRun(
+            deadline=min(job.deadline_ms for job in jobs) / 1000 - self.queue.clock_offset,
+            measurements=self.queue.measurements(),
+        )
+        steps = self.model.generate_in_steps(
+            [job.prompt for job in jobs],
+            GenerationParams(max_new_tokens=max(job.max_new_tokens for job in jobs)),
+            system_prompts=[job.system_prompt or None for job in jobs],
+            max_new_tokens_each=[job.max_new_tokens for job in jobs],
+            chunk_tokens=batch.settings.long_chunk_tokens,
+            pause_wanted=lambda: self._short_may_go(run),
+        )
+        self.long_run = run
+        try:
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    return done.value
+                if self._short_may_go(run):
+                    self._pause_for_short(run)
+        finally:
+            self.long_run = None
+            batch.paused_ms = run.paused_s * 1000
+
+    def _short_may_go(self, run: LongRun) -> bool:
+        """Short jobs wait, and the long batch can still finish by its deadline after one more short batch.
+        Called during decoding after every token: no Redis here (the timer sets short_waiting)."""
+        if not (run.may_pause and self.short_waiting.is_set()):
+            return False
+        now = time.time()
+        done_s = now - run.started - run.paused_s
+        left_s = max(0.0, batch_estimate_ms(run.measurements, "long") / 1000 - done_s)
+        short_s = (batch_estimate_ms(run.measurements, "short") + self.live_settings.window_ms) / 1000
+        return now + left_s + short_s < run.deadline
+
+    def _pause_for_short(self, run: LongRun) -> None:
+        paused_at = time.time()
+        try:
+            while self._short_may_go(run):
+                window = collect_window(
+                    self.queue, self.name, lambda: self.live_settings, lanes=("short",), lease_ms=self.reclaim_idle_ms
+                )
+                if window is None:
+                    self.short_waiting.clear()  # the timer sets it again if more arrive
+                    break
+                if window.expired:
+                    self._expire(window.expired)
+                if window.jobs:
+                    self.run_batch(window)
+                    run.measurements = self.queue.measurements()
+        except Exception:
+            # Redis or the database failed: finish the long batch first; retry_step then retries the short one.
+            log.exception("%s: a short batch inside a long one failed", self.name)
+            run.may_pause = False
+        finally:
+            run.paused_s += time.time() - paused_at
 
     def _generate_each(self, jobs: list[QueuedJob]) -> list[BatchOutput | str]:
         outputs: list[BatchOutput | str] = []
@@ -282,9 +370,9 @@ class BatchWorker:
 
     def heartbeat(self) -> None:
         """Say we are alive (for people and dashboards) and renew the leases of our jobs in flight."""
-        window = self.in_flight
-        if window is not None:
-            self.queue.touch(window.jobs, self.reclaim_idle_ms)
+        held = self._held_jobs()
+        if held:
+            self.queue.touch(held, self.reclaim_idle_ms)
         now = time.time()
         pipe = self.queue.redis.pipeline()
         pipe.zadd(self.queue.workers_key, {self.name: now})
@@ -296,7 +384,7 @@ class BatchWorker:
                 "model": self.model.name,
                 "dtype": self.model.dtype,
                 "lanes": ",".join(self.lanes),
-                "state": "busy" if window is not None else "idle",
+                "state": "busy" if held else "idle",
                 "started_at": self.started_at,
                 "last_batch_at": self.last_batch_at,
                 "heartbeat_at": now,
@@ -315,8 +403,12 @@ class BatchWorker:
         if version == self.settings_version:
             return False
         self.settings_version = version
-        self.queue.redis.hset(self.queue.worker_key(self.name), "settings_version", version)
+        applied = {"settings_version": version, "settings_applied_at": time.time()}
+        self.queue.redis.hset(self.queue.worker_key(self.name), mapping=applied)
         return True
+
+    def _held_jobs(self) -> list[QueuedJob]:
+        return [job for window in list(self.in_flight) for job in window.jobs]
 
     def _timer_forever(self) -> None:
         """Beside the batch thread: the expiry timer, settings pick-up and the heartbeat."""
@@ -325,9 +417,11 @@ class BatchWorker:
             try:
                 self.expiry_step()
                 self.settings_step()
-                window = self.in_flight
-                if window is not None and time.time() - last_touch >= self.reclaim_idle_ms / 4000:
-                    self.queue.touch(window.jobs, self.reclaim_idle_ms)  # renewed four times per lease
+                if self.long_run is not None and self.queue.lane_depths()["short"]:
+                    self.short_waiting.set()
+                held = self._held_jobs()
+                if held and time.time() - last_touch >= self.reclaim_idle_ms / 4000:
+                    self.queue.touch(held, self.reclaim_idle_ms)  # renewed four times per lease
                     last_touch = time.time()
                 if time.time() - last_beat >= HEARTBEAT_EVERY_S:
                     self.heartbeat()

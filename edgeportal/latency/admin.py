@@ -6,7 +6,7 @@ from edgeportal.latency.models import BatchRecord, JobLatency, LatencyHour
 
 @admin.register(BatchRecord)
 class BatchRecordAdmin(ReadOnlyAdmin):
-    list_display = ["batch_id", "worker", "size", "padded_tokens", "inference_ms", "created_at"]
+    list_display = ["batch_id", "worker", "size", "padded_tokens", "inference_ms", "paused_ms", "created_at"]
 
 
 @admin.register(JobLatency)

@@ -1,3 +1,5 @@
+import time
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
@@ -71,3 +73,48 @@ def test_gguf_conversion_saves_a_folder_with_identical_logits(tmp_path):
     ids = torch.tensor([[1, 504, 3287, 314, 253, 1345, 30]])
     with torch.inference_mode():
         assert torch.equal(from_gguf(ids).logits, from_folder(ids).logits)
+
+
+def run_in_steps(model, prompts, params, between=lambda: None, **kwargs):
+    """Drive generate_in_steps as the worker does; returns its output and how many times it paused."""
+    steps = model.generate_in_steps(prompts, params, **kwargs)
+    pauses = 0
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value, pauses
+        pauses += 1
+        between()
+
+
+LOG = "Belt 3 slipped at station 7 and the operator restarted it. " * 20
+
+
+def test_a_long_batch_in_steps_gives_the_same_output_as_in_one_call(tiny_model):
+    prompts = [LOG, "Short note on belt 3."]  # the short one is left-padded to the long one
+    params = GenerationParams(max_new_tokens=12)
+    whole = tiny_model.generate_batch(prompts, params, max_new_tokens_each=[12, 5])
+    stepped, pauses = run_in_steps(tiny_model, prompts, params, max_new_tokens_each=[12, 5], chunk_tokens=64)
+    assert stepped.generations == whole.generations
+    assert stepped.padded_tokens == whole.padded_tokens
+    assert pauses == -(-(tiny_model.count_tokens(LOG) - 1) // 64)  # one after each prefill chunk
+
+
+def test_pausing_while_decoding_changes_nothing_and_pauses_are_not_inference_time(tiny_model):
+    params = GenerationParams(max_new_tokens=20)
+    whole = tiny_model.generate_batch([LOG], params)
+    flips = iter([False, True] * 40)
+    started = time.perf_counter()
+    stepped, pauses = run_in_steps(
+        tiny_model,
+        [LOG],
+        params,
+        between=lambda: time.sleep(0.05),
+        chunk_tokens=10_000,
+        pause_wanted=lambda: next(flips),
+    )
+    wall_ms = (time.perf_counter() - started) * 1000
+    assert stepped.generations == whole.generations
+    assert pauses > 2  # one after the prefill, then one each time pause_wanted() said yes while decoding
+    assert stepped.inference_ms < wall_ms - 50 * pauses + 1

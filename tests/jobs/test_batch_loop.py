@@ -1,5 +1,6 @@
 """The worker's steps called directly, with the tiny model, the real Redis and the database sink."""
 
+import threading
 import time
 
 import pytest
@@ -7,11 +8,14 @@ from django.db import OperationalError
 
 from edgeportal.jobs.entry import job_submit
 from edgeportal.jobs.models import Job
+from edgeportal.jobs.queueing import get_settings_store
 from edgeportal.jobs.services import jobs_requeue_lost
 from edgeportal.jobs.sink import DatabaseSink
 from edgeportal.latency.models import BatchRecord
+from inference.generation import GenerationParams
 from inference.runtime import ResidentModel
 from inference.scheduler import SchedulerSettings, collect_window
+from tests.conftest import make_template
 
 # Real commits, as in the worker: the sink refreshes its database connection between batches.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -290,3 +294,75 @@ def test_a_batch_record_keeps_its_lane_and_every_setting_it_ran_with(submit, mak
     batch = BatchRecord.objects.get()
     assert batch.lane == "short" and batch.settings["max_batch_size"] == 4
     assert set(batch.settings) >= {"window_ms", "max_batch_tokens", "default_deadline_ms", "queue_limit"}
+
+
+class SubmitsDuringLongBatch(DatabaseSink):
+    """The database sink, plus a short job sent the moment a long batch starts."""
+
+    short_job = None
+
+    def batch_started(self, batch):
+        super().batch_started(batch)
+        if batch.lane == "long" and self.short_job is None:
+            self.short_job = job_submit(prompt="Short note on belt 3.", deadline_ms=120_000, allow_free_prompt=True)
+
+
+@pytest.fixture
+def long_job(submit, queue):
+    """A job in the long lane that keeps the tiny model busy for about a second."""
+    get_settings_store().update(long_prompt_tokens=40, long_chunk_tokens=32)
+    make_template(slug="shift-log", title="Shift log", body="Summarise this shift log: {log}", max_new_tokens=600)
+
+    def long_job(deadline_ms=60_000):
+        job = job_submit(
+            template_slug="shift-log", variables={"log": "belt 3 slipped at station 7, " * 8},
+            deadline_ms=deadline_ms, allow_free_prompt=True,
+        )  # fmt: skip
+        assert job.lane == "long"
+        return job
+
+    return long_job
+
+
+def run_with_timer(worker):
+    """Run one batch step with the worker's timer thread beside it, as run_forever does."""
+    timer = threading.Thread(target=worker._timer_forever, daemon=True)
+    timer.start()
+    try:
+        worker.batch_step()
+    finally:
+        worker.stop()
+        timer.join()
+
+
+def test_a_short_job_sent_during_a_long_batch_runs_between_its_steps(make_worker, long_job, tiny_model):
+    long = long_job()
+    worker = make_worker()
+    worker.sink = SubmitsDuringLongBatch()
+    run_with_timer(worker)
+    long.refresh_from_db()
+    short = Job.objects.get(pk=worker.sink.short_job.pk)
+    assert short.status == long.status == Job.Status.DONE
+    assert long.inference_started_at < short.inference_started_at < short.finished_at < long.inference_ended_at
+    assert long.batch.paused_ms > 0
+    assert long.batch.inference_ms < long.latency.inference_ms - long.batch.paused_ms + 1  # the model's time only
+    assert worker.queue.measurements()["batch_ms:long"] == pytest.approx(long.batch.inference_ms, abs=1)
+    alone = tiny_model.generate_batch(
+        [long.prompt], GenerationParams(max_new_tokens=600), system_prompts=[long.system_prompt or None]
+    )
+    assert long.output == alone.generations[0].text  # standing aside changed nothing in the output
+
+
+def test_a_long_batch_does_not_stand_aside_when_its_deadline_would_slip(make_worker, long_job, queue):
+    # Planned at 58 s (29 s and twice its deviation of 14.5 s): a long job with 60 s is taken, but has no
+    # time to give away to a short batch planned at 4 s.
+    queue.record_batch_time("long", 29_000)
+    queue.record_batch_time("short", 2_000)
+    long = long_job(deadline_ms=60_000)
+    worker = make_worker()
+    worker.sink = SubmitsDuringLongBatch()
+    run_with_timer(worker)
+    long.refresh_from_db()
+    assert long.status == Job.Status.DONE and long.batch.paused_ms == 0
+    short = Job.objects.get(pk=worker.sink.short_job.pk)
+    assert short.status == Job.Status.QUEUED  # still waiting: the next batch step runs it
