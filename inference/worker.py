@@ -259,7 +259,7 @@ class BatchWorker:
     def _generate(self, jobs: list[QueuedJob], batch: BatchRun) -> list[BatchOutput | str]:
         """One call for the whole batch; if it fails, each job alone, so only the bad ones fail."""
         try:
-            if batch.lane == "long" and batch.settings.long_chunk_tokens and "short" in self.lanes:
+            if batch.lane == "long" and self._steps_long(batch.settings):
                 output = self._generate_long(jobs, batch)
             else:
                 output = self.model.generate_batch(
@@ -276,6 +276,10 @@ class BatchWorker:
             return self._generate_each(jobs)
         padded_each = output.padded_tokens // len(jobs)
         return [BatchOutput([generation], padded_each, output.inference_ms) for generation in output.generations]
+
+    def _steps_long(self, settings: SchedulerSettings) -> bool:
+        """Long batches run in steps that short batches may come between: when this worker serves both."""
+        return bool(settings.long_chunk_tokens) and set(self.lanes) == set(LANES)
 
     def _generate_long(self, jobs: list[QueuedJob], batch: BatchRun) -> BatchOutput:
         """A long batch in steps (prefill chunks, then decoding), letting short batches run in between
@@ -306,37 +310,49 @@ class BatchWorker:
             batch.paused_ms = run.paused_s * 1000
 
     def _short_may_go(self, run: LongRun) -> bool:
-        """Short jobs wait, and the long batch can still finish by its deadline after one more short batch.
-        Called during decoding after every token: no Redis here (the timer sets short_waiting)."""
+        """Short jobs wait and the long batch is ahead of its pace. Called during decoding after every
+        token: no Redis here (the timer sets short_waiting).
+
+        The pace spreads the long batch's planned time (its lane's estimate) evenly until its earliest
+        deadline, less one short batch and window: ahead of it, the long batch may stand aside for one
+        short batch and still finish in time; behind it, it runs. So short jobs wait for a step of the
+        long batch now and then, rather than for all of it at once; a long batch without slack to
+        share never stands aside."""
         if not (run.may_pause and self.short_waiting.is_set()):
             return False
         now = time.time()
-        done_s = now - run.started - run.paused_s
-        left_s = max(0.0, batch_estimate_ms(run.measurements, "long") / 1000 - done_s)
+        work_s = batch_estimate_ms(run.measurements, "long") / 1000
         short_s = (batch_estimate_ms(run.measurements, "short") + self.live_settings.window_ms) / 1000
-        return now + left_s + short_s < run.deadline
+        span_s = run.deadline - run.started - short_s
+        elapsed_s = now - run.started
+        done_s = elapsed_s - run.paused_s
+        if not done_s < work_s < span_s or elapsed_s >= span_s:
+            return False  # no slack, no plan (nothing measured yet), or past its plan: it runs
+        return done_s >= work_s * elapsed_s / span_s
 
     def _pause_for_short(self, run: LongRun) -> None:
-        paused_at = time.time()
-        try:
-            while self._short_may_go(run):
+        """Run short batches while the long batch may stand aside; each counts at once as paused time,
+        so the next check sees where the long batch really stands."""
+        while self._short_may_go(run):
+            paused_at, window = time.time(), None
+            try:
                 window = collect_window(
                     self.queue, self.name, lambda: self.live_settings, lanes=("short",), lease_ms=self.reclaim_idle_ms
                 )
-                if window is None:
-                    self.short_waiting.clear()  # the timer sets it again if more arrive
-                    break
-                if window.expired:
+                if window is not None and window.expired:
                     self._expire(window.expired)
-                if window.jobs:
+                if window is not None and window.jobs:
                     self.run_batch(window)
                     run.measurements = self.queue.measurements()
-        except Exception:
-            # Redis or the database failed: finish the long batch first; retry_step then retries the short one.
-            log.exception("%s: a short batch inside a long one failed", self.name)
-            run.may_pause = False
-        finally:
-            run.paused_s += time.time() - paused_at
+            except Exception:
+                # Redis or the database failed: finish the long batch first; retry_step then retries the short one.
+                log.exception("%s: a short batch inside a long one failed", self.name)
+                run.may_pause = False
+            finally:
+                run.paused_s += time.time() - paused_at
+            if window is None:
+                self.short_waiting.clear()  # the timer sets it again if more arrive
+                return
 
     def _generate_each(self, jobs: list[QueuedJob]) -> list[BatchOutput | str]:
         outputs: list[BatchOutput | str] = []

@@ -167,5 +167,18 @@ def history_csv(request):
     return response
 
 
+# A spreadsheet runs a cell that starts like a formula: a worker or source named "=HYPERLINK(...)"
+# must reach it as text. A leading apostrophe is the OWASP-recommended escape; numbers are left alone.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_row(row) -> list:
-    return [value.isoformat() if hasattr(value, "isoformat") else value for value in row]
+    return [_csv_cell(value) for value in row]
+
+
+def _csv_cell(value):
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value

@@ -128,14 +128,20 @@ def test_two_workers_share_the_queue_and_no_job_runs_twice(api, start_worker):
 def test_a_short_job_sent_while_a_long_prompt_runs_does_not_wait_for_it(api, start_worker):
     get_settings_store().update(long_prompt_tokens=40, long_chunk_tokens=32)
     make_template(slug="shift-log", title="Shift log", body="Summarise this shift log: {log}", max_new_tokens=1000)
-    body = {"template": "shift-log", "variables": {"log": "belt 3 slipped at station 7, " * 8}, "deadline_ms": 120_000}
-    long = api.post(body).json()["id"]
+
+    def send_log(line: int) -> int:  # a different log each time: the prompt cache would answer a repeat
+        log = f"belt {line} slipped at station 7, " * 8
+        return api.post({"template": "shift-log", "variables": {"log": log}, "deadline_ms": 120_000}).json()["id"]
+
     start_worker(EDGE_WINDOW_MS="0")
+    first = send_log(1)  # measures the long lane: a long batch shares only time it can plan
+    wait_until(finished(first), what="a first long job")
+    long = send_log(2)
     wait_until(lambda: Job.objects.get(pk=long).status == Job.Status.RUNNING, what="the long batch to start")
     short = submit(api, "Short note on belt 3.", deadline_ms=120_000)
     wait_until(finished(long, short), timeout=120, what="both jobs")
     long_job, short_job = Job.objects.get(pk=long), Job.objects.get(pk=short)
-    assert long_job.lane == "long" and short_job.lane == "short"
+    assert long_job.lane == "long" and short_job.lane == "short" and not long_job.cache_hit
     assert long_job.inference_started_at < short_job.finished_at < long_job.inference_ended_at
     assert long_job.batch.paused_ms > 0
 

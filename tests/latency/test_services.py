@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from edgeportal.jobs.models import Job, Rejection
 from edgeportal.latency import selectors
 from edgeportal.latency.buckets import BOUNDS_MS
 from edgeportal.latency.forms import HistoryFilters
-from edgeportal.latency.models import JobLatency, LatencyHour
-from edgeportal.latency.services import latency_roll_up
+from edgeportal.latency.models import BatchRecord, JobLatency, LatencyHour
+from edgeportal.latency.services import latency_roll_up, old_records_prune
 from edgeportal.latency.tasks import roll_up_old_latency
 
 NOW = datetime(2026, 6, 30, 12, 30, tzinfo=UTC)
@@ -79,10 +80,35 @@ def test_the_beat_task_uses_the_configured_retention(make_record, settings):
     settings.EDGE_LATENCY_RETENTION_DAYS = 2
     old = make_record(total_ms=1, created_at=timezone.now() - timedelta(days=3))
     kept = make_record(total_ms=1, created_at=timezone.now() - timedelta(days=1))
+    old_batch = make_batch("old", timezone.now() - timedelta(days=3))
     assert roll_up_old_latency() == 1  # the task's own function, run directly
+    assert not BatchRecord.objects.filter(pk=old_batch.pk).exists()  # the same retention
     assert list(JobLatency.objects.values_list("pk", flat=True)) == [kept.pk] and old.pk
     schedule = settings.CELERY_BEAT_SCHEDULE["roll-up-old-latency"]
     assert schedule["task"] == roll_up_old_latency.name == "edgeportal.latency.tasks.roll_up_old_latency"
+
+
+def make_batch(batch_id: str, created_at: datetime) -> BatchRecord:
+    at = created_at
+    batch = BatchRecord.objects.create(
+        batch_id=batch_id, worker="w1", size=1, prompt_tokens=5, padded_tokens=5, output_tokens=3,
+        window_opened_at=at, inference_started_at=at, inference_ms=100, window_ms=60, max_batch_size=8,
+    )  # fmt: skip
+    BatchRecord.objects.filter(pk=batch.pk).update(created_at=at)
+    return batch
+
+
+def test_batch_records_and_refusals_older_than_the_retention_are_deleted(db):
+    old_batch, new_batch = make_batch("old", OLD_HOUR), make_batch("new", NOW - timedelta(days=1))
+    job = Job.objects.create(prompt="p", max_new_tokens=8, status="done", batch=old_batch, worker="w1")
+    for at in (OLD_HOUR, NOW - timedelta(days=1)):
+        refusal = Rejection.objects.create(rule="queue_full", message="full")
+        Rejection.objects.filter(pk=refusal.pk).update(created_at=at)
+    assert old_records_prune(older_than_days=30, now=NOW) == (1, 1)
+    assert list(BatchRecord.objects.values_list("batch_id", flat=True)) == [new_batch.batch_id]
+    assert Rejection.objects.get().created_at == NOW - timedelta(days=1)
+    job.refresh_from_db()
+    assert job.batch is None and job.worker == "w1"  # the job stays, with its own record of where it ran
 
 
 def test_the_history_reads_records_and_hours_together_with_approximate_percentiles(old_and_new):

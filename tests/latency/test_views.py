@@ -111,6 +111,16 @@ def test_the_csv_holds_exactly_the_filtered_records(manager_client, make_record)
     assert row["created_at"] == at.isoformat() and row["status"] == "done" and row["cache_hit"] == "False"
 
 
+def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_arrive_as_text(manager_client, make_record):
+    make_record(total_ms=-0.5, worker='=HYPERLINK("http://evil.example","w1")', lane="short")
+    make_record(total_ms=3, worker="@SUM(A1)", lane="short")
+    rows = list(
+        csv.DictReader(io.StringIO(b"".join(manager_client.get("/latency/export.csv").streaming_content).decode()))
+    )
+    assert sorted(row["worker"] for row in rows) == ['\'=HYPERLINK("http://evil.example","w1")', "'@SUM(A1)"]
+    assert sorted(row["total_ms"] for row in rows) == ["-0.5", "3.0"]  # numbers stay numbers
+
+
 def test_the_batch_view_shows_the_batching_curve(outsider_client, db):
     now = timezone.now()
     for number, size in enumerate([1, 2, 2, 8]):
