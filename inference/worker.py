@@ -77,6 +77,17 @@ class LongRun:
     may_pause: bool = True
 
 
+def batch_inputs(jobs: list[QueuedJob]) -> dict:
+    """The arguments of ResidentModel's generate_batch and generate_in_steps for these jobs: the batch
+    runs to its longest output, each job is cut to its own."""
+    return {
+        "prompts": [job.prompt for job in jobs],
+        "params": GenerationParams(max_new_tokens=max(job.max_new_tokens for job in jobs)),
+        "system_prompts": [job.system_prompt or None for job in jobs],
+        "max_new_tokens_each": [job.max_new_tokens for job in jobs],
+    }
+
+
 def failure_reason(error: Exception) -> str:
     return f"inference failed: {type(error).__name__}: {error}"
 
@@ -262,12 +273,7 @@ class BatchWorker:
             if batch.lane == "long" and self._steps_long(batch.settings):
                 output = self._generate_long(jobs, batch)
             else:
-                output = self.model.generate_batch(
-                    [job.prompt for job in jobs],
-                    GenerationParams(max_new_tokens=max(job.max_new_tokens for job in jobs)),
-                    system_prompts=[job.system_prompt or None for job in jobs],
-                    max_new_tokens_each=[job.max_new_tokens for job in jobs],
-                )
+                output = self.model.generate_batch(**batch_inputs(jobs))
         except Exception as error:
             if len(jobs) == 1:
                 log.exception("job %s failed", jobs[0].job_id)
@@ -283,16 +289,13 @@ class BatchWorker:
 
     def _generate_long(self, jobs: list[QueuedJob], batch: BatchRun) -> BatchOutput:
         """A long batch in steps (prefill chunks, then decoding), letting short batches run in between
-        while its deadline allows: a short job waits for one chunk, not for a whole long prompt."""
+        while it is ahead of its pace (see _short_may_go)."""
         run = LongRun(
             deadline=min(job.deadline_ms for job in jobs) / 1000 - self.queue.clock_offset,
             measurements=self.queue.measurements(),
         )
         steps = self.model.generate_in_steps(
-            [job.prompt for job in jobs],
-            GenerationParams(max_new_tokens=max(job.max_new_tokens for job in jobs)),
-            system_prompts=[job.system_prompt or None for job in jobs],
-            max_new_tokens_each=[job.max_new_tokens for job in jobs],
+            **batch_inputs(jobs),
             chunk_tokens=batch.settings.long_chunk_tokens,
             pause_wanted=lambda: self._short_may_go(run),
         )
