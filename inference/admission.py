@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from inference.queue import LANES, JobQueue
-from inference.scheduler import SchedulerSettings, batch_estimate_ms
+from inference.batch_time import batch_estimate_ms, tokens_per_job
+from inference.queue import LANES, JobQueue, LanePeek, lane_peek
+from inference.scheduler import SchedulerSettings, full_batch_estimate_ms, jobs_per_batch, long_start_by_ms
 
 WORKER_ALIVE_S = 6.0  # three missed heartbeats
 
@@ -21,28 +23,75 @@ class Estimate:
 
 
 def admission_estimate(
-    queue: JobQueue, settings: SchedulerSettings, *, lane: str, priority: str, deadline_ms: int
+    queue: JobQueue, settings: SchedulerSettings, *, lane: str, priority: str, deadline_ms: int, tokens: int = 0
 ) -> Estimate:
-    """One Redis round trip. The estimate: the batches ahead of the job (its own included, and one more
-    while a batch is running) shared among the live workers, plus one window; a batch counts as its
-    likely upper bound (see batch_estimate_ms)."""
-    now_ms = queue.now() * 1000
-    rank = now_ms + deadline_ms - settings.head_start_ms(priority)
+    """One Redis round trip. The estimate: until the first of the lane's workers is free (the rest of
+    its batch in flight, as planned), then the batches ahead of the job and its own, shared among the
+    lane's live workers, plus one window. Each batch is planned as a full batch of the lane's usual
+    jobs, at its likely upper bound (see inference.batch_time).
+
+    Where workers serve both lanes, a long job also waits for the short jobs waiting (their deadlines
+    are earlier: they go first), and a short job for the long work that must be done before its
+    deadline (see long_work_due_ms)."""
+    now = queue.now()
+    rank = now * 1000 + deadline_ms - settings.head_start_ms(priority)
     pipe = queue.redis.pipeline(transaction=False)
     for name in LANES:
         pipe.zcard(queue.lane_key(name))
     pipe.zcount(queue.lane_key(lane), "-inf", rank)
     pipe.hgetall(queue.stats)
-    pipe.zcount(queue.lane_workers_key(lane), now_ms / 1000 - WORKER_ALIVE_S, "+inf")  # those serving its lane
-    pipe.zcard(queue.leased)
-    *depths, ahead, stats, workers, in_flight = pipe.execute()
+    pipe.zrangebyscore(queue.lane_workers_key(lane), now - WORKER_ALIVE_S, "+inf")  # those serving its lane
+    pipe.zrangebyscore(queue.lane_workers_key("long"), now - WORKER_ALIVE_S, "+inf")
+    pipe.zrangebyscore(queue.lane_workers_key("short"), now - WORKER_ALIVE_S, "+inf")
+    pipe.hgetall(queue.busy_key)
+    pipe.hgetall(queue.long_runs_key)
+    queue.peek_in(pipe, "long", 1)
+    *depths, ahead, stats, workers, long_workers, short_workers, busy, long_runs, long_head = pipe.execute()
     measurements = {name: float(value) for name, value in stats.items()}
-    batch_ms = batch_estimate_ms(measurements, lane)
-    workers = max(1, int(workers))
+    per_job = max(tokens, tokens_per_job(measurements, lane) or tokens)
+    per_batch = jobs_per_batch(settings, lane, per_job)
+    # Every batch planned full, as expiry plans a waiting job's batch: what is admitted here is not
+    # expired later for want of time while the estimates hold.
+    batch_ms = batch_estimate_ms(measurements, lane, int(per_batch * per_job) or None)
     finish_ms = None
     retry_after_s = max(1, math.ceil(batch_ms / 1000))  # one batch drains the head of the queue
     if batch_ms:
-        batches = math.ceil((int(ahead) + 1) / settings.max_batch_size) + (1 if int(in_flight) else 0)
-        finish_ms = batches * batch_ms / workers + settings.window_ms
+        work_ms = math.ceil((int(ahead) + 1) / per_batch) * batch_ms
+        free_in_ms = min((_free_in_ms(name, busy, long_runs, lane, now) for name in workers), default=0.0)
+        if lane == "long" and set(workers) & set(short_workers):
+            # Short jobs waiting have earlier deadlines and go first (a long batch stands aside for them).
+            short_batch = jobs_per_batch(settings, "short", tokens_per_job(measurements, "short") or 0)
+            short_waiting = int(depths[LANES.index("short")])
+            work_ms += math.ceil(short_waiting / short_batch) * full_batch_estimate_ms(settings, measurements, "short")
+        if lane == "short" and (sharing := set(workers) & set(long_workers)):
+            runs = [run for name, run in long_runs.items() if name in sharing]
+            by = now + (deadline_ms - batch_ms - settings.window_ms) / 1000  # when its batch must start at the latest
+            work_ms += long_work_due_ms(runs, lane_peek(long_head), measurements, by=by) * len(sharing) / len(workers)
+        finish_ms = free_in_ms + work_ms / max(1, len(workers)) + settings.window_ms
         retry_after_s = max(retry_after_s, math.ceil((finish_ms - deadline_ms) / 1000))
-    return Estimate(sum(int(d) for d in depths), int(ahead), workers, finish_ms, retry_after_s)
+    return Estimate(sum(int(d) for d in depths), int(ahead), max(1, len(workers)), finish_ms, retry_after_s)
+
+
+def long_work_due_ms(runs: list[str], waiting: LanePeek, measurements: Mapping[str, float], *, by: float) -> float:
+    """The long lane's model time that must be spent before `by` (Redis clock, s) for its jobs to keep
+    their deadlines: of each long batch in progress ("finish by,ms left", see JobQueue.set_long_run),
+    what its time after `by` cannot hold; of the jobs waiting, what they cannot leave until after `by`
+    when they start at the latest (long_start_by_ms). Long work with time to spare does not count: it
+    stands aside for short batches."""
+    due = 0.0
+    for run in runs:
+        finish_by, left_ms = (float(part) for part in run.split(","))
+        due += max(0.0, left_ms - max(0.0, finish_by - by) * 1000)
+    if waiting.waiting:  # all of it by the head's deadline, at the latest
+        work_ms = waiting.head_deadline_ms - long_start_by_ms(waiting, measurements)
+        due += max(0.0, work_ms - max(0.0, waiting.head_deadline_ms - by * 1000))
+    return due
+
+
+def _free_in_ms(worker: str, busy: Mapping[str, str], long_runs: Mapping[str, str], lane: str, now: float) -> float:
+    """When this worker can start a batch of the lane: after the batch it runs, and for a long job, after
+    the long batch it runs in steps too (short jobs count that one's due work instead)."""
+    until = float(busy.get(worker, 0))
+    if lane == "long" and worker in long_runs:
+        until = max(until, now + float(long_runs[worker].split(",")[1]) / 1000)
+    return max(0.0, until - now) * 1000

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 
 import redis
 
+from inference.batch_time import updated_measurements
+
 LANES = ("short", "long")
 PRIORITIES = ("high", "normal", "low")
-EWMA_WEIGHT = 0.2  # weight of the newest sample in the moving averages of batch time and arrival gap
-DEVIATION_WEIGHT = 0.25  # the same for the mean deviation of batch time
 
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)"
 
@@ -236,6 +236,10 @@ class LanePeek:
     now_ms: int
 
 
+def lane_peek(found: list) -> LanePeek:
+    return LanePeek(*(int(value) for value in found))
+
+
 def _pairs(flat: list) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
@@ -320,9 +324,11 @@ class JobQueue:
             self.redis.blpop([self.wake], timeout=timeout_s)
 
     def peek(self, lane: str, max_count: int) -> LanePeek:
-        return LanePeek(
-            *(int(value) for value in self._peek(keys=[self.lane_key(lane)], args=[self.job_prefix, max_count]))
-        )
+        return lane_peek(self._peek(keys=[self.lane_key(lane)], args=[self.job_prefix, max_count]))
+
+    def peek_in(self, pipe: redis.client.Pipeline, lane: str, max_count: int) -> None:
+        """The same peek, queued in a pipeline: its answer there reads with lane_peek."""
+        self._peek(keys=[self.lane_key(lane)], args=[self.job_prefix, max_count], client=pipe)
 
     def take(
         self, lane: str, *, worker: str, max_count: int, max_tokens: int, est_ms: float, lease_ms: int
@@ -376,19 +382,34 @@ class JobQueue:
 
     # --- measurements ------------------------------------------------------------------------
 
-    def record_batch_time(self, lane: str, inference_ms: float) -> None:
-        """Moving average and mean deviation of batch inference time per lane (as TCP estimates round
-        trips, RFC 6298): admission and expiry plan with the average plus twice the deviation."""
-        stats = self.redis.hmget(self.stats, f"batch_ms:{lane}", f"batch_dev_ms:{lane}")
-        if stats[0] is None:
-            mean, deviation = inference_ms, inference_ms / 2
-        else:
-            mean, deviation = float(stats[0]), float(stats[1] or 0)
-            deviation += (abs(inference_ms - mean) - deviation) * DEVIATION_WEIGHT
-            mean += (inference_ms - mean) * EWMA_WEIGHT
-        self.redis.hset(
-            self.stats, mapping={f"batch_ms:{lane}": f"{mean:.1f}", f"batch_dev_ms:{lane}": f"{deviation:.1f}"}
-        )
+    def record_batch_time(self, lane: str, inference_ms: float, *, tokens: int | None = None, jobs: int = 1) -> None:
+        """Add a batch to its lane's measurements (see inference.batch_time): admission, expiry and the
+        pace of long batches plan with them."""
+        stats = self.redis.hgetall(self.stats)
+        self.redis.hset(self.stats, mapping=updated_measurements(stats, lane, inference_ms, tokens=tokens, jobs=jobs))
+
+    # --- what each worker is running, until when -------------------------------------------
+
+    @property
+    def busy_key(self) -> str:
+        return f"{self.prefix}:busy"  # hash: worker name -> when its current batch should end (Redis clock, s)
+
+    def set_busy(self, worker: str, ms_from_now: float) -> None:
+        self.redis.hset(self.busy_key, worker, f"{self.now() + ms_from_now / 1000:.3f}")
+
+    def clear_busy(self, worker: str) -> None:
+        self.redis.hdel(self.busy_key, worker)
+
+    @property
+    def long_runs_key(self) -> str:
+        return f"{self.prefix}:long-runs"  # hash: worker name -> "finish by (Redis clock, s),model ms left"
+
+    def set_long_run(self, worker: str, finish_by: float, left_ms: float) -> None:
+        """A long batch that stands aside for short ones: by when it must finish, and its work left."""
+        self.redis.hset(self.long_runs_key, worker, f"{finish_by:.3f},{left_ms:.0f}")
+
+    def clear_long_run(self, worker: str) -> None:
+        self.redis.hdel(self.long_runs_key, worker)
 
     def measurements(self) -> dict[str, float]:
         """batch_ms:<lane> and batch_dev_ms:<lane> once measured, arrival_gap_ms and last_arrival_ms once known."""

@@ -13,9 +13,17 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from inference.batch_time import batch_estimate_ms, padded_tokens
 from inference.generation import BatchOutput, GenerationParams
 from inference.queue import LANES, ExpiredJob, JobQueue, QueuedJob
-from inference.scheduler import SchedulerSettings, SettingsStore, Window, batch_estimate_ms, collect_window
+from inference.scheduler import (
+    SchedulerSettings,
+    SettingsStore,
+    Window,
+    collect_window,
+    full_batch_estimate_ms,
+    long_start_by_ms,
+)
 
 if TYPE_CHECKING:
     from inference.runtime import ResidentModel
@@ -26,6 +34,7 @@ HEARTBEAT_EVERY_S = 2.0
 RECLAIM_EVERY_S = 1.0  # looking for leases that ran out: one small Lua call over the jobs in flight
 TIMER_EVERY_S = 0.1  # expiry checks and settings pick-up: well inside the one second a change may take
 HEARTBEAT_TTL_S = 15
+SHORT_AT_RISK_MS = 1_000  # a short job this close to expiring may interrupt a long batch (see _short_may_go)
 MAX_RETRIES = 5  # a batch whose results cannot be stored this often in a row fails, rather than block the worker
 
 
@@ -72,9 +81,19 @@ class LongRun:
 
     deadline: float  # its earliest job deadline, local time
     measurements: dict[str, float]
+    tokens: int  # its padded prompt tokens
     started: float = field(default_factory=time.time)
     paused_s: float = 0.0
     may_pause: bool = True
+    finish_by: float = 0.0  # its deadline, or earlier when long jobs wait behind it (see _long_finish_by)
+    paused_since: float | None = None  # in a pause now, since then
+
+    def model_s(self, now: float) -> float:
+        """Its time on the model so far: time since it started, less its pauses."""
+        return now - self.started - self.paused_s - (now - self.paused_since if self.paused_since else 0.0)
+
+    def __post_init__(self):
+        self.finish_by = self.finish_by or self.deadline
 
 
 def batch_inputs(jobs: list[QueuedJob]) -> dict:
@@ -139,6 +158,7 @@ class BatchWorker:
         self.in_flight: list[Window] = []
         self.long_run: LongRun | None = None
         self.short_waiting = threading.Event()  # set by the timer while a long batch runs and short jobs wait
+        self.short_at_risk = threading.Event()  # the same, when the first of them is about to expire
         self.retries = 0
         self.recovered_own = False
         self.last_batch_at = 0.0
@@ -191,7 +211,12 @@ class BatchWorker:
     def batch_step(self) -> bool:
         self.live_settings, self.settings_version = self.settings.current_with_version()
         window = collect_window(
-            self.queue, self.name, lambda: self.live_settings, lanes=self.lanes, lease_ms=self.reclaim_idle_ms
+            self.queue,
+            self.name,
+            lambda: self.live_settings,
+            lanes=self.lanes,
+            lease_ms=self.reclaim_idle_ms,
+            long_stands_aside=self._steps_long(self.live_settings),
         )
         if window is None:
             self.queue.wait_for_work(0.5, self.lanes)
@@ -206,16 +231,20 @@ class BatchWorker:
 
     def expiry_step(self) -> bool:
         """The expiry timer's step, run by its own thread: a job learns it expired even during a long batch."""
-        measurements = self.queue.measurements()
-        expired = self.queue.expire_due({lane: batch_estimate_ms(measurements, lane) for lane in LANES})
+        estimates = self._lane_estimates()
+        expired = self.queue.expire_due(estimates)
         if expired:
-            self._expire(expired, measurements)
+            self._expire(expired, estimates)
         return bool(expired)
 
-    def _expire(self, expired: list[ExpiredJob], measurements: dict[str, float] | None = None) -> None:
-        measurements = measurements if measurements is not None else self.queue.measurements()
+    def _lane_estimates(self) -> dict[str, float]:
+        measurements = self.queue.measurements()
+        return {lane: full_batch_estimate_ms(self.live_settings, measurements, lane) for lane in LANES}
+
+    def _expire(self, expired: list[ExpiredJob], estimates: dict[str, float] | None = None) -> None:
+        estimates = estimates if estimates is not None else self._lane_estimates()
         now_ms = self.queue.now() * 1000
-        reasons = {job.job_id: expiry_reason(job, now_ms, batch_estimate_ms(measurements, job.lane)) for job in expired}
+        reasons = {job.job_id: expiry_reason(job, now_ms, estimates[job.lane]) for job in expired}
         log.info("%s: %d job(s) expired", self.name, len(reasons))
         self.sink.jobs_expired(reasons)
 
@@ -244,13 +273,17 @@ class BatchWorker:
             inference_started_at=time.time(),
         )
         self.sink.batch_started(batch)
+        # Admission plans new jobs from when this worker is free again (a long batch in steps says more).
+        if not (window.lane == "long" and self._steps_long(batch.settings)):
+            estimate_ms = batch_estimate_ms(self.queue.measurements(), window.lane, padded_tokens(jobs))
+            self.queue.set_busy(self.name, estimate_ms)
         batch.inference_started_at = time.time()  # after the database write: inference_ms is inference only
         # A job that already crashed a worker runs alone, so it cannot take its batch-mates down again.
         isolate = len(jobs) > 1 and any(job.deliveries > 1 for job in jobs)
         outputs = self._generate_each(jobs) if isolate else self._generate(jobs, batch)
         batch.inference_ended_at = time.time()
         if batch.model_ms and len(outputs) == len(jobs) and not isolate:
-            self.queue.record_batch_time(window.lane, batch.model_ms)
+            self.queue.record_batch_time(window.lane, batch.model_ms, tokens=padded_tokens(jobs), jobs=len(jobs))
         for job, output in zip(jobs, outputs, strict=True):
             if isinstance(output, str):
                 batch.failures[job.job_id] = output
@@ -262,6 +295,7 @@ class BatchWorker:
             )
         self.sink.batch_finished(batch)
         self.queue.ack(jobs)
+        self.queue.clear_busy(self.name)
         self.in_flight.remove(window)
         self.retries = 0
         self.last_batch_at = time.time()
@@ -293,7 +327,9 @@ class BatchWorker:
         run = LongRun(
             deadline=min(job.deadline_ms for job in jobs) / 1000 - self.queue.clock_offset,
             measurements=self.queue.measurements(),
+            tokens=padded_tokens(jobs),
         )
+        self._long_finish_by(run)
         steps = self.model.generate_in_steps(
             **batch_inputs(jobs),
             chunk_tokens=batch.settings.long_chunk_tokens,
@@ -311,33 +347,72 @@ class BatchWorker:
         finally:
             self.long_run = None
             batch.paused_ms = run.paused_s * 1000
+            self.queue.clear_long_run(self.name)
 
     def _short_may_go(self, run: LongRun) -> bool:
-        """Short jobs wait and the long batch is ahead of its pace. Called during decoding after every
-        token: no Redis here (the timer sets short_waiting).
+        """Short jobs wait, and the long batch is ahead of its pace, or one of them is about to expire
+        and the long batch can still finish in time after one more short batch. Called during decoding
+        after every token: no Redis here (the timer sets short_waiting and short_at_risk).
 
-        The pace spreads the long batch's planned time (its lane's estimate) evenly until its earliest
-        deadline, less one short batch and window: ahead of it, the long batch may stand aside for one
-        short batch and still finish in time; behind it, it runs. So short jobs wait for a step of the
-        long batch now and then, rather than for all of it at once; a long batch without slack to
-        share never stands aside."""
+        The pace spreads the long batch's planned time (its lane's estimate for its tokens) evenly until
+        it must finish (its earliest deadline, or earlier when long jobs wait behind it), less one short
+        batch and window: ahead of it, the long batch may stand aside for one short batch and still
+        finish in time; behind it, it runs. So short jobs wait for a step of the long batch now and then,
+        rather than for all of it at once; a long batch without slack to share never stands aside. A
+        short job that would expire waiting for the pace to catch up goes first while the long batch's
+        own deadline allows (earliest deadline first): accepted short jobs keep their deadlines, and long
+        jobs, with their longer deadlines, absorb the delay."""
         if not (run.may_pause and self.short_waiting.is_set()):
             return False
         now = time.time()
-        work_s = batch_estimate_ms(run.measurements, "long") / 1000
-        short_s = (batch_estimate_ms(run.measurements, "short") + self.live_settings.window_ms) / 1000
-        span_s = run.deadline - run.started - short_s
+        work_s = batch_estimate_ms(run.measurements, "long", run.tokens) / 1000
+        short_ms = full_batch_estimate_ms(self.live_settings, run.measurements, "short")
+        short_s = (short_ms + self.live_settings.window_ms) / 1000
+        span_s = run.finish_by - run.started - short_s
         elapsed_s = now - run.started
-        done_s = elapsed_s - run.paused_s
-        if not done_s < work_s < span_s or elapsed_s >= span_s:
-            return False  # no slack, no plan (nothing measured yet), or past its plan: it runs
+        done_s = run.model_s(now)
+        if not done_s < work_s:
+            return False  # nothing measured yet, or past its plan: it runs to the end
+        if self.short_at_risk.is_set() and run.deadline - now - (work_s - done_s) >= short_s:
+            return True  # its own deadline, not finish_by: long jobs waiting behind it come later still
+        if not work_s < span_s or elapsed_s >= span_s:
+            return False  # no slack to share, or its pace is spent: it runs
         return done_s >= work_s * elapsed_s / span_s
+
+    def _short_lane_check(self, run: LongRun) -> None:
+        """While a long batch runs: do short jobs wait, and is the first about to expire? (It expires
+        once its time left is under a short batch: at risk a second before, so the long batch can reach
+        the end of its step.)"""
+        head = self.queue.peek("short", 1)
+        if head.waiting:
+            self.short_waiting.set()
+        short_ms = full_batch_estimate_ms(self.live_settings, run.measurements, "short")
+        left_ms = head.head_deadline_ms - head.now_ms - short_ms - self.live_settings.window_ms
+        if head.waiting and left_ms < SHORT_AT_RISK_MS:
+            self.short_at_risk.set()
+        else:
+            self.short_at_risk.clear()
+
+    def _long_finish_by(self, run: LongRun) -> None:
+        """Long jobs waiting behind this batch need their time too: it finishes early enough for them
+        to run back to back by their deadlines (see long_start_by_ms)."""
+        waiting = self.queue.peek("long", 1)
+        run.finish_by = run.deadline
+        if waiting.waiting:
+            start_by = long_start_by_ms(waiting, run.measurements) / 1000 - self.queue.clock_offset
+            run.finish_by = min(run.deadline, start_by)
+        # For admission: by when, and how much model time it has left (time in a pause counts as paused).
+        left_ms = (
+            batch_estimate_ms(run.measurements, "long", run.tokens) - (time.time() - run.started - run.paused_s) * 1000
+        )
+        self.queue.set_long_run(self.name, run.finish_by + self.queue.clock_offset, max(0.0, left_ms))
 
     def _pause_for_short(self, run: LongRun) -> None:
         """Run short batches while the long batch may stand aside; each counts at once as paused time,
         so the next check sees where the long batch really stands."""
         while self._short_may_go(run):
             paused_at, window = time.time(), None
+            run.paused_since = paused_at
             try:
                 window = collect_window(
                     self.queue, self.name, lambda: self.live_settings, lanes=("short",), lease_ms=self.reclaim_idle_ms
@@ -353,8 +428,10 @@ class BatchWorker:
                 run.may_pause = False
             finally:
                 run.paused_s += time.time() - paused_at
+                run.paused_since = None
             if window is None:
-                self.short_waiting.clear()  # the timer sets it again if more arrive
+                self.short_waiting.clear()  # the timer sets them again if more arrive
+                self.short_at_risk.clear()
                 return
 
     def _generate_each(self, jobs: list[QueuedJob]) -> list[BatchOutput | str]:
@@ -436,8 +513,10 @@ class BatchWorker:
             try:
                 self.expiry_step()
                 self.settings_step()
-                if self.long_run is not None and self.queue.lane_depths()["short"]:
-                    self.short_waiting.set()
+                run = self.long_run
+                if run is not None:
+                    self._short_lane_check(run)
+                    self._long_finish_by(run)
                 held = self._held_jobs()
                 if held and time.time() - last_touch >= self.reclaim_idle_ms / 4000:
                     self.queue.touch(held, self.reclaim_idle_ms)  # renewed four times per lease

@@ -76,10 +76,11 @@ def job_submit(
         except redis.RedisError:
             raise QueueUnavailable() from None
         template, text, values, tokens = _prompt_for(prompt, template_slug, variables, allow_free_prompt, source)
+        lane = scheduler.lane_for(tokens)
         ticket = Ticket(
             priority=_priority(priority),
-            deadline_ms=_deadline_ms(deadline_ms, template, source, scheduler),
-            lane=scheduler.lane_for(tokens),
+            deadline_ms=_deadline_ms(deadline_ms, template, source, scheduler, lane),
+            lane=lane,
             prompt_tokens=tokens,
         )
         return _accept(template, text, values, source, user, started, ticket, scheduler)
@@ -189,13 +190,14 @@ def _priority(raw: object) -> str:
     return raw
 
 
-def _deadline_ms(raw: object, template, source, scheduler: SchedulerSettings) -> int:
-    """The request's own deadline, else the source's, else the template's, else the scheduler default."""
+def _deadline_ms(raw: object, template, source, scheduler: SchedulerSettings, lane: str) -> int:
+    """The request's own deadline, else the source's, else the template's, else the scheduler's default
+    for the job's lane."""
     if raw is None or raw == "":
         for default in (source.deadline_ms if source else None, template.deadline_ms if template else None):
             if default:
                 return min(default, scheduler.max_deadline_ms)
-        return scheduler.default_deadline_ms
+        return scheduler.default_deadline_for(lane)
     if isinstance(raw, str) and raw.strip().isdigit():
         raw = int(raw.strip())
     if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= scheduler.max_deadline_ms:
@@ -209,7 +211,7 @@ def _deadline_ms(raw: object, template, source, scheduler: SchedulerSettings) ->
 def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> None:
     """Refuse now what the queue cannot take or cannot finish in time, instead of queueing it to expire."""
     estimate = admission_estimate(get_queue(), scheduler, lane=ticket.lane, priority=ticket.priority,
-                                  deadline_ms=ticket.deadline_ms)  # fmt: skip
+                                  deadline_ms=ticket.deadline_ms, tokens=ticket.prompt_tokens)  # fmt: skip
     if estimate.waiting >= scheduler.queue_limit:
         raise JobRejected(
             f"The queue is full ({estimate.waiting} jobs waiting, the limit is {scheduler.queue_limit}); "

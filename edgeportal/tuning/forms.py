@@ -28,7 +28,9 @@ class TuningForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        deadline, longest = data.get("default_deadline_ms"), data.get("max_deadline_ms")
-        if deadline is not None and longest is not None and deadline > longest:
-            self.add_error("default_deadline_ms", "The default deadline cannot be longer than the longest deadline.")
+        longest = data.get("max_deadline_ms")
+        for name in ("default_deadline_ms", "long_deadline_ms"):
+            deadline = data.get(name)
+            if deadline is not None and longest is not None and deadline > longest:
+                self.add_error(name, "A default deadline cannot be longer than the longest deadline.")
         return data

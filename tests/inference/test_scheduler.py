@@ -5,15 +5,16 @@ import time
 
 import pytest
 
+from inference.batch_time import batch_estimate_ms
 from inference.queue import LanePeek, QueuedJob
 from inference.scheduler import (
     SchedulerSettings,
     SettingError,
     SettingsStore,
-    batch_estimate_ms,
     choose_lane,
     collect_window,
     effective_window,
+    long_start_by_ms,
     parse_setting,
 )
 
@@ -110,6 +111,22 @@ def test_the_long_lane_runs_when_one_more_short_batch_would_make_it_miss():
     measured = {"batch_ms:short": 1_000, "batch_ms:long": 4_000}
     peeks = {"short": peek(3, 9_000), "long": peek(1, 4_900)}
     assert choose_lane(peeks, measured, window_ms=60) == "long"
+
+
+def test_where_long_batches_stand_aside_a_long_job_with_time_to_share_starts_at_once():
+    measured = {"batch_ms:short": 1_000, "batch_ms:long": 4_000}
+    roomy = {"short": peek(3, 9_000), "long": peek(1, 30_000)}  # 26 s of slack: more than its own 4 s
+    assert choose_lane(roomy, measured, window_ms=60, long_stands_aside=True) == "long"
+    assert choose_lane(roomy, measured, window_ms=60) == "short"  # in one piece it would hold short jobs up
+    tight = {"short": peek(3, 9_000), "long": peek(1, 7_000)}  # 3 s of slack: it would barely stand aside
+    assert choose_lane(tight, measured, window_ms=60, long_stands_aside=True) == "short"
+
+
+def test_long_jobs_waiting_together_start_earlier():
+    measured = {"batch_ms:short": 1_000, "batch_ms:long": 4_000}
+    assert long_start_by_ms(peek(3, 30_000), measured) == 18_000  # three back to back by the first deadline
+    crowded = {"short": peek(3, 9_000), "long": peek(6, 30_000)}  # 30 s - 6 x 4 s leaves 6 s: start now
+    assert choose_lane(crowded, {**measured, "batch_ms:short": 6_000}, window_ms=60) == "long"
 
 
 def test_an_empty_lane_is_never_chosen():

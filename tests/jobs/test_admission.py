@@ -7,7 +7,9 @@ import pytest
 from edgeportal.jobs.models import Job, Rejection
 from edgeportal.jobs.queueing import get_settings_store
 from edgeportal.sources.models import Source
-from inference.admission import admission_estimate
+from inference.admission import admission_estimate, long_work_due_ms
+from inference.batch_time import batch_estimate_ms
+from inference.queue import LanePeek, QueuedJob
 from tests.conftest import make_template
 
 # Real commits: jobs reach Redis only once their row is committed.
@@ -46,7 +48,23 @@ def test_a_long_prompt_goes_to_the_long_lane(api):
     get_settings_store().update(long_prompt_tokens=50)
     body = api.post({"prompt": "Summarise this shift log: " + "motor 3 overheated again, " * 40}).json()
     assert body["lane"] == "long"
-    assert Job.objects.get(pk=body["id"]).lane == "long"
+    job = Job.objects.get(pk=body["id"])
+    assert job.lane == "long"
+    assert abs((job.deadline_at - job.created_at).total_seconds() - 30.0) < 0.05  # the long lane's own default
+
+
+def test_the_long_lane_default_deadline_is_a_setting_and_never_above_the_longest(api):
+    get_settings_store().update(long_prompt_tokens=50, long_deadline_ms=45_000)
+    log = "Summarise this shift log: " + "motor 3 overheated again, " * 40
+
+    def budget(**extra):
+        job = Job.objects.get(pk=api.post({"prompt": log, **extra}).json()["id"])
+        return round((job.deadline_at - job.created_at).total_seconds(), 1)
+
+    assert budget() == 45.0
+    assert budget(deadline_ms=12_000) == 12.0  # the request's own still wins
+    get_settings_store().update(max_deadline_ms=40_000)
+    assert budget() == 40.0
 
 
 def test_a_full_queue_answers_429_with_retry_after_and_stores_the_rejection(api, queue):
@@ -87,7 +105,7 @@ def test_higher_priority_waits_behind_fewer_jobs(queue, api):
     assert api.post({"prompt": "line 2 stopped", "priority": "high", "deadline_ms": 5_000}).status_code == 202
 
 
-def test_the_estimate_shares_the_work_among_live_workers(queue):
+def test_the_estimate_shares_the_work_among_live_workers_from_when_the_first_is_free(queue):
     settings = get_settings_store().current()
     measured(queue, "short", 1_000)
     for name in ("w1", "w2"):
@@ -96,9 +114,62 @@ def test_the_estimate_shares_the_work_among_live_workers(queue):
     queue.redis.zadd(queue.lane_workers_key("long"), {"long-only": time.time()})  # does not serve short jobs
     estimate = admission_estimate(queue, settings, lane="short", priority="normal", deadline_ms=10_000)
     assert estimate.workers == 2 and estimate.finish_ms == pytest.approx(500 + settings.window_ms)
-    queue.redis.zadd(queue.leased, {"99": 1})  # a batch is running: its remaining time counts too
+    queue.set_busy("long-only", 60_000)  # busy, but not with this lane's work
+    queue.set_busy("w1", 3_000)
     estimate = admission_estimate(queue, settings, lane="short", priority="normal", deadline_ms=10_000)
-    assert estimate.finish_ms == pytest.approx(1_000 + settings.window_ms)
+    assert estimate.finish_ms == pytest.approx(500 + settings.window_ms)  # w2 is free now
+    queue.set_busy("w2", 1_000)  # both busy: the first free one takes the job
+    estimate = admission_estimate(queue, settings, lane="short", priority="normal", deadline_ms=10_000)
+    assert estimate.finish_ms == pytest.approx(1_000 + 500 + settings.window_ms, abs=20)
+
+
+def test_long_jobs_ahead_count_one_batch_each_when_the_lane_budget_holds_one(queue):
+    settings = get_settings_store().current()  # long_batch_tokens 1024
+    measured(queue, "long", 4_000)
+    long_job = {"lane": "long", "priority": "normal", "deadline_ms": 60_000, "tokens": 1_500}
+    assert admission_estimate(queue, settings, **long_job).finish_ms == pytest.approx(4_000 + settings.window_ms)
+    for job_id in (1, 2):
+        queue.enqueue(QueuedJob(job_id, "log", 32, prompt_tokens=1_500, lane="long"), deadline_in_ms=30_000)
+    estimate = admission_estimate(queue, settings, **long_job)
+    assert estimate.ahead == 2 and estimate.finish_ms == pytest.approx(12_000 + settings.window_ms)
+
+
+def test_a_short_job_is_planned_with_the_batch_time_line_not_the_lane_mix(queue, api):
+    settings = get_settings_store().current()
+    for _ in range(20):  # one job of 50 tokens takes 2 s, four take 2.6 s
+        queue.record_batch_time("short", 2_000, tokens=50, jobs=1)
+        queue.record_batch_time("short", 2_600, tokens=200, jobs=4)
+    lane_wide = batch_estimate_ms(queue.measurements(), "short")
+    alone = admission_estimate(queue, settings, lane="short", priority="normal", deadline_ms=10_000, tokens=50)
+    assert lane_wide > 2_700  # the mix of both sizes, with a deviation that is mostly that mix
+    # A full batch (eight jobs of 50 tokens, 400 tokens) on the line: 3.4 s, as expiry plans it too.
+    assert alone.finish_ms == pytest.approx(3_400 + settings.window_ms, abs=100)
+    assert api.post({"prompt": "Describe the dent.", "deadline_ms": 3_600}).status_code == 202
+
+
+def test_a_long_job_waits_for_the_short_jobs_waiting_on_workers_that_serve_both(queue):
+    settings = get_settings_store().current()  # max_batch_size 8
+    measured(queue, "long", 4_000)
+    measured(queue, "short", 1_000)
+    queue.redis.zadd(queue.lane_workers_key("long"), {"both": time.time()})
+    long_job = {"lane": "long", "priority": "normal", "deadline_ms": 60_000, "tokens": 1_500}
+    for job_id in range(1, 10):  # nine short jobs: two batches
+        queue.enqueue(QueuedJob(job_id, "note", 32, prompt_tokens=40), deadline_in_ms=10_000)
+    alone = admission_estimate(queue, settings, **long_job).finish_ms
+    queue.redis.zadd(queue.lane_workers_key("short"), {"both": time.time()})
+    assert admission_estimate(queue, settings, **long_job).finish_ms == pytest.approx(alone + 2_000)
+
+
+def test_long_work_counts_for_a_short_job_only_where_it_cannot_wait_past_the_short_deadline():
+    measured_long = {"batch_ms:long": 4_000, "batch_dev_ms:long": 0}
+    nothing = LanePeek(0, 0, 0, 0, 0)
+    by = 100.0  # the short job's batch must start by then (s)
+    assert long_work_due_ms(["130.000,3000"], nothing, measured_long, by=by) == 0  # 30 s to spare
+    assert long_work_due_ms(["101.000,3000"], nothing, measured_long, by=by) == 2_000  # 1 s of it after
+    assert long_work_due_ms(["90.000,3000"], nothing, measured_long, by=by) == 3_000  # all of it before
+    two_waiting = LanePeek(2, 0, 104_000, 0, 0)  # two batches of 4 s, the first due by 104 s
+    assert long_work_due_ms([], two_waiting, measured_long, by=by) == 4_000
+    assert long_work_due_ms(["101.000,3000"], two_waiting, measured_long, by=by) == 6_000
 
 
 def test_manager_form_takes_priority_and_deadline(manager_client):

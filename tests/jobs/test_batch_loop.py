@@ -297,6 +297,30 @@ def test_a_batch_record_keeps_its_lane_and_every_setting_it_ran_with(submit, mak
     assert set(batch.settings) >= {"window_ms", "max_batch_tokens", "default_deadline_ms", "queue_limit"}
 
 
+class SeesBusy(DatabaseSink):
+    """The database sink, noting when each finished batch's worker said it would be free."""
+
+    def __init__(self, queue):
+        super().__init__()
+        self.queue, self.busy_until = queue, []
+
+    def batch_finished(self, batch):
+        super().batch_finished(batch)
+        until = self.queue.redis.hget(self.queue.busy_key, batch.worker)
+        self.busy_until.append((batch.lane, batch.inference_started_at, until))
+
+
+def test_a_worker_says_until_when_it_is_busy_while_a_batch_runs(submit, make_worker, queue):
+    queue.record_batch_time("short", 4_000)  # one batch measured: planned at 8 s (4 s and twice 2 s)
+    submit()
+    worker = make_worker()
+    worker.sink = SeesBusy(queue)
+    assert worker.batch_step() is True
+    [(_, started, until)] = worker.sink.busy_until
+    assert float(until) - queue.clock_offset == pytest.approx(started + 8, abs=0.5)
+    assert queue.redis.hget(queue.busy_key, worker.name) is None  # free again
+
+
 class SubmitsDuringLongBatch(DatabaseSink):
     """The database sink, plus a short job sent the moment a long batch starts."""
 
@@ -385,7 +409,22 @@ def test_a_long_batch_stands_aside_only_while_ahead_of_its_pace(make_worker, que
     worker = make_worker()
     worker.short_waiting.set()
     now = time.time()
-    run = LongRun(deadline=now + 11, measurements=queue.measurements(), started=now - 10, paused_s=paused_s)  # 10 s in
+    run = LongRun(now + 11, queue.measurements(), tokens=1_500, started=now - 10, paused_s=paused_s)  # 10 s in
     assert worker._short_may_go(run) is stands_aside
     worker.short_waiting.clear()
     assert worker._short_may_go(run) is False  # nothing waits
+
+
+def test_a_short_job_about_to_expire_goes_first_while_the_long_deadline_allows(make_worker, queue):
+    queue.record_batch_time("long", 3_000)  # planned at 6 s
+    queue.record_batch_time("short", 480)  # planned at about 1 s
+    worker = make_worker()
+    worker.short_waiting.set()
+    now = time.time()
+    # 3 s of its 6 s done; long jobs waiting behind it leave it no pace to spare (finish by now + 3 s)...
+    run = LongRun(now + 30, queue.measurements(), tokens=1_500, started=now - 3, finish_by=now + 3)
+    assert worker._short_may_go(run) is False
+    worker.short_at_risk.set()  # ...but a short job would expire: its own deadline has room for it
+    assert worker._short_may_go(run) is True
+    late = LongRun(now + 3.5, queue.measurements(), tokens=1_500, started=now - 3)
+    assert worker._short_may_go(late) is False  # 3 s of work in 3.5 s: one short batch would break it

@@ -56,9 +56,13 @@ def test_values_outside_their_range_are_refused_with_a_clear_message(admin_clien
     assert SettingChange.objects.count() == 0 and get_settings_store().current().window_ms == 60
 
 
-def test_a_default_deadline_longer_than_the_longest_is_refused(admin_client):
-    response = admin_client.post("/tuning/", form_values(default_deadline_ms=5000, max_deadline_ms=1000))
-    assert response.status_code == 400 and "cannot be longer" in response.content.decode()
+@pytest.mark.parametrize("field", ["default_deadline_ms", "long_deadline_ms"])
+def test_a_default_deadline_longer_than_the_longest_is_refused(admin_client, field):
+    values = form_values(default_deadline_ms=5000, long_deadline_ms=15000, max_deadline_ms=20000)
+    values[field] = 25000
+    response = admin_client.post("/tuning/", values)
+    assert response.status_code == 400 and "cannot be longer than the longest" in response.content.decode()
+    assert SettingChange.objects.count() == 0
 
 
 def test_only_admins_may_tune(client, manager, outsider):
