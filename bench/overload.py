@@ -212,7 +212,7 @@ def percentile_with_missed(totals: list[float], missed: int, q: float) -> float:
         return float("nan")
     if math.ceil((n - 1) * q) >= len(totals):
         return float("inf")
-    return percentile(totals + [float("inf")] * missed, q) if missed else percentile(totals, q)
+    return percentile(totals + [max(totals)] * missed, q)  # the ranks it reads are all done jobs
 
 
 def apply(design: str) -> None:
@@ -304,7 +304,8 @@ def report(command: str, cap: float, results: dict, duration: float) -> str:
             mixed, only = results.get((design, load, "mixed")), results.get((SETUPS[design][2], load, "short only"))
             if mixed and only and only["short"]["p95"] == only["short"]["p95"]:
                 done = mixed["short"]["p95"] / only["short"]["p95"]
-                ratio = mixed["short"]["p95_missed"] / only["short"]["p95_missed"]
+                baseline = only["short"]["p95_missed"]
+                ratio = mixed["short"]["p95_missed"] / baseline if baseline != float("inf") else float("nan")
                 lines.append(
                     f"| {design}, at {load}x: short-prompt p95 with 5 % long ≤ 1.2x short-only p95 (expired "
                     f"jobs counted as missed) | {fmt_ms(mixed['short']['p95_missed'])} / "

@@ -58,15 +58,20 @@ def admission_estimate(
     if batch_ms:
         work_ms = math.ceil((int(ahead) + 1) / per_batch) * batch_ms
         free_in_ms = min((_free_in_ms(name, busy, long_runs, lane, now) for name in workers), default=0.0)
-        if lane == "long" and set(workers) & set(short_workers):
+        # Work of the other lane on the workers that serve both, as shared among all who serve it.
+        if lane == "long" and (sharing := set(workers) & set(short_workers)):
             # Short jobs waiting have earlier deadlines and go first (a long batch stands aside for them).
             short_batch = jobs_per_batch(settings, "short", tokens_per_job(measurements, "short") or 0)
             short_waiting = int(depths[LANES.index("short")])
-            work_ms += math.ceil(short_waiting / short_batch) * full_batch_estimate_ms(settings, measurements, "short")
+            short_ms = math.ceil(short_waiting / short_batch) * full_batch_estimate_ms(settings, measurements, "short")
+            work_ms += short_ms * len(sharing) / len(short_workers)
         if lane == "short" and (sharing := set(workers) & set(long_workers)):
-            runs = [run for name, run in long_runs.items() if name in sharing]
+            runs = [run for name, run in long_runs.items() if name in sharing]  # each on its own worker
             by = now + (deadline_ms - batch_ms - settings.window_ms) / 1000  # when its batch must start at the latest
-            work_ms += long_work_due_ms(runs, lane_peek(long_head), measurements, by=by) * len(sharing) / len(workers)
+            nothing_waiting = LanePeek(0, 0, 0, 0, 0)
+            running_ms = long_work_due_ms(runs, nothing_waiting, measurements, by=by)
+            waiting_ms = long_work_due_ms([], lane_peek(long_head), measurements, by=by)
+            work_ms += running_ms + waiting_ms * len(sharing) / len(long_workers)
         finish_ms = free_in_ms + work_ms / max(1, len(workers)) + settings.window_ms
         retry_after_s = max(retry_after_s, math.ceil((finish_ms - deadline_ms) / 1000))
     return Estimate(sum(int(d) for d in depths), int(ahead), max(1, len(workers)), finish_ms, retry_after_s)

@@ -157,6 +157,7 @@ class BatchWorker:
         # inside a paused long one. The timer renews their leases.
         self.in_flight: list[Window] = []
         self.long_run: LongRun | None = None
+        self._long_run_lock = threading.Lock()  # the timer publishes a long run only while it runs
         self.short_waiting = threading.Event()  # set by the timer while a long batch runs and short jobs wait
         self.short_at_risk = threading.Event()  # the same, when the first of them is about to expire
         self.retries = 0
@@ -345,9 +346,10 @@ class BatchWorker:
                 if self._short_may_go(run):
                     self._pause_for_short(run)
         finally:
-            self.long_run = None
+            with self._long_run_lock:
+                self.long_run = None
+                self.queue.clear_long_run(self.name)
             batch.paused_ms = run.paused_s * 1000
-            self.queue.clear_long_run(self.name)
 
     def _short_may_go(self, run: LongRun) -> bool:
         """Short jobs wait, and the long batch is ahead of its pace, or one of them is about to expire
@@ -381,8 +383,8 @@ class BatchWorker:
 
     def _short_lane_check(self, run: LongRun) -> None:
         """While a long batch runs: do short jobs wait, and is the first about to expire? (It expires
-        once its time left is under a short batch: at risk a second before, so the long batch can reach
-        the end of its step.)"""
+        once its time left is under a short batch: at risk from a short batch, a window and a second
+        before that, so the long batch can reach the end of its step.)"""
         head = self.queue.peek("short", 1)
         if head.waiting:
             self.short_waiting.set()
@@ -397,15 +399,16 @@ class BatchWorker:
         """Long jobs waiting behind this batch need their time too: it finishes early enough for them
         to run back to back by their deadlines (see long_start_by_ms)."""
         waiting = self.queue.peek("long", 1)
-        run.finish_by = run.deadline
+        finish_by = run.deadline
         if waiting.waiting:
             start_by = long_start_by_ms(waiting, run.measurements) / 1000 - self.queue.clock_offset
-            run.finish_by = min(run.deadline, start_by)
-        # For admission: by when, and how much model time it has left (time in a pause counts as paused).
-        left_ms = (
-            batch_estimate_ms(run.measurements, "long", run.tokens) - (time.time() - run.started - run.paused_s) * 1000
-        )
-        self.queue.set_long_run(self.name, run.finish_by + self.queue.clock_offset, max(0.0, left_ms))
+            finish_by = min(run.deadline, start_by)
+        run.finish_by = finish_by  # one assignment: the batch thread reads it between tokens
+        # For admission: by when it must finish, and how much model time it has left.
+        left_ms = batch_estimate_ms(run.measurements, "long", run.tokens) - run.model_s(time.time()) * 1000
+        with self._long_run_lock:
+            if self.long_run is run:  # not after the batch ended and cleared it
+                self.queue.set_long_run(self.name, finish_by + self.queue.clock_offset, max(0.0, left_ms))
 
     def _pause_for_short(self, run: LongRun) -> None:
         """Run short batches while the long batch may stand aside; each counts at once as paused time,
@@ -539,6 +542,8 @@ class BatchWorker:
                     self.queue.sync_clock()
                     self.settings_step()
                     self.heartbeat()  # before the first job: tests and `make run` wait for this key
+                    self.queue.clear_busy(self.name)  # what this name said before a crash is not true now
+                    self.queue.clear_long_run(self.name)
                     threading.Thread(target=self._timer_forever, name="timer", daemon=True).start()
                     ready = True
                 self.step()

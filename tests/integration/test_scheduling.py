@@ -122,7 +122,8 @@ def test_two_workers_share_the_queue_and_no_job_runs_twice(api, start_worker):
     assert JobLatency.objects.filter(job__in=ids).count() == 16
     assert sum(BatchRecord.objects.values_list("size", flat=True)) == 16  # no job in two batches
     assert set(BatchRecord.objects.values_list("worker", flat=True)) == {"w1@test", "w2@test"}
-    assert get_queue().live_job_ids() == set()
+    # A batch's jobs leave Redis just after their results are committed (a worker runs at a lower CPU priority).
+    wait_until(lambda: get_queue().live_job_ids() == set(), timeout=10, what="the last leases to be released")
 
 
 def test_a_short_job_sent_while_a_long_prompt_runs_does_not_wait_for_it(api, start_worker):

@@ -172,6 +172,18 @@ def test_long_work_counts_for_a_short_job_only_where_it_cannot_wait_past_the_sho
     assert long_work_due_ms(["101.000,3000"], two_waiting, measured_long, by=by) == 6_000
 
 
+def test_a_long_batch_in_progress_delays_short_jobs_only_on_its_own_worker(queue):
+    settings = get_settings_store().current()
+    measured(queue, "short", 1_000)
+    queue.redis.zadd(queue.lane_workers_key("short"), {"both": time.time(), "short-only": time.time()})
+    queue.redis.zadd(queue.lane_workers_key("long"), {"both": time.time()})
+    short_job = {"lane": "short", "priority": "normal", "deadline_ms": 10_000}
+    free = admission_estimate(queue, settings, **short_job).finish_ms
+    queue.set_long_run("both", queue.now() + 2, 4_000)  # 4 s of work left, 2 s to finish it in: all due now
+    # Its 4 s land on one of the two workers the short lane shares: 2 s more for a short job, on average.
+    assert admission_estimate(queue, settings, **short_job).finish_ms == pytest.approx(free + 2_000, abs=20)
+
+
 def test_manager_form_takes_priority_and_deadline(manager_client):
     make_template(slug="stop", title="Line stop", body="Line {line} stopped.")
     response = manager_client.post(

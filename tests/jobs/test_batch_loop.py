@@ -372,6 +372,7 @@ def test_a_short_job_sent_during_a_long_batch_runs_between_its_steps(make_worker
     assert short.status == long.status == Job.Status.DONE
     assert long.inference_started_at < short.inference_started_at < short.finished_at < long.inference_ended_at
     assert long.batch.paused_ms > 0
+    assert worker.queue.redis.hget(worker.queue.long_runs_key, worker.name) is None  # said while it ran, not after
     assert long.batch.inference_ms < long.latency.inference_ms - long.batch.paused_ms + 1  # the model's time only
     assert worker.queue.measurements()["batch_ms:long"] < 2_000  # its model time went into the average
     alone = tiny_model.generate_batch(
