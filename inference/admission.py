@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from inference.batch_time import batch_estimate_ms, tokens_per_job
-from inference.queue import LANES, JobQueue, LanePeek, lane_peek
+from inference.queue import LANES, JobQueue, LanePeek, lane_peek, long_run_fields
 from inference.scheduler import SchedulerSettings, full_batch_estimate_ms, jobs_per_batch, long_start_by_ms
 
 WORKER_ALIVE_S = 6.0  # three missed heartbeats
@@ -32,7 +32,7 @@ def admission_estimate(
 
     Where workers serve both lanes, a long job also waits for the short jobs waiting (their deadlines
     are earlier: they go first), and a short job for the long work that must be done before its
-    deadline (see long_work_due_ms)."""
+    deadline (see running_long_due_ms and waiting_long_due_ms)."""
     now = queue.now()
     rank = now * 1000 + deadline_ms - settings.head_start_ms(priority)
     pipe = queue.redis.pipeline(transaction=False)
@@ -66,31 +66,32 @@ def admission_estimate(
             short_ms = math.ceil(short_waiting / short_batch) * full_batch_estimate_ms(settings, measurements, "short")
             work_ms += short_ms * len(sharing) / len(short_workers)
         if lane == "short" and (sharing := set(workers) & set(long_workers)):
-            runs = [run for name, run in long_runs.items() if name in sharing]  # each on its own worker
+            runs = [long_run_fields(run) for name, run in long_runs.items() if name in sharing]  # one per worker
             by = now + (deadline_ms - batch_ms - settings.window_ms) / 1000  # when its batch must start at the latest
-            nothing_waiting = LanePeek(0, 0, 0, 0, 0)
-            running_ms = long_work_due_ms(runs, nothing_waiting, measurements, by=by)
-            waiting_ms = long_work_due_ms([], lane_peek(long_head), measurements, by=by)
-            work_ms += running_ms + waiting_ms * len(sharing) / len(long_workers)
+            waiting_ms = waiting_long_due_ms(lane_peek(long_head), measurements, by=by)
+            work_ms += running_long_due_ms(runs, by=by) + waiting_ms * len(sharing) / len(long_workers)
         finish_ms = free_in_ms + work_ms / max(1, len(workers)) + settings.window_ms
         retry_after_s = max(retry_after_s, math.ceil((finish_ms - deadline_ms) / 1000))
     return Estimate(sum(int(d) for d in depths), int(ahead), max(1, len(workers)), finish_ms, retry_after_s)
 
 
-def long_work_due_ms(runs: list[str], waiting: LanePeek, measurements: Mapping[str, float], *, by: float) -> float:
-    """The long lane's model time that must be spent before `by` (Redis clock, s) for its jobs to keep
-    their deadlines: of each long batch in progress ("finish by,ms left", see JobQueue.set_long_run),
-    what its time after `by` cannot hold; of the jobs waiting, what they cannot leave until after `by`
-    when they start at the latest (long_start_by_ms). Long work with time to spare does not count: it
-    stands aside for short batches."""
-    due = 0.0
-    for run in runs:
-        finish_by, left_ms = (float(part) for part in run.split(","))
-        due += max(0.0, left_ms - max(0.0, finish_by - by) * 1000)
-    if waiting.waiting:  # all of it by the head's deadline, at the latest
-        work_ms = waiting.head_deadline_ms - long_start_by_ms(waiting, measurements)
-        due += max(0.0, work_ms - max(0.0, waiting.head_deadline_ms - by * 1000))
-    return due
+# The long lane's model time that must be spent before `by` (Redis clock, s) for its jobs to keep their
+# deadlines. Long work with time to spare does not count: it stands aside for short batches.
+
+
+def running_long_due_ms(runs: list[tuple[float, float]], *, by: float) -> float:
+    """Of each long batch in progress (finish by, ms left: see JobQueue.set_long_run), what its time
+    after `by` cannot hold."""
+    return sum(max(0.0, left_ms - max(0.0, finish_by - by) * 1000) for finish_by, left_ms in runs)
+
+
+def waiting_long_due_ms(waiting: LanePeek, measurements: Mapping[str, float], *, by: float) -> float:
+    """Of the long jobs waiting, what they cannot leave until after `by`: all of them must be done by
+    the head's deadline, at the latest (long_start_by_ms)."""
+    if not waiting.waiting:
+        return 0.0
+    work_ms = waiting.head_deadline_ms - long_start_by_ms(waiting, measurements)
+    return max(0.0, work_ms - max(0.0, waiting.head_deadline_ms - by * 1000))
 
 
 def _free_in_ms(worker: str, busy: Mapping[str, str], long_runs: Mapping[str, str], lane: str, now: float) -> float:
@@ -98,5 +99,5 @@ def _free_in_ms(worker: str, busy: Mapping[str, str], long_runs: Mapping[str, st
     the long batch it runs in steps too (short jobs count that one's due work instead)."""
     until = float(busy.get(worker, 0))
     if lane == "long" and worker in long_runs:
-        until = max(until, now + float(long_runs[worker].split(",")[1]) / 1000)
+        until = max(until, now + long_run_fields(long_runs[worker])[1] / 1000)
     return max(0.0, until - now) * 1000

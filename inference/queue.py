@@ -240,6 +240,12 @@ def lane_peek(found: list) -> LanePeek:
     return LanePeek(*(int(value) for value in found))
 
 
+def long_run_fields(value: str) -> tuple[float, float]:
+    """A value of the long-runs hash (see JobQueue.set_long_run): finish by (Redis clock, s), model ms left."""
+    finish_by, left_ms = value.split(",")
+    return float(finish_by), float(left_ms)
+
+
 def _pairs(flat: list) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 

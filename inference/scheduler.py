@@ -6,7 +6,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from inference.batch_time import batch_estimate_ms, tokens_per_job
 from inference.queue import LANES, ExpiredJob, JobQueue, LanePeek, QueuedJob
@@ -256,6 +256,7 @@ class Window:
     window_ms: int  # the window it waited with (the effective one, if adaptive)
     window_reason: str = "fixed"
     expired: list[ExpiredJob] | None = None
+    measurements: Mapping[str, float] = field(default_factory=dict)  # batch times as read to collect it
 
 
 def collect_window(
@@ -314,4 +315,4 @@ def collect_window(
         # In the window from when this worker began collecting it, or from the job's arrival if later:
         # queue wait ends there, window wait runs from there to the batch start.
         job.picked_at = max(started, job.enqueued_ms / 1000 - queue.clock_offset)
-    return Window(jobs, lane, opened_ms, time.time(), reason, settings, window_ms, why, expired)
+    return Window(jobs, lane, opened_ms, time.time(), reason, settings, window_ms, why, expired, measurements)

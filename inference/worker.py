@@ -276,7 +276,7 @@ class BatchWorker:
         self.sink.batch_started(batch)
         # Admission plans new jobs from when this worker is free again (a long batch in steps says more).
         if not (window.lane == "long" and self._steps_long(batch.settings)):
-            estimate_ms = batch_estimate_ms(self.queue.measurements(), window.lane, padded_tokens(jobs))
+            estimate_ms = batch_estimate_ms(window.measurements, window.lane, padded_tokens(jobs))
             self.queue.set_busy(self.name, estimate_ms)
         batch.inference_started_at = time.time()  # after the database write: inference_ms is inference only
         # A job that already crashed a worker runs alone, so it cannot take its batch-mates down again.

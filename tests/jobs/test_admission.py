@@ -7,7 +7,7 @@ import pytest
 from edgeportal.jobs.models import Job, Rejection
 from edgeportal.jobs.queueing import get_settings_store
 from edgeportal.sources.models import Source
-from inference.admission import admission_estimate, long_work_due_ms
+from inference.admission import admission_estimate, running_long_due_ms, waiting_long_due_ms
 from inference.batch_time import batch_estimate_ms
 from inference.queue import LanePeek, QueuedJob
 from tests.conftest import make_template
@@ -164,12 +164,12 @@ def test_long_work_counts_for_a_short_job_only_where_it_cannot_wait_past_the_sho
     measured_long = {"batch_ms:long": 4_000, "batch_dev_ms:long": 0}
     nothing = LanePeek(0, 0, 0, 0, 0)
     by = 100.0  # the short job's batch must start by then (s)
-    assert long_work_due_ms(["130.000,3000"], nothing, measured_long, by=by) == 0  # 30 s to spare
-    assert long_work_due_ms(["101.000,3000"], nothing, measured_long, by=by) == 2_000  # 1 s of it after
-    assert long_work_due_ms(["90.000,3000"], nothing, measured_long, by=by) == 3_000  # all of it before
+    assert running_long_due_ms([(130.0, 3_000)], by=by) == 0  # 30 s to spare
+    assert running_long_due_ms([(101.0, 3_000)], by=by) == 2_000  # 1 s of it after
+    assert running_long_due_ms([(90.0, 3_000)], by=by) == 3_000  # all of it before
+    assert waiting_long_due_ms(nothing, measured_long, by=by) == 0
     two_waiting = LanePeek(2, 0, 104_000, 0, 0)  # two batches of 4 s, the first due by 104 s
-    assert long_work_due_ms([], two_waiting, measured_long, by=by) == 4_000
-    assert long_work_due_ms(["101.000,3000"], two_waiting, measured_long, by=by) == 6_000
+    assert waiting_long_due_ms(two_waiting, measured_long, by=by) == 4_000
 
 
 def test_a_long_batch_in_progress_delays_short_jobs_only_on_its_own_worker(queue):
