@@ -11,6 +11,7 @@ from inference.queue import LANES, JobQueue, LanePeek, lane_peek, long_run_field
 from inference.scheduler import SchedulerSettings, full_batch_estimate_ms, jobs_per_batch, long_start_by_ms
 
 WORKER_ALIVE_S = 6.0  # three missed heartbeats
+RANKS_READ = 512  # short jobs whose ranks admission reads; any beyond count as ranked first
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class Estimate:
     workers: int  # live workers serving the job's lane
     finish_ms: float | None  # None until a batch time has been measured in this lane
     retry_after_s: int
+    long_late_ms: float = 0.0  # how late accepting it would make an accepted long job (see long_late_ms)
 
 
 def admission_estimate(
@@ -32,7 +34,8 @@ def admission_estimate(
 
     Where workers serve both lanes, a long job also waits for the short jobs waiting (their deadlines
     are earlier: they go first), and a short job for the long work that must be done before its
-    deadline (see running_long_due_ms and waiting_long_due_ms)."""
+    deadline (see running_long_due_ms and waiting_long_due_ms), and must not make an accepted long job
+    late (long_late_ms)."""
     now = queue.now()
     rank = now * 1000 + deadline_ms - settings.head_start_ms(priority)
     pipe = queue.redis.pipeline(transaction=False)
@@ -46,14 +49,15 @@ def admission_estimate(
     pipe.hgetall(queue.busy_key)
     pipe.hgetall(queue.long_runs_key)
     queue.peek_in(pipe, "long", 1)
-    *depths, ahead, stats, workers, long_workers, short_workers, busy, long_runs, long_head = pipe.execute()
+    pipe.zrange(queue.lane_key("short"), 0, RANKS_READ - 1, withscores=True)
+    *depths, ahead, stats, workers, long_workers, short_workers, busy, long_runs, long_head, ranks = pipe.execute()
     measurements = {name: float(value) for name, value in stats.items()}
     per_job = max(tokens, tokens_per_job(measurements, lane) or tokens)
     per_batch = jobs_per_batch(settings, lane, per_job)
     # Every batch planned full, as expiry plans a waiting job's batch: what is admitted here is not
     # expired later for want of time while the estimates hold.
     batch_ms = batch_estimate_ms(measurements, lane, int(per_batch * per_job) or None)
-    finish_ms = None
+    finish_ms, late_ms = None, 0.0
     retry_after_s = max(1, math.ceil(batch_ms / 1000))  # one batch drains the head of the queue
     if batch_ms:
         work_ms = math.ceil((int(ahead) + 1) / per_batch) * batch_ms
@@ -70,9 +74,18 @@ def admission_estimate(
             by = now + (deadline_ms - batch_ms - settings.window_ms) / 1000  # when its batch must start at the latest
             waiting_ms = waiting_long_due_ms(lane_peek(long_head), measurements, by=by)
             work_ms += running_long_due_ms(runs, by=by) + waiting_ms * len(sharing) / len(long_workers)
+            unread = int(depths[LANES.index("short")]) - len(ranks)  # count as ranked first
+            short_ranks = [score for _, score in ranks] + [-math.inf] * unread
+            late_ms = long_late_ms(
+                runs, lane_peek(long_head), measurements, short_ranks, rank=rank, now_ms=now * 1000,
+                start_in_ms=free_in_ms + settings.window_ms, workers=max(1, len(workers)),
+                short_batch=per_batch, short_batch_ms=batch_ms, long_share=len(sharing) / len(long_workers),
+            )  # fmt: skip
         finish_ms = free_in_ms + work_ms / max(1, len(workers)) + settings.window_ms
-        retry_after_s = max(retry_after_s, math.ceil((finish_ms - deadline_ms) / 1000))
-    return Estimate(sum(int(d) for d in depths), int(ahead), max(1, len(workers)), finish_ms, retry_after_s)
+        retry_after_s = max(retry_after_s, math.ceil((finish_ms - deadline_ms) / 1000), math.ceil(late_ms / 1000))
+    return Estimate(
+        sum(int(d) for d in depths), int(ahead), max(1, len(workers)), finish_ms, retry_after_s, max(0.0, late_ms)
+    )
 
 
 # The long lane's model time that must be spent before `by` (Redis clock, s) for its jobs to keep their
@@ -92,6 +105,42 @@ def waiting_long_due_ms(waiting: LanePeek, measurements: Mapping[str, float], *,
         return 0.0
     work_ms = waiting.head_deadline_ms - long_start_by_ms(waiting, measurements)
     return max(0.0, work_ms - max(0.0, waiting.head_deadline_ms - by * 1000))
+
+
+def long_late_ms(
+    runs: list[tuple[float, float]],
+    waiting: LanePeek,
+    measurements: Mapping[str, float],
+    short_ranks: list[float],
+    *,
+    rank: float,
+    now_ms: float,
+    start_in_ms: float,
+    workers: int,
+    short_batch: int,
+    short_batch_ms: float,
+    long_share: float = 1.0,
+) -> float:
+    """How late a new short job of this rank would make the accepted long jobs, at worst (ms; 0: none).
+
+    Earliest deadline first, checked at each long job's deadline (a running batch's finish by, the
+    waiting head's deadline, by which all waiting long jobs must be done: long_start_by_ms): the short
+    batches ranked before it, the new job's included, and the long work due by then must fit in the
+    time left. The new job's own finish counts only the long work that cannot wait (running_long_due_ms),
+    so without this check it takes time a long job needs later: the worker then runs the long job
+    first, as it must, and short jobs accepted after the new one expire."""
+    points = [(finish_by * 1000, left_ms) for finish_by, left_ms in runs]
+    if waiting.waiting:
+        work_ms = waiting.head_deadline_ms - long_start_by_ms(waiting, measurements)
+        points.append((waiting.head_deadline_ms, work_ms * long_share))
+    late_ms = 0.0
+    for point, _ in points:
+        if point <= now_ms or rank > point:
+            continue  # late already (its work is due now), or the new job goes after it
+        shorts = 1 + sum(1 for ranked in short_ranks if ranked <= point)
+        work_ms = math.ceil(shorts / short_batch) * short_batch_ms + sum(w for at, w in points if at <= point)
+        late_ms = max(late_ms, now_ms + start_in_ms + work_ms / workers - point)
+    return late_ms
 
 
 def _free_in_ms(worker: str, busy: Mapping[str, str], long_runs: Mapping[str, str], lane: str, now: float) -> float:

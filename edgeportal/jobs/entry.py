@@ -224,6 +224,12 @@ def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> None:
             f"{ticket.lane} lane), after its {ticket.deadline_ms} ms deadline; retry in {estimate.retry_after_s} s.",
             code="deadline_unreachable", status=429, retry_after=estimate.retry_after_s,
         )  # fmt: skip
+    if estimate.long_late_ms > 0:
+        raise JobRejected(
+            f"The worker's time until then is promised to accepted long jobs: this job would make one finish "
+            f"about {estimate.long_late_ms:.0f} ms after its deadline; retry in {estimate.retry_after_s} s.",
+            code="long_jobs_due", status=429, retry_after=estimate.retry_after_s,
+        )  # fmt: skip
 
 
 def _render(template: PromptTemplate, variables: object) -> tuple[str, dict]:

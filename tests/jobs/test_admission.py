@@ -7,7 +7,7 @@ import pytest
 from edgeportal.jobs.models import Job, Rejection
 from edgeportal.jobs.queueing import get_settings_store
 from edgeportal.sources.models import Source
-from inference.admission import admission_estimate, running_long_due_ms, waiting_long_due_ms
+from inference.admission import admission_estimate, long_late_ms, running_long_due_ms, waiting_long_due_ms
 from inference.batch_time import batch_estimate_ms
 from inference.queue import LanePeek, QueuedJob
 from tests.conftest import make_template
@@ -182,6 +182,42 @@ def test_a_long_batch_in_progress_delays_short_jobs_only_on_its_own_worker(queue
     queue.set_long_run("both", queue.now() + 2, 4_000)  # 4 s of work left, 2 s to finish it in: all due now
     # Its 4 s land on one of the two workers the short lane shares: 2 s more for a short job, on average.
     assert admission_estimate(queue, settings, **short_job).finish_ms == pytest.approx(free + 2_000, abs=20)
+
+
+def test_short_jobs_may_not_take_the_time_an_accepted_long_job_needs_before_its_deadline():
+    measured_long = {"batch_ms:long": 4_000, "batch_dev_ms:long": 0}
+    nothing = LanePeek(0, 0, 0, 0, 0)
+    plan = {"now_ms": 0, "start_in_ms": 0, "workers": 1, "short_batch": 8, "short_batch_ms": 1_000}
+    running = [(6.0, 4_000)]  # 4 s of work left, to finish by 6 s
+    # Short batches ranked before 6 s: one batch and the long work fit in 6 s, three do not (1 s late).
+    assert long_late_ms(running, nothing, measured_long, [1_000] * 7, rank=5_000, **plan) == 0
+    assert long_late_ms(running, nothing, measured_long, [1_000] * 16, rank=5_000, **plan) == 1_000
+    # A job ranked after the long job's deadline goes after it; a long job already late is due work instead.
+    assert long_late_ms(running, nothing, measured_long, [1_000] * 16, rank=7_000, **plan) == 0
+    assert long_late_ms([(-1.0, 4_000)], nothing, measured_long, [1_000] * 16, rank=-5_000, **plan) == 0
+    # Two long jobs waiting: both must be done by the head's deadline (8 s of work by 10 s).
+    two_waiting = LanePeek(2, 0, 10_000, 0, 0)
+    assert long_late_ms([], two_waiting, measured_long, [1_000] * 8, rank=5_000, **plan) == 0
+    assert long_late_ms([], two_waiting, measured_long, [1_000] * 8 + [9_000] * 8, rank=5_000, **plan) == 1_000
+    assert long_late_ms(running, two_waiting, measured_long, [], rank=5_000, **plan) == 3_000
+
+
+def test_a_short_job_that_would_make_an_accepted_long_job_late_is_refused(queue, api):
+    measured(queue, "short", 1_000)
+    queue.redis.zadd(queue.lane_workers_key("short"), {"both": time.time()})
+    queue.redis.zadd(queue.lane_workers_key("long"), {"both": time.time()})
+    queue.set_long_run("both", queue.now() + 6, 4_000)  # 4 s of work left, to finish within 6 s
+    assert api.post({"prompt": "Describe the dent.", "deadline_ms": 9_000}).status_code == 202  # 1 s, then 4 s
+    for job_id in range(100, 115):  # two more batches ranked before the long job's end, as the new one
+        queue.enqueue(QueuedJob(job_id, "note", 32, prompt_tokens=40), deadline_in_ms=5_000)
+    response = api.post({"prompt": "Describe the scratch.", "deadline_ms": 9_000})
+    assert response.status_code == 429 and int(response["Retry-After"]) >= 1
+    assert response.json()["error"]["code"] == "long_jobs_due" and "promised to accepted long jobs" in response.text
+    assert Rejection.objects.get().rule == "long_jobs_due"
+    # Its own finish alone was in time: three short batches and the 4 s that cannot wait, 7 s of 9.
+    settings = get_settings_store().current()
+    estimate = admission_estimate(queue, settings, lane="short", priority="normal", deadline_ms=9_000)
+    assert estimate.finish_ms < 9_000 and estimate.long_late_ms > 0
 
 
 def test_manager_form_takes_priority_and_deadline(manager_client):
