@@ -191,6 +191,7 @@ def run(pipeline: Pipeline, *, rate: float, duration: float, long_share: float, 
     reject_server_ms = [a["server_ms"] for a in rejected]
     return {
         "offered": len(arrivals),
+        "offered_long": sum(is_long(prompt) for _, prompt in arrivals),
         "all": stats(jobs),
         "short": stats([j for j in jobs if j.lane == "short" and not is_long(j.prompt)]),
         "long": stats([j for j in jobs if is_long(j.prompt)]),
@@ -233,8 +234,11 @@ def fmt_ratio(value: float) -> str:
     return "—" if value != value else ("missed" if value == float("inf") else f"{value:.2f}x")
 
 
-def long_cell(long: dict) -> str:
-    return f"{long['done']} / {long['accepted']}, {fmt_ms(long['max'])}" if long["accepted"] else "—"
+def long_cell(result: dict) -> str:
+    long, offered = result["long"], result["offered_long"]
+    if not offered:
+        return "—"
+    return f"{long['done']} / {long['accepted']} / {offered}" + (f", {fmt_ms(long['max'])}" if long["done"] else "")
 
 
 def report(command: str, cap: float, results: dict, duration: float) -> str:
@@ -250,13 +254,14 @@ def report(command: str, cap: float, results: dict, duration: float) -> str:
         "prompts (the workload's shift logs, 990 to 1 540 tokens, each a long-lane batch of its own), "
         "'short only' none. Deadline 10 s for short prompts and 30 s for long ones, the long lane's default "
         "(10 s for both in 'scheduler (long 10 s)'; the FIFO design has none, and its hit rate counts jobs "
-        "finished within 10 s, or 30 s for long ones). `EDGE_MAX_PROMPT_TOKENS=2048`, so the shift logs are "
-        "accepted. Before the runs, each pipeline runs 8 shift logs one at a time, so the long lane's batch "
-        "time is measured as on a node that has been running (`--warm-long`).",
+        "finished within 10 s, or 30 s for long ones). Long work may book at most half of the worker's time "
+        "until a long job's deadline (`long_share_pct=50`, the default). `EDGE_MAX_PROMPT_TOKENS=2048`, so the "
+        "shift logs are accepted. Before the runs, each pipeline runs 8 shift logs one at a time, so the long "
+        "lane's batch time is measured as on a node that has been running (`--warm-long`).",
         "",
         "| design | load | prompts | offered | accepted | rejected (429) | 429 p50 / p99: client; server | expired "
         "| p50 | p95 | p99 (done) | deadline hit rate | short-prompt p95: done; expired as missed "
-        "| long prompts: done / accepted, slowest "
+        "| long prompts: done / accepted / offered, slowest "
         "| max queue depth |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -272,7 +277,7 @@ def report(command: str, cap: float, results: dict, duration: float) -> str:
             f"| {design} | {load}x | {mix} | {r['offered']} | {a['accepted']} | {r['rejected']} | {reject} "
             f"| {a['expired']} | {fmt_ms(a['p50'])} | {fmt_ms(a['p95'])} | {fmt_ms(a['p99'])} "
             f"| {a['hit_rate']:.0%} | {fmt_ms(r['short']['p95'])}; {fmt_ms(r['short']['p95_missed'])} "
-            f"| {long_cell(r['long'])} | {r['max_depth']} |"
+            f"| {long_cell(r)} | {r['max_depth']} |"
         )
     lines += ["", "### Goals", "", "| goal | measured | met |", "|---|---|---|"]
     top = max(load for _, load, _ in results)

@@ -22,6 +22,7 @@ class Estimate:
     finish_ms: float | None  # None until a batch time has been measured in this lane
     retry_after_s: int
     long_late_ms: float = 0.0  # how late accepting it would make an accepted long job (see long_late_ms)
+    long_share_over_ms: float = 0.0  # long work booked past the long lane's share (see long_share_pct)
 
 
 def admission_estimate(
@@ -35,7 +36,7 @@ def admission_estimate(
     Where workers serve both lanes, a long job also waits for the short jobs waiting (their deadlines
     are earlier: they go first), and a short job for the long work that must be done before its
     deadline (see running_long_due_ms and waiting_long_due_ms), and must not make an accepted long job
-    late (long_late_ms)."""
+    late (long_late_ms); a long job must leave short jobs their share of those workers (long_share_pct)."""
     now = queue.now()
     rank = now * 1000 + deadline_ms - settings.head_start_ms(priority)
     pipe = queue.redis.pipeline(transaction=False)
@@ -57,7 +58,7 @@ def admission_estimate(
     # Every batch planned full, as expiry plans a waiting job's batch: what is admitted here is not
     # expired later for want of time while the estimates hold.
     batch_ms = batch_estimate_ms(measurements, lane, int(per_batch * per_job) or None)
-    finish_ms, late_ms = None, 0.0
+    finish_ms, late_ms, over_ms = None, 0.0, 0.0
     retry_after_s = max(1, math.ceil(batch_ms / 1000))  # one batch drains the head of the queue
     if batch_ms:
         work_ms = math.ceil((int(ahead) + 1) / per_batch) * batch_ms
@@ -68,6 +69,12 @@ def admission_estimate(
             short_batch = jobs_per_batch(settings, "short", tokens_per_job(measurements, "short") or 0)
             short_waiting = int(depths[LANES.index("short")])
             short_ms = math.ceil(short_waiting / short_batch) * full_batch_estimate_ms(settings, measurements, "short")
+            # The long work booked until its deadline (the jobs ahead, its own, the batches in progress)
+            # may fill only the lane's share of the time: short jobs keep the rest. A long job alone in
+            # its lane is never refused for it (it could never run otherwise).
+            running_ms = sum(long_run_fields(run)[1] for name, run in long_runs.items() if name in sharing)
+            if int(ahead) or running_ms:
+                over_ms = (work_ms + running_ms) / max(1, len(workers)) - deadline_ms * settings.long_share_pct / 100
             work_ms += short_ms * len(sharing) / len(short_workers)
         if lane == "short" and (sharing := set(workers) & set(long_workers)):
             runs = [long_run_fields(run) for name, run in long_runs.items() if name in sharing]  # one per worker
@@ -82,9 +89,11 @@ def admission_estimate(
                 short_batch=per_batch, short_batch_ms=batch_ms, long_share=len(sharing) / len(long_workers),
             )  # fmt: skip
         finish_ms = free_in_ms + work_ms / max(1, len(workers)) + settings.window_ms
-        retry_after_s = max(retry_after_s, math.ceil((finish_ms - deadline_ms) / 1000), math.ceil(late_ms / 1000))
+        late_s = math.ceil(max(late_ms, over_ms) / 1000)  # until that much long work is done
+        retry_after_s = max(retry_after_s, math.ceil((finish_ms - deadline_ms) / 1000), late_s)
+    depth = sum(int(d) for d in depths)
     return Estimate(
-        sum(int(d) for d in depths), int(ahead), max(1, len(workers)), finish_ms, retry_after_s, max(0.0, late_ms)
+        depth, int(ahead), max(1, len(workers)), finish_ms, retry_after_s, max(0.0, late_ms), max(0.0, over_ms)
     )
 
 

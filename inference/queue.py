@@ -390,9 +390,15 @@ class JobQueue:
 
     def record_batch_time(self, lane: str, inference_ms: float, *, tokens: int | None = None, jobs: int = 1) -> None:
         """Add a batch to its lane's measurements (see inference.batch_time): admission, expiry and the
-        pace of long batches plan with them."""
-        stats = self.redis.hgetall(self.stats)
-        self.redis.hset(self.stats, mapping=updated_measurements(stats, lane, inference_ms, tokens=tokens, jobs=jobs))
+        pace of long batches plan with them. Read and written in one optimistic transaction (WATCH), so
+        two workers finishing at once both count."""
+
+        def update(pipe: redis.client.Pipeline) -> None:
+            stats = pipe.hgetall(self.stats)
+            pipe.multi()
+            pipe.hset(self.stats, mapping=updated_measurements(stats, lane, inference_ms, tokens=tokens, jobs=jobs))
+
+        self.redis.transaction(update, self.stats)
 
     # --- what each worker is running, until when -------------------------------------------
 

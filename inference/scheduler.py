@@ -34,6 +34,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("long_prompt_tokens", 256, 1, 100_000, "Long lane: prompts from this many tokens", "tokens"),
         Setting("long_batch_tokens", 1024, 16, 1_000_000, "Long lane: padded prompt tokens per batch", "tokens"),
         Setting("long_chunk_tokens", 256, 0, 100_000, "Long lane: prefill chunk, then short jobs (0: off)", "tokens"),
+        Setting("long_share_pct", 50, 1, 100, "Long lane: most of a shared worker's time until its deadline", "%"),
         Setting("default_deadline_ms", 10_000, 100, 3_600_000, "Default deadline"),
         Setting("long_deadline_ms", 30_000, 100, 3_600_000, "Long lane: default deadline"),
         Setting("max_deadline_ms", 300_000, 100, 86_400_000, "Longest deadline a request may ask for"),
@@ -88,6 +89,7 @@ class SchedulerSettings:
     long_prompt_tokens: int = SETTINGS["long_prompt_tokens"].default
     long_batch_tokens: int = SETTINGS["long_batch_tokens"].default
     long_chunk_tokens: int = SETTINGS["long_chunk_tokens"].default
+    long_share_pct: int = SETTINGS["long_share_pct"].default
     default_deadline_ms: int = SETTINGS["default_deadline_ms"].default
     long_deadline_ms: int = SETTINGS["long_deadline_ms"].default
     max_deadline_ms: int = SETTINGS["max_deadline_ms"].default

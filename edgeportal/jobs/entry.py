@@ -230,6 +230,12 @@ def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> None:
             f"about {estimate.long_late_ms:.0f} ms after its deadline; retry in {estimate.retry_after_s} s.",
             code="long_jobs_due", status=429, retry_after=estimate.retry_after_s,
         )  # fmt: skip
+    if estimate.long_share_over_ms > 0:
+        raise JobRejected(
+            f"The long lane has booked its share ({scheduler.long_share_pct} %) of the worker's time until this "
+            f"job's deadline; short jobs keep the rest. Retry in {estimate.retry_after_s} s.",
+            code="long_lane_share", status=429, retry_after=estimate.retry_after_s,
+        )  # fmt: skip
 
 
 def _render(template: PromptTemplate, variables: object) -> tuple[str, dict]:

@@ -1,4 +1,4 @@
-"""Reads for the latency pages: filtered records, their summary, histogram and timeline, and the batch view.
+"""Reads for the latency pages: filtered records, their summary, histogram and timeline (batches: batch_reads).
 
 Everything is aggregated in the database: a page over a million records reads a few dozen rows back.
 """
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import NotSupportedError, connections
-from django.db.models import Aggregate, Avg, Count, F, FloatField, Func, IntegerField, Max, Min, Q, QuerySet, Sum
+from django.db.models import Aggregate, Count, F, FloatField, Func, IntegerField, Max, Min, Q, QuerySet, Sum
 from django.utils import timezone
 
 from edgeportal.latency.buckets import (
@@ -22,7 +22,7 @@ from edgeportal.latency.buckets import (
     rank,
 )
 from edgeportal.latency.forms import HistoryFilters
-from edgeportal.latency.models import BatchRecord, JobLatency, LatencyHour, LatencyHourBucket
+from edgeportal.latency.models import JobLatency, LatencyHour, LatencyHourBucket
 
 # Timeline slot widths in seconds; the page takes the narrowest that gives at most MAX_SLOTS slots.
 SLOT_WIDTHS_S = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400, 30 * 86400)
@@ -336,6 +336,12 @@ def timeline_slots(start: datetime, end: datetime, *, minimum_s: int = 0) -> tup
     return datetime.fromtimestamp(origin, tz=UTC), width
 
 
+def slot_starts(origin: datetime, width_s: int, end: datetime, filled: dict[int, object]) -> list[tuple[int, datetime]]:
+    """Every slot from origin to end, and any filled one past end (a record stamped later than now)."""
+    last = max(int((end.timestamp() - origin.timestamp()) // width_s), max(filled, default=0))
+    return [(slot, origin + timedelta(seconds=slot * width_s)) for slot in range(last + 1)]
+
+
 def latency_timeline(*, filters: HistoryFilters, now: datetime | None = None) -> Timeline | None:
     """Jobs, mean and max total latency per time slot, over the filters' range (records and hourly aggregates)."""
     records = latency_records(filters=filters)
@@ -367,123 +373,8 @@ def latency_timeline(*, filters: HistoryFilters, now: datetime | None = None) ->
         jobs, total, longest = slots.get(entry["slot"], (0, 0.0, None))
         longest = entry["longest"] if longest is None else max(longest, entry["longest"] or longest)
         slots[entry["slot"]] = (jobs + entry["jobs"], total + (entry["total"] or 0), longest)
-    last_slot = int((end.timestamp() - origin.timestamp()) // width)
     points = []
-    for slot in range(0, max(last_slot, max(slots, default=0)) + 1):
+    for slot, slot_start in slot_starts(origin, width, end, slots):
         jobs, total, longest = slots.get(slot, (0, 0.0, None))
-        points.append(
-            TimelinePoint(
-                start=origin + timedelta(seconds=slot * width),
-                count=jobs,
-                mean_ms=total / jobs if jobs else None,
-                max_ms=longest,
-            )
-        )
+        points.append(TimelinePoint(slot_start, count=jobs, mean_ms=total / jobs if jobs else None, max_ms=longest))
     return Timeline(start=origin, end=end, width_s=width, points=points)
-
-
-# --- batches ------------------------------------------------------------------------------------------------------
-
-
-def batch_records(*, filters: HistoryFilters) -> QuerySet[BatchRecord]:
-    """Batches in the range; of the other filters only lane, worker and batch size apply to a batch."""
-    batches = BatchRecord.objects.all()
-    if filters.start is not None:
-        batches = batches.filter(created_at__gte=filters.start)
-    if filters.end is not None:
-        batches = batches.filter(created_at__lt=filters.end)
-    lookups = {"lane": filters.lane, "worker": filters.worker, "size": filters.batch_size}
-    return batches.filter(**{field: value for field, value in lookups.items() if value is not None})
-
-
-@dataclass(frozen=True)
-class BatchSlot:
-    start: datetime
-    batches: int
-    mean_size: float | None
-    max_size: int | None
-    prompt_tokens: int
-    padded_tokens: int
-
-
-@dataclass(frozen=True)
-class BatchSizeRow:
-    size: int
-    batches: int
-    mean_inference_ms: float
-    max_inference_ms: float
-    per_job_ms: float
-    padding_share: float | None  # padded prompt tokens that are padding, 0..1
-
-
-def batch_timeline(*, filters: HistoryFilters, now: datetime | None = None) -> tuple[int, list[BatchSlot]]:
-    """Per time slot: how many batches ran, their mean and largest size, real and padded prompt tokens."""
-    batches = batch_records(filters=filters)
-    end = filters.end or now or timezone.now()
-    start = filters.start or batches.aggregate(first=Min("created_at"))["first"]
-    if start is None:
-        return 0, []
-    origin, width = timeline_slots(start, end)
-    rows = {
-        entry["slot"]: entry
-        for entry in batches.annotate(slot=TimeSlot("created_at", origin=origin, width_s=width))
-        .values("slot")
-        .annotate(
-            batches=Count("pk"),
-            mean_size=Avg("size"),
-            max_size=Max("size"),
-            prompt=Sum("prompt_tokens"),
-            padded=Sum("padded_tokens"),
-        )
-        .order_by("slot")
-    }
-    last_slot = int((end.timestamp() - origin.timestamp()) // width)
-    slots = []
-    for slot in range(0, max(last_slot, max(rows, default=0)) + 1):
-        entry = rows.get(slot, {})
-        slots.append(
-            BatchSlot(
-                start=origin + timedelta(seconds=slot * width),
-                batches=entry.get("batches", 0),
-                mean_size=entry.get("mean_size"),
-                max_size=entry.get("max_size"),
-                prompt_tokens=entry.get("prompt") or 0,
-                padded_tokens=entry.get("padded") or 0,
-            )
-        )
-    return width, slots
-
-
-def batch_curve(*, filters: HistoryFilters) -> list[BatchSizeRow]:
-    """Inference time per batch size: the batching curve of the model as it ran here."""
-    rows = (
-        batch_records(filters=filters)
-        .values("size")
-        .annotate(
-            batches=Count("pk"),
-            mean_ms=Avg("inference_ms"),
-            max_ms=Max("inference_ms"),
-            prompt=Sum("prompt_tokens"),
-            padded=Sum("padded_tokens"),
-        )
-        .order_by("size")
-    )
-    return [
-        BatchSizeRow(
-            size=row["size"],
-            batches=row["batches"],
-            mean_inference_ms=row["mean_ms"],
-            max_inference_ms=row["max_ms"],
-            per_job_ms=row["mean_ms"] / row["size"] if row["size"] else row["mean_ms"],
-            padding_share=1 - row["prompt"] / row["padded"] if row["padded"] else None,
-        )
-        for row in rows
-    ]
-
-
-def recent_workers(*, days: int = 7) -> list[str]:
-    """Worker names of the last days' batches, for the worker filter's suggestions."""
-    since = timezone.now() - timedelta(days=days)
-    names = BatchRecord.objects.filter(created_at__gte=since).exclude(worker="").values_list("worker", flat=True)
-    names = names.distinct()
-    return sorted(set(names))

@@ -13,7 +13,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from edgeportal.accounts.roles import is_manager
-from edgeportal.latency import charts, selectors
+from edgeportal.latency import batch_reads, charts, selectors
 from edgeportal.latency.buckets import BUCKET_COUNT, bucket_label
 from edgeportal.latency.forms import HistoryFilterForm
 
@@ -36,7 +36,7 @@ def _milliseconds_since(started: float) -> float:
 def history(request):
     started = time.perf_counter()
     form = HistoryFilterForm(request.GET)
-    context = {"form": form, "workers": selectors.recent_workers(), "fields": list(form.fields)}
+    context = {"form": form, "workers": batch_reads.recent_workers(), "fields": list(form.fields)}
     status = 200
     if form.is_valid():
         filters = form.filters()
@@ -87,12 +87,12 @@ def _timeline_chart(timeline):
 def batches(request):
     started = time.perf_counter()
     form = HistoryFilterForm(request.GET)
-    context = {"form": form, "workers": selectors.recent_workers(), "fields": BATCH_FIELDS, "batch_view": True}
+    context = {"form": form, "workers": batch_reads.recent_workers(), "fields": BATCH_FIELDS, "batch_view": True}
     status = 200
     if form.is_valid():
         filters = form.filters()
-        slot_width_s, slots = selectors.batch_timeline(filters=filters)
-        curve = selectors.batch_curve(filters=filters)
+        slot_width_s, slots = batch_reads.batch_timeline(filters=filters)
+        curve = batch_reads.batch_curve(filters=filters)
         context.update(
             filters=filters,
             slots=slots,

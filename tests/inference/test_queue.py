@@ -1,6 +1,7 @@
 """The Redis queue: lanes ordered by deadline and priority, atomic leases, expiry, reclaim."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from inference.admission import admission_estimate
 from inference.queue import QueuedJob
@@ -163,6 +164,17 @@ def test_batch_times_and_arrival_gaps_are_measured_as_moving_averages(queue):
     assert measured["batch_ms:short"] == 1_200  # 1000 + (2000 - 1000) * 0.2
     assert measured["batch_dev_ms:short"] == 625  # 500 + (|2000 - 1000| - 500) * 0.25
     assert 10 <= measured["arrival_gap_ms"] <= 200
+
+
+def test_batches_recorded_at_once_by_several_workers_all_count(queue):
+    def worker(_):
+        for _ in range(50):
+            queue.record_batch_time("short", 1_000, tokens=100, jobs=2)
+            queue.enqueue(job(0), deadline_in_ms=60_000)  # enqueues write the same hash (arrival gaps)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(worker, range(4)))
+    assert queue.measurements()["line:short:n"] == 200
 
 
 def test_the_clock_offset_to_redis_is_measured(queue):

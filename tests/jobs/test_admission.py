@@ -220,6 +220,37 @@ def test_a_short_job_that_would_make_an_accepted_long_job_late_is_refused(queue,
     assert estimate.finish_ms < 9_000 and estimate.long_late_ms > 0
 
 
+def test_long_jobs_may_book_only_their_share_of_a_worker_that_serves_both_lanes(queue, api):
+    get_settings_store().update(long_prompt_tokens=50)  # share: 50 %
+    settings = get_settings_store().current()
+    measured(queue, "long", 4_000)
+    queue.redis.zadd(queue.lane_workers_key("long"), {"both": time.time()})
+    # About 600 tokens: one job per long batch (1024 tokens).
+    log = {"prompt": "Summarise this shift log: " + "motor 3 overheated again, " * 100, "deadline_ms": 10_000}
+    assert api.post(log).status_code == 202  # 4 s of 10: within half
+    long_job = {"lane": "long", "priority": "normal", "deadline_ms": 10_000, "tokens": 600}
+    assert admission_estimate(queue, settings, **long_job).long_share_over_ms == 0  # no short lane on it
+    queue.redis.zadd(queue.lane_workers_key("short"), {"both": time.time()})
+    estimate = admission_estimate(queue, settings, **long_job)
+    assert estimate.finish_ms < 10_000 and estimate.long_share_over_ms == pytest.approx(3_000)  # 8 s booked of 5
+    # 4 s of 3 s, but no long work is booked before it (the waiting job's deadline is later): never refused.
+    alone = admission_estimate(queue, settings, **{**long_job, "deadline_ms": 6_000})
+    assert alone.long_share_over_ms == 0 and alone.finish_ms < 6_000
+    response = api.post({**log, "prompt": log["prompt"] + " Line 4."})
+    assert response.status_code == 429 and response.json()["error"]["code"] == "long_lane_share"
+    assert int(response["Retry-After"]) >= 3 and Rejection.objects.get().rule == "long_lane_share"
+    get_settings_store().update(long_share_pct=100)
+    assert api.post({**log, "prompt": log["prompt"] + " Line 5."}).status_code == 202
+    # Two jobs of 4 s waiting and its own: 12 s of the 15 s that a quarter of 60 s leaves. A long batch in
+    # progress on that worker, with 4 s left, is booked long work too.
+    get_settings_store().update(long_share_pct=25)
+    quarter = get_settings_store().current()
+    assert admission_estimate(queue, quarter, **{**long_job, "deadline_ms": 60_000}).long_share_over_ms == 0
+    queue.set_long_run("both", queue.now() + 60, 4_000)
+    estimate = admission_estimate(queue, quarter, **{**long_job, "deadline_ms": 60_000})
+    assert estimate.long_share_over_ms == pytest.approx(1_000) and estimate.retry_after_s >= 1
+
+
 def test_manager_form_takes_priority_and_deadline(manager_client):
     make_template(slug="stop", title="Line stop", body="Line {line} stopped.")
     response = manager_client.post(

@@ -5,7 +5,7 @@ import pytest
 from django.utils import timezone
 
 from edgeportal.jobs.models import Job
-from edgeportal.latency import selectors
+from edgeportal.latency import batch_reads, selectors
 from edgeportal.latency.forms import HistoryFilters
 from edgeportal.latency.models import JobLatency
 from edgeportal.sources.services import source_create
@@ -130,11 +130,11 @@ def test_the_batch_curve_gives_inference_time_per_batch_size(db):
             output_tokens=1, window_opened_at=now, inference_started_at=now, inference_ms=ms, window_ms=60,
             max_batch_size=8,
         )  # fmt: skip
-    curve = selectors.batch_curve(filters=HistoryFilters(start=now - timedelta(hours=1)))
+    curve = batch_reads.batch_curve(filters=HistoryFilters(start=now - timedelta(hours=1)))
     rows = [(r.size, r.batches, r.mean_inference_ms, r.per_job_ms) for r in curve]
     assert rows == [(1, 1, 300, 300), (4, 2, 900, 225)]
     assert curve[1].padding_share == pytest.approx(1 - 80 / 120)
-    _, slots = selectors.batch_timeline(filters=HistoryFilters(start=now - timedelta(hours=1)))
+    _, slots = batch_reads.batch_timeline(filters=HistoryFilters(start=now - timedelta(hours=1)))
     assert sum(s.batches for s in slots) == 3 and max(s.max_size or 0 for s in slots) == 4
-    assert selectors.batch_curve(filters=HistoryFilters(batch_size=1))[0].size == 1
-    assert len(selectors.batch_curve(filters=HistoryFilters(batch_size=1))) == 1
+    assert batch_reads.batch_curve(filters=HistoryFilters(batch_size=1))[0].size == 1
+    assert len(batch_reads.batch_curve(filters=HistoryFilters(batch_size=1))) == 1
