@@ -185,33 +185,40 @@ def test_a_long_batch_in_progress_delays_short_jobs_only_on_its_own_worker(queue
 
 
 def test_short_jobs_may_not_take_the_time_an_accepted_long_job_needs_before_its_deadline():
-    measured_long = {"batch_ms:long": 4_000, "batch_dev_ms:long": 0}
-    nothing = LanePeek(0, 0, 0, 0, 0)
     plan = {"now_ms": 0, "start_in_ms": 0, "workers": 1, "short_batch": 8, "short_batch_ms": 1_000}
     running = [(6.0, 4_000)]  # 4 s of work left, to finish by 6 s
-    # Short batches ranked before 6 s: one batch and the long work fit in 6 s, three do not (1 s late).
-    assert long_late_ms(running, nothing, measured_long, [1_000] * 7, rank=5_000, **plan) == 0
-    assert long_late_ms(running, nothing, measured_long, [1_000] * 16, rank=5_000, **plan) == 1_000
-    # A job ranked after the long job's deadline goes after it; a long job already late is due work instead.
-    assert long_late_ms(running, nothing, measured_long, [1_000] * 16, rank=7_000, **plan) == 0
-    assert long_late_ms([(-1.0, 4_000)], nothing, measured_long, [1_000] * 16, rank=-5_000, **plan) == 0
-    # Two long jobs waiting: both must be done by the head's deadline (8 s of work by 10 s).
-    two_waiting = LanePeek(2, 0, 10_000, 0, 0)
-    assert long_late_ms([], two_waiting, measured_long, [1_000] * 8, rank=5_000, **plan) == 0
-    assert long_late_ms([], two_waiting, measured_long, [1_000] * 8 + [9_000] * 8, rank=5_000, **plan) == 1_000
-    assert long_late_ms(running, two_waiting, measured_long, [], rank=5_000, **plan) == 3_000
+    # Short batches ranked before 6 s: two batches and the long work fit in 6 s, a third does not.
+    assert long_late_ms(running, [], 4_000, [1_000] * 7, rank=5_000, **plan) == (0, 0)
+    assert long_late_ms(running, [], 4_000, [1_000] * 16, rank=5_000, **plan) == (1_000, 6_000)
+    # A job ranked after the long job's deadline goes after it; a long job already late is due work instead;
+    # one the estimates plan late already is not kept in time by refusing the new job.
+    assert long_late_ms(running, [], 4_000, [1_000] * 16, rank=7_000, **plan) == (0, 0)
+    assert long_late_ms([(-1.0, 4_000)], [], 4_000, [1_000] * 16, rank=-5_000, **plan) == (0, 0)
+    assert long_late_ms(running, [], 4_000, [1_000] * 24, rank=5_000, **plan) == (0, 0)
+
+
+def test_each_waiting_long_job_is_checked_at_its_own_deadline_after_those_ranked_before_it():
+    each_second = {"now_ms": 0, "start_in_ms": 0, "workers": 1, "short_batch": 1, "short_batch_ms": 1_000}
+    waiting = [10_000, 20_000]  # two long jobs of 4 s each
+    assert long_late_ms([], waiting, 4_000, [1_000] * 5, rank=5_000, **each_second) == (0, 0)
+    assert long_late_ms([], waiting, 4_000, [1_000] * 6, rank=5_000, **each_second) == (1_000, 10_000)
+    # Ranked after the first: only the second's deadline counts, with both jobs' work (8 s) before it.
+    assert long_late_ms([], waiting, 4_000, [15_000] * 11, rank=15_000, **each_second) == (0, 0)
+    assert long_late_ms([], waiting, 4_000, [15_000] * 12, rank=15_000, **each_second) == (1_000, 20_000)
+    # Not all waiting work by the first deadline: 13 s of short work and 4 s of long work fit in 20 s.
+    assert long_late_ms([], [20_000, 30_000], 4_000, [1_000] * 13, rank=5_000, **each_second) == (0, 0)
 
 
 def test_a_short_job_that_would_make_an_accepted_long_job_late_is_refused(queue, api):
     measured(queue, "short", 1_000)
     queue.redis.zadd(queue.lane_workers_key("short"), {"both": time.time()})
     queue.redis.zadd(queue.lane_workers_key("long"), {"both": time.time()})
-    queue.set_long_run("both", queue.now() + 6, 4_000)  # 4 s of work left, to finish within 6 s
+    queue.set_long_run("both", queue.now() + 6.5, 4_000)  # 4 s of work left, to finish within 6.5 s
     assert api.post({"prompt": "Describe the dent.", "deadline_ms": 9_000}).status_code == 202  # 1 s, then 4 s
     for job_id in range(100, 115):  # two more batches ranked before the long job's end, as the new one
         queue.enqueue(QueuedJob(job_id, "note", 32, prompt_tokens=40), deadline_in_ms=5_000)
     response = api.post({"prompt": "Describe the scratch.", "deadline_ms": 9_000})
-    assert response.status_code == 429 and int(response["Retry-After"]) >= 1
+    assert response.status_code == 429 and int(response["Retry-After"]) >= 6  # when the long job is done
     assert response.json()["error"]["code"] == "long_jobs_due" and "promised to accepted long jobs" in response.text
     assert Rejection.objects.get().rule == "long_jobs_due"
     # Its own finish alone was in time: three short batches and the 4 s that cannot wait, 7 s of 9.
@@ -233,9 +240,13 @@ def test_long_jobs_may_book_only_their_share_of_a_worker_that_serves_both_lanes(
     queue.redis.zadd(queue.lane_workers_key("short"), {"both": time.time()})
     estimate = admission_estimate(queue, settings, **long_job)
     assert estimate.finish_ms < 10_000 and estimate.long_share_over_ms == pytest.approx(3_000)  # 8 s booked of 5
-    # 4 s of 3 s, but no long work is booked before it (the waiting job's deadline is later): never refused.
+    # Its own 4 s are more than the 3 s of half its deadline; refused while the lane has work, not when idle.
+    alone = admission_estimate(queue, settings, **{**long_job, "deadline_ms": 6_000})
+    assert alone.long_share_over_ms == pytest.approx(1_000)
+    queue.redis.delete(queue.lane_key("long"))
     alone = admission_estimate(queue, settings, **{**long_job, "deadline_ms": 6_000})
     assert alone.long_share_over_ms == 0 and alone.finish_ms < 6_000
+    assert api.post({**log, "prompt": log["prompt"] + " Line 3."}).status_code == 202
     response = api.post({**log, "prompt": log["prompt"] + " Line 4."})
     assert response.status_code == 429 and response.json()["error"]["code"] == "long_lane_share"
     assert int(response["Retry-After"]) >= 3 and Rejection.objects.get().rule == "long_lane_share"
@@ -249,6 +260,9 @@ def test_long_jobs_may_book_only_their_share_of_a_worker_that_serves_both_lanes(
     queue.set_long_run("both", queue.now() + 60, 4_000)
     estimate = admission_estimate(queue, quarter, **{**long_job, "deadline_ms": 60_000})
     assert estimate.long_share_over_ms == pytest.approx(1_000) and estimate.retry_after_s >= 1
+    # A worker kept for the long lane gives it all its time: 15 s and 60 s.
+    queue.redis.zadd(queue.lane_workers_key("long"), {"long-only": time.time()})
+    assert admission_estimate(queue, quarter, **{**long_job, "deadline_ms": 60_000}).long_share_over_ms == 0
 
 
 def test_manager_form_takes_priority_and_deadline(manager_client):
