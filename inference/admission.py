@@ -12,13 +12,11 @@ from inference.scheduler import (
     SchedulerSettings,
     full_batch_estimate_ms,
     jobs_per_batch,
-    long_job_estimate_ms,
     long_start_by_ms,
 )
 
 WORKER_ALIVE_S = 6.0  # three missed heartbeats
 RANKS_READ = 512  # short jobs whose ranks admission reads (the rest rank later: counted first, to be safe)
-LONG_DEADLINES_READ = 64  # long jobs whose deadlines it reads (each is seconds of work: a few wait at most)
 
 
 @dataclass(frozen=True)
@@ -28,7 +26,7 @@ class Estimate:
     workers: int  # live workers serving the job's lane
     finish_ms: float | None  # None until a batch time has been measured in this lane
     retry_after_s: int
-    long_late_ms: float = 0.0  # how late accepting it would make an accepted long job that was in time
+    long_late_ms: float = 0.0  # how late accepting it would leave an accepted long job (see long_late_ms)
     long_share_over_ms: float = 0.0  # long work booked past the long lane's share (see long_share_pct)
 
 
@@ -58,10 +56,7 @@ def admission_estimate(
     pipe.hgetall(queue.long_runs_key)
     queue.peek_in(pipe, "long", 1)
     pipe.zrange(queue.lane_key("short"), 0, RANKS_READ - 1, withscores=True)
-    queue.lane_deadlines_in(pipe, "long", LONG_DEADLINES_READ)
-    *depths, ahead, stats, workers, long_workers, short_workers, busy, long_runs, long_head, ranks, long_deadlines = (
-        pipe.execute()
-    )
+    *depths, ahead, stats, workers, long_workers, short_workers, busy, long_runs, long_head, ranks = pipe.execute()
     measurements = {name: float(value) for name, value in stats.items()}
     per_job = max(tokens, tokens_per_job(measurements, lane) or tokens)
     per_batch = jobs_per_batch(settings, lane, per_job)
@@ -96,9 +91,9 @@ def admission_estimate(
             unread = int(depths[LANES.index("short")]) - len(ranks)  # count as ranked first
             short_ranks = [score for _, score in ranks] + [-math.inf] * unread
             late_ms, due_in_ms = long_late_ms(
-                runs, [float(d) for d in long_deadlines], long_job_estimate_ms(measurements), short_ranks,
-                rank=rank, now_ms=now * 1000, start_in_ms=free_in_ms + settings.window_ms,
-                workers=max(1, len(workers)), short_batch=per_batch, short_batch_ms=batch_ms,
+                runs, lane_peek(long_head), measurements, short_ranks, rank=rank, now_ms=now * 1000,
+                start_in_ms=free_in_ms + settings.window_ms, workers=max(1, len(workers)),
+                short_batch=per_batch, short_batch_ms=batch_ms,
                 shared_fraction=len(sharing) / len(long_workers),
             )  # fmt: skip
             retry_after_s = max(retry_after_s, math.ceil(due_in_ms / 1000))  # by then that long job is done
@@ -131,8 +126,8 @@ def waiting_long_due_ms(waiting: LanePeek, measurements: Mapping[str, float], *,
 
 def long_late_ms(
     runs: list[tuple[float, float]],
-    waiting_deadlines: list[float],
-    long_each_ms: float,
+    waiting: LanePeek,
+    measurements: Mapping[str, float],
     short_ranks: list[float],
     *,
     rank: float,
@@ -143,33 +138,31 @@ def long_late_ms(
     short_batch_ms: float,
     shared_fraction: float = 1.0,
 ) -> tuple[float, float]:
-    """How late a new short job of this rank would make an accepted long job that is in time without it
-    (ms; 0: none), and in how long that job is due (ms).
+    """How late a new short job of this rank would leave an accepted long job, at worst (ms; 0: none),
+    and in how long that job is due (ms).
 
-    Earliest deadline first, checked at each long job's deadline: a running batch's finish by, and each
-    waiting job's deadline (in rank order, each after the ones before it). The short batches ranked
-    before it, the new job's included, and the long work due by then must fit in the time left. The
-    new job's own finish counts only the long work that cannot wait (running_long_due_ms), so without
+    Earliest deadline first, checked at each long job's deadline as the worker plans it: a running
+    batch's finish by, and the waiting head's deadline, by which all waiting long jobs must be done
+    (long_start_by_ms: the worker starts the long lane that early). The short batches ranked before
+    it, the new job's included, and the long work due by then must fit in the time left. The new
+    job's own finish counts only the long work that cannot wait (running_long_due_ms), so without
     this check it takes time a long job needs later: the worker then runs the long job first, as it
-    must, and short jobs accepted after the new one expire. A long job that the estimates already
-    plan late does not refuse short jobs: the new one would not make it keep its deadline."""
-    running_ms = sum(left_ms for _, left_ms in runs)
-    points = [(finish_by * 1000, sum(left for at, left in runs if at <= finish_by)) for finish_by, _ in runs]
-    points += [
-        (deadline, running_ms + long_each_ms * shared_fraction * (k + 1))
-        for k, deadline in enumerate(waiting_deadlines)
-    ]
+    must, and short jobs accepted after the new one expire. (Checking each waiting long job at its
+    own deadline instead, less strictly than the worker plans, let 29 of 119 accepted jobs expire
+    at 2x capacity; so did accepting short jobs while a long job was planned late already.)"""
+    points = [(finish_by * 1000, left_ms) for finish_by, left_ms in runs]
+    if waiting.waiting:
+        work_ms = waiting.head_deadline_ms - long_start_by_ms(waiting, measurements)
+        points.append((waiting.head_deadline_ms, work_ms * shared_fraction))
     late_ms = due_in_ms = 0.0
-    for point, long_ms in points:
+    for point, _ in points:
         if point <= now_ms or rank > point:
             continue  # late already (its work is due now), or the new job goes after it
-        shorts = sum(1 for ranked in short_ranks if ranked <= point)
-        without, with_it = (
-            now_ms + start_in_ms + (math.ceil(n / short_batch) * short_batch_ms + long_ms) / workers - point
-            for n in (shorts, shorts + 1)
-        )
-        if without <= 0 < with_it:
-            late_ms, due_in_ms = max(late_ms, with_it), max(due_in_ms, point - now_ms)
+        shorts = 1 + sum(1 for ranked in short_ranks if ranked <= point)
+        work_ms = math.ceil(shorts / short_batch) * short_batch_ms + sum(w for at, w in points if at <= point)
+        late = now_ms + start_in_ms + work_ms / workers - point
+        if late > 0:
+            late_ms, due_in_ms = max(late_ms, late), max(due_in_ms, point - now_ms)
     return late_ms, due_in_ms
 
 

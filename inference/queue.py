@@ -175,16 +175,6 @@ return {redis.call('ZCARD', KEYS[1]), tonumber(redis.call('HGET', head, 'enqueue
 )
 
 
-# KEYS: lane, deadlines. ARGV: max_count. The deadlines of a lane's first jobs, in rank order.
-_LANE_DEADLINES = """
-local found = {}
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)) do
-  table.insert(found, redis.call('ZSCORE', KEYS[2], id) or '0')
-end
-return found
-"""
-
-
 @dataclass
 class QueuedJob:
     job_id: int
@@ -277,7 +267,6 @@ class JobQueue:
         self._expire_due = client.register_script(_EXPIRE_DUE)
         self._reclaim = client.register_script(_RECLAIM)
         self._peek = client.register_script(_PEEK)
-        self._lane_deadlines = client.register_script(_LANE_DEADLINES)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "edgeportal") -> JobQueue:
@@ -346,10 +335,6 @@ class JobQueue:
     def peek_in(self, pipe: redis.client.Pipeline, lane: str, max_count: int) -> None:
         """The same peek, queued in a pipeline: its answer there reads with lane_peek."""
         self._peek(keys=[self.lane_key(lane)], args=[self.job_prefix, max_count], client=pipe)
-
-    def lane_deadlines_in(self, pipe: redis.client.Pipeline, lane: str, max_count: int) -> None:
-        """The deadlines (ms, Redis clock) of a lane's first jobs in rank order, queued in a pipeline."""
-        self._lane_deadlines(keys=[self.lane_key(lane), self.deadlines], args=[max_count], client=pipe)
 
     def take(
         self, lane: str, *, worker: str, max_count: int, max_tokens: int, est_ms: float, lease_ms: int

@@ -199,13 +199,9 @@ def long_start_by_ms(peek: LanePeek, measurements: Mapping[str, float]) -> float
     still run back to back by its deadline: the head's deadline less one batch per waiting job. Later jobs
     have later deadlines (or a higher priority, and then the head start they got is theirs to use), so
     this is never later than needed."""
-    return peek.head_deadline_ms - peek.waiting * long_job_estimate_ms(measurements)
-
-
-def long_job_estimate_ms(measurements: Mapping[str, float]) -> float:
-    """A long job's batch of its own, planned for the lane's usual prompt tokens."""
     per_job = tokens_per_job(measurements, "long")
-    return batch_estimate_ms(measurements, "long", None if per_job is None else int(per_job))
+    each_ms = batch_estimate_ms(measurements, "long", None if per_job is None else int(per_job))
+    return peek.head_deadline_ms - peek.waiting * each_ms
 
 
 def choose_lane(

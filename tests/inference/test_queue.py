@@ -177,16 +177,6 @@ def test_batches_recorded_at_once_by_several_workers_all_count(queue):
     assert queue.measurements()["line:short:n"] == 200
 
 
-def test_a_lanes_deadlines_are_read_in_rank_order(queue):
-    second = queue.enqueue(job(1, lane="long"), deadline_in_ms=30_000)
-    first = queue.enqueue(job(2, lane="long", head_start_ms=8_000), deadline_in_ms=35_000)  # ranked first
-    queue.enqueue(job(3), deadline_in_ms=5_000)  # another lane
-    pipe = queue.redis.pipeline()
-    queue.lane_deadlines_in(pipe, "long", 64)
-    [deadlines] = pipe.execute()
-    assert [float(d) for d in deadlines] == [first.deadline_ms, second.deadline_ms]
-
-
 def test_the_clock_offset_to_redis_is_measured(queue):
     queue.sync_clock()
     server = queue.redis.time()

@@ -185,28 +185,22 @@ def test_a_long_batch_in_progress_delays_short_jobs_only_on_its_own_worker(queue
 
 
 def test_short_jobs_may_not_take_the_time_an_accepted_long_job_needs_before_its_deadline():
+    measured_long = {"batch_ms:long": 4_000, "batch_dev_ms:long": 0}
+    nothing = LanePeek(0, 0, 0, 0, 0)
     plan = {"now_ms": 0, "start_in_ms": 0, "workers": 1, "short_batch": 8, "short_batch_ms": 1_000}
     running = [(6.0, 4_000)]  # 4 s of work left, to finish by 6 s
     # Short batches ranked before 6 s: two batches and the long work fit in 6 s, a third does not.
-    assert long_late_ms(running, [], 4_000, [1_000] * 7, rank=5_000, **plan) == (0, 0)
-    assert long_late_ms(running, [], 4_000, [1_000] * 16, rank=5_000, **plan) == (1_000, 6_000)
-    # A job ranked after the long job's deadline goes after it; a long job already late is due work instead;
-    # one the estimates plan late already is not kept in time by refusing the new job.
-    assert long_late_ms(running, [], 4_000, [1_000] * 16, rank=7_000, **plan) == (0, 0)
-    assert long_late_ms([(-1.0, 4_000)], [], 4_000, [1_000] * 16, rank=-5_000, **plan) == (0, 0)
-    assert long_late_ms(running, [], 4_000, [1_000] * 24, rank=5_000, **plan) == (0, 0)
-
-
-def test_each_waiting_long_job_is_checked_at_its_own_deadline_after_those_ranked_before_it():
-    each_second = {"now_ms": 0, "start_in_ms": 0, "workers": 1, "short_batch": 1, "short_batch_ms": 1_000}
-    waiting = [10_000, 20_000]  # two long jobs of 4 s each
-    assert long_late_ms([], waiting, 4_000, [1_000] * 5, rank=5_000, **each_second) == (0, 0)
-    assert long_late_ms([], waiting, 4_000, [1_000] * 6, rank=5_000, **each_second) == (1_000, 10_000)
-    # Ranked after the first: only the second's deadline counts, with both jobs' work (8 s) before it.
-    assert long_late_ms([], waiting, 4_000, [15_000] * 11, rank=15_000, **each_second) == (0, 0)
-    assert long_late_ms([], waiting, 4_000, [15_000] * 12, rank=15_000, **each_second) == (1_000, 20_000)
-    # Not all waiting work by the first deadline: 13 s of short work and 4 s of long work fit in 20 s.
-    assert long_late_ms([], [20_000, 30_000], 4_000, [1_000] * 13, rank=5_000, **each_second) == (0, 0)
+    assert long_late_ms(running, nothing, measured_long, [1_000] * 7, rank=5_000, **plan) == (0, 0)
+    assert long_late_ms(running, nothing, measured_long, [1_000] * 16, rank=5_000, **plan) == (1_000, 6_000)
+    # A job ranked after the long job's deadline goes after it; a long job already late is due work instead.
+    assert long_late_ms(running, nothing, measured_long, [1_000] * 16, rank=7_000, **plan) == (0, 0)
+    assert long_late_ms([(-1.0, 4_000)], nothing, measured_long, [1_000] * 16, rank=-5_000, **plan) == (0, 0)
+    # Two long jobs waiting: the worker plans both by the head's deadline (8 s of work by 10 s).
+    two_waiting = LanePeek(2, 0, 10_000, 0, 0)
+    assert long_late_ms([], two_waiting, measured_long, [1_000] * 8, rank=5_000, **plan) == (0, 0)
+    late = long_late_ms([], two_waiting, measured_long, [1_000] * 8 + [9_000] * 8, rank=5_000, **plan)
+    assert late == (1_000, 10_000)
+    assert long_late_ms(running, two_waiting, measured_long, [], rank=5_000, **plan) == (3_000, 10_000)
 
 
 def test_a_short_job_that_would_make_an_accepted_long_job_late_is_refused(queue, api):
