@@ -147,9 +147,9 @@ def long_late_ms(
     it, the new job's included, and the long work due by then must fit in the time left. The new
     job's own finish counts only the long work that cannot wait (running_long_due_ms), so without
     this check it takes time a long job needs later: the worker then runs the long job first, as it
-    must, and short jobs accepted after the new one expire. (Checking each waiting long job at its
-    own deadline instead, less strictly than the worker plans, let 29 of 119 accepted jobs expire
-    at 2x capacity; so did accepting short jobs while a long job was planned late already.)"""
+    must, and short jobs accepted after the new one expire. (A looser variant, checking each waiting
+    long job at its own deadline and accepting short jobs while a long job was planned late already,
+    let 29 of 119 accepted jobs expire at 2x capacity.)"""
     points = [(finish_by * 1000, left_ms) for finish_by, left_ms in runs]
     if waiting.waiting:
         work_ms = waiting.head_deadline_ms - long_start_by_ms(waiting, measurements)

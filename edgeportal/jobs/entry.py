@@ -25,7 +25,7 @@ from edgeportal.prompts.tokens import count_tokens
 from edgeportal.prompts.variables import VariableError
 from edgeportal.sources.models import Source
 from edgeportal.sources.rate_limit import rate_limit_hit
-from inference.admission import admission_estimate
+from inference.admission import Estimate, admission_estimate
 from inference.scheduler import SchedulerSettings
 
 log = logging.getLogger(__name__)
@@ -212,30 +212,34 @@ def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> None:
     """Refuse now what the queue cannot take or cannot finish in time, instead of queueing it to expire."""
     estimate = admission_estimate(get_queue(), scheduler, lane=ticket.lane, priority=ticket.priority,
                                   deadline_ms=ticket.deadline_ms, tokens=ticket.prompt_tokens)  # fmt: skip
+    if refusal := _refusal(estimate, ticket, scheduler):
+        code, reason = refusal
+        raise JobRejected(f"{reason}; retry in {estimate.retry_after_s} s.", code=code, status=429,
+                          retry_after=estimate.retry_after_s)  # fmt: skip
+
+
+def _refusal(estimate: Estimate, ticket: Ticket, scheduler: SchedulerSettings) -> tuple[str, str] | None:
+    """The first reason admission refuses the job, as (code, message), or None."""
     if estimate.waiting >= scheduler.queue_limit:
-        raise JobRejected(
-            f"The queue is full ({estimate.waiting} jobs waiting, the limit is {scheduler.queue_limit}); "
-            f"retry in {estimate.retry_after_s} s.",
-            code="queue_full", status=429, retry_after=estimate.retry_after_s,
-        )  # fmt: skip
+        return "queue_full", (
+            f"The queue is full ({estimate.waiting} jobs waiting, the limit is {scheduler.queue_limit})"
+        )
     if estimate.finish_ms is not None and estimate.finish_ms > ticket.deadline_ms:
-        raise JobRejected(
+        return "deadline_unreachable", (
             f"The job would finish in about {estimate.finish_ms:.0f} ms ({estimate.ahead} jobs ahead in the "
-            f"{ticket.lane} lane), after its {ticket.deadline_ms} ms deadline; retry in {estimate.retry_after_s} s.",
-            code="deadline_unreachable", status=429, retry_after=estimate.retry_after_s,
-        )  # fmt: skip
+            f"{ticket.lane} lane), after its {ticket.deadline_ms} ms deadline"
+        )
     if estimate.long_late_ms > 0:
-        raise JobRejected(
+        return "long_jobs_due", (
             f"The worker's time until then is promised to accepted long jobs: this job would make one finish "
-            f"about {estimate.long_late_ms:.0f} ms after its deadline; retry in {estimate.retry_after_s} s.",
-            code="long_jobs_due", status=429, retry_after=estimate.retry_after_s,
-        )  # fmt: skip
+            f"about {estimate.long_late_ms:.0f} ms after its deadline"
+        )
     if estimate.long_share_over_ms > 0:
-        raise JobRejected(
+        return "long_lane_share", (
             f"The long lane has booked its share ({scheduler.long_share_pct} %) of the worker's time until this "
-            f"job's deadline; short jobs keep the rest. Retry in {estimate.retry_after_s} s.",
-            code="long_lane_share", status=429, retry_after=estimate.retry_after_s,
-        )  # fmt: skip
+            f"job's deadline, short jobs keep the rest"
+        )
+    return None
 
 
 def _render(template: PromptTemplate, variables: object) -> tuple[str, dict]:
