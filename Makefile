@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run test lint format bench bench-cache bench-overload clean
+.PHONY: install run test lint format bench bench-cache bench-overload bench-phases clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -43,6 +43,11 @@ bench-overload: install
 	scripts/ensure-redis.sh
 	$(PY) manage.py prepare_model
 	$(PY) bench/overload.py
+
+bench-phases: install
+	scripts/ensure-redis.sh
+	$(PY) manage.py prepare_model
+	$(PY) bench/overload.py --phases edges
 
 clean:
 	rm -rf $(VENV) .cache staticfiles db.sqlite3

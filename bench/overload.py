@@ -205,6 +205,136 @@ def run(pipeline: Pipeline, *, rate: float, duration: float, long_share: float, 
     }
 
 
+# --- the edges of the operating range: a cold start, and the recovery after an overload -------------
+
+COLD_SCENARIOS = {
+    # name: (jobs sent at once, their deadline (None: the default), concurrent senders)
+    "burst of 120, 6 s deadlines": (120, 6_000, 16),
+    "24 default-deadline jobs at once": (24, None, 24),
+}
+
+
+def burst(pipeline: Pipeline, short: list[str], count: int, deadline_ms: int | None, senders: int) -> dict:
+    """Send count short prompts from `senders` threads at once; wait for the accepted ones to end."""
+    from edgeportal.jobs.models import Job
+
+    def send(i: int) -> dict:
+        body = {"prompt": f"{short[i % len(short)]} (request {i})"}  # distinct: no single flight, no cache
+        return pipeline.post(body if deadline_ms is None else {**body, "deadline_ms": deadline_ms})
+
+    with ThreadPoolExecutor(max_workers=senders) as pool:
+        answers = list(pool.map(send, range(count)))
+    unexpected = [a for a in answers if a["status"] not in (202, 429)]
+    if unexpected:
+        raise RuntimeError(f"unexpected answer: {unexpected[0]['status']} {unexpected[0]['body']}")
+    accepted = [a["body"]["id"] for a in answers if a["status"] == 202]
+    jobs = wait_finished(accepted)
+    done = [j for j in jobs if j.status == Job.Status.DONE]
+    late = [j for j in done if j.latency.total_ms > (j.deadline_at - j.created_at).total_seconds() * 1000]
+    return {
+        "sent": count,
+        "accepted": len(accepted),
+        "refused": sum(a["status"] == 429 for a in answers),
+        "expired": sum(j.status == Job.Status.EXPIRED for j in jobs),
+        "late": len(late),
+        "p95": percentile([j.latency.total_ms for j in done], 0.95),
+    }
+
+
+def recovery_ms(pipeline: Pipeline, short: list[str], limit_s: float = 120) -> tuple[float, int]:
+    """From an idle node, how long until a default-deadline job is accepted (trying every 100 ms), and
+    how many tries were refused first."""
+    started, refused = time.perf_counter(), 0
+    while time.perf_counter() - started < limit_s:
+        answer = post(pipeline, f"{short[0]} (recovery probe {refused})")
+        if answer["status"] == 202:
+            wait_finished([answer["body"]["id"]])
+            return (time.perf_counter() - started) * 1000 - answer["round_trip_ms"], refused
+        refused += 1
+        time.sleep(0.1)
+    return float("inf"), refused
+
+
+def estimate_now() -> dict[str, float]:
+    """The short lane's batch estimate as admission sees it now: central, and with its margin."""
+    from edgeportal.jobs.queueing import get_queue, scheduler_settings
+    from inference.batch_time import batch_estimate_ms, central_estimate_ms
+    from inference.scheduler import full_batch_tokens
+
+    measurements = get_queue().measurements()
+    tokens = full_batch_tokens(scheduler_settings(), measurements, "short")
+    return {
+        "central": central_estimate_ms(measurements, "short", tokens),
+        "planned": batch_estimate_ms(measurements, "short", tokens),
+    }
+
+
+def edge_phases(port: int) -> dict:
+    """Each cold scenario on a freshly started pipeline (new database, empty Redis prefix, a worker that
+    has only warmed up), with the node's default settings; after each, the recovery on the idle node."""
+    short, _ = prompts_by_kind()
+    results = {}
+    for name, (count, deadline_ms, senders) in COLD_SCENARIOS.items():
+        with Pipeline(port, window_ms=WINDOW_MS) as pipeline:
+            print(f"cold start: {name} ...", flush=True)
+            result = burst(pipeline, short, count, deadline_ms, senders)
+            result["after"] = estimate_now()
+            result["recovery_ms"], result["recovery_refused"] = recovery_ms(pipeline, short)
+            result["one_batch_ms"] = WINDOW_MS + estimate_now()["central"]
+            results[name] = result
+            print(f"  {result}", flush=True)
+    return results
+
+
+def phases_report(command: str, results: dict) -> str:
+    lines = [
+        "## Overload at the edges: a cold start, and the recovery after it",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {harness.machine()}.  ",
+        "Model: SmolLM2-135M-Instruct (default), 32 new tokens; one worker; the node's default settings "
+        f"(`window_ms={WINDOW_MS}`, `max_batch_size=8`, default deadline 10 s, queue limit 256). Each scenario "
+        "starts a new pipeline: a new database, an empty Redis prefix, and a worker that has only loaded and "
+        "warmed up the model (its warm-up measures a batch of one, a full batch and a prefill chunk). The "
+        "jobs are the workload's short prompts, each made distinct, sent at once by concurrent senders. "
+        "Then, as soon as every accepted job ended, a default-deadline job is sent every 100 ms until one "
+        "is accepted.",
+        "",
+        "| scenario | sent | accepted | refused (429) | accepted that expired | done after their deadline "
+        "| p95 of done | estimate after it: central; planned | recovery: first default job accepted after "
+        "| goal: one window + one batch |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in results.items():
+        share = r["expired"] / r["accepted"] if r["accepted"] else float("nan")
+        lines.append(
+            f"| {name} | {r['sent']} | {r['accepted']} | {r['refused']} | {r['expired']} ({share:.0%}) "
+            f"| {r['late']} | {fmt_ms(r['p95'])} | {fmt_ms(r['after']['central'])}; {fmt_ms(r['after']['planned'])} "
+            f"| {fmt_ms(r['recovery_ms'])} ({r['recovery_refused']} refused first) | {fmt_ms(r['one_batch_ms'])} |"
+        )
+    lines += ["", "| goal | measured | met |", "|---|---|---|"]
+    for name, r in results.items():
+        share = r["expired"] / r["accepted"] if r["accepted"] else 0.0
+        lines.append(
+            f"| {name}: accepted jobs that expire ≤ 2 % | {r['expired']} of {r['accepted']} ({share:.1%}) "
+            f"| {'yes' if share <= 0.02 else 'no'} |"
+        )
+        lines.append(
+            f"| {name}, then idle: a default job accepted within one window + one batch "
+            f"| {fmt_ms(r['recovery_ms'])} against {fmt_ms(r['one_batch_ms'])} "
+            f"| {'yes' if r['recovery_ms'] <= r['one_batch_ms'] else 'no'} |"
+        )
+    lines += [
+        "",
+        "The recovery time runs from the moment every accepted job had ended to the answer `202` to a",
+        "default-deadline job (less that request's own round trip). The estimate columns are admission's",
+        "view of a full short batch right after the burst: its central value, and the value it plans with",
+        "(central plus twice the deviation, the deviation at most half the central value).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def percentile_with_missed(totals: list[float], missed: int, q: float) -> float:
     """The percentile of accepted jobs, those that never finished (expired) counted as infinitely late:
     infinite once the percentile reaches them."""
@@ -341,7 +471,22 @@ def main() -> None:
     parser.add_argument("--warm-long", type=int, default=8, help="long prompts run before the runs (default 8)")
     parser.add_argument("--port", type=int, default=8767)
     parser.add_argument("--no-write", action="store_true", help="print the section instead of writing it")
+    parser.add_argument(
+        "--phases", default="edges,warm", help="edges (cold start and recovery), warm (the loads), or both"
+    )
     args = parser.parse_args()
+    phases = set(args.phases.split(","))
+    if unknown := phases - {"edges", "warm"}:
+        parser.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
+    if "edges" in phases:
+        where = "make bench-phases" if phases == {"edges"} else "make bench-overload"
+        text = phases_report(where, edge_phases(args.port))
+        if args.no_write:
+            print(text)
+        else:
+            harness.write_section("overload-phases", text)
+    if "warm" not in phases:
+        return
     loads = [float(x) for x in args.loads.split(",")]
     designs = args.designs.split(",")
     if unknown := set(designs) - set(SETUPS):

@@ -6,8 +6,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from inference.batch_time import batch_estimate_ms, tokens_per_job
-from inference.queue import LANES, JobQueue, LanePeek, lane_peek, long_run_fields
+from inference.batch_time import batch_estimate_ms, central_estimate_ms, tokens_per_job
+from inference.queue import LANES, WORKER_ALIVE_S, JobQueue, LanePeek, lane_peek, long_run_fields, stats_read
 from inference.scheduler import (
     SchedulerSettings,
     full_batch_estimate_ms,
@@ -15,7 +15,6 @@ from inference.scheduler import (
     long_start_by_ms,
 )
 
-WORKER_ALIVE_S = 6.0  # three missed heartbeats
 RANKS_READ = 512  # short jobs whose ranks admission reads (the rest rank later: counted first, to be safe)
 
 
@@ -28,10 +27,26 @@ class Estimate:
     retry_after_s: int
     long_late_ms: float = 0.0  # how late accepting it would leave an accepted long job (see long_late_ms)
     long_share_over_ms: float = 0.0  # long work booked past the long lane's share (see long_share_pct)
+    # When a worker serving its lane is idle and nothing waits for it: one batch as things stand, plus a
+    # window. A job that fits is admitted as a probe whatever the margins say (see admission_estimate).
+    probe_finish_ms: float | None = None
+
+    def refused_for_time(self, deadline_ms: int) -> bool:
+        """The estimate misses the deadline, and the job cannot go at once as a probe either."""
+        if self.probe_finish_ms is not None and self.probe_finish_ms <= deadline_ms:
+            return False
+        return self.finish_ms is not None and self.finish_ms > deadline_ms
 
 
 def admission_estimate(
-    queue: JobQueue, settings: SchedulerSettings, *, lane: str, priority: str, deadline_ms: int, tokens: int = 0
+    queue: JobQueue,
+    settings: SchedulerSettings,
+    *,
+    lane: str,
+    priority: str,
+    deadline_ms: int,
+    tokens: int = 0,
+    prior: Mapping[str, str] | None = None,
 ) -> Estimate:
     """One Redis round trip. The estimate: until the first of the lane's workers is free (the rest of
     its batch in flight, as planned), then the batches ahead of the job and its own, shared among the
@@ -41,7 +56,14 @@ def admission_estimate(
     Where workers serve both lanes, a long job also waits for the short jobs waiting (their deadlines
     are earlier: they go first), and a short job for the long work that must be done before its
     deadline (see running_long_due_ms and waiting_long_due_ms), and must not make an accepted long job
-    late (long_late_ms); a long job must leave short jobs their share of those workers (long_share_pct)."""
+    late (long_late_ms); a long job must leave short jobs their share of those workers (long_share_pct).
+
+    Batch times come from the lane's measurements, anchored to the baseline the workers measured at start,
+    or to `prior` (inference.batch_time.model_prior) before any did: never "nothing known, admit all".
+    A probe: when a live worker serving the lane is idle and no job waits in the lanes it serves, the
+    job would start after one window; it is admitted if one batch as things stand (without the margin)
+    fits its deadline. Measurements from an overload that nothing runs to correct can then never refuse
+    a job an idle node could serve, and the probe's own batch corrects them."""
     now = queue.now()
     rank = now * 1000 + deadline_ms - settings.head_start_ms(priority)
     pipe = queue.redis.pipeline(transaction=False)
@@ -57,11 +79,12 @@ def admission_estimate(
     queue.peek_in(pipe, "long", 1)
     pipe.zrange(queue.lane_key("short"), 0, RANKS_READ - 1, withscores=True)
     *depths, ahead, stats, workers, long_workers, short_workers, busy, long_runs, long_head, ranks = pipe.execute()
-    measurements = {name: float(value) for name, value in stats.items()}
+    measurements = stats_read({**(prior or {}), **stats}, now)
     per_job = max(tokens, tokens_per_job(measurements, lane) or tokens)
     per_batch = jobs_per_batch(settings, lane, per_job)
-    # Every batch planned full, as expiry plans a waiting job's batch: what is admitted here is not
-    # expired later for want of time while the estimates hold.
+    # Every batch planned full, at its upper bound: expiry ends a waiting job only when even the central
+    # estimate of such a batch misses its deadline, so what is admitted here is not expired later for
+    # want of time while the estimates hold.
     batch_ms = batch_estimate_ms(measurements, lane, int(per_batch * per_job) or None)
     finish_ms, late_ms, over_ms = None, 0.0, 0.0
     retry_after_s = max(1, math.ceil(batch_ms / 1000))  # one batch drains the head of the queue
@@ -100,9 +123,32 @@ def admission_estimate(
         finish_ms = free_in_ms + work_ms / max(1, len(workers)) + settings.window_ms
         retry_after_s = max(retry_after_s, math.ceil((finish_ms - deadline_ms) / 1000), math.ceil(over_ms / 1000))
     depth = sum(int(d) for d in depths)
+    idle = _idle_workers(workers, busy, long_runs, dict(zip(LANES, (int(d) for d in depths), strict=True)),
+                         {"short": set(short_workers), "long": set(long_workers)})  # fmt: skip
+    probe_ms = None
+    if idle and batch_ms:
+        probe_ms = central_estimate_ms(measurements, lane, int(per_batch * per_job) or None) + settings.window_ms
     return Estimate(
-        depth, int(ahead), max(1, len(workers)), finish_ms, retry_after_s, max(0.0, late_ms), max(0.0, over_ms)
-    )
+        depth, int(ahead), max(1, len(workers)), finish_ms, retry_after_s, max(0.0, late_ms), max(0.0, over_ms),
+        probe_ms,
+    )  # fmt: skip
+
+
+def _idle_workers(
+    workers: list[str],
+    busy: Mapping[str, str],
+    long_runs: Mapping[str, str],
+    depths: Mapping[str, int],
+    serving: Mapping[str, set[str]],
+) -> list[str]:
+    """The live workers of the lane that run nothing and have nothing waiting in any lane they serve."""
+    return [
+        name
+        for name in workers
+        if name not in busy
+        and name not in long_runs
+        and not any(depths[lane] for lane, names in serving.items() if name in names)
+    ]
 
 
 # The long lane's model time that must be spent before `by` (Redis clock, s) for its jobs to keep their
@@ -147,9 +193,7 @@ def long_late_ms(
     it, the new job's included, and the long work due by then must fit in the time left. The new
     job's own finish counts only the long work that cannot wait (running_long_due_ms), so without
     this check it takes time a long job needs later: the worker then runs the long job first, as it
-    must, and short jobs accepted after the new one expire. (A looser variant, checking each waiting
-    long job at its own deadline and accepting short jobs while a long job was planned late already,
-    let 29 of 119 accepted jobs expire at 2x capacity.)"""
+    must, and short jobs accepted after the new one expire."""
     points = [(finish_by * 1000, left_ms) for finish_by, left_ms in runs]
     if waiting.waiting:
         work_ms = waiting.head_deadline_ms - long_start_by_ms(waiting, measurements)

@@ -1,10 +1,25 @@
-"""How long a batch takes: measured per lane, as a moving line over the batch's padded prompt tokens.
+"""How long a batch takes: measured per lane, as a moving line over the batch's padded prompt tokens, and
+anchored to a baseline that the worker measures when it starts.
 
 A batch of one short prompt and a batch of eight differ by half (2 s and 3 s on the default model), and
 a 1 000-token shift log from a 1 500-token one by a third. One lane-wide average would plan every batch
 as the mix of all of them, with a deviation that is mostly that mix. So each lane keeps, beside its
 moving average, exponentially weighted least squares of time over padded tokens (recent batches count
 most), and the mean deviation of batches from that line.
+
+Measurements describe the node as it was when batches last ran. Three rules keep them from describing
+a node that is gone (an overload's slow batches, say, that nothing runs any more to correct):
+- the deviation planned around an estimate is at most DEVIATION_CAP of it;
+- the baseline (a line measured by the worker at start, or, before any worker measured one, a prior
+  from the model's size) stands in for a lane with nothing measured, and for its first batches while
+  the line has no slope, whichever plans more time;
+- measurements decay towards the baseline as they age: after STALE_HALF_LIFE_S without a batch in the
+  lane, the estimate is halfway back to it.
+
+Stats fields, per lane: batch_ms, batch_dev_ms (moving average and deviation), line:{x,y,xx,xy,dev,n}
+(the line's weighted sums), job_tokens (padded tokens a job brings), measured_at (Redis clock, s);
+base_ms, base_ms_per_token, base_tokens (the baseline line and the padded tokens of a typical batch).
+A measurements mapping may carry now_s (Redis clock, s, when it was read): decay needs it.
 """
 
 from __future__ import annotations
@@ -16,6 +31,9 @@ EWMA_WEIGHT = 0.2  # weight of the newest sample in the moving averages of batch
 DEVIATION_WEIGHT = 0.25  # the same for the mean deviation of batch time
 LINE_WEIGHT = 0.1  # the same for the sums of the line: it remembers about ten batches
 MIN_LINE_BATCHES = 3  # a line needs a few points before its slope means anything
+DEVIATION_CAP = 0.5  # a batch is planned at most at twice its central estimate
+BASELINE_DEVIATION = 0.25  # the deviation planned around a baseline: one sample per point, so a wide one
+STALE_HALF_LIFE_S = 60.0  # measurements count half as much after this long without a batch in their lane
 
 
 class HasTokens(Protocol):
@@ -28,9 +46,16 @@ def padded_tokens(jobs: Sequence[HasTokens]) -> int:
 
 
 def updated_measurements(
-    stats: Mapping[str, str], lane: str, inference_ms: float, *, tokens: int | None = None, jobs: int = 1
+    stats: Mapping[str, str],
+    lane: str,
+    inference_ms: float,
+    *,
+    tokens: int | None = None,
+    jobs: int = 1,
+    now: float | None = None,
 ) -> dict[str, str]:
-    """The stats fields to store after a batch of `jobs` jobs and `tokens` padded tokens took inference_ms."""
+    """The stats fields to store after a batch of `jobs` jobs and `tokens` padded tokens took inference_ms,
+    measured at `now` (Redis clock, s)."""
     fields = {}
     if f"batch_ms:{lane}" not in stats:
         mean, deviation = inference_ms, inference_ms / 2  # one sample: plan with a wide margin
@@ -38,7 +63,10 @@ def updated_measurements(
         mean, deviation = float(stats[f"batch_ms:{lane}"]), float(stats.get(f"batch_dev_ms:{lane}") or 0)
         deviation += (abs(inference_ms - mean) - deviation) * DEVIATION_WEIGHT
         mean += (inference_ms - mean) * EWMA_WEIGHT
+    deviation = min(deviation, mean * DEVIATION_CAP)  # one wild batch cannot make every later plan wild
     fields[f"batch_ms:{lane}"], fields[f"batch_dev_ms:{lane}"] = f"{mean:.1f}", f"{deviation:.1f}"
+    if now is not None:
+        fields[f"measured_at:{lane}"] = f"{now:.3f}"
     if tokens is None:
         return fields
     x, y, key = float(tokens), inference_ms, f"line:{lane}"
@@ -46,7 +74,9 @@ def updated_measurements(
         sums, n, line_dev = {"x": x, "y": y, "xx": x * x, "xy": x * y}, 1, y / 2
     else:
         old = {name: float(stats[f"{key}:{name}"]) for name in ("x", "y", "xx", "xy", "dev", "n")}
-        line_dev = old["dev"] + (abs(y - _on_line(old, x)) - old["dev"]) * DEVIATION_WEIGHT
+        on_line = _on_line(old, x)
+        line_dev = old["dev"] + (abs(y - on_line) - old["dev"]) * DEVIATION_WEIGHT
+        line_dev = min(line_dev, max(on_line, y) * DEVIATION_CAP)
         new = {"x": x, "y": y, "xx": x * x, "xy": x * y}
         sums = {name: old[name] + (new[name] - old[name]) * LINE_WEIGHT for name in new}
         n = int(old["n"]) + 1
@@ -70,17 +100,112 @@ def _on_line(sums: Mapping[str, float], x: float) -> float:
     return max(0.0, my + slope * (x - mx))
 
 
+# --- the baseline: measured at the worker's start, or a prior from the model's size -----------------
+
+
+def baseline_fields(lane: str, *, ms: float, ms_per_token: float, tokens: int) -> dict[str, str]:
+    """The stats fields of a lane's baseline: a batch of `t` padded tokens takes ms + ms_per_token * t;
+    a typical batch has `tokens`."""
+    return {
+        f"base_ms:{lane}": f"{max(0.0, ms):.1f}",
+        f"base_ms_per_token:{lane}": f"{max(0.0, ms_per_token):.4f}",
+        f"base_tokens:{lane}": str(max(1, int(tokens))),
+    }
+
+
+def warm_up_baseline(one: tuple[int, float], full: tuple[int, float], chunk: tuple[int, float]) -> dict[str, str]:
+    """The baseline of both lanes from the worker's warm-up, each sample (padded tokens, ms): a short
+    batch of one job and a full one give the short lane's line; the long lane decodes like the batch of
+    one and reads its prompt at the pace of one prefill chunk (a little more than it needs, as the
+    chunk's time includes a decoding step)."""
+    (one_tokens, one_ms), (full_tokens, full_ms), (chunk_tokens, chunk_ms) = one, full, chunk
+    slope = max(0.0, (full_ms - one_ms) / (full_tokens - one_tokens)) if full_tokens > one_tokens else 0.0
+    return {
+        **baseline_fields("short", ms=one_ms - slope * one_tokens, ms_per_token=slope, tokens=full_tokens),
+        **baseline_fields("long", ms=one_ms, ms_per_token=chunk_ms / max(1, chunk_tokens), tokens=chunk_tokens),
+    }
+
+
+# A prior for a node whose workers measured nothing yet, from the model's size alone: a forward pass
+# costs about two operations per parameter and token. The rates are below what two CPU cores reach
+# (about 7 GFLOP/s decoding and 60 prefilling the default model), so the prior plans more than it takes.
+PRIOR_DECODE_FLOPS = 4e9
+PRIOR_PREFILL_FLOPS = 40e9
+
+
+def model_prior(parameters: int, *, new_tokens: int, batch_size: int, short_tokens: int = 48) -> dict[str, str]:
+    """The baseline of both lanes for a model of this many parameters generating new_tokens per job."""
+    decode_ms = new_tokens * 2 * parameters / PRIOR_DECODE_FLOPS * 1000
+    per_token_ms = 2 * parameters / PRIOR_PREFILL_FLOPS * 1000
+    return {
+        **baseline_fields("short", ms=decode_ms, ms_per_token=per_token_ms, tokens=batch_size * short_tokens),
+        **baseline_fields("long", ms=decode_ms, ms_per_token=per_token_ms, tokens=1024),
+    }
+
+
+# --- estimates ---------------------------------------------------------------------------------
+
+
+def _measured(m: Mapping[str, float], lane: str, tokens: int | None) -> tuple[float, float, float] | None:
+    """(central, deviation, batches behind it) of what ran in the lane; None if nothing did."""
+    key = f"line:{lane}"
+    if tokens is not None and f"{key}:n" in m:
+        sums = {name: float(m[f"{key}:{name}"]) for name in ("x", "y", "xx", "xy", "n")}
+        return _on_line(sums, float(tokens)), float(m[f"{key}:dev"]), sums["n"]
+    if f"batch_ms:{lane}" in m:
+        n = float(m.get(f"{key}:n", MIN_LINE_BATCHES))  # the average alone: as many as its line saw
+        return float(m[f"batch_ms:{lane}"]), float(m.get(f"batch_dev_ms:{lane}", 0.0)), n
+    return None
+
+
+def _baseline(m: Mapping[str, float], lane: str, tokens: int | None) -> tuple[float, float] | None:
+    if f"base_ms:{lane}" not in m:
+        return None
+    at = float(tokens if tokens is not None else m[f"base_tokens:{lane}"])
+    central = float(m[f"base_ms:{lane}"]) + float(m[f"base_ms_per_token:{lane}"]) * at
+    return central, central * BASELINE_DEVIATION
+
+
+def freshness(m: Mapping[str, float], lane: str) -> float:
+    """How much the lane's measurements still count against its baseline: 1 just after a batch, halving
+    every STALE_HALF_LIFE_S without one."""
+    measured_at, now = m.get(f"measured_at:{lane}"), m.get("now_s")
+    if measured_at is None or now is None:
+        return 1.0
+    return 0.5 ** (max(0.0, float(now) - float(measured_at)) / STALE_HALF_LIFE_S)
+
+
+def _estimate(m: Mapping[str, float], lane: str, tokens: int | None) -> tuple[float, float] | None:
+    """(central, deviation) of a batch of the lane with these padded tokens, by the rules of the module."""
+    measured, base = _measured(m, lane, tokens), _baseline(m, lane, tokens)
+    if measured is None:
+        return base
+    central, deviation, batches = measured
+    if base is None:
+        return central, deviation
+    if batches < MIN_LINE_BATCHES and base[0] > central:
+        central, deviation = base  # a first batch or two says little about a full one
+    weight = freshness(m, lane)
+    return weight * central + (1 - weight) * base[0], weight * deviation + (1 - weight) * base[1]
+
+
 def batch_estimate_ms(measurements: Mapping[str, float], lane: str, tokens: int | None = None) -> float:
-    """How long a batch of this lane may take: likely, not just on average (0 until a batch ran).
+    """How long a batch of this lane may take: likely, not just on average (0 while nothing is known).
 
     With `tokens` (its padded prompt tokens) and a line measured: the line there plus twice the
     deviation from the line. Otherwise the lane's moving average plus twice its mean deviation, as TCP
-    plans round trips (RFC 6298)."""
-    key = f"line:{lane}"
-    if tokens is None or f"{key}:n" not in measurements:
-        return measurements.get(f"batch_ms:{lane}", 0.0) + 2 * measurements.get(f"batch_dev_ms:{lane}", 0.0)
-    sums = {name: float(measurements[f"{key}:{name}"]) for name in ("x", "y", "xx", "xy", "n")}
-    return _on_line(sums, float(tokens)) + 2 * float(measurements[f"{key}:dev"])
+    plans round trips (RFC 6298). The deviation counts at most DEVIATION_CAP of the central value."""
+    found = _estimate(measurements, lane, tokens)
+    if found is None:
+        return 0.0
+    central, deviation = found
+    return central + 2 * min(deviation, central * DEVIATION_CAP)
+
+
+def central_estimate_ms(measurements: Mapping[str, float], lane: str, tokens: int | None = None) -> float:
+    """How long a batch of this lane takes as things stand, without the margin (0 while nothing is known)."""
+    found = _estimate(measurements, lane, tokens)
+    return found[0] if found else 0.0
 
 
 def tokens_per_job(measurements: Mapping[str, float], lane: str) -> float | None:

@@ -6,11 +6,13 @@ import logging
 import os
 import threading
 
+import redis
 from celery import bootsteps
 
 from inference.model_files import ModelConfigError
 from inference.queue import LANES, JobQueue
 from inference.scheduler import SchedulerSettings, SettingError, SettingsStore, env_int
+from inference.warm_up import measure_baseline
 from inference.worker import BatchWorker
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,19 @@ def lower_cpu_priority(nice: int) -> None:
     model loads, and the threads it starts (torch's, the timer) inherit it. Never raises it back."""
     if nice > os.getpriority(os.PRIO_PROCESS, 0):
         os.setpriority(os.PRIO_PROCESS, 0, nice)
+
+
+def _warm_up_sizes(store: SettingsStore, new_tokens: int) -> dict[str, int]:
+    """The batch size and prefill chunk the warm-up times: the live settings, or the defaults without Redis."""
+    try:
+        settings = store.current()
+    except redis.RedisError:
+        settings = store.defaults
+    return {
+        "max_batch_size": settings.max_batch_size,
+        "new_tokens": new_tokens,
+        "chunk_tokens": settings.long_chunk_tokens or 256,
+    }
 
 
 class BatchLoopStep(bootsteps.StartStopStep):
@@ -60,6 +75,7 @@ class BatchLoopStep(bootsteps.StartStopStep):
             reclaim_idle_ms = env_int("EDGE_RECLAIM_IDLE_MS", 60_000, low=1_000, high=3_600_000)
             lanes = worker_lanes(os.environ.get("EDGE_WORKER_LANES", ""))
             nice = env_int("EDGE_WORKER_NICE", 10, low=0, high=19)
+            new_tokens = env_int("EDGE_DEFAULT_MAX_NEW_TOKENS", 32, low=1, high=100_000)
         except SettingError as error:
             log.critical("worker configuration error: %s", error)  # one clear line above Celery's traceback
             raise
@@ -74,14 +90,17 @@ class BatchLoopStep(bootsteps.StartStopStep):
 
             lower_cpu_priority(nice)
             try:
+                model = load_model_from_env()
+                store = SettingsStore(queue, defaults)
                 self.loop = BatchWorker(
-                    model=load_model_from_env(),
+                    model=model,
                     queue=queue,
                     sink=sink,
-                    settings=SettingsStore(queue, defaults),
+                    settings=store,
                     name=worker.hostname,
                     lanes=lanes,
                     reclaim_idle_ms=reclaim_idle_ms,
+                    baseline=measure_baseline(model, **_warm_up_sizes(store, new_tokens)),
                 )
             except Exception as error:
                 failure.append(error)

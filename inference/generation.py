@@ -6,6 +6,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class GenerationParams:
     max_new_tokens: int = 32
+    min_new_tokens: int = 0  # the end-of-text token is held back until then (the warm-up times full outputs)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 from pathlib import Path
 
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "models"
@@ -54,3 +55,17 @@ def tokenizer_file(spec: str | None, cache_root: Path = DEFAULT_CACHE_DIR) -> Pa
     folder = path if path.is_dir() else gguf_cache_dir(path, cache_root)
     candidate = folder / "tokenizer.json"
     return candidate if candidate.is_file() else None
+
+
+def parameter_count(spec: str | None, cache_root: Path = DEFAULT_CACHE_DIR) -> int:
+    """About how many parameters the model has, without loading it: from config.json (a decoder's layers
+    and embeddings) once the model is prepared, else from a GGUF file's size at four bits a parameter
+    (more than a shipped GGUF has; reading its tensor list takes seconds)."""
+    path = resolve_model_path(spec)
+    folder = path if path.is_dir() else gguf_cache_dir(path, cache_root)
+    if not (folder / "config.json").is_file():
+        return path.stat().st_size * 2
+    config = json.loads((folder / "config.json").read_text())
+    hidden, layers = int(config["hidden_size"]), int(config["num_hidden_layers"])
+    inner = int(config.get("intermediate_size") or 4 * hidden)
+    return layers * (4 * hidden * hidden + 3 * hidden * inner) + int(config["vocab_size"]) * hidden

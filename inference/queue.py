@@ -8,7 +8,8 @@ Keys, under the prefix:
   lane:{short|long}  sorted set  job id -> rank (deadline minus its priority's head start, ms)
   deadlines          sorted set  job id -> deadline (ms, Redis clock), for the expiry timer
   leased             sorted set  job id -> lease end (ms, Redis clock), jobs in a worker's batch
-  job:{id}           hash        what the worker needs to run it
+  job:{id}           hash        what the worker needs to run it; `kept`: its output once the model ran it,
+                                 until the database stored it (inference.kept_results)
   wake               list        one token per enqueue, so idle workers block instead of polling
   stats              hash        measured batch times per lane and the arrival rate (moving averages)
   jobs:dead          stream      jobs buried after killing workers again and again (capped)
@@ -27,6 +28,7 @@ from inference.batch_time import updated_measurements
 
 LANES = ("short", "long")
 PRIORITIES = ("high", "normal", "low")
+WORKER_ALIVE_S = 6.0  # workers beat every 2 s: silent for three beats means gone
 
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)"
 
@@ -68,7 +70,7 @@ end
 # KEYS: lane, deadlines, leased. ARGV: job key prefix, lane key prefix, max_count, max_tokens,
 # est_ms, lease_ms, worker. Takes jobs in rank order into a lease, up to the count and the padded
 # token budget (batch size times the longest prompt); jobs that cannot finish by their deadline
-# even if run now are expired instead of taken.
+# even if run now are expired instead of taken (not those whose output is kept: they only need storing).
 _TAKE = (
     _NOW
     + _EXPIRE_FN
@@ -84,7 +86,7 @@ for _, id in ipairs(ids) do
   if not deadline then
     redis.call('ZREM', KEYS[1], id)
     redis.call('ZREM', KEYS[2], id)
-  elseif deadline < now + est then
+  elseif deadline < now + est and redis.call('HEXISTS', key, 'kept') == 0 then
     expire(ARGV[1], ARGV[2], KEYS[2], id, expired)
   else
     if #taken >= max_count then break end
@@ -122,7 +124,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now + longest, 
   local lane = redis.call('HGET', key, 'lane') or 'short'
   if not deadline then
     redis.call('ZREM', KEYS[1], id)
-  elseif deadline < now + (est[lane] or 0) then
+  elseif deadline < now + (est[lane] or 0) and redis.call('HEXISTS', key, 'kept') == 0 then
     expire(ARGV[1], ARGV[2], KEYS[1], id, expired)
   end
 end
@@ -130,18 +132,21 @@ return expired
 """
 )
 
-# KEYS: leased, deadlines. ARGV: job key prefix, lane key prefix, worker ('' for none), limit.
-# Put back in their lanes the leased jobs whose lease ran out, or (at a worker's start) that it held.
+# KEYS: leased, deadlines, workers. ARGV: job key prefix, lane key prefix, worker ('' for none), limit,
+# alive_s. Put back in their lanes the leased jobs whose lease ran out, or whose worker's heartbeat is
+# older than alive_s (it died: no need to wait out the lease), or (at a worker's start) that it held.
 _RECLAIM = (
     _NOW
     + """
 local back = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local silent_before = now / 1000 - tonumber(ARGV[5])
 local count = 0
 for i = 1, #back, 2 do
   local id, lease_end = back[i], tonumber(back[i + 1])
   local key = ARGV[1] .. id
   local holder = redis.call('HGET', key, 'worker')
-  if lease_end < now or (ARGV[3] ~= '' and holder == ARGV[3]) then
+  local beat = holder and tonumber(redis.call('ZSCORE', KEYS[3], holder))
+  if lease_end < now or (ARGV[3] ~= '' and holder == ARGV[3]) or (beat and beat < silent_before) then
     redis.call('ZREM', KEYS[1], id)
     local deadline = tonumber(redis.call('HGET', key, 'deadline_ms'))
     if deadline then
@@ -156,6 +161,13 @@ end
 return count
 """
 )
+
+# KEYS: job keys. ARGV: their kept values. Only jobs still held (a job acknowledged meanwhile is gone).
+_KEEP = """
+for i, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then redis.call('HSET', key, 'kept', ARGV[i]) end
+end
+"""
 
 # KEYS: lane. ARGV: job key prefix, max_count. What a window needs to know without taking anything:
 # how many wait, the head's arrival and deadline, and the padded tokens of the first max_count.
@@ -189,6 +201,7 @@ class QueuedJob:
     enqueued_ms: int = 0  # arrival, epoch ms on Redis' clock, set at enqueue
     deliveries: int = 1
     picked_at: float = field(default=0.0)  # local time it entered a worker's window (see collect_window)
+    kept: str = ""  # its output from an earlier run, not stored yet (inference.kept_results)
 
     def to_fields(self) -> dict[str, str]:
         return {
@@ -217,6 +230,7 @@ class QueuedJob:
             enqueued_ms=int(float(fields.get("enqueued_ms", 0))),
             deliveries=int(fields.get("deliveries", 1)),
             picked_at=time.time(),
+            kept=fields.get("kept", ""),
         )
 
 
@@ -246,6 +260,11 @@ def long_run_fields(value: str) -> tuple[float, float]:
     return float(finish_by), float(left_ms)
 
 
+def stats_read(stats: dict[str, str], now: float) -> dict[str, float]:
+    """The stats hash as numbers, with the Redis time it was read at (now_s): estimates decay with age."""
+    return {**{name: float(value) for name, value in stats.items()}, "now_s": now}
+
+
 def _pairs(flat: list) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
@@ -266,6 +285,7 @@ class JobQueue:
         self._take = client.register_script(_TAKE)
         self._expire_due = client.register_script(_EXPIRE_DUE)
         self._reclaim = client.register_script(_RECLAIM)
+        self._keep = client.register_script(_KEEP)
         self._peek = client.register_script(_PEEK)
 
     @classmethod
@@ -362,10 +382,15 @@ class JobQueue:
         return found
 
     def reclaim(self, *, worker: str = "", limit: int = 1000) -> int:
-        """Put back the jobs of workers whose lease ran out (they died); with worker, also that worker's own."""
-        return int(
-            self._reclaim(keys=[self.leased, self.deadlines], args=[self.job_prefix, self.lane_prefix, worker, limit])
-        )
+        """Put back the jobs of workers that died (heartbeat silent for WORKER_ALIVE_S, or lease run out);
+        with worker, also that worker's own."""
+        keys = [self.leased, self.deadlines, self.workers_key]
+        return int(self._reclaim(keys=keys, args=[self.job_prefix, self.lane_prefix, worker, limit, WORKER_ALIVE_S]))
+
+    def keep_results(self, kept: dict[int, str]) -> None:
+        """Keep finished outputs with their jobs until ack (see inference.kept_results)."""
+        if kept:
+            self._keep(keys=[self.job_prefix + str(job_id) for job_id in kept], args=list(kept.values()))
 
     def touch(self, jobs: list[QueuedJob], lease_ms: int) -> None:
         """Extend the lease of jobs in flight: a long batch is not mistaken for a dead worker."""
@@ -393,10 +418,13 @@ class JobQueue:
         pace of long batches plan with them. Read and written in one optimistic transaction (WATCH), so
         two workers finishing at once both count."""
 
+        now = self.now()
+
         def update(pipe: redis.client.Pipeline) -> None:
             stats = pipe.hgetall(self.stats)
             pipe.multi()
-            pipe.hset(self.stats, mapping=updated_measurements(stats, lane, inference_ms, tokens=tokens, jobs=jobs))
+            fields = updated_measurements(stats, lane, inference_ms, tokens=tokens, jobs=jobs, now=now)
+            pipe.hset(self.stats, mapping=fields)
 
         self.redis.transaction(update, self.stats)
 
@@ -424,8 +452,20 @@ class JobQueue:
         self.redis.hdel(self.long_runs_key, worker)
 
     def measurements(self) -> dict[str, float]:
-        """batch_ms:<lane> and batch_dev_ms:<lane> once measured, arrival_gap_ms and last_arrival_ms once known."""
-        return {name: float(value) for name, value in self.redis.hgetall(self.stats).items()}
+        """The stats (see inference.batch_time: batch times, lines, baselines; arrival_gap_ms and
+        last_arrival_ms once known), and now_s, when they were read (Redis clock, s)."""
+        return stats_read(self.redis.hgetall(self.stats), self.now())
+
+    def publish_baseline(self, fields: dict[str, str], *, replace: bool) -> None:
+        """The baseline a worker measured at start (inference.batch_time): replace what is there, or fill it
+        in where it is missing (Redis lost it)."""
+        if replace:
+            self.redis.hset(self.stats, mapping=fields)
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for name, value in fields.items():
+            pipe.hsetnx(self.stats, name, value)
+        pipe.execute()
 
     # --- workers' heartbeats -----------------------------------------------------------------
 

@@ -101,6 +101,7 @@ class ResidentModel:
             output = self.model.generate(
                 **encoded,
                 max_new_tokens=params.max_new_tokens,
+                min_new_tokens=params.min_new_tokens or None,
                 do_sample=False,
                 pad_token_id=self.tokenizer.pad_token_id,
             )

@@ -7,9 +7,13 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
-from inference.batch_time import batch_estimate_ms, tokens_per_job
+from inference.batch_time import batch_estimate_ms, central_estimate_ms, tokens_per_job
 from inference.queue import LANES, ExpiredJob, JobQueue, LanePeek, QueuedJob
+
+if TYPE_CHECKING:
+    from inference.worker import BatchRun
 
 log = logging.getLogger(__name__)
 
@@ -185,13 +189,24 @@ def jobs_per_batch(settings: SchedulerSettings, lane: str, per_job_tokens: float
     return max(1, min(settings.max_batch_size, int(settings.batch_tokens(lane) // max(1.0, per_job_tokens))))
 
 
-def full_batch_estimate_ms(settings: SchedulerSettings, measurements: Mapping[str, float], lane: str) -> float:
-    """A full batch of the lane's usual jobs: the longest a waiting job's batch likely takes. Expiry
-    plans with it, so it agrees with admission (which plans the batches ahead the same way)."""
+def full_batch_tokens(settings: SchedulerSettings, measurements: Mapping[str, float], lane: str) -> int | None:
+    """The padded tokens of a full batch of the lane's usual jobs (None until a job's tokens are measured)."""
     per_job = tokens_per_job(measurements, lane)
-    if per_job is None:
-        return batch_estimate_ms(measurements, lane)
-    return batch_estimate_ms(measurements, lane, int(jobs_per_batch(settings, lane, per_job) * per_job))
+    return None if per_job is None else int(jobs_per_batch(settings, lane, per_job) * per_job)
+
+
+def full_batch_estimate_ms(settings: SchedulerSettings, measurements: Mapping[str, float], lane: str) -> float:
+    """A full batch of the lane's usual jobs, at its likely upper bound: how admission plans the batches
+    ahead of a job."""
+    return batch_estimate_ms(measurements, lane, full_batch_tokens(settings, measurements, lane))
+
+
+def full_batch_central_ms(settings: SchedulerSettings, measurements: Mapping[str, float], lane: str) -> float:
+    """A full batch of the lane's usual jobs as things stand, without the margin: expiry ends a waiting
+    job only when even this would finish after its deadline. Admission always plans at least this much
+    (its own batch is at least as big, with the margin or, for a probe, without), so a job it admits is
+    never expired at once."""
+    return central_estimate_ms(measurements, lane, full_batch_tokens(settings, measurements, lane))
 
 
 def long_start_by_ms(peek: LanePeek, measurements: Mapping[str, float]) -> float:
@@ -257,8 +272,9 @@ class Window:
     settings: SchedulerSettings
     window_ms: int  # the window it waited with (the effective one, if adaptive)
     window_reason: str = "fixed"
-    expired: list[ExpiredJob] | None = None
+    expired: list[ExpiredJob] | None = None  # found while leasing it; ended by run_batch
     measurements: Mapping[str, float] = field(default_factory=dict)  # batch times as read to collect it
+    batch: BatchRun | None = None  # its outputs, once the model ran it (until they are stored)
 
 
 def collect_window(
@@ -289,7 +305,7 @@ def collect_window(
         return None
     budget = settings.batch_tokens(lane)
     peek = peeks[lane]
-    estimate = full_batch_estimate_ms(settings, measurements, lane)
+    estimate = full_batch_central_ms(settings, measurements, lane)
     opened_ms = peek.head_arrived_ms
     while True:
         closes_ms = opened_ms + window_ms

@@ -13,14 +13,18 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+import redis
+
 from inference.batch_time import batch_estimate_ms, padded_tokens
 from inference.generation import BatchOutput, GenerationParams
+from inference.kept_results import batches_from_kept, kept_fields
 from inference.queue import LANES, ExpiredJob, JobQueue, QueuedJob
 from inference.scheduler import (
     SchedulerSettings,
     SettingsStore,
     Window,
     collect_window,
+    full_batch_central_ms,
     full_batch_estimate_ms,
     long_start_by_ms,
 )
@@ -35,7 +39,7 @@ RECLAIM_EVERY_S = 1.0  # looking for leases that ran out: one small Lua call ove
 TIMER_EVERY_S = 0.1  # expiry checks and settings pick-up: well inside the one second a change may take
 HEARTBEAT_TTL_S = 15
 SHORT_AT_RISK_MS = 1_000  # a short job this close to expiring may interrupt a long batch (see _short_may_go)
-MAX_RETRIES = 5  # a batch whose results cannot be stored this often in a row fails, rather than block the worker
+MAX_RETRIES = 5  # a batch that cannot run this often in a row fails, rather than block the worker
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,7 @@ class BatchWorker:
         lanes: tuple[str, ...] = LANES,
         max_deliveries: int = 3,
         reclaim_idle_ms: int = 60_000,
+        baseline: dict[str, str] | None = None,
     ):
         self.model = model
         self.queue = queue
@@ -152,6 +157,9 @@ class BatchWorker:
         self.max_deliveries = max_deliveries
         # Leases of jobs in flight are renewed by the heartbeat, so only a silent worker's leases run out.
         self.reclaim_idle_ms = reclaim_idle_ms
+        # Batch times measured at start (inference.warm_up): published before the first job, and again
+        # whenever Redis lost them, so admission never plans without them while this worker runs.
+        self.baseline = baseline or {}
         self.stopping = threading.Event()
         # Windows whose batch did not complete, retried first: one, or two while a short batch runs
         # inside a paused long one. The timer renews their leases.
@@ -165,6 +173,7 @@ class BatchWorker:
         self.last_batch_at = 0.0
         self.started_at = time.time()
         self.settings_version = -1
+        self._settings_lock = threading.Lock()  # the batch thread and the timer both apply new versions
         self.live_settings: SchedulerSettings = settings.defaults  # refreshed by batch_step and the timer
         self.window_ms: int | None = None
         self.window_reason = ""
@@ -173,24 +182,26 @@ class BatchWorker:
     # --- steps: each returns True when it did work -----------------------------------------
 
     def retry_step(self) -> bool:
-        """Run again a batch that a database or Redis error interrupted in this process.
+        """Finish a batch that a database or Redis error interrupted in this process.
 
-        Its jobs are not read from Redis again, so their delivery count (the crash counter) stays put.
+        A batch whose outputs exist is only stored again, never run again. One that did not get that far
+        runs again; its jobs are not read from Redis again, so their delivery count (the crash counter)
+        stays put. The loop backs off between tries (run_forever).
         """
         if not self.in_flight:
             return False
         window = self.in_flight[0]
         self.retries += 1
-        if self.retries > MAX_RETRIES:
+        if window.batch is None and self.retries > MAX_RETRIES:
             # Something about these jobs keeps failing (not a passing outage): fail them and move on.
-            reason = f"the worker could not store this job's result after {MAX_RETRIES} tries"
+            reason = f"the worker could not run this job's batch after {MAX_RETRIES} tries"
             log.error("%s: %s (jobs %s)", self.name, reason, [job.job_id for job in window.jobs])
             self.sink.jobs_failed([job.job_id for job in window.jobs], reason)
             self.queue.ack(window.jobs)
             self.in_flight.remove(window)
             self.retries = 0
             return True
-        log.warning("%s retries batch of %d job(s) after an error", self.name, len(window.jobs))
+        log.warning("%s retries a batch of %d job(s) after an error", self.name, len(window.jobs))
         self.run_batch(window)
         return True
 
@@ -210,7 +221,8 @@ class BatchWorker:
         return False  # nothing ran yet: the batch step takes them
 
     def batch_step(self) -> bool:
-        self.live_settings, self.settings_version = self.settings.current_with_version()
+        self.live_settings, version = self.settings.current_with_version()
+        self._settings_applied(version)
         window = collect_window(
             self.queue,
             self.name,
@@ -223,9 +235,9 @@ class BatchWorker:
             self.queue.wait_for_work(0.5, self.lanes)
             return False
         self.window_ms, self.window_reason = window.window_ms, window.window_reason
-        if window.expired:
-            self._expire(window.expired)
         if not window.jobs:
+            if window.expired:
+                self._expire(window.expired)
             return bool(window.expired)
         self.run_batch(window)
         return True
@@ -240,7 +252,7 @@ class BatchWorker:
 
     def _lane_estimates(self) -> dict[str, float]:
         measurements = self.queue.measurements()
-        return {lane: full_batch_estimate_ms(self.live_settings, measurements, lane) for lane in LANES}
+        return {lane: full_batch_central_ms(self.live_settings, measurements, lane) for lane in LANES}
 
     def _expire(self, expired: list[ExpiredJob], estimates: dict[str, float] | None = None) -> None:
         estimates = estimates if estimates is not None else self._lane_estimates()
@@ -255,14 +267,41 @@ class BatchWorker:
     # --- one batch -------------------------------------------------------------------------
 
     def run_batch(self, window: Window) -> BatchRun | None:
-        """Errors of the model fail jobs with a reason; errors of the sink or Redis propagate and the
-        window stays in flight, to be retried by retry_step."""
+        """Run a window's batch and store it. The window is held (in flight, its leases renewed) from the
+        first line, so any error leaves it to retry_step. Errors of the model fail jobs with a reason;
+        errors of the sink or Redis propagate. Outputs are kept beside the lease in Redis as soon as they
+        exist (inference.kept_results): a retry, or another worker after a crash, stores them without
+        running the model again."""
         if window not in self.in_flight:
             self.in_flight.append(window)
-        jobs = self._drop_poison(window.jobs)
-        if not jobs:
-            self.in_flight.remove(window)
-            return None
+        if window.expired:
+            self._expire(window.expired)
+            window.expired = None
+        if window.batch is None:
+            replayed = [job for job in window.jobs if job.kept]
+            if replayed:
+                self._store_kept(replayed)
+                window.jobs = [job for job in window.jobs if not job.kept]
+            jobs = window.jobs = self._drop_poison(window.jobs)  # buried once, not again on a retry
+            if not jobs:
+                self.in_flight.remove(window)
+                return None
+            window.batch = self._infer(window, jobs)
+            try:
+                self.queue.keep_results(kept_fields(window.batch))
+            except redis.RedisError:
+                log.exception("%s: could not keep a batch's outputs in Redis; storing them from memory", self.name)
+        batch = window.batch
+        self.sink.batch_finished(batch)
+        self.queue.ack(batch.jobs)
+        self.queue.clear_busy(self.name)
+        self.in_flight.remove(window)
+        self.retries = 0
+        self.last_batch_at = time.time()
+        return batch
+
+    def _infer(self, window: Window, jobs: list[QueuedJob]) -> BatchRun:
+        """Mark the jobs running, run the model on them, and measure the batch."""
         batch = BatchRun(
             batch_id=uuid.uuid4().hex,
             worker=self.name,
@@ -273,7 +312,10 @@ class BatchWorker:
             window_opened_at=window.opened_ms / 1000,
             inference_started_at=time.time(),
         )
-        self.sink.batch_started(batch)
+        try:
+            self.sink.batch_started(batch)
+        except Exception:  # only a status shown while it runs: the outputs matter more
+            log.exception("%s: could not mark %d job(s) running; running them anyway", self.name, len(jobs))
         # Admission plans new jobs from when this worker is free again (a long batch in steps says more).
         if not (window.lane == "long" and self._steps_long(batch.settings)):
             estimate_ms = batch_estimate_ms(window.measurements, window.lane, padded_tokens(jobs))
@@ -283,6 +325,10 @@ class BatchWorker:
         isolate = len(jobs) > 1 and any(job.deliveries > 1 for job in jobs)
         outputs = self._generate_each(jobs) if isolate else self._generate(jobs, batch)
         batch.inference_ended_at = time.time()
+        ids = " ".join(str(job.job_id) for job in jobs)
+        log.info(
+            "%s ran a %s batch of %d job(s) [%s] in %.0f ms", self.name, batch.lane, len(jobs), ids, batch.model_ms
+        )
         if batch.model_ms and len(outputs) == len(jobs) and not isolate:
             self.queue.record_batch_time(window.lane, batch.model_ms, tokens=padded_tokens(jobs), jobs=len(jobs))
         for job, output in zip(jobs, outputs, strict=True):
@@ -294,13 +340,14 @@ class BatchWorker:
             batch.results.append(
                 JobResult(job.job_id, generation.text, generation.prompt_tokens, generation.new_tokens, job.picked_at)
             )
-        self.sink.batch_finished(batch)
-        self.queue.ack(jobs)
-        self.queue.clear_busy(self.name)
-        self.in_flight.remove(window)
-        self.retries = 0
-        self.last_batch_at = time.time()
         return batch
+
+    def _store_kept(self, jobs: list[QueuedJob]) -> None:
+        """Store the outputs an earlier run of these jobs kept in Redis (it stopped before storing them)."""
+        for batch in batches_from_kept(jobs):
+            log.warning("%s stores %d kept output(s) of batch %s", self.name, len(batch.results), batch.batch_id)
+            self.sink.batch_finished(batch)
+        self.queue.ack(jobs)
 
     def _generate(self, jobs: list[QueuedJob], batch: BatchRun) -> list[BatchOutput | str]:
         """One call for the whole batch; if it fails, each job alone, so only the bad ones fail."""
@@ -420,13 +467,14 @@ class BatchWorker:
                 window = collect_window(
                     self.queue, self.name, lambda: self.live_settings, lanes=("short",), lease_ms=self.reclaim_idle_ms
                 )
-                if window is not None and window.expired:
-                    self._expire(window.expired)
                 if window is not None and window.jobs:
-                    self.run_batch(window)
+                    self.run_batch(window)  # holds the window from its first line
                     run.measurements = self.queue.measurements()
+                elif window is not None and window.expired:
+                    self._expire(window.expired)
             except Exception:
-                # Redis or the database failed: finish the long batch first; retry_step then retries the short one.
+                # Redis or the database failed: finish the long batch first; retry_step then finishes the
+                # short one (it is in flight, its leases renewed).
                 log.exception("%s: a short batch inside a long one failed", self.name)
                 run.may_pause = False
             finally:
@@ -472,7 +520,7 @@ class BatchWorker:
         held = self._held_jobs()
         if held:
             self.queue.touch(held, self.reclaim_idle_ms)
-        now = time.time()
+        now = self.queue.now()  # Redis' clock: the reclaim script judges silence by it
         pipe = self.queue.redis.pipeline()
         pipe.zadd(self.queue.workers_key, {self.name: now})
         for lane in self.lanes:
@@ -494,15 +542,32 @@ class BatchWorker:
         )
         pipe.expire(self.queue.worker_key(self.name), HEARTBEAT_TTL_S)
         pipe.execute()
+        if self.baseline:
+            self.queue.publish_baseline(self.baseline, replace=False)
+
+    def announce(self) -> None:
+        """At start, before the first job: what this worker measured, that it is alive (tests and `make
+        run` wait for its heartbeat key), and that nothing said under its name before a crash holds now."""
+        self.queue.sync_clock()
+        self.queue.clear_busy(self.name)
+        self.queue.clear_long_run(self.name)
+        if self.baseline:  # this start's measurement replaces an older one
+            self.queue.publish_baseline(self.baseline, replace=True)
+        self.settings_step()  # the first write to this worker's key: tests and `make run` wait for it
+        self.heartbeat()
 
     def settings_step(self) -> bool:
         """Pick up saved settings within a fraction of a second, even in the middle of a window."""
-        settings, version = self.settings.current_with_version()
-        self.live_settings = settings
-        if version == self.settings_version:
-            return False
-        self.settings_version = version
-        applied = {"settings_version": version, "settings_applied_at": time.time()}
+        self.live_settings, version = self.settings.current_with_version()
+        return self._settings_applied(version)
+
+    def _settings_applied(self, version: int) -> bool:
+        """Say when a new settings version was first applied, whichever thread read it first."""
+        with self._settings_lock:
+            if version == self.settings_version:
+                return False
+            self.settings_version = version
+        applied = {"settings_version": version, "settings_applied_version": version, "settings_applied_at": time.time()}
         self.queue.redis.hset(self.queue.worker_key(self.name), mapping=applied)
         return True
 
@@ -539,11 +604,7 @@ class BatchWorker:
         while not self.stopping.is_set():
             try:
                 if not ready:  # inside the retrying loop: a Redis that is down at start must not end the thread
-                    self.queue.sync_clock()
-                    self.settings_step()
-                    self.heartbeat()  # before the first job: tests and `make run` wait for this key
-                    self.queue.clear_busy(self.name)  # what this name said before a crash is not true now
-                    self.queue.clear_long_run(self.name)
+                    self.announce()
                     threading.Thread(target=self._timer_forever, name="timer", daemon=True).start()
                     ready = True
                 self.step()

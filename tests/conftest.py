@@ -47,6 +47,13 @@ def tiny_model(tiny_model_path):
 
 
 @pytest.fixture(autouse=True)
+def web_model(settings, tiny_model_path):
+    """The web side serves the model the test workers load: its tokenizer counts tokens and routes lanes,
+    and its size gives admission's prior, as on a node."""
+    settings.EDGE_MODEL = str(tiny_model_path)
+
+
+@pytest.fixture(autouse=True)
 def redis_prefix(settings):
     """Every test gets its own Redis keys, deleted afterwards, so tests never see each other's jobs."""
     prefix = f"edgeportal-test:{uuid.uuid4().hex[:10]}"

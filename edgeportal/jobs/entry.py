@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from edgeportal.jobs.models import Job, Rejection
-from edgeportal.jobs.queueing import get_queue, scheduler_settings
+from edgeportal.jobs.queueing import batch_time_prior, get_queue, scheduler_settings
 from edgeportal.jobs.services import enqueue, followers_resolve, latency_for
 from edgeportal.monitoring import metrics
 from edgeportal.prompts import cache
@@ -211,7 +211,8 @@ def _deadline_ms(raw: object, template, source, scheduler: SchedulerSettings, la
 def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> None:
     """Refuse now what the queue cannot take or cannot finish in time, instead of queueing it to expire."""
     estimate = admission_estimate(get_queue(), scheduler, lane=ticket.lane, priority=ticket.priority,
-                                  deadline_ms=ticket.deadline_ms, tokens=ticket.prompt_tokens)  # fmt: skip
+                                  deadline_ms=ticket.deadline_ms, tokens=ticket.prompt_tokens,
+                                  prior=batch_time_prior())  # fmt: skip
     if refusal := _refusal(estimate, ticket, scheduler):
         code, reason = refusal
         raise JobRejected(f"{reason}; retry in {estimate.retry_after_s} s.", code=code, status=429,
@@ -224,7 +225,7 @@ def _refusal(estimate: Estimate, ticket: Ticket, scheduler: SchedulerSettings) -
         return "queue_full", (
             f"The queue is full ({estimate.waiting} jobs waiting, the limit is {scheduler.queue_limit})"
         )
-    if estimate.finish_ms is not None and estimate.finish_ms > ticket.deadline_ms:
+    if estimate.refused_for_time(ticket.deadline_ms):
         return "deadline_unreachable", (
             f"The job would finish in about {estimate.finish_ms:.0f} ms ({estimate.ahead} jobs ahead in the "
             f"{ticket.lane} lane), after its {ticket.deadline_ms} ms deadline"

@@ -4,6 +4,8 @@ from functools import cache
 
 from django.conf import settings
 
+from inference.batch_time import model_prior
+from inference.model_files import ModelConfigError, parameter_count
 from inference.queue import JobQueue
 from inference.scheduler import SchedulerSettings, SettingsStore
 
@@ -24,3 +26,17 @@ def get_settings_store() -> SettingsStore:
 
 def scheduler_settings() -> SchedulerSettings:
     return get_settings_store().current()
+
+
+def batch_time_prior() -> dict[str, str]:
+    """What admission plans a batch at before any worker measured one (inference.batch_time.model_prior)."""
+    return _prior_for(settings.EDGE_MODEL, settings.EDGE_DEFAULT_MAX_NEW_TOKENS, settings.EDGE_SCHEDULER.max_batch_size)
+
+
+@cache
+def _prior_for(model: str, new_tokens: int, batch_size: int) -> dict[str, str]:
+    try:
+        parameters = parameter_count(model or None)
+    except (ModelConfigError, OSError, ValueError, KeyError, TypeError):
+        parameters = 1_000_000_000  # a model we cannot find: plan as for a big one, until a worker measures
+    return model_prior(parameters, new_tokens=new_tokens, batch_size=batch_size)

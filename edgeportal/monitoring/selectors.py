@@ -14,10 +14,10 @@ from edgeportal.jobs.models import Job, Rejection
 from edgeportal.jobs.queueing import get_queue
 from edgeportal.latency.buckets import rank
 from edgeportal.latency.models import JobLatency
+from inference.queue import WORKER_ALIVE_S
 
 RECENT = timedelta(minutes=5)
-# Workers beat every 2 s (inference.worker.HEARTBEAT_EVERY_S): silent for three beats means gone.
-WORKER_GONE_AFTER_S = 6.0
+WORKER_GONE_AFTER_S = WORKER_ALIVE_S  # silent for three heartbeats: gone (its jobs are reclaimed)
 
 
 def ago(seconds: float | None) -> str:

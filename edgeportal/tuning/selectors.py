@@ -4,7 +4,7 @@ import time
 
 from edgeportal.jobs.queueing import get_queue
 from edgeportal.tuning.models import SettingChange
-from inference.admission import WORKER_ALIVE_S
+from inference.queue import WORKER_ALIVE_S
 
 
 def workers_applied(*, version: int) -> list[dict]:

@@ -2,7 +2,16 @@
 
 import pytest
 
-from inference.batch_time import batch_estimate_ms, padded_tokens, tokens_per_job, updated_measurements
+from inference.batch_time import (
+    STALE_HALF_LIFE_S,
+    batch_estimate_ms,
+    central_estimate_ms,
+    model_prior,
+    padded_tokens,
+    tokens_per_job,
+    updated_measurements,
+    warm_up_baseline,
+)
 from inference.queue import QueuedJob
 
 
@@ -52,3 +61,51 @@ def test_the_first_batch_plans_with_a_wide_margin_and_lanes_are_apart():
 def test_a_batch_recorded_without_tokens_updates_only_the_average():
     stats = updated_measurements({}, "short", 1_000)
     assert set(stats) == {"batch_ms:short", "batch_dev_ms:short"}
+
+
+def test_one_wild_batch_cannot_plan_more_than_twice_the_central_estimate():
+    overload = measure([(1_000, 50, 1), (10_000, 50, 1)])  # the second ran while the node was swamped
+    central = overload["batch_ms:short"]
+    assert overload["batch_dev_ms:short"] <= central / 2
+    assert batch_estimate_ms(overload, "short") == pytest.approx(2 * central)
+    assert batch_estimate_ms(overload, "short", 50) <= 2 * central_estimate_ms(overload, "short", 50) + 1e-6
+
+
+WARM_UP = warm_up_baseline(one=(40, 2_000), full=(320, 3_400), chunk=(256, 640))
+
+
+def test_the_warm_up_gives_both_lanes_a_line():
+    base = {name: float(value) for name, value in WARM_UP.items()}
+    assert central_estimate_ms(base, "short", 40) == pytest.approx(2_000)
+    assert central_estimate_ms(base, "short", 320) == pytest.approx(3_400)
+    assert central_estimate_ms(base, "short") == pytest.approx(3_400)  # a typical batch: the full one
+    assert central_estimate_ms(base, "long", 1_000) == pytest.approx(2_000 + 1_000 * 2.5)  # decodes, then reads
+    assert batch_estimate_ms(base, "short", 320) == pytest.approx(3_400 * 1.5)  # one sample each: a wide margin
+
+
+def test_the_baseline_stands_in_for_a_full_batch_until_the_line_has_a_slope():
+    first = {**measure([(2_000, 40, 1)]), **{name: float(value) for name, value in WARM_UP.items()}}
+    assert central_estimate_ms(first, "short", 320) == pytest.approx(3_400)  # not the lone job's 2 s
+    many = {**measure([(1_000, 40, 1), (1_800, 320, 8)] * 10), **{n: float(v) for n, v in WARM_UP.items()}}
+    assert central_estimate_ms(many, "short", 320) == pytest.approx(1_800, abs=50)  # measured wins once it can
+
+
+def test_measurements_decay_towards_the_baseline_while_nothing_runs():
+    stats: dict[str, str] = {}
+    for _ in range(20):  # an overload: every batch took 6 s
+        stats.update(updated_measurements(stats, "short", 6_000, tokens=320, jobs=8, now=1_000.0))
+    aged = {name: float(value) for name, value in {**stats, **WARM_UP}.items()}
+    assert central_estimate_ms({**aged, "now_s": 1_000.0}, "short", 320) == pytest.approx(6_000, abs=1)
+    halfway = central_estimate_ms({**aged, "now_s": 1_000.0 + STALE_HALF_LIFE_S}, "short", 320)
+    assert halfway == pytest.approx((6_000 + 3_400) / 2, abs=1)
+    assert central_estimate_ms({**aged, "now_s": 1_000.0 + 20 * STALE_HALF_LIFE_S}, "short", 320) == pytest.approx(
+        3_400, abs=1
+    )
+
+
+def test_the_prior_plans_bigger_models_slower_and_lets_a_cold_node_take_a_default_job():
+    small = {name: float(value) for name, value in model_prior(135_000_000, new_tokens=32, batch_size=8).items()}
+    big = {name: float(value) for name, value in model_prior(1_700_000_000, new_tokens=32, batch_size=8).items()}
+    assert batch_estimate_ms(big, "short") > 10 * batch_estimate_ms(small, "short") > 0
+    # The default model (135 M) on two cores: about 3.5 s for a full batch; the prior plans more, within 10 s.
+    assert 3_500 < batch_estimate_ms(small, "short") + 60 < 10_000

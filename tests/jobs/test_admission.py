@@ -25,7 +25,8 @@ def test_a_job_gets_the_default_deadline_normal_priority_and_the_short_lane(api)
     body = api.post({"prompt": "Describe the dent."}).json()
     job = Job.objects.get(pk=body["id"])
     assert (body["priority"], body["lane"]) == ("normal", "short")
-    assert abs((job.deadline_at - job.created_at).total_seconds() - 10.0) < 0.05
+    # The deadline counts from the request; the row is stamped a little later (admission, a busy machine).
+    assert abs((job.deadline_at - job.created_at).total_seconds() - 10.0) < 0.5
     shown = api.get(job.pk).json()
     assert shown["deadline_at"] == job.deadline_at.isoformat() and shown["lane"] == "short"
 
@@ -50,7 +51,7 @@ def test_a_long_prompt_goes_to_the_long_lane(api):
     assert body["lane"] == "long"
     job = Job.objects.get(pk=body["id"])
     assert job.lane == "long"
-    assert abs((job.deadline_at - job.created_at).total_seconds() - 30.0) < 0.05  # the long lane's own default
+    assert abs((job.deadline_at - job.created_at).total_seconds() - 30.0) < 0.5  # the long lane's own default
 
 
 def test_the_long_lane_default_deadline_is_a_setting_and_never_above_the_longest(api):
@@ -69,11 +70,12 @@ def test_the_long_lane_default_deadline_is_a_setting_and_never_above_the_longest
 
 def test_a_full_queue_answers_429_with_retry_after_and_stores_the_rejection(api, queue):
     get_settings_store().update(queue_limit=2)
+    measured(queue, "short", 2_500)
     assert api.post({"prompt": "one"}).status_code == 202
     assert api.post({"prompt": "two"}).status_code == 202
     response = api.post({"prompt": "three"})
     assert response.status_code == 429
-    assert int(response["Retry-After"]) >= 1
+    assert response["Retry-After"] == "3"  # one batch (2.5 s) frees room
     error = response.json()["error"]
     assert error["code"] == "queue_full" and "2 jobs waiting" in error["message"]
     assert Rejection.objects.get().rule == "queue_full"
@@ -87,7 +89,7 @@ def test_a_job_that_cannot_meet_its_deadline_is_refused_before_it_is_stored(api,
     assert response.status_code == 429
     assert response.json()["error"]["code"] == "deadline_unreachable"
     assert "after its 1000 ms deadline" in response.json()["error"]["message"]
-    assert int(response["Retry-After"]) >= 1
+    assert response["Retry-After"] == "2"  # it would finish in 2.06 s: by then the batch ahead has run
     assert Job.objects.count() == 1 and Rejection.objects.get().rule == "deadline_unreachable"
 
 
@@ -120,7 +122,8 @@ def test_the_estimate_shares_the_work_among_live_workers_from_when_the_first_is_
     assert estimate.finish_ms == pytest.approx(500 + settings.window_ms)  # w2 is free now
     queue.set_busy("w2", 1_000)  # both busy: the first free one takes the job
     estimate = admission_estimate(queue, settings, lane="short", priority="normal", deadline_ms=10_000)
-    assert estimate.finish_ms == pytest.approx(1_000 + 500 + settings.window_ms, abs=20)
+    # w2 said "free in 1 s" a moment ago: less than that now, by however long this machine took.
+    assert estimate.finish_ms == pytest.approx(1_000 + 500 + settings.window_ms, abs=200)
 
 
 def test_long_jobs_ahead_count_one_batch_each_when_the_lane_budget_holds_one(queue):
@@ -181,7 +184,8 @@ def test_a_long_batch_in_progress_delays_short_jobs_only_on_its_own_worker(queue
     free = admission_estimate(queue, settings, **short_job).finish_ms
     queue.set_long_run("both", queue.now() + 2, 4_000)  # 4 s of work left, 2 s to finish it in: all due now
     # Its 4 s land on one of the two workers the short lane shares: 2 s more for a short job, on average.
-    assert admission_estimate(queue, settings, **short_job).finish_ms == pytest.approx(free + 2_000, abs=20)
+    later = admission_estimate(queue, settings, **short_job).finish_ms  # (its deadline comes closer meanwhile)
+    assert later == pytest.approx(free + 2_000, abs=200)
 
 
 def test_short_jobs_may_not_take_the_time_an_accepted_long_job_needs_before_its_deadline():
@@ -212,7 +216,7 @@ def test_a_short_job_that_would_make_an_accepted_long_job_late_is_refused(queue,
     for job_id in range(100, 115):  # two more batches ranked before the long job's end, as the new one
         queue.enqueue(QueuedJob(job_id, "note", 32, prompt_tokens=40), deadline_in_ms=5_000)
     response = api.post({"prompt": "Describe the scratch.", "deadline_ms": 9_000})
-    assert response.status_code == 429 and int(response["Retry-After"]) >= 6  # when the long job is done
+    assert response.status_code == 429 and response["Retry-After"] == "7"  # when the long job is done (6.5 s)
     assert response.json()["error"]["code"] == "long_jobs_due" and "promised to accepted long jobs" in response.text
     assert Rejection.objects.get().rule == "long_jobs_due"
     # Its own finish alone was in time: three short batches and the 4 s that cannot wait, 7 s of 9.
@@ -243,7 +247,8 @@ def test_long_jobs_may_book_only_their_share_of_a_worker_that_serves_both_lanes(
     assert api.post({**log, "prompt": log["prompt"] + " Line 3."}).status_code == 202
     response = api.post({**log, "prompt": log["prompt"] + " Line 4."})
     assert response.status_code == 429 and response.json()["error"]["code"] == "long_lane_share"
-    assert int(response["Retry-After"]) >= 3 and Rejection.objects.get().rule == "long_lane_share"
+    # 3 s over its share: by the time one long batch of 4 s has run, there is room again.
+    assert response["Retry-After"] == "4" and Rejection.objects.get().rule == "long_lane_share"
     get_settings_store().update(long_share_pct=100)
     assert api.post({**log, "prompt": log["prompt"] + " Line 5."}).status_code == 202
     # Two jobs of 4 s waiting and its own: 12 s of the 15 s that a quarter of 60 s leaves. A long batch in
@@ -253,7 +258,7 @@ def test_long_jobs_may_book_only_their_share_of_a_worker_that_serves_both_lanes(
     assert admission_estimate(queue, quarter, **{**long_job, "deadline_ms": 60_000}).long_share_over_ms == 0
     queue.set_long_run("both", queue.now() + 60, 4_000)
     estimate = admission_estimate(queue, quarter, **{**long_job, "deadline_ms": 60_000})
-    assert estimate.long_share_over_ms == pytest.approx(1_000) and estimate.retry_after_s >= 1
+    assert estimate.long_share_over_ms == pytest.approx(1_000) and estimate.retry_after_s == 4  # one batch
     # A worker kept for the long lane gives it all its time: 15 s and 60 s.
     queue.redis.zadd(queue.lane_workers_key("long"), {"long-only": time.time()})
     assert admission_estimate(queue, quarter, **{**long_job, "deadline_ms": 60_000}).long_share_over_ms == 0
@@ -269,3 +274,50 @@ def test_manager_form_takes_priority_and_deadline(manager_client):
     assert round((job.deadline_at - job.created_at).total_seconds()) == 4
     response = manager_client.post("/jobs/new/", {"template": "stop", "var_line": "B", "priority": "urgent"})
     assert response.status_code == 400 and Job.objects.count() == 1
+
+
+def after_an_overload(queue):
+    """The estimate an overload left behind (measured on a node that refused every default job after it)."""
+    queue.redis.hset(
+        queue.stats,
+        mapping={"batch_ms:short": 6_128, "batch_dev_ms:short": 7_074, "measured_at:short": queue.now()},
+    )
+
+
+def test_an_idle_node_admits_a_default_job_as_a_probe_whatever_an_overload_left_behind(api, queue):
+    after_an_overload(queue)
+    queue.redis.zadd(queue.lane_workers_key("short"), {"w1": queue.now()})
+    queue.set_busy("w1", 3_000)  # running a batch: the estimate applies, and it misses the deadline
+    refused = api.post({"prompt": "Describe the dent."})
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "deadline_unreachable"
+    queue.clear_busy("w1")  # idle, nothing waiting: the job would start after one window
+    assert api.post({"prompt": "Describe the dent."}).status_code == 202
+    # Now a job waits: the next one is planned behind it, with the margin, as usual.
+    assert api.post({"prompt": "Describe the scratch."}).status_code == 429
+
+
+def test_a_probe_still_needs_one_batch_as_things_stand_within_its_deadline(api, queue):
+    after_an_overload(queue)
+    queue.redis.zadd(queue.lane_workers_key("short"), {"w1": queue.now()})
+    estimate = admission_estimate(
+        queue, get_settings_store().current(), lane="short", priority="normal", deadline_ms=10_000
+    )
+    assert estimate.probe_finish_ms == pytest.approx(6_128 + 60, abs=1)
+    response = api.post({"prompt": "Describe the dent.", "deadline_ms": 5_000})
+    assert response.status_code == 429 and response.json()["error"]["code"] == "deadline_unreachable"
+
+
+def test_a_worker_serving_the_other_lane_too_is_idle_only_when_both_lanes_are_empty(api, queue):
+    after_an_overload(queue)
+    queue.redis.zadd(queue.lane_workers_key("short"), {"both": queue.now()})
+    queue.redis.zadd(queue.lane_workers_key("long"), {"both": queue.now()})
+    queue.enqueue(QueuedJob(99, "log", 32, prompt_tokens=1_500, lane="long"), deadline_in_ms=30_000)
+    assert api.post({"prompt": "Describe the dent."}).status_code == 429  # it will run the long job first
+
+
+def test_without_any_measurement_admission_plans_with_the_model_prior(api, queue):
+    # Nothing measured, no worker yet: the tiny test model's prior plans a full batch at about a tenth of a
+    # second, so of a burst with 400 ms deadlines only the first batches are admitted.
+    answers = [api.post({"prompt": f"Describe defect {i}.", "deadline_ms": 400}).status_code for i in range(40)]
+    assert answers[0] == 202 and 429 in answers
+    assert queue.depth() == answers.count(202) < 40

@@ -189,20 +189,3 @@ def test_broken_text_in_names_is_refused_and_the_refusal_stored(api, defect_temp
     response = api.post(None, raw=raw)
     assert response.status_code == 400
     assert Rejection.objects.count() == 1 and "\x00" not in Rejection.objects.get().message
-
-
-def test_a_worker_that_cannot_store_a_result_gives_up_after_some_tries(make_worker, queue):
-    from django.db import OperationalError
-
-    from tests.jobs.test_batch_loop import FlakySink
-
-    job = free("hello")
-    worker = make_worker()
-    worker.sink = FlakySink(outages=100)
-    for _ in range(6):
-        with pytest.raises(OperationalError):
-            worker.step()
-    assert worker.step() is True  # the sixth retry gives up
-    job.refresh_from_db()
-    assert job.status == Job.Status.FAILED and "could not store this job's result after 5 tries" in job.error
-    assert queue.live_job_ids() == set()

@@ -1,0 +1,43 @@
+"""The worker's warm-up measurement: batch times admission plans with from the first request after a start."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from inference.batch_time import warm_up_baseline
+from inference.generation import GenerationParams
+
+if TYPE_CHECKING:
+    from inference.runtime import ResidentModel
+
+log = logging.getLogger(__name__)
+
+SHORT_PROMPT = (
+    "Camera C3 on press line P3 detected a 4 mm scratch on door panel 42. "
+    "Write a short defect description for the QA inspector."
+)
+LOG_LINE = "Shift log: motor 3 on conveyor B overheated at 14:20, was stopped, cooled down and restarted. "
+
+
+def measure_baseline(
+    model: ResidentModel, *, max_batch_size: int, new_tokens: int, chunk_tokens: int
+) -> dict[str, str]:
+    """Time a short batch of one job and a full one, each generating new_tokens to the end, and the prefill
+    of one long-lane chunk of chunk_tokens: the baseline of both lanes (inference.batch_time)."""
+    params = GenerationParams(max_new_tokens=new_tokens, min_new_tokens=new_tokens)
+    one = model.generate_batch([SHORT_PROMPT], params)
+    full = model.generate_batch([SHORT_PROMPT] * max_batch_size, params)
+    long_prompt = LOG_LINE
+    while model.count_tokens(long_prompt) < chunk_tokens:
+        long_prompt += LOG_LINE
+    chunk = model.generate_batch([long_prompt], GenerationParams(max_new_tokens=1))
+    log.info(
+        "measured batch times: short %.0f ms for 1 job, %.0f ms for %d; long lane %.2f ms per prompt token",
+        one.inference_ms, full.inference_ms, max_batch_size, chunk.inference_ms / max(1, chunk.padded_tokens),
+    )  # fmt: skip
+    return warm_up_baseline(
+        (one.padded_tokens, one.inference_ms),
+        (full.padded_tokens, full.inference_ms),
+        (chunk.padded_tokens, chunk.inference_ms),
+    )
