@@ -6,6 +6,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from edgeportal.secret_key import secret_key_load_or_create
 from inference.scheduler import SchedulerSettings, SettingError
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -37,16 +38,49 @@ def envsecret(name: str, default: str) -> str:
     """Read NAME, or the file named by NAME_FILE (for Docker/systemd secrets)."""
     path = os.getenv(f"{name}_FILE")
     if path:
-        return Path(path).read_text().strip()
+        try:
+            value = Path(path).read_text().strip()
+        except OSError as error:
+            raise ImproperlyConfigured(f"{name}_FILE={path} cannot be read: {error.strerror}.") from None
+        if not value:
+            raise ImproperlyConfigured(f"{name}_FILE={path} is empty.")
+        return value
     return os.getenv(name, default)
 
 
-DEBUG = envbool("DEBUG", "true")
-SECRET_KEY = envsecret("SECRET_KEY", "dev-only-insecure-key-change-me")
-if not DEBUG and SECRET_KEY.startswith("dev-only"):
-    raise ImproperlyConfigured("Set SECRET_KEY when DEBUG is off.")
+def envlist(name: str, default: str = "") -> list[str]:
+    """A comma-separated list, blanks dropped."""
+    return [item.strip() for item in os.getenv(name, default).split(",") if item.strip()]
 
-ALLOWED_HOSTS = [h.strip() for h in os.getenv("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
+
+# Off unless asked for (make dev asks): with it on, any error page shows settings and code to whoever asks.
+DEBUG = envbool("DEBUG", "false")
+# Never a constant in the code: when none is given, the node makes its own on first start and keeps it
+# (git-ignored, mode 0600), so sessions survive restarts.
+SECRET_KEY = envsecret("SECRET_KEY", "") or secret_key_load_or_create(BASE_DIR / "var" / "secret_key")
+
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost")
+
+# --- Behind a TLS-terminating proxy (nginx, Caddy, Traefik). All off by default: the node serves plain HTTP
+# on a plant LAN, where secure-only cookies would never be sent back and logins would fail.
+# "X-Forwarded-Proto" (or "Header-Name: value"): a request whose header says https is secure. Only set it when
+# the proxy always sets (or strips) that header, or clients could claim https.
+_proxy_header = os.getenv("SECURE_PROXY_SSL_HEADER", "").strip()
+if _proxy_header:
+    _header, _, _value = _proxy_header.partition(":")
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _header.strip().upper().replace("-", "_"), _value.strip() or "https")
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "false")
+# Probes and the local Prometheus scrape speak plain HTTP to the node itself: never redirect them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = envbool("SECURE_COOKIES", "false")
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", "false")
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "false")
+# Origins (scheme://host[:port]) allowed to POST forms, for a proxy serving another host name or port.
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if not _origin.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"CSRF_TRUSTED_ORIGINS entries need a scheme (https://host), got {_origin!r}")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
