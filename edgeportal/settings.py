@@ -1,6 +1,7 @@
 """Django settings for EdgePortal, read from the environment with working local defaults."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -90,6 +91,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "axes",
     "edgeportal.accounts",
     "edgeportal.sources",
     "edgeportal.prompts",
@@ -112,6 +114,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Last, as axes requires: turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "edgeportal.urls"
@@ -151,9 +155,22 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# First, so a locked-out user is refused before the password is even checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "jobs:list"
 LOGOUT_REDIRECT_URL = "login"
+
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords for one username from one address,
+# that pair is refused (429, registration/locked_out.html) for LOGIN_COOLOFF_MINUTES (0: until an admin
+# unlocks it). The same user from another address, and other users from the same address, are not affected.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+_cooloff_minutes = envint("LOGIN_COOLOFF_MINUTES", 15)
+AXES_COOLOFF_TIME = timedelta(minutes=_cooloff_minutes) if _cooloff_minutes else None
+AXES_RESET_ON_SUCCESS = True  # a typo or two before the right password never add up to a lockout
+AXES_LOCKOUT_CALLABLE = "edgeportal.accounts.lockout.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

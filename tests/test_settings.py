@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OURS = (
     "DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "SECURE_PROXY_SSL_HEADER", "SECURE_SSL_REDIRECT", "SECURE_COOKIES",
     "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD", "CSRF_TRUSTED_ORIGINS",
+    "LOGIN_FAILURE_LIMIT", "LOGIN_COOLOFF_MINUTES",
 )  # fmt: skip
 TLS = {
     "SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto",
@@ -88,6 +89,12 @@ def test_tls_settings_come_from_the_environment():
     assert setting("SECURE_SSL_REDIRECT", **env) == "True"
     assert setting("CSRF_TRUSTED_ORIGINS", **env) == "['https://edge-node-3.plant.lan']"
     assert setting("SESSION_COOKIE_SECURE") == "False"  # plain HTTP on the plant LAN by default
+
+
+def test_login_throttling_limits_come_from_the_environment():
+    assert (setting("AXES_FAILURE_LIMIT"), setting("AXES_COOLOFF_TIME")) == ("5", "0:15:00")
+    assert setting("AXES_FAILURE_LIMIT", LOGIN_FAILURE_LIMIT="3") == "3"
+    assert setting("AXES_COOLOFF_TIME", LOGIN_COOLOFF_MINUTES="0") == "None"  # locked until an admin unlocks
 
 
 def test_a_trusted_origin_without_a_scheme_is_refused():
