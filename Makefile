@@ -49,4 +49,4 @@ bench-overload: install
 	$(PY) bench/overload.py
 
 clean:
-	rm -rf $(VENV) .cache staticfiles db.sqlite3
+	rm -rf $(VENV) .cache staticfiles db.sqlite3 db.sqlite3-wal db.sqlite3-shm

@@ -90,7 +90,8 @@ class Pipeline:
 
         connections.close_all()  # a second pipeline in the same run starts on a new database file
         BENCH_DB.parent.mkdir(exist_ok=True)
-        BENCH_DB.unlink(missing_ok=True)
+        for path in (BENCH_DB, BENCH_DB.with_name(BENCH_DB.name + "-wal"), BENCH_DB.with_name(BENCH_DB.name + "-shm")):
+            path.unlink(missing_ok=True)  # a log left by a killed process must not be replayed into the new file
 
         from edgeportal.sources.services import source_create
 

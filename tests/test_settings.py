@@ -135,3 +135,13 @@ def test_with_ssl_redirect_probes_and_the_local_scrape_stay_on_plain_http(client
     settings.SECURE_SSL_REDIRECT = True
     assert client.get("/login/").status_code == 301
     assert client.get(path).status_code == 200
+
+
+def test_sqlite_runs_in_wal_mode_so_a_commit_is_one_append(db):
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite only")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"
