@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run dev test lint format bench bench-cache bench-overload clean
+.PHONY: install run dev test lint format bench bench-cache bench-overload bench-web clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -47,6 +47,11 @@ bench-overload: install
 	scripts/ensure-redis.sh
 	$(PY) manage.py prepare_model
 	$(PY) bench/overload.py
+
+bench-web: install
+	scripts/ensure-redis.sh
+	$(PY) manage.py prepare_model
+	$(PY) bench/web.py
 
 clean:
 	rm -rf $(VENV) .cache staticfiles db.sqlite3 db.sqlite3-wal db.sqlite3-shm
