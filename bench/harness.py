@@ -72,6 +72,7 @@ def write_section(name: str, text: str, path: Path = BENCHMARKS) -> None:
 
 
 # The web servers a pipeline can run: `make run`'s production server (the default) and `make dev`'s.
+WEB_SERVER = "gunicorn with uvicorn workers (`make run`'s web server)"  # the default, as the reports name it
 WEB_SERVERS = {
     "production": lambda port: web_command(host="127.0.0.1", port=port),
     "runserver": lambda port: dev_web_command(host="127.0.0.1", port=port, reload=False),
