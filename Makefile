@@ -1,9 +1,9 @@
-# EdgePortal: `make run` sets up and runs the product, `make test` runs the tests.
+# EdgePortal: `make run` sets up and runs the product (`make dev`: with the development server), `make test` runs the tests.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run test lint format bench bench-cache bench-overload bench-phases clean
+.PHONY: install run dev test lint format bench bench-cache bench-overload bench-phases bench-web clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -17,6 +17,10 @@ install: $(VENV)/.installed
 
 run: install
 	scripts/run.sh
+
+# The same, but with Django's development server (reloads on code changes) and DEBUG on: never on a plant.
+dev: install
+	DEBUG=$${DEBUG:-true} scripts/run.sh --dev
 
 test: install
 	scripts/ensure-redis.sh
@@ -49,5 +53,10 @@ bench-phases: install
 	$(PY) manage.py prepare_model
 	$(PY) bench/overload.py --phases edges
 
+bench-web: install
+	scripts/ensure-redis.sh
+	$(PY) manage.py prepare_model
+	$(PY) bench/web.py
+
 clean:
-	rm -rf $(VENV) .cache staticfiles db.sqlite3
+	rm -rf $(VENV) .cache staticfiles db.sqlite3 db.sqlite3-wal db.sqlite3-shm

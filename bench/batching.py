@@ -109,7 +109,7 @@ def report(args, raw: dict, low: dict, sat8: dict, sat1: dict, command: str) -> 
         f"Machine: {harness.machine()}.  ",
         f"Model: SmolLM2-135M-Instruct (default GGUF, converted), greedy, {MAX_NEW_TOKENS} new tokens, "
         f"{args.jobs} prompts from `factory_prompts.jsonl`. Pipeline: `window_ms={WINDOW_MS}`, one worker, "
-        "Django runserver, SQLite, local Redis.",
+        f"{harness.WEB_SERVER}, SQLite, local Redis.",
         "",
         "### Raw `generate_batch` (float32)",
         "",

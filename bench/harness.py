@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from edgeportal.serving import dev_web_command, web_command  # noqa: E402 - the commands `make run`/`make dev` use
 from inference.lab import percentile  # noqa: E402, F401 - the benchmarks' percentile, shared with the lab
 
 WORKLOAD = ROOT.parent / "shared" / "workload" / "factory_prompts.jsonl"
@@ -70,12 +71,28 @@ def write_section(name: str, text: str, path: Path = BENCHMARKS) -> None:
     path.write_text(updated.rstrip() + "\n")
 
 
+# The web servers a pipeline can run: `make run`'s production server (the default) and `make dev`'s.
+WEB_SERVER = "gunicorn with uvicorn workers (`make run`'s web server)"  # the default, as the reports name it
+WEB_SERVERS = {
+    "production": lambda port: web_command(host="127.0.0.1", port=port),
+    "runserver": lambda port: dev_web_command(host="127.0.0.1", port=port, reload=False),
+}
+
+
 class Pipeline:
     """A web server and one worker, as `make run` starts them, on the benchmark's database and Redis prefix."""
 
-    def __init__(self, port: int, *, window_ms: int, workers: dict[str, dict[str, str]] | None = None):
+    def __init__(
+        self,
+        port: int,
+        *,
+        window_ms: int,
+        workers: dict[str, dict[str, str]] | None = None,
+        server: str = "production",
+    ):
         self.port = port
         self.window_ms = window_ms
+        self.server = server  # a key of WEB_SERVERS
         # Worker name -> extra environment (EDGE_WORKER_LANES, OMP_NUM_THREADS, ...); one plain worker by default.
         self.workers = workers or {"bench": {}}
         self.processes: list[subprocess.Popen] = []
@@ -90,7 +107,8 @@ class Pipeline:
 
         connections.close_all()  # a second pipeline in the same run starts on a new database file
         BENCH_DB.parent.mkdir(exist_ok=True)
-        BENCH_DB.unlink(missing_ok=True)
+        for path in (BENCH_DB, BENCH_DB.with_name(BENCH_DB.name + "-wal"), BENCH_DB.with_name(BENCH_DB.name + "-shm")):
+            path.unlink(missing_ok=True)  # a log left by a killed process must not be replayed into the new file
 
         from edgeportal.sources.services import source_create
 
@@ -106,12 +124,12 @@ class Pipeline:
                     cwd=ROOT, env={**env, **extra}, stdout=log, stderr=subprocess.STDOUT,
                 )
             )  # fmt: skip
+        web_log = (ROOT / ".cache" / f"bench-web-{self.server}.log").open("w")
         self.processes.append(
             subprocess.Popen(
-                [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"],
-                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                WEB_SERVERS[self.server](self.port), cwd=ROOT, env=env, stdout=web_log, stderr=subprocess.STDOUT
             )
-        )  # fmt: skip
+        )
         self._wait_ready()
         return self
 
@@ -119,7 +137,11 @@ class Pipeline:
         for process in self.processes:
             process.terminate()
         for process in self.processes:
-            process.wait(60)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:  # a worker still deep in a backlog of batches
+                process.kill()
+                process.wait()
         from edgeportal.jobs.queueing import get_queue
 
         client = get_queue().redis
@@ -134,7 +156,7 @@ class Pipeline:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if any(p.poll() is not None for p in self.processes):
-                raise RuntimeError("a benchmark process exited; see .cache/bench-worker-*.log")
+                raise RuntimeError("a benchmark process exited; see .cache/bench-worker-*.log and bench-web-*.log")
             if len(redis_client.keys(f"{PREFIX}:workers:*")) >= len(self.workers):
                 try:
                     urllib.request.urlopen(f"http://127.0.0.1:{self.port}/login/", timeout=2)
@@ -145,10 +167,14 @@ class Pipeline:
         raise TimeoutError("the pipeline did not start")
 
     def set_max_batch_size(self, size: int) -> None:
+        self.update_settings(max_batch_size=size)
+
+    def update_settings(self, **values) -> None:
+        """Change scheduler settings live, as the tuning page does (workers pick them up within a second)."""
         from edgeportal.jobs.queueing import get_queue
         from inference.scheduler import SchedulerSettings, SettingsStore
 
-        SettingsStore(get_queue(), SchedulerSettings()).update(max_batch_size=size)
+        SettingsStore(get_queue(), SchedulerSettings()).update(**values)
 
     def post(self, body: dict) -> dict:
         """POST a job; returns the HTTP status, the JSON answer, the round trip as the client saw it and

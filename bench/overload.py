@@ -378,7 +378,7 @@ def report(command: str, cap: float, results: dict, duration: float) -> str:
         f"Command: `{command}`  ",
         f"Machine: {harness.machine()}.  ",
         f"Model: SmolLM2-135M-Instruct (default), greedy, 32 new tokens; one worker (two for lane workers), "
-        "Django runserver, SQLite, "
+        f"{harness.WEB_SERVER}, SQLite, "
         f"local Redis; `window_ms={WINDOW_MS}`, `max_batch_size=8`. Measured capacity (saturated, short prompts): "
         f"**{cap:.2f} jobs/s**. Each run: Poisson arrivals for {duration:.0f} s; 'mixed' has {LONG_SHARE:.0%} long "
         "prompts (the workload's shift logs, 990 to 1 540 tokens, each a long-lane batch of its own), "

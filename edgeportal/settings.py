@@ -1,11 +1,13 @@
 """Django settings for EdgePortal, read from the environment with working local defaults."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from edgeportal.secret_key import secret_key_load_or_create
 from inference.scheduler import SchedulerSettings, SettingError
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -37,16 +39,49 @@ def envsecret(name: str, default: str) -> str:
     """Read NAME, or the file named by NAME_FILE (for Docker/systemd secrets)."""
     path = os.getenv(f"{name}_FILE")
     if path:
-        return Path(path).read_text().strip()
+        try:
+            value = Path(path).read_text().strip()
+        except OSError as error:
+            raise ImproperlyConfigured(f"{name}_FILE={path} cannot be read: {error.strerror}.") from None
+        if not value:
+            raise ImproperlyConfigured(f"{name}_FILE={path} is empty.")
+        return value
     return os.getenv(name, default)
 
 
-DEBUG = envbool("DEBUG", "true")
-SECRET_KEY = envsecret("SECRET_KEY", "dev-only-insecure-key-change-me")
-if not DEBUG and SECRET_KEY.startswith("dev-only"):
-    raise ImproperlyConfigured("Set SECRET_KEY when DEBUG is off.")
+def envlist(name: str, default: str = "") -> list[str]:
+    """A comma-separated list, blanks dropped."""
+    return [item.strip() for item in os.getenv(name, default).split(",") if item.strip()]
 
-ALLOWED_HOSTS = [h.strip() for h in os.getenv("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
+
+# Off unless asked for (make dev asks): with it on, any error page shows settings and code to whoever asks.
+DEBUG = envbool("DEBUG", "false")
+# Never a constant in the code: when none is given, the node makes its own on first start and keeps it
+# (git-ignored, mode 0600), so sessions survive restarts.
+SECRET_KEY = envsecret("SECRET_KEY", "") or secret_key_load_or_create(BASE_DIR / "var" / "secret_key")
+
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost")
+
+# --- Behind a TLS-terminating proxy (nginx, Caddy, Traefik). All off by default: the node serves plain HTTP
+# on a plant LAN, where secure-only cookies would never be sent back and logins would fail.
+# "X-Forwarded-Proto" (or "Header-Name: value"): a request whose header says https is secure. Only set it when
+# the proxy always sets (or strips) that header, or clients could claim https.
+_proxy_header = os.getenv("SECURE_PROXY_SSL_HEADER", "").strip()
+if _proxy_header:
+    _header, _, _value = _proxy_header.partition(":")
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _header.strip().upper().replace("-", "_"), _value.strip() or "https")
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "false")
+# Probes and the local Prometheus scrape speak plain HTTP to the node itself: never redirect them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = envbool("SECURE_COOKIES", "false")
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", "false")
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "false")
+# Origins (scheme://host[:port]) allowed to POST forms, for a proxy serving another host name or port.
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if not _origin.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"CSRF_TRUSTED_ORIGINS entries need a scheme (https://host), got {_origin!r}")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -56,6 +91,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "axes",
     "edgeportal.accounts",
     "edgeportal.sources",
     "edgeportal.prompts",
@@ -78,6 +114,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Last, as axes requires: turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "edgeportal.urls"
@@ -108,8 +146,12 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # The worker thread and the web server write concurrently: wait for the lock instead of failing.
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+    # The worker thread and the web server write concurrently: wait for the lock instead of failing. WAL: a
+    # commit is one append to the log instead of a rollback journal written and synced (16 ms -> 2 ms per
+    # submission here, and writes are serial), and pages keep reading while a batch's results are stored.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    )
     # A file, not memory: integration tests start worker processes that must see the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".cache" / "test-db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -117,9 +159,22 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# First, so a locked-out user is refused before the password is even checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "jobs:list"
 LOGOUT_REDIRECT_URL = "login"
+
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords for one username from one address,
+# that pair is refused (429, registration/locked_out.html) for LOGIN_COOLOFF_MINUTES (0: until an admin
+# unlocks it). The same user from another address, and other users from the same address, are not affected.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+_cooloff_minutes = envint("LOGIN_COOLOFF_MINUTES", 15)
+AXES_COOLOFF_TIME = timedelta(minutes=_cooloff_minutes) if _cooloff_minutes else None
+AXES_RESET_ON_SUCCESS = True  # a typo or two before the right password never add up to a lockout
+AXES_LOCKOUT_CALLABLE = "edgeportal.accounts.lockout.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

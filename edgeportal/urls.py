@@ -73,5 +73,7 @@ urlpatterns = [
     path("lab/", include("edgeportal.lab.urls")),
     path("dashboard/", include(monitoring_patterns)),
     path("metrics", monitoring_views.metrics_view, name="metrics"),
+    path("healthz", monitoring_views.healthz, name="healthz"),
+    path("readyz", monitoring_views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
 ]

@@ -29,7 +29,11 @@ from tests.tiny_model import tiny_model_dir
 
 def pytest_configure(config):
     # The SQLite test database and the tiny model live in .cache/, absent from a fresh clone.
-    (Path(__file__).resolve().parent.parent / ".cache").mkdir(exist_ok=True)
+    cache = Path(__file__).resolve().parent.parent / ".cache"
+    cache.mkdir(exist_ok=True)
+    # The database runs in WAL mode: a log left by a killed run must not be replayed into the new test database.
+    for leftover in ("test-db.sqlite3-wal", "test-db.sqlite3-shm"):
+        (cache / leftover).unlink(missing_ok=True)
 
 
 def pytest_unconfigure(config):

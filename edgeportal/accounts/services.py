@@ -1,5 +1,7 @@
 """Demo data for a fresh installation: the two roles, two accounts, two templates, one source."""
 
+from dataclasses import dataclass
+
 from django.contrib.auth.models import Group, Permission, User
 from django.db import transaction
 
@@ -7,7 +9,7 @@ from edgeportal.accounts.roles import ADMINS, MANAGERS
 from edgeportal.prompts.models import PromptTemplate
 from edgeportal.prompts.services import template_save
 from edgeportal.sources.models import Source
-from edgeportal.sources.services import source_create, source_rotate_token
+from edgeportal.sources.services import source_create
 
 DEMO_LOGINS = {"manager": "manager-demo-pass", "admin": "admin-demo-pass"}
 DEMO_SOURCE = "line-a-camera"
@@ -51,24 +53,31 @@ def roles_ensure() -> tuple[Group, Group]:
     return managers, admins
 
 
+@dataclass
+class DemoData:
+    created: bool  # False: the database had accounts already, and nothing was changed
+    token: str | None = None  # the demo source's token, only when it was just created
+
+
 @transaction.atomic
-def demo_data_load() -> str:
-    """Idempotent; returns the demo source's token, which is rotated on every call (only its hash is kept)."""
+def demo_data_load() -> DemoData:
+    """Demo data for a fresh installation, loaded once: only into a database without any user account.
+
+    Later calls change nothing (so a password an admin changed, or a demo account an admin deleted, stays as
+    it is, and the demo source keeps its token) beyond keeping the roles' permissions complete. The source's
+    token is returned only when it is created (only its hash is stored).
+    """
     managers, admins = roles_ensure()
-    manager, _ = User.objects.get_or_create(username="manager")
-    manager.set_password(DEMO_LOGINS["manager"])
-    manager.save()
+    if User.objects.exists():
+        return DemoData(created=False)
+    manager = User.objects.create_user("manager", password=DEMO_LOGINS["manager"])
     manager.groups.add(managers)
-    admin, _ = User.objects.get_or_create(username="admin")
-    admin.is_staff = admin.is_superuser = True
-    admin.set_password(DEMO_LOGINS["admin"])
-    admin.save()
+    admin = User.objects.create_user("admin", password=DEMO_LOGINS["admin"], is_staff=True, is_superuser=True)
     admin.groups.add(admins)
     for fields in DEMO_TEMPLATES:
         if not PromptTemplate.objects.filter(slug=fields["slug"]).exists():
             template_save(template=PromptTemplate(**fields), user=admin)
-    source = Source.objects.filter(name=DEMO_SOURCE).first()
-    if source is None:
-        _, token = source_create(name=DEMO_SOURCE, kind=Source.Kind.CAMERA)
-        return token
-    return source_rotate_token(source=source)
+    if Source.objects.filter(name=DEMO_SOURCE).exists():
+        return DemoData(created=True)
+    _, token = source_create(name=DEMO_SOURCE, kind=Source.Kind.CAMERA)
+    return DemoData(created=True, token=token)

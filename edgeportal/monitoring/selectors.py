@@ -1,12 +1,15 @@
-"""Reads for the live dashboard and the queue gauges: queue and workers from Redis, recent numbers from the database."""
+"""Reads for the live dashboard, the queue gauges and /readyz: queue and workers from Redis, recent numbers
+from the database."""
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import redis
+from django.db import DatabaseError, connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
@@ -15,6 +18,8 @@ from edgeportal.jobs.queueing import get_queue
 from edgeportal.latency.buckets import rank
 from edgeportal.latency.models import JobLatency
 from inference.queue import WORKER_ALIVE_S
+
+log = logging.getLogger(__name__)
 
 RECENT = timedelta(minutes=5)
 WORKER_GONE_AFTER_S = WORKER_ALIVE_S  # silent for three heartbeats: gone (its jobs are reclaimed)
@@ -144,3 +149,46 @@ def recent_activity(*, window: timedelta = RECENT) -> RecentActivity:
         p95_ms=_percentile(totals, 95, counts["finished"]),
         **counts,
     )
+
+
+@dataclass
+class Readiness:
+    checks: dict[str, dict]  # database, redis, worker -> {"ok": bool, ...}
+
+    @property
+    def failing(self) -> list[str]:
+        return [name for name, check in self.checks.items() if not check["ok"]]
+
+    @property
+    def ready(self) -> bool:
+        return not self.failing
+
+
+def _database_answers() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        log.warning("readiness: the database does not answer", exc_info=True)
+        return False
+    return True
+
+
+def readiness() -> Readiness:
+    """Ready to serve jobs: the database answers, Redis answers, and at least one worker is live (a heartbeat
+    at most WORKER_GONE_AFTER_S old, as the dashboard counts them) with its model loaded.
+
+    The reasons name no hosts or errors (the endpoint needs no login); the web process's log has them.
+    """
+    checks = {"database": {"ok": True} if _database_answers() else {"ok": False, "error": "does not answer"}}
+    state = queue_state()
+    if not state.reachable:
+        checks["redis"] = {"ok": False, "error": "does not answer"}
+        checks["worker"] = {"ok": False, "error": "unknown while Redis does not answer"}
+        return Readiness(checks)
+    checks["redis"] = {"ok": True}
+    live = [worker.name for worker in state.workers if worker.alive and worker.model]
+    checks["worker"] = {"ok": bool(live), "live": live}
+    if not live:
+        checks["worker"]["error"] = f"no worker with its model loaded beat in the last {WORKER_GONE_AFTER_S:.0f} s"
+    return Readiness(checks)

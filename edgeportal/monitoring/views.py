@@ -1,13 +1,15 @@
-"""The live dashboard (every logged-in user) and /metrics for Prometheus (localhost, or a bearer token)."""
+"""The live dashboard (every logged-in user), /metrics for Prometheus (localhost, or a bearer token), and the
+health endpoints for systemd, Docker and Kubernetes (/healthz, /readyz: no login)."""
 
 import hmac
 import ipaddress
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_safe
 
 from edgeportal.monitoring import metrics, selectors
 
@@ -48,3 +50,21 @@ def metrics_view(request):
     else:
         message = "/metrics answers localhost only; set METRICS_TOKEN to admit a scraper from elsewhere.\n"
     return HttpResponse(message, status=403, content_type="text/plain; charset=utf-8")
+
+
+@login_not_required
+@never_cache
+@require_safe
+def healthz(request):
+    """Liveness: the web process answers. Touches neither the database nor Redis."""
+    return JsonResponse({"status": "ok"})
+
+
+@login_not_required
+@never_cache
+@require_safe
+def readyz(request):
+    """Readiness: 200 when the database, Redis and a live worker with its model answer; 503 naming what fails."""
+    readiness = selectors.readiness()
+    body = {"status": "ready" if readiness.ready else "unavailable", "failing": readiness.failing}
+    return JsonResponse({**body, "checks": readiness.checks}, status=200 if readiness.ready else 503)

@@ -25,14 +25,16 @@ def test_a_duplicate_name_is_a_clear_error():
         call_command("create_source", "plc-7")
 
 
-def test_the_demo_data_can_be_loaded_twice_and_rotates_the_demo_token(capsys):
-    call_command("load_demo_data")
-    first = capsys.readouterr().out.strip().splitlines()[-1]
-    call_command("load_demo_data")
-    second = capsys.readouterr().out.strip().splitlines()[-1]
-    assert first != second
-    assert source_authenticate(authorization=f"Bearer {first}") is None
-    assert source_authenticate(authorization=f"Bearer {second}").name == "line-a-camera"
+def test_rotate_source_token_prints_a_new_token_and_the_old_one_stops_working(capsys, source_token):
+    call_command("rotate_source_token", "camera-c3")
+    new_token = capsys.readouterr().out.strip().splitlines()[-1]
+    assert source_authenticate(authorization=f"Bearer {source_token}") is None
+    assert source_authenticate(authorization=f"Bearer {new_token}").name == "camera-c3"
+
+
+def test_rotate_source_token_names_the_sources_when_the_name_is_unknown(source_token):
+    with pytest.raises(CommandError, match=r"No source named 'camera-x' \(sources: camera-c3\)"):
+        call_command("rotate_source_token", "camera-x")
 
 
 def test_an_admin_creates_a_source_in_django_admin_and_sees_its_token_once(client, admin_user):

@@ -1,0 +1,47 @@
+"""gunicorn settings of the production web server (`make run`, the benchmarks, docs/deploy's systemd unit).
+
+Uvicorn workers on Django's ASGI app: a long-lived streaming response waits on the event loop, not on a
+thread of its own, so one worker holds many. Sizing for a 2-core node: two workers, one per core. A process
+runs Python on one core at a time, so one worker would leave the second core to the model during a burst of
+submissions; more than two would only add memory (a worker is a whole Django process) and contend for the
+same cores. The model's worker runs at a lower CPU priority (EDGE_WORKER_NICE), so the web goes first. There
+are no threads to size: Django runs each request's sync code on a thread of its own (asgiref), so a request
+waiting on the database never holds up another. gunicorn's master replaces a worker that dies or hangs.
+"""
+
+import os
+from pathlib import Path
+
+# Like edgeportal.monitoring.metrics: the workers' metric files go here unless the environment names a folder.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "prometheus"))
+
+_host = os.getenv("HOST", "127.0.0.1")
+bind = f"[{_host}]:{os.getenv('PORT', '8000')}" if ":" in _host else f"{_host}:{os.getenv('PORT', '8000')}"
+worker_class = "uvicorn_worker.UvicornWorker"
+workers = int(os.getenv("WEB_WORKERS", "2"))
+# A worker whose event loop has not checked in for this long is killed and replaced.
+timeout = 30
+# On stop or restart, requests (and streams) in flight get this long to finish.
+graceful_timeout = 10
+keepalive = 5
+proc_name = "edgeportal-web"
+control_socket_disable = True  # nothing uses gunicornc; a second server on the node would fight over its socket
+errorlog = "-"
+accesslog = "-" if os.getenv("WEB_ACCESS_LOG", "").lower() in ("1", "true", "yes", "on") else None
+# X-Forwarded-For/-Proto are believed only from these addresses (a TLS proxy on the node itself by default).
+forwarded_allow_ips = os.getenv("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+
+def post_fork(server, worker):
+    """A uvicorn worker never notices its master's death: let the kernel stop it, or orphans would keep the
+    port and a restarted server could not bind it."""
+    from edgeportal.supervisor import die_with_parent
+
+    die_with_parent()
+
+
+def child_exit(server, worker):
+    """A web worker exited (or was killed): drop its live gauges from /metrics; its counters stay counted."""
+    from prometheus_client import multiprocess  # after the folder is in the environment
+
+    multiprocess.mark_process_dead(worker.pid)

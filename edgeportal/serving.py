@@ -1,0 +1,79 @@
+"""How the node is served: the commands of the production web server (shared by `make run` and the
+benchmarks), the development server and the worker, and `python -m edgeportal.serving`, which runs a worker
+and a web server under the supervisor."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import sys
+from pathlib import Path
+
+from edgeportal.supervisor import Program, Supervisor
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN_CONFIG = ROOT / "edgeportal" / "gunicorn.conf.py"
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def web_command(*, host: str, port: int, python: str = sys.executable) -> list[str]:
+    """gunicorn with uvicorn workers on Django's ASGI app, sized in edgeportal/gunicorn.conf.py."""
+    return [
+        python, "-m", "gunicorn", "--config", str(GUNICORN_CONFIG), "--bind", _address(host, port),
+        "edgeportal.asgi:application",
+    ]  # fmt: skip
+
+
+def dev_web_command(*, host: str, port: int, reload: bool = True, python: str = sys.executable) -> list[str]:
+    """Django's development server (by default reloading on code changes): never for a node left running."""
+    return [python, str(ROOT / "manage.py"), "runserver", _address(host, port)] + ([] if reload else ["--noreload"])
+
+
+def worker_command(*, name: str, beat: bool = True, python: str = sys.executable) -> list[str]:
+    """One Celery worker process with the batch loop and the resident model (always -P solo); beat in it."""
+    command = [python, "-m", "celery", "-A", "edgeportal", "worker", "-P", "solo", "-n", name, "--loglevel=INFO"]
+    if beat:
+        command += ["--beat", "-s", str(ROOT / ".cache" / "celerybeat-schedule")]
+    return command
+
+
+def port_is_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind: TIME_WAIT is no obstacle
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--dev", action="store_true", help="Django's development server instead of gunicorn")
+    parser.add_argument("--worker-name", default="worker1@%h")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not port_is_free(args.host, args.port):
+        logging.getLogger("edgeportal.supervisor").error(
+            "%s is in use (another `make run`?): stop it or set PORT.", _address(args.host, args.port)
+        )
+        return 1
+    web = dev_web_command if args.dev else web_command
+    supervisor = Supervisor(
+        [
+            Program("worker", worker_command(name=args.worker_name)),
+            Program("web", web(host=args.host, port=args.port)),
+        ]
+    )
+    return supervisor.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
