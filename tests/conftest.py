@@ -59,6 +59,13 @@ def redis_prefix(settings):
         client.delete(*keys)
 
 
+@pytest.fixture(autouse=True)
+def web_model(settings, tiny_model_path):
+    """The web side counts tokens with the tiny model's tokenizer (SmolLM2's real one), as a node with a prepared
+    model does: lanes and token limits in tests follow real token counts, never the four-characters fallback."""
+    settings.EDGE_MODEL = str(tiny_model_path)
+
+
 @pytest.fixture
 def queue(redis_prefix):
     return get_queue()

@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from tokenizers import Tokenizer
 
 from edgeportal.jobs.models import Job, Rejection
 from edgeportal.jobs.queueing import get_settings_store
@@ -51,6 +52,24 @@ def test_a_long_prompt_goes_to_the_long_lane(api):
     job = Job.objects.get(pk=body["id"])
     assert job.lane == "long"
     assert abs((job.deadline_at - job.created_at).total_seconds() - 30.0) < 0.05  # the long lane's own default
+
+
+@pytest.mark.parametrize(
+    ("prompt", "lane"),
+    [
+        ("0 1 2 3 4 5 6 7 8 9 " * 6, "long"),  # 119 characters (the fallback says 30 tokens), 119 real tokens
+        ("inspection " * 40, "short"),  # 439 characters (the fallback says 110 tokens), 41 real tokens
+    ],
+)
+def test_the_lane_follows_the_real_token_count_of_the_models_tokenizer(api, tiny_model_path, prompt, lane):
+    get_settings_store().update(long_prompt_tokens=100)
+    tokenizer = Tokenizer.from_file(str(tiny_model_path / "tokenizer.json"))
+    real_tokens = len(tokenizer.encode(prompt.strip(), add_special_tokens=False).ids)
+    fallback_tokens = len(prompt.strip()) // 4 + 1
+    assert (real_tokens >= 100) != (fallback_tokens >= 100)  # the two counts pick different lanes
+    body = api.post({"prompt": prompt}).json()
+    assert body["lane"] == lane
+    assert Job.objects.get(pk=body["id"]).prompt_tokens == real_tokens
 
 
 def test_the_long_lane_default_deadline_is_a_setting_and_never_above_the_longest(api):

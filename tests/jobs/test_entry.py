@@ -146,8 +146,7 @@ def test_the_api_reports_cache_hits_and_template_versions(api, make_worker, defe
     assert detail["cache_hit"] is True and detail["template_version"] == 1
 
 
-def test_a_prompt_over_the_token_limit_is_refused_with_the_models_tokenizer(api, settings, tiny_model_path):
-    settings.EDGE_MODEL = str(tiny_model_path)
+def test_a_prompt_over_the_token_limit_is_refused_with_the_models_tokenizer(api, settings):
     settings.EDGE_MAX_PROMPT_TOKENS = 5
     assert api.post({"prompt": "Line A stops"}).status_code == 202
     response = api.post({"prompt": "Camera C3 detected a long linear scratch near the weld seam"})
