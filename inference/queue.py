@@ -157,6 +157,24 @@ return count
 """
 )
 
+# KEYS: deadlines. ARGV: job key prefix, lane key prefix, then job ids. Single flight: takes the jobs that
+# still wait in a lane out of the queue, so an identical job's result can answer them; a job a worker
+# has leased is left alone (it runs, and its result is stored only if it is still unfinished).
+_WITHDRAW = """
+local withdrawn = {}
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  local key = ARGV[1] .. id
+  local lane = redis.call('HGET', key, 'lane')
+  if lane and redis.call('ZREM', ARGV[2] .. lane, id) == 1 then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('DEL', key)
+    table.insert(withdrawn, id)
+  end
+end
+return withdrawn
+"""
+
 # KEYS: lane. ARGV: job key prefix, max_count. What a window needs to know without taking anything:
 # how many wait, the head's arrival and deadline, and the padded tokens of the first max_count.
 _PEEK = (
@@ -188,6 +206,7 @@ class QueuedJob:
     deadline_ms: int = 0  # epoch ms on Redis' clock, set at enqueue
     enqueued_ms: int = 0  # arrival, epoch ms on Redis' clock, set at enqueue
     deliveries: int = 1
+    cache_key: str = ""  # identical prompts share it: a batch runs them once (see inference.single_flight)
     picked_at: float = field(default=0.0)  # local time it entered a worker's window (see collect_window)
 
     def to_fields(self) -> dict[str, str]:
@@ -200,6 +219,7 @@ class QueuedJob:
             "lane": self.lane,
             "priority": self.priority,
             "head_start_ms": str(self.head_start_ms),
+            "cache_key": self.cache_key,
         }
 
     @classmethod
@@ -216,6 +236,7 @@ class QueuedJob:
             deadline_ms=int(float(fields.get("deadline_ms", 0))),
             enqueued_ms=int(float(fields.get("enqueued_ms", 0))),
             deliveries=int(fields.get("deliveries", 1)),
+            cache_key=fields.get("cache_key", ""),
             picked_at=time.time(),
         )
 
@@ -267,6 +288,7 @@ class JobQueue:
         self._expire_due = client.register_script(_EXPIRE_DUE)
         self._reclaim = client.register_script(_RECLAIM)
         self._peek = client.register_script(_PEEK)
+        self._withdraw = client.register_script(_WITHDRAW)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "edgeportal") -> JobQueue:
@@ -366,6 +388,14 @@ class JobQueue:
         return int(
             self._reclaim(keys=[self.leased, self.deadlines], args=[self.job_prefix, self.lane_prefix, worker, limit])
         )
+
+    def withdraw(self, job_ids: list[int]) -> list[int]:
+        """Take these jobs out of their lanes, atomically, if they still wait there; returns those it took.
+        A job leased by a worker, or that Redis does not hold, is not among them."""
+        if not job_ids:
+            return []
+        found = self._withdraw(keys=[self.deadlines], args=[self.job_prefix, self.lane_prefix, *job_ids])
+        return [int(job_id) for job_id in found]
 
     def touch(self, jobs: list[QueuedJob], lease_ms: int) -> None:
         """Extend the lease of jobs in flight: a long batch is not mistaken for a dead worker."""

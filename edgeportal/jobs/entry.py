@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from edgeportal.jobs.models import Job, Rejection
 from edgeportal.jobs.queueing import get_queue, scheduler_settings
-from edgeportal.jobs.services import enqueue, followers_resolve, latency_for
+from edgeportal.jobs.services import job_queue_new, latency_for
 from edgeportal.monitoring import metrics
 from edgeportal.prompts import cache
 from edgeportal.prompts.guard import GuardRejected, GuardRules, check_patterns, guard_text
@@ -298,24 +298,12 @@ def _accept(template, text, values, source, user, started: float, ticket: Ticket
     except redis.RedisError:
         raise QueueUnavailable() from None
 
-    try:
-        with transaction.atomic():
-            job = Job.objects.create(**fields, cache_key=key)
-            leader_id = cache.flight_claim(key, job.pk) if key else None
-            if leader_id is not None and not Job.objects.filter(pk=leader_id).exclude(status__in=Job.FINISHED).exists():
-                cache.flight_take_over(key, job.pk)  # a leader that never committed, or is already done
-                leader_id = None
-            if leader_id is not None:
-                # An identical job is already running: wait for its result instead of running the model twice.
-                Job.objects.filter(pk=job.pk).update(follows_id=leader_id)
-                job.follows_id = leader_id
-                # The leader may have finished between the claim and this commit: answer from it then.
-                transaction.on_commit(lambda: followers_resolve(leader_ids=[leader_id]))
-            else:
-                # A worker must never read a job id whose row is not committed yet.
-                transaction.on_commit(lambda: enqueue(job, scheduler))
-    except redis.RedisError:
-        raise QueueUnavailable() from None
+    with transaction.atomic():
+        job = Job.objects.create(**fields, cache_key=key)
+        # A worker must never read a job id whose row is not committed yet. An identical job already queued
+        # or running does not hold this one back: each keeps its own deadline and priority, and the first
+        # to finish answers the others (single flight, see job_queue_new and flight_answer).
+        transaction.on_commit(lambda: job_queue_new(job, scheduler))
     return job
 
 
