@@ -39,6 +39,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("long_deadline_ms", 30_000, 100, 3_600_000, "Long lane: default deadline"),
         Setting("max_deadline_ms", 300_000, 100, 86_400_000, "Longest deadline a request may ask for"),
         Setting("queue_limit", 256, 1, 100_000, "Queue limit (jobs waiting, all lanes)", "jobs"),
+        Setting("source_share_pct", 50, 1, 100, "Most of the queue limit one sender's waiting jobs may fill", "%"),
         Setting("priority_weight_high_ms", 8_000, 0, 3_600_000, "Head start of high priority"),
         Setting("priority_weight_normal_ms", 4_000, 0, 3_600_000, "Head start of normal priority"),
         Setting("priority_weight_low_ms", 0, 0, 3_600_000, "Head start of low priority"),
@@ -94,6 +95,7 @@ class SchedulerSettings:
     long_deadline_ms: int = SETTINGS["long_deadline_ms"].default
     max_deadline_ms: int = SETTINGS["max_deadline_ms"].default
     queue_limit: int = SETTINGS["queue_limit"].default
+    source_share_pct: int = SETTINGS["source_share_pct"].default
     priority_weight_high_ms: int = SETTINGS["priority_weight_high_ms"].default
     priority_weight_normal_ms: int = SETTINGS["priority_weight_normal_ms"].default
     priority_weight_low_ms: int = SETTINGS["priority_weight_low_ms"].default
@@ -124,6 +126,13 @@ class SchedulerSettings:
             except SettingError as error:
                 log.warning("ignoring scheduler override %s", error)
         return SchedulerSettings(**values)
+
+    def source_share(self) -> int | None:
+        """How many jobs one sender may have waiting: its share of the queue limit (at least one); None
+        at 100 %, where only the queue limit applies."""
+        if self.source_share_pct >= 100:
+            return None
+        return max(1, self.queue_limit * self.source_share_pct // 100)
 
     def head_start_ms(self, priority: str) -> int:
         return getattr(self, f"priority_weight_{priority}_ms")

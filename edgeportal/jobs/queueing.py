@@ -24,3 +24,11 @@ def get_settings_store() -> SettingsStore:
 
 def scheduler_settings() -> SchedulerSettings:
     return get_settings_store().current()
+
+
+def queue_owner(*, source_id: int | None, user_id: int | None) -> str:
+    """The sender a job counts for in fair share (source_share_pct): its machine source, else the person who
+    submitted it, each person a sender of their own; "" for neither (not counted)."""
+    if source_id is not None:
+        return f"source:{source_id}"
+    return f"user:{user_id}" if user_id is not None else ""

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from edgeportal.jobs.models import Job
-from edgeportal.jobs.queueing import get_queue, scheduler_settings
+from edgeportal.jobs.queueing import get_queue, queue_owner, scheduler_settings
 from edgeportal.latency.models import BatchRecord, JobLatency
 from edgeportal.monitoring import metrics
 from edgeportal.prompts import cache
@@ -37,6 +37,7 @@ def _queued_job(job: Job, scheduler: SchedulerSettings) -> QueuedJob:
         priority=job.priority,
         head_start_ms=scheduler.head_start_ms(job.priority),
         cache_key=job.cache_key,
+        owner=queue_owner(source_id=job.source_id, user_id=job.submitted_by_id),
     )
 
 
