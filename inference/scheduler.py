@@ -177,13 +177,21 @@ class SettingsStore:
         pipe.hincrby(self.key, "_version", 1)
         return int(pipe.execute()[-1])
 
-    def replace(self, overrides: Mapping[str, object], version: int) -> None:
-        """Put back a full set of overrides (from the database, after Redis lost its data)."""
+    def publish(self, overrides: Mapping[str, object], version: int) -> bool:
+        """Put a full set of overrides with its version (the database's), in one atomic step, unless Redis
+        holds that version or a newer one: a save published late never undoes a newer one. True if written."""
         checked = {name: parse_setting(name, raw) for name, raw in overrides.items()}
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(self.key)
-        pipe.hset(self.key, mapping={**checked, "_version": version})
-        pipe.execute()
+        flat = [item for pair in checked.items() for item in pair]
+        return bool(self.redis.eval(_PUBLISH, 1, self.key, version, *flat))
+
+
+# KEYS: the settings hash. ARGV: version, then name/value pairs.
+_PUBLISH = """
+if tonumber(redis.call('HGET', KEYS[1], '_version') or '0') >= tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], '_version', ARGV[1], unpack(ARGV, 2))
+return 1
+"""
 
 
 # --- which lane, and how long a window --------------------------------------------------------
