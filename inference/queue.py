@@ -219,6 +219,24 @@ end
 return senders
 """
 
+# KEYS: workers, busy, long-runs, then each lane's workers. ARGV: seconds without a heartbeat after which a
+# worker is dead. Drops what dead workers left behind: their lane-workers members and their busy and
+# long-runs fields (the workers set itself keeps them an hour, for the dashboard's "gone").
+_FORGET_DEAD = """
+local cutoff = tonumber(redis.call('TIME')[1]) - tonumber(ARGV[1])
+local dropped = 0
+for i = 4, #KEYS do
+  dropped = dropped + redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. cutoff)
+end
+for i = 2, 3 do
+  for _, name in ipairs(redis.call('HKEYS', KEYS[i])) do
+    local beat = tonumber(redis.call('ZSCORE', KEYS[1], name))
+    if not beat or beat < cutoff then dropped = dropped + redis.call('HDEL', KEYS[i], name) end
+  end
+end
+return dropped
+"""
+
 # KEYS: lane. ARGV: job key prefix, max_count. What a window needs to know without taking anything:
 # how many wait, the head's arrival and deadline, and the padded tokens of the first max_count.
 _PEEK = (
@@ -338,6 +356,7 @@ class JobQueue:
         self._peek = client.register_script(_PEEK)
         self._withdraw = client.register_script(_WITHDRAW)
         self._recount = client.register_script(_RECOUNT)
+        self._forget_dead = client.register_script(_FORGET_DEAD)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "edgeportal") -> JobQueue:
@@ -530,6 +549,13 @@ class JobQueue:
 
     def worker_key(self, name: str) -> str:
         return f"{self.prefix}:workers:{name}"
+
+    def forget_dead_workers(self, *, dead_after_s: float = 60) -> int:
+        """Drop, atomically, the lane-workers members and busy and long-runs fields of workers without a
+        heartbeat for dead_after_s (Redis' clock against their heartbeat stamps: keep clocks in sync).
+        Returns how many entries went."""
+        keys = [self.workers_key, self.busy_key, self.long_runs_key, *(self.lane_workers_key(lane) for lane in LANES)]
+        return int(self._forget_dead(keys=keys, args=[dead_after_s]))
 
     def workers(self, *, forget_after_s: float = 3600) -> list[dict[str, str]]:
         """Every worker heard from in the last hour, newest first: its heartbeat hash plus its name.

@@ -55,7 +55,7 @@ class Job(models.Model):
         help_text="The identical job whose result answered this one (single flight), if any.",
     )  # fmt: skip
 
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
     picked_at = models.DateTimeField(null=True, blank=True, help_text="Entered a worker's batch window.")
     inference_started_at = models.DateTimeField(null=True, blank=True)
     inference_ended_at = models.DateTimeField(null=True, blank=True)
@@ -64,7 +64,10 @@ class Job(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["status", "created_at"]),
+            models.Index(fields=["status", "created_at"]),  # jobs waiting or running; retention; the sweep
+            # The job list's order (newest first, id breaking ties), and the last hour's cache hit rate read
+            # from the index alone.
+            models.Index(fields=["created_at", "id", "cache_hit"], name="job_list_order"),
             # Single flight: the unfinished jobs of a flight group, and one of its jobs done since a time.
             models.Index(fields=["cache_key", "status", "finished_at"], name="job_flight"),
         ]

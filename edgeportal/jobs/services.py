@@ -221,9 +221,11 @@ def flight_answer(*, answered_by: list[Job]) -> int:
     leaders = {job.cache_key: job for job in answered_by if job.cache_key and job.status == Job.Status.DONE}
     if not leaders:
         return 0
-    waiting = Job.objects.filter(
-        cache_key__in=list(leaders), status__in=[Job.Status.QUEUED, Job.Status.RUNNING]
-    ).exclude(pk__in=[job.pk for job in answered_by])
+    waiting = (
+        Job.objects.filter(cache_key__in=list(leaders), status__in=[Job.Status.QUEUED, Job.Status.RUNNING])
+        .exclude(pk__in=[job.pk for job in answered_by])
+        .order_by()
+    )
     groups = dict(waiting.values_list("pk", "cache_key"))
     withdrawn = get_queue().withdraw(list(groups))
     return _answer_from(answers={job_id: leaders[groups[job_id]] for job_id in withdrawn})
@@ -259,6 +261,27 @@ def _answer_from(*, answers: dict[int, Job]) -> int:
     )
     metrics.jobs_finished(JobLatency.objects.bulk_create([latency_for(job) for job in jobs]))
     return len(jobs)
+
+
+PRUNE_CHUNK = 500  # jobs deleted per transaction: a first prune over months of jobs never holds one long lock
+
+
+def jobs_prune(*, older_than_days: int, now: datetime | None = None) -> int:
+    """Delete the finished jobs created before the retention, in chunks; returns how many.
+
+    Jobs still queued or running stay, however old. A deleted job's latency record stays (its job becomes
+    empty) until the latency roll-up folds it into hourly aggregates, and so does its batch record; a job
+    that an identical one answered keeps its output when that one goes."""
+    cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
+    old = Job.objects.filter(status__in=Job.FINISHED, created_at__lt=cutoff).order_by()
+    deleted = 0
+    while ids := list(old.values_list("pk", flat=True)[:PRUNE_CHUNK]):
+        with transaction.atomic():
+            Job.objects.filter(pk__in=ids).delete()
+        deleted += len(ids)
+    if deleted:
+        log.info("deleted %d finished jobs created before %s", deleted, cutoff.isoformat())
+    return deleted
 
 
 def jobs_requeue_lost(*, grace_s: float, limit: int = 1000) -> int:
