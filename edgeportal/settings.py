@@ -186,6 +186,8 @@ CELERY_TASK_IGNORE_RESULT = True
 # Prefixed like every other key, so installations sharing a Redis never run each other's periodic tasks.
 CELERY_TASK_DEFAULT_QUEUE = f"{EDGE_REDIS_PREFIX}:celery"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Beat runs the periodic tasks itself (edgeportal/beat.py): the sweep works with no worker running.
+CELERY_BEAT_SCHEDULER = "edgeportal.beat:InProcessScheduler"
 CELERY_BEAT_SCHEDULE = {
     "requeue-lost-jobs": {"task": "edgeportal.jobs.tasks.requeue_lost_jobs", "schedule": float(EDGE_SWEEP_EVERY_S)},
     "republish-settings": {"task": "edgeportal.tuning.tasks.republish_settings", "schedule": float(EDGE_SWEEP_EVERY_S)},

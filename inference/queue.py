@@ -124,7 +124,7 @@ return {taken, expired, now}
 )
 
 # KEYS: deadlines, owners. ARGV: job key prefix, lane key prefix, then est_ms per lane as name/value pairs.
-# The expiry timer: every waiting job that can no longer finish by its deadline.
+# The expiry timer: every waiting job of these lanes that can no longer finish by its deadline.
 _EXPIRE_DUE = (
     _NOW
     + _EXPIRE_FN
@@ -141,7 +141,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now + longest, 
   local lane = redis.call('HGET', key, 'lane') or 'short'
   if not deadline then
     redis.call('ZREM', KEYS[1], id)
-  elseif deadline < now + (est[lane] or 0) then
+  elseif est[lane] and deadline < now + est[lane] then  -- only the lanes named
     expire(ARGV[1], ARGV[2], KEYS[1], id, expired, KEYS[2])
   end
 end
@@ -448,10 +448,11 @@ class JobQueue:
         return [QueuedJob.from_fields(_pairs(fields)) for _, fields in taken], self._expired(expired)
 
     def expire_due(self, est_ms: dict[str, float]) -> list[ExpiredJob]:
-        """The expiry timer's step: remove every waiting job that can no longer meet its deadline."""
+        """The expiry timer's step: remove every job waiting in the lanes of est_ms that can no longer meet
+        its deadline (est_ms: a batch's planned time per lane; 0 expires only jobs past their deadline)."""
         args = [self.job_prefix, self.lane_prefix]
-        for lane in LANES:
-            args += [lane, int(est_ms.get(lane, 0))]
+        for lane, estimate_ms in est_ms.items():
+            args += [lane, int(estimate_ms)]
         return self._expired(self._expire_due(keys=[self.deadlines, self.owners], args=args))
 
     @staticmethod
@@ -556,6 +557,13 @@ class JobQueue:
         Returns how many entries went."""
         keys = [self.workers_key, self.busy_key, self.long_runs_key, *(self.lane_workers_key(lane) for lane in LANES)]
         return int(self._forget_dead(keys=keys, args=[dead_after_s]))
+
+    def lanes_without_workers(self, *, alive_s: float) -> list[str]:
+        """The lanes that no worker with a heartbeat in the last alive_s seconds serves."""
+        pipe = self.redis.pipeline(transaction=False)
+        for lane in LANES:
+            pipe.zcount(self.lane_workers_key(lane), self.now() - alive_s, "+inf")
+        return [lane for lane, live in zip(LANES, pipe.execute(), strict=True) if not live]
 
     def workers(self, *, forget_after_s: float = 3600) -> list[dict[str, str]]:
         """Every worker heard from in the last hour, newest first: its heartbeat hash plus its name.

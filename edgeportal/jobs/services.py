@@ -15,9 +15,10 @@ from edgeportal.jobs.queueing import get_queue, queue_owner, scheduler_settings
 from edgeportal.latency.models import BatchRecord, JobLatency
 from edgeportal.monitoring import metrics
 from edgeportal.prompts import cache
+from inference.admission import WORKER_ALIVE_S
 from inference.queue import QueuedJob
 from inference.scheduler import SchedulerSettings
-from inference.worker import BatchRun
+from inference.worker import BatchRun, expiry_reason
 
 log = logging.getLogger(__name__)
 
@@ -286,8 +287,20 @@ def jobs_prune(*, older_than_days: int, now: datetime | None = None) -> int:
 
 def jobs_requeue_lost(*, grace_s: float, limit: int = 1000) -> int:
     """Put back on Redis the unfinished jobs it no longer holds (Redis keeps nothing on disk); expire
-    those whose deadline passed meanwhile, which no worker's expiry timer can see any more."""
+    those whose deadline passed meanwhile, which no worker's expiry timer can see any more. Returns how
+    many it put back.
+
+    In a lane that no live worker serves, no expiry timer runs either: there it also expires the jobs
+    Redis holds whose deadline passed (taken out of Redis atomically first, so a worker that starts
+    meanwhile cannot also take them), after putting back the leases of workers that died."""
     queue = get_queue()
+    if unserved := queue.lanes_without_workers(alive_s=WORKER_ALIVE_S):
+        queue.reclaim()  # jobs leased by a worker that died: back in their lane once their lease ran out
+        expired = queue.expire_due(dict.fromkeys(unserved, 0))
+        if expired:
+            now_ms = queue.now() * 1000
+            jobs_expire(reasons={job.job_id: expiry_reason(job, now_ms, 0) for job in expired})
+            log.warning("expired %d overdue job(s) in lanes no worker serves: %s", len(expired), unserved)
     live = queue.live_job_ids()
     now = timezone.now()
     cutoff = now - timedelta(seconds=grace_s)
