@@ -197,15 +197,17 @@ def jobs_expire(*, reasons: dict[int, str]) -> int:
 def _results_published(jobs: list[Job]) -> None:
     """Once committed, the done results are cached and answer the identical jobs still waiting (single flight).
     A job that failed or expired ends alone: the identical jobs keep their own deadlines and run themselves."""
-    done = [job for job in jobs if job.cache_key and job.status == Job.Status.DONE]
+    # One job per group, the one that ran rather than a copy of it in its batch (copies sort first, get replaced).
+    ran_last = sorted(jobs, key=lambda job: not job.cache_hit)
+    done = {job.cache_key: job for job in ran_last if job.cache_key and job.status == Job.Status.DONE}
     if not done:
         return
 
     def publish():
-        for job in done:
+        for job in done.values():
             result = cache.CachedResult(job.output, job.prompt_tokens or 0, job.output_tokens or 0, job.pk)
             cache.cache_put(job.cache_key, result)
-        flight_answer(answered_by=done)
+        flight_answer(answered_by=list(done.values()))
 
     # robust: a lost answer costs a second run of the model, never the batch that is already stored.
     transaction.on_commit(publish, robust=True)
@@ -229,6 +231,8 @@ def flight_answer(*, answered_by: list[Job]) -> int:
     )
     groups = dict(waiting.values_list("pk", "cache_key"))
     withdrawn = get_queue().withdraw(list(groups))
+    if not withdrawn:
+        return 0
     return _answer_from(answers={job_id: leaders[groups[job_id]] for job_id in withdrawn})
 
 

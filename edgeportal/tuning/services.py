@@ -46,13 +46,14 @@ def settings_save(*, user, values: dict[str, object]) -> SettingsSaved:
             errors[name] = error.message
     if errors:
         raise TuningRejected(errors)
+    published_version = _published_version()  # before the transaction: no lock held while Redis answers
     with transaction.atomic():
         current, version = saved_settings()
         current = asdict(current)
         changed = {name: value for name, value in checked.items() if current[name] != value}
         if not changed:
             return SettingsSaved([], version)
-        version = max(version, _published_version()) + 1
+        version = max(version, published_version) + 1
         saved = SettingsSaved([], version)
         for name, value in changed.items():
             SchedulerOverride.objects.update_or_create(name=name, defaults={"value": value})
