@@ -45,6 +45,7 @@ DESIGNS = {
         "max_deadline_ms": 600_000,
         "long_prompt_tokens": 256,
         "queue_limit": 64,
+        "source_share_pct": 100,  # one source stands for the whole plant here: no per-source share
     },
     "fifo": {
         "window_ms": WINDOW_MS,
@@ -55,6 +56,7 @@ DESIGNS = {
         "long_prompt_tokens": 100_000,  # one lane
         "max_batch_tokens": 1_000_000,
         "queue_limit": 100_000,
+        "source_share_pct": 100,
     },
 }
 DESIGNS["scheduler (long 10 s)"] = {**DESIGNS["scheduler"], "long_deadline_ms": DEADLINE_MS}

@@ -230,6 +230,8 @@ EDGE_SWEEP_EVERY_S = envint("EDGE_SWEEP_EVERY_S", 15, minimum=1)
 # Latency records older than this are rolled into hourly aggregates (edgeportal.latency.tasks), every ..._EVERY_S.
 EDGE_LATENCY_RETENTION_DAYS = envint("EDGE_LATENCY_RETENTION_DAYS", 30, minimum=1)
 EDGE_LATENCY_ROLLUP_EVERY_S = envint("EDGE_LATENCY_ROLLUP_EVERY_S", 3600, minimum=60)
+# Finished jobs (prompts and outputs) older than this are deleted, on the same schedule; latency records outlive them.
+EDGE_JOB_RETENTION_DAYS = envint("EDGE_JOB_RETENTION_DAYS", 30, minimum=1)
 # Also admits a Prometheus scraper from elsewhere than localhost with 'Authorization: Bearer <token>'.
 METRICS_TOKEN = envsecret("METRICS_TOKEN", "")
 
@@ -239,6 +241,8 @@ CELERY_TASK_IGNORE_RESULT = True
 # Prefixed like every other key, so installations sharing a Redis never run each other's periodic tasks.
 CELERY_TASK_DEFAULT_QUEUE = f"{EDGE_REDIS_PREFIX}:celery"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Beat runs the periodic tasks itself (edgeportal/beat.py): the sweep works with no worker running.
+CELERY_BEAT_SCHEDULER = "edgeportal.beat:InProcessScheduler"
 CELERY_BEAT_SCHEDULE = {
     "requeue-lost-jobs": {"task": "edgeportal.jobs.tasks.requeue_lost_jobs", "schedule": float(EDGE_SWEEP_EVERY_S)},
     "republish-settings": {"task": "edgeportal.tuning.tasks.republish_settings", "schedule": float(EDGE_SWEEP_EVERY_S)},
@@ -246,4 +250,5 @@ CELERY_BEAT_SCHEDULE = {
         "task": "edgeportal.latency.tasks.roll_up_old_latency",
         "schedule": float(EDGE_LATENCY_ROLLUP_EVERY_S),
     },
+    "prune-old-jobs": {"task": "edgeportal.jobs.tasks.prune_old_jobs", "schedule": float(EDGE_LATENCY_ROLLUP_EVERY_S)},
 }

@@ -33,6 +33,7 @@ def kept_fields(batch: BatchRun) -> dict[int, str]:
         "paused_ms": batch.paused_ms,
         "padded_tokens": batch.padded_tokens,
         "picked": {str(job.job_id): job.picked_at for job in batch.jobs},
+        "copies": {str(job_id): run for job_id, run in batch.copies.items()},  # identical jobs answered by one run
     }
     kept = {}
     for result in batch.results:
@@ -66,6 +67,7 @@ def batches_from_kept(jobs: list[QueuedJob]) -> list[BatchRun]:
                 inference_ended_at=kept["inference_ended_at"],
                 paused_ms=kept["paused_ms"],
                 padded_tokens=kept["padded_tokens"],
+                copies={int(job_id): run for job_id, run in kept.get("copies", {}).items()},
             )
         if "output" in kept:
             output = kept["output"]

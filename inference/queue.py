@@ -13,6 +13,7 @@ Keys, under the prefix:
   wake               list        one token per enqueue, so idle workers block instead of polling
   stats              hash        measured batch times per lane and the arrival rate (moving averages)
   jobs:dead          stream      jobs buried after killing workers again and again (capped)
+  waiting-by-owner   hash        sender (job:{id}'s owner) -> its jobs waiting in the lanes (fair share)
 All times in the queue come from Redis' clock (TIME), so hosts with skewed clocks agree. The scripts
 touch job:{id} keys they build from the prefix: fine on one Redis, not on Redis Cluster.
 """
@@ -32,14 +33,28 @@ WORKER_ALIVE_S = 6.0  # workers beat every 2 s: silent for three beats means gon
 
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)"
 
-# KEYS: payload, lane, deadlines, wake, stats. ARGV: id, head_start_ms, deadline_in_ms, then field pairs.
+# Fair share: each script that puts a job into a lane or takes one out of it counts it here, in the same
+# atomic step, for the sender named in the job's 'owner' field (none: not counted).
+_OWNER_FN = """
+local function owner_waiting(owners, key, delta)
+  local owner = redis.call('HGET', key, 'owner')
+  if owner and owner ~= '' and redis.call('HINCRBY', owners, owner, delta) <= 0 then
+    redis.call('HDEL', owners, owner)
+  end
+end
+"""
+
+# KEYS: payload, lane, deadlines, wake, stats, owners. ARGV: id, head_start_ms, deadline_in_ms, then field pairs.
 _ENQUEUE = (
     _NOW
+    + _OWNER_FN
     + """
 local deadline = now + tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], 'enqueued_ms', now, 'deadline_ms', deadline, 'deliveries', 0, unpack(ARGV, 4))
 -- Microseconds as a fraction keep equal deadlines in arrival order (a tie would sort by job id as text).
-redis.call('ZADD', KEYS[2], deadline - tonumber(ARGV[2]) + (tonumber(t[2]) % 1000) / 1000, ARGV[1])
+if redis.call('ZADD', KEYS[2], deadline - tonumber(ARGV[2]) + (tonumber(t[2]) % 1000) / 1000, ARGV[1]) == 1 then
+  owner_waiting(KEYS[6], KEYS[1], 1)
+end
 redis.call('ZADD', KEYS[3], deadline, ARGV[1])
 redis.call('LPUSH', KEYS[4], 1)
 redis.call('LTRIM', KEYS[4], 0, 63)
@@ -55,19 +70,22 @@ return {now, deadline}
 )
 
 # Expire in one place: the job leaves its lane and the deadline index, and its payload is returned.
-_EXPIRE_FN = """
-local function expire(prefix, lane_prefix, deadlines, id, out)
+_EXPIRE_FN = (
+    _OWNER_FN
+    + """
+local function expire(prefix, lane_prefix, deadlines, id, out, owners)
   local key = prefix .. id
   local fields = redis.call('HGETALL', key)
   local lane = redis.call('HGET', key, 'lane') or 'short'
-  redis.call('ZREM', lane_prefix .. lane, id)
+  if redis.call('ZREM', lane_prefix .. lane, id) == 1 then owner_waiting(owners, key, -1) end
   redis.call('ZREM', deadlines, id)
   redis.call('DEL', key)
   table.insert(out, {id, fields})
 end
 """
+)
 
-# KEYS: lane, deadlines, leased. ARGV: job key prefix, lane key prefix, max_count, max_tokens,
+# KEYS: lane, deadlines, leased, owners. ARGV: job key prefix, lane key prefix, max_count, max_tokens,
 # est_ms, lease_ms, worker. Takes jobs in rank order into a lease, up to the count and the padded
 # token budget (batch size times the longest prompt); jobs that cannot finish by their deadline
 # even if run now are expired instead of taken (not those whose output is kept: they only need storing).
@@ -87,7 +105,7 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', KEYS[1], id)
     redis.call('ZREM', KEYS[2], id)
   elseif deadline < now + est and redis.call('HEXISTS', key, 'kept') == 0 then
-    expire(ARGV[1], ARGV[2], KEYS[2], id, expired)
+    expire(ARGV[1], ARGV[2], KEYS[2], id, expired, KEYS[4])
   else
     if #taken >= max_count then break end
     local tokens = tonumber(redis.call('HGET', key, 'prompt_tokens')) or 0
@@ -95,6 +113,7 @@ for _, id in ipairs(ids) do
     if #taken > 0 and padded > max_tokens then break end
     longest = math.max(longest, tokens)
     redis.call('ZREM', KEYS[1], id)
+    owner_waiting(KEYS[4], key, -1)
     redis.call('ZREM', KEYS[2], id)
     redis.call('ZADD', KEYS[3], now + lease_ms, id)
     redis.call('HINCRBY', key, 'deliveries', 1)
@@ -106,8 +125,8 @@ return {taken, expired, now}
 """
 )
 
-# KEYS: deadlines. ARGV: job key prefix, lane key prefix, then est_ms per lane as name/value pairs.
-# The expiry timer: every waiting job that can no longer finish by its deadline.
+# KEYS: deadlines, owners. ARGV: job key prefix, lane key prefix, then est_ms per lane as name/value pairs.
+# The expiry timer: every waiting job of these lanes that can no longer finish by its deadline.
 _EXPIRE_DUE = (
     _NOW
     + _EXPIRE_FN
@@ -124,19 +143,21 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now + longest, 
   local lane = redis.call('HGET', key, 'lane') or 'short'
   if not deadline then
     redis.call('ZREM', KEYS[1], id)
-  elseif deadline < now + (est[lane] or 0) and redis.call('HEXISTS', key, 'kept') == 0 then
-    expire(ARGV[1], ARGV[2], KEYS[1], id, expired)
+  -- only the lanes named; never a job whose output is kept (it needs storing, not running)
+  elseif est[lane] and deadline < now + est[lane] and redis.call('HEXISTS', key, 'kept') == 0 then
+    expire(ARGV[1], ARGV[2], KEYS[1], id, expired, KEYS[2])
   end
 end
 return expired
 """
 )
 
-# KEYS: leased, deadlines, workers. ARGV: job key prefix, lane key prefix, worker ('' for none), limit,
-# alive_s. Put back in their lanes the leased jobs whose lease ran out, or whose worker's heartbeat is
-# older than alive_s (it died: no need to wait out the lease), or (at a worker's start) that it held.
+# KEYS: leased, deadlines, owners, workers. ARGV: job key prefix, lane key prefix, worker ('' for none),
+# limit, alive_s. Put back in their lanes the leased jobs whose lease ran out, or whose worker's heartbeat
+# is older than alive_s (it died: no need to wait out the lease), or (at a worker's start) that it held.
 _RECLAIM = (
     _NOW
+    + _OWNER_FN
     + """
 local back = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 local silent_before = now / 1000 - tonumber(ARGV[5])
@@ -145,13 +166,14 @@ for i = 1, #back, 2 do
   local id, lease_end = back[i], tonumber(back[i + 1])
   local key = ARGV[1] .. id
   local holder = redis.call('HGET', key, 'worker')
-  local beat = holder and tonumber(redis.call('ZSCORE', KEYS[3], holder))
+  local beat = holder and tonumber(redis.call('ZSCORE', KEYS[4], holder))
   if lease_end < now or (ARGV[3] ~= '' and holder == ARGV[3]) or (beat and beat < silent_before) then
     redis.call('ZREM', KEYS[1], id)
     local deadline = tonumber(redis.call('HGET', key, 'deadline_ms'))
     if deadline then
       local lane = redis.call('HGET', key, 'lane') or 'short'
-      redis.call('ZADD', ARGV[2] .. lane, deadline - tonumber(redis.call('HGET', key, 'head_start_ms') or 0), id)
+      local rank = deadline - tonumber(redis.call('HGET', key, 'head_start_ms') or 0)
+      if redis.call('ZADD', ARGV[2] .. lane, rank, id) == 1 then owner_waiting(KEYS[3], key, 1) end  -- fair share
       redis.call('ZADD', KEYS[2], deadline, id)
       count = count + 1
       if count >= tonumber(ARGV[4]) then break end
@@ -167,6 +189,65 @@ _KEEP = """
 for i, key in ipairs(KEYS) do
   if redis.call('EXISTS', key) == 1 then redis.call('HSET', key, 'kept', ARGV[i]) end
 end
+"""
+
+# KEYS: deadlines, owners. ARGV: job key prefix, lane key prefix, then job ids. Single flight: takes the jobs that
+# still wait in a lane out of the queue, so an identical job's result can answer them; a job a worker
+# has leased is left alone (it runs, and its result is stored only if it is still unfinished).
+_WITHDRAW = (
+    _OWNER_FN
+    + """
+local withdrawn = {}
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  local key = ARGV[1] .. id
+  local lane = redis.call('HGET', key, 'lane')
+  if lane and redis.call('ZREM', ARGV[2] .. lane, id) == 1 then
+    owner_waiting(KEYS[2], key, -1)
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('DEL', key)
+    table.insert(withdrawn, id)
+  end
+end
+return withdrawn
+"""
+)
+
+# KEYS: owners, then the lanes. ARGV: job key prefix. Fair share counted afresh from the jobs waiting, so
+# a count that drifted (a job's payload lost, a script that forgot to count) heals at the next sweep.
+_RECOUNT = """
+local counts = {}
+for i = 2, #KEYS do
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[i], 0, -1)) do
+    local owner = redis.call('HGET', ARGV[1] .. id, 'owner')
+    if owner and owner ~= '' then counts[owner] = (counts[owner] or 0) + 1 end
+  end
+end
+redis.call('DEL', KEYS[1])
+local senders = 0
+for owner, count in pairs(counts) do
+  redis.call('HSET', KEYS[1], owner, count)
+  senders = senders + 1
+end
+return senders
+"""
+
+# KEYS: workers, busy, long-runs, then each lane's workers. ARGV: seconds without a heartbeat after which a
+# worker is dead. Drops what dead workers left behind: their lane-workers members and their busy and
+# long-runs fields (the workers set itself keeps them an hour, for the dashboard's "gone").
+_FORGET_DEAD = """
+local cutoff = tonumber(redis.call('TIME')[1]) - tonumber(ARGV[1])
+local dropped = 0
+for i = 4, #KEYS do
+  dropped = dropped + redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. cutoff)
+end
+for i = 2, 3 do
+  for _, name in ipairs(redis.call('HKEYS', KEYS[i])) do
+    local beat = tonumber(redis.call('ZSCORE', KEYS[1], name))
+    if not beat or beat < cutoff then dropped = dropped + redis.call('HDEL', KEYS[i], name) end
+  end
+end
+return dropped
 """
 
 # KEYS: lane. ARGV: job key prefix, max_count. What a window needs to know without taking anything:
@@ -200,6 +281,8 @@ class QueuedJob:
     deadline_ms: int = 0  # epoch ms on Redis' clock, set at enqueue
     enqueued_ms: int = 0  # arrival, epoch ms on Redis' clock, set at enqueue
     deliveries: int = 1
+    cache_key: str = ""  # identical prompts share it: a batch runs them once (see inference.single_flight)
+    owner: str = ""  # its sender, whose waiting jobs fair share counts ("" for none)
     picked_at: float = field(default=0.0)  # local time it entered a worker's window (see collect_window)
     kept: str = ""  # its output from an earlier run, not stored yet (inference.kept_results)
 
@@ -213,6 +296,8 @@ class QueuedJob:
             "lane": self.lane,
             "priority": self.priority,
             "head_start_ms": str(self.head_start_ms),
+            "cache_key": self.cache_key,
+            "owner": self.owner,
         }
 
     @classmethod
@@ -229,6 +314,8 @@ class QueuedJob:
             deadline_ms=int(float(fields.get("deadline_ms", 0))),
             enqueued_ms=int(float(fields.get("enqueued_ms", 0))),
             deliveries=int(fields.get("deliveries", 1)),
+            cache_key=fields.get("cache_key", ""),
+            owner=fields.get("owner", ""),
             picked_at=time.time(),
             kept=fields.get("kept", ""),
         )
@@ -280,6 +367,7 @@ class JobQueue:
         self.dead = f"{prefix}:jobs:dead"
         self.job_prefix = f"{prefix}:job:"
         self.lane_prefix = f"{prefix}:lane:"
+        self.owners = f"{prefix}:waiting-by-owner"
         self.clock_offset = 0.0  # Redis server time minus local time
         self._enqueue = client.register_script(_ENQUEUE)
         self._take = client.register_script(_TAKE)
@@ -287,6 +375,9 @@ class JobQueue:
         self._reclaim = client.register_script(_RECLAIM)
         self._keep = client.register_script(_KEEP)
         self._peek = client.register_script(_PEEK)
+        self._withdraw = client.register_script(_WITHDRAW)
+        self._recount = client.register_script(_RECOUNT)
+        self._forget_dead = client.register_script(_FORGET_DEAD)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "edgeportal") -> JobQueue:
@@ -317,7 +408,10 @@ class JobQueue:
         if job.lane not in LANES:
             raise ValueError(f"unknown lane {job.lane!r}")
         fields = [item for pair in job.to_fields().items() for item in pair]
-        keys = [self.job_prefix + str(job.job_id), self.lane_key(job.lane), self.deadlines, self.wake, self.stats]
+        keys = [
+            self.job_prefix + str(job.job_id), self.lane_key(job.lane), self.deadlines, self.wake, self.stats,
+            self.owners,
+        ]  # fmt: skip
         job.enqueued_ms, job.deadline_ms = self._enqueue(
             keys=keys, args=[job.job_id, job.head_start_ms, max(0, int(deadline_in_ms)), *fields]
         )
@@ -329,6 +423,14 @@ class JobQueue:
         for lane in LANES:
             pipe.zcard(self.lane_key(lane))
         return dict(zip(LANES, (int(n) for n in pipe.execute()), strict=True))
+
+    def waiting_of(self, owner: str) -> int:
+        """Jobs this sender has waiting in the lanes (not in flight): what its share of the queue holds."""
+        return int(self.redis.hget(self.owners, owner) or 0) if owner else 0
+
+    def recount_owners(self) -> int:
+        """Count every sender's waiting jobs afresh (atomically); returns how many senders have some."""
+        return int(self._recount(keys=[self.owners, *(self.lane_key(lane) for lane in LANES)], args=[self.job_prefix]))
 
     def live_job_ids(self) -> set[int]:
         """Every job Redis holds: waiting in a lane or leased to a worker."""
@@ -361,17 +463,18 @@ class JobQueue:
     ) -> tuple[list[QueuedJob], list[ExpiredJob]]:
         """Atomically lease the next jobs of a lane, and expire those that would miss their deadline."""
         taken, expired, _ = self._take(
-            keys=[self.lane_key(lane), self.deadlines, self.leased],
+            keys=[self.lane_key(lane), self.deadlines, self.leased, self.owners],
             args=[self.job_prefix, self.lane_prefix, max_count, max_tokens, int(est_ms), lease_ms, worker],
         )
         return [QueuedJob.from_fields(_pairs(fields)) for _, fields in taken], self._expired(expired)
 
     def expire_due(self, est_ms: dict[str, float]) -> list[ExpiredJob]:
-        """The expiry timer's step: remove every waiting job that can no longer meet its deadline."""
+        """The expiry timer's step: remove every job waiting in the lanes of est_ms that can no longer meet
+        its deadline (est_ms: a batch's planned time per lane; 0 expires only jobs past their deadline)."""
         args = [self.job_prefix, self.lane_prefix]
-        for lane in LANES:
-            args += [lane, int(est_ms.get(lane, 0))]
-        return self._expired(self._expire_due(keys=[self.deadlines], args=args))
+        for lane, estimate_ms in est_ms.items():
+            args += [lane, int(estimate_ms)]
+        return self._expired(self._expire_due(keys=[self.deadlines, self.owners], args=args))
 
     @staticmethod
     def _expired(rows: list) -> list[ExpiredJob]:
@@ -384,13 +487,21 @@ class JobQueue:
     def reclaim(self, *, worker: str = "", limit: int = 1000) -> int:
         """Put back the jobs of workers that died (heartbeat silent for WORKER_ALIVE_S, or lease run out);
         with worker, also that worker's own."""
-        keys = [self.leased, self.deadlines, self.workers_key]
+        keys = [self.leased, self.deadlines, self.owners, self.workers_key]
         return int(self._reclaim(keys=keys, args=[self.job_prefix, self.lane_prefix, worker, limit, WORKER_ALIVE_S]))
 
     def keep_results(self, kept: dict[int, str]) -> None:
         """Keep finished outputs with their jobs until ack (see inference.kept_results)."""
         if kept:
             self._keep(keys=[self.job_prefix + str(job_id) for job_id in kept], args=list(kept.values()))
+
+    def withdraw(self, job_ids: list[int]) -> list[int]:
+        """Take these jobs out of their lanes, atomically, if they still wait there; returns those it took.
+        A job leased by a worker, or that Redis does not hold, is not among them."""
+        if not job_ids:
+            return []
+        found = self._withdraw(keys=[self.deadlines, self.owners], args=[self.job_prefix, self.lane_prefix, *job_ids])
+        return [int(job_id) for job_id in found]
 
     def touch(self, jobs: list[QueuedJob], lease_ms: int) -> None:
         """Extend the lease of jobs in flight: a long batch is not mistaken for a dead worker."""
@@ -478,6 +589,20 @@ class JobQueue:
 
     def worker_key(self, name: str) -> str:
         return f"{self.prefix}:workers:{name}"
+
+    def forget_dead_workers(self, *, dead_after_s: float = 60) -> int:
+        """Drop, atomically, the lane-workers members and busy and long-runs fields of workers without a
+        heartbeat for dead_after_s (Redis' clock against their heartbeat stamps: keep clocks in sync).
+        Returns how many entries went."""
+        keys = [self.workers_key, self.busy_key, self.long_runs_key, *(self.lane_workers_key(lane) for lane in LANES)]
+        return int(self._forget_dead(keys=keys, args=[dead_after_s]))
+
+    def lanes_without_workers(self, *, alive_s: float) -> list[str]:
+        """The lanes that no worker with a heartbeat in the last alive_s seconds serves."""
+        pipe = self.redis.pipeline(transaction=False)
+        for lane in LANES:
+            pipe.zcount(self.lane_workers_key(lane), self.now() - alive_s, "+inf")
+        return [lane for lane, live in zip(LANES, pipe.execute(), strict=True) if not live]
 
     def workers(self, *, forget_after_s: float = 3600) -> list[dict[str, str]]:
         """Every worker heard from in the last hour, newest first: its heartbeat hash plus its name.

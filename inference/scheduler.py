@@ -43,6 +43,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("long_deadline_ms", 30_000, 100, 3_600_000, "Long lane: default deadline"),
         Setting("max_deadline_ms", 300_000, 100, 86_400_000, "Longest deadline a request may ask for"),
         Setting("queue_limit", 256, 1, 100_000, "Queue limit (jobs waiting, all lanes)", "jobs"),
+        Setting("source_share_pct", 50, 1, 100, "Most of the queue limit one sender's waiting jobs may fill", "%"),
         Setting("priority_weight_high_ms", 8_000, 0, 3_600_000, "Head start of high priority"),
         Setting("priority_weight_normal_ms", 4_000, 0, 3_600_000, "Head start of normal priority"),
         Setting("priority_weight_low_ms", 0, 0, 3_600_000, "Head start of low priority"),
@@ -98,6 +99,7 @@ class SchedulerSettings:
     long_deadline_ms: int = SETTINGS["long_deadline_ms"].default
     max_deadline_ms: int = SETTINGS["max_deadline_ms"].default
     queue_limit: int = SETTINGS["queue_limit"].default
+    source_share_pct: int = SETTINGS["source_share_pct"].default
     priority_weight_high_ms: int = SETTINGS["priority_weight_high_ms"].default
     priority_weight_normal_ms: int = SETTINGS["priority_weight_normal_ms"].default
     priority_weight_low_ms: int = SETTINGS["priority_weight_low_ms"].default
@@ -128,6 +130,13 @@ class SchedulerSettings:
             except SettingError as error:
                 log.warning("ignoring scheduler override %s", error)
         return SchedulerSettings(**values)
+
+    def source_share(self) -> int | None:
+        """How many jobs one sender may have waiting: its share of the queue limit (at least one); None
+        at 100 %, where only the queue limit applies."""
+        if self.source_share_pct >= 100:
+            return None
+        return max(1, self.queue_limit * self.source_share_pct // 100)
 
     def head_start_ms(self, priority: str) -> int:
         return getattr(self, f"priority_weight_{priority}_ms")
@@ -172,13 +181,21 @@ class SettingsStore:
         pipe.hincrby(self.key, "_version", 1)
         return int(pipe.execute()[-1])
 
-    def replace(self, overrides: Mapping[str, object], version: int) -> None:
-        """Put back a full set of overrides (from the database, after Redis lost its data)."""
+    def publish(self, overrides: Mapping[str, object], version: int) -> bool:
+        """Put a full set of overrides with its version (the database's), in one atomic step, unless Redis
+        holds that version or a newer one: a save published late never undoes a newer one. True if written."""
         checked = {name: parse_setting(name, raw) for name, raw in overrides.items()}
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(self.key)
-        pipe.hset(self.key, mapping={**checked, "_version": version})
-        pipe.execute()
+        flat = [item for pair in checked.items() for item in pair]
+        return bool(self.redis.eval(_PUBLISH, 1, self.key, version, *flat))
+
+
+# KEYS: the settings hash. ARGV: version, then name/value pairs.
+_PUBLISH = """
+if tonumber(redis.call('HGET', KEYS[1], '_version') or '0') >= tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], '_version', ARGV[1], unpack(ARGV, 2))
+return 1
+"""
 
 
 # --- which lane, and how long a window --------------------------------------------------------

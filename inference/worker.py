@@ -28,6 +28,7 @@ from inference.scheduler import (
     full_batch_estimate_ms,
     long_start_by_ms,
 )
+from inference.single_flight import distinct_runs, outputs_for_each
 
 if TYPE_CHECKING:
     from inference.runtime import ResidentModel
@@ -68,6 +69,7 @@ class BatchRun:
     padded_tokens: int = 0
     results: list[JobResult] = field(default_factory=list)
     failures: dict[int, str] = field(default_factory=dict)  # job id -> reason
+    copies: dict[int, int] = field(default_factory=dict)  # job id -> the identical job whose run answered it
 
     @property
     def inference_ms(self) -> float:
@@ -323,14 +325,16 @@ class BatchWorker:
         batch.inference_started_at = time.time()  # after the database write: inference_ms is inference only
         # A job that already crashed a worker runs alone, so it cannot take its batch-mates down again.
         isolate = len(jobs) > 1 and any(job.deliveries > 1 for job in jobs)
-        outputs = self._generate_each(jobs) if isolate else self._generate(jobs, batch)
+        runs, batch.copies = distinct_runs(jobs)  # identical prompts run once (single flight)
+        outputs = self._generate_each(runs) if isolate else self._generate(runs, batch)
+        outputs = outputs_for_each(jobs, runs, outputs, batch.copies)
         batch.inference_ended_at = time.time()
         ids = " ".join(str(job.job_id) for job in jobs)
         log.info(
             "%s ran a %s batch of %d job(s) [%s] in %.0f ms", self.name, batch.lane, len(jobs), ids, batch.model_ms
         )
         if batch.model_ms and len(outputs) == len(jobs) and not isolate:
-            self.queue.record_batch_time(window.lane, batch.model_ms, tokens=padded_tokens(jobs), jobs=len(jobs))
+            self.queue.record_batch_time(window.lane, batch.model_ms, tokens=padded_tokens(runs), jobs=len(runs))
         for job, output in zip(jobs, outputs, strict=True):
             if isinstance(output, str):
                 batch.failures[job.job_id] = output

@@ -51,13 +51,6 @@ def tiny_model(tiny_model_path):
 
 
 @pytest.fixture(autouse=True)
-def web_model(settings, tiny_model_path):
-    """The web side serves the model the test workers load: its tokenizer counts tokens and routes lanes,
-    and its size gives admission's prior, as on a node."""
-    settings.EDGE_MODEL = str(tiny_model_path)
-
-
-@pytest.fixture(autouse=True)
 def redis_prefix(settings):
     """Every test gets its own Redis keys, deleted afterwards, so tests never see each other's jobs."""
     prefix = f"edgeportal-test:{uuid.uuid4().hex[:10]}"
@@ -68,6 +61,14 @@ def redis_prefix(settings):
     keys = list(client.scan_iter(f"{prefix}:*"))
     if keys:
         client.delete(*keys)
+
+
+@pytest.fixture(autouse=True)
+def web_model(settings, tiny_model_path):
+    """The web side counts tokens with the tiny model's tokenizer (SmolLM2's real one), as a node with a prepared
+    model does: lanes and token limits in tests follow real token counts, never the four-characters fallback,
+    and the model's size gives admission's prior."""
+    settings.EDGE_MODEL = str(tiny_model_path)
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from edgeportal.jobs.models import Job, Rejection
-from edgeportal.jobs.queueing import batch_time_prior, get_queue, scheduler_settings
-from edgeportal.jobs.services import enqueue, followers_resolve, latency_for
+from edgeportal.jobs.queueing import batch_time_prior, get_queue, queue_owner, scheduler_settings
+from edgeportal.jobs.services import job_queue_new, latency_for
 from edgeportal.monitoring import metrics
 from edgeportal.prompts import cache
 from edgeportal.prompts.guard import GuardRejected, GuardRules, check_patterns, guard_text
@@ -26,6 +26,7 @@ from edgeportal.prompts.variables import VariableError
 from edgeportal.sources.models import Source
 from edgeportal.sources.rate_limit import rate_limit_hit
 from inference.admission import Estimate, admission_estimate
+from inference.queue import JobQueue
 from inference.scheduler import SchedulerSettings
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,10 @@ def job_submit(
             deadline_ms=_deadline_ms(deadline_ms, template, source, scheduler, lane),
             lane=lane,
             prompt_tokens=tokens,
+            owner=queue_owner(
+                source_id=source.pk if source is not None else None,
+                user_id=user.pk if user is not None and user.is_authenticated else None,
+            ),
         )
         return _accept(template, text, values, source, user, started, ticket, scheduler)
     except JobRejected as rejected:
@@ -178,6 +183,7 @@ class Ticket:
     deadline_ms: int  # time it has from now
     lane: str
     prompt_tokens: int
+    owner: str = ""  # the sender, for its share of the queue
 
 
 def _priority(raw: object) -> str:
@@ -210,13 +216,30 @@ def _deadline_ms(raw: object, template, source, scheduler: SchedulerSettings, la
 
 def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> None:
     """Refuse now what the queue cannot take or cannot finish in time, instead of queueing it to expire."""
-    estimate = admission_estimate(get_queue(), scheduler, lane=ticket.lane, priority=ticket.priority,
+    queue = get_queue()
+    estimate = admission_estimate(queue, scheduler, lane=ticket.lane, priority=ticket.priority,
                                   deadline_ms=ticket.deadline_ms, tokens=ticket.prompt_tokens,
                                   prior=batch_time_prior())  # fmt: skip
-    if refusal := _refusal(estimate, ticket, scheduler):
+    if refusal := _share_refusal(queue, ticket, scheduler) or _refusal(estimate, ticket, scheduler):
         code, reason = refusal
         raise JobRejected(f"{reason}; retry in {estimate.retry_after_s} s.", code=code, status=429,
                           retry_after=estimate.retry_after_s)  # fmt: skip
+
+
+def _share_refusal(queue: JobQueue, ticket: Ticket, scheduler: SchedulerSettings) -> tuple[str, str] | None:
+    """Fair share: one sender's waiting jobs may fill only source_share_pct of the queue limit, so a source
+    that sends too much cannot give every other one queue_full. (Read apart from the estimate, and like the
+    queue limit not locked against a simultaneous request of the same sender: a share may overshoot by one.)"""
+    share = scheduler.source_share()
+    if share is None or not ticket.owner:
+        return None
+    waiting = queue.waiting_of(ticket.owner)
+    if waiting < share:
+        return None
+    return "source_share", (
+        f"This sender already has {waiting} jobs waiting, its share of the queue ({scheduler.source_share_pct} % "
+        f"of the limit of {scheduler.queue_limit}); other senders keep the rest"
+    )
 
 
 def _refusal(estimate: Estimate, ticket: Ticket, scheduler: SchedulerSettings) -> tuple[str, str] | None:
@@ -299,24 +322,12 @@ def _accept(template, text, values, source, user, started: float, ticket: Ticket
     except redis.RedisError:
         raise QueueUnavailable() from None
 
-    try:
-        with transaction.atomic():
-            job = Job.objects.create(**fields, cache_key=key)
-            leader_id = cache.flight_claim(key, job.pk) if key else None
-            if leader_id is not None and not Job.objects.filter(pk=leader_id).exclude(status__in=Job.FINISHED).exists():
-                cache.flight_take_over(key, job.pk)  # a leader that never committed, or is already done
-                leader_id = None
-            if leader_id is not None:
-                # An identical job is already running: wait for its result instead of running the model twice.
-                Job.objects.filter(pk=job.pk).update(follows_id=leader_id)
-                job.follows_id = leader_id
-                # The leader may have finished between the claim and this commit: answer from it then.
-                transaction.on_commit(lambda: followers_resolve(leader_ids=[leader_id]))
-            else:
-                # A worker must never read a job id whose row is not committed yet.
-                transaction.on_commit(lambda: enqueue(job, scheduler))
-    except redis.RedisError:
-        raise QueueUnavailable() from None
+    with transaction.atomic():
+        job = Job.objects.create(**fields, cache_key=key)
+        # A worker must never read a job id whose row is not committed yet. An identical job already queued
+        # or running does not hold this one back: each keeps its own deadline and priority, and the first
+        # to finish answers the others (single flight, see job_queue_new and flight_answer).
+        transaction.on_commit(lambda: job_queue_new(job, scheduler))
     return job
 
 

@@ -48,14 +48,14 @@ class Job(models.Model):
     )
     worker = models.CharField(max_length=200, blank=True)
     template_version = models.PositiveIntegerField(null=True, blank=True)
-    cache_key = models.CharField(max_length=64, blank=True, db_index=True)
+    cache_key = models.CharField(max_length=64, blank=True, help_text="The prompt cache key; identical jobs share it.")
     cache_hit = models.BooleanField(default=False, help_text="Answered from the prompt cache or another job's run.")
     follows = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="followers",
-        help_text="An identical job already running, whose result this one waits for.",
+        help_text="The identical job whose result answered this one (single flight), if any.",
     )  # fmt: skip
 
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
     picked_at = models.DateTimeField(null=True, blank=True, help_text="Entered a worker's batch window.")
     inference_started_at = models.DateTimeField(null=True, blank=True)
     inference_ended_at = models.DateTimeField(null=True, blank=True)
@@ -63,7 +63,14 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["status", "created_at"])]
+        indexes = [
+            models.Index(fields=["status", "created_at"]),  # jobs waiting or running; retention; the sweep
+            # The job list's order (newest first, id breaking ties), and the last hour's cache hit rate read
+            # from the index alone.
+            models.Index(fields=["created_at", "id", "cache_hit"], name="job_list_order"),
+            # Single flight: the unfinished jobs of a flight group, and one of its jobs done since a time.
+            models.Index(fields=["cache_key", "status", "finished_at"], name="job_flight"),
+        ]
         permissions = [("submit_free_prompt", "Can submit a free prompt without a template")]
 
     def __str__(self) -> str:

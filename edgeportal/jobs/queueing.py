@@ -40,3 +40,11 @@ def _prior_for(model: str, new_tokens: int, batch_size: int) -> dict[str, str]:
     except (ModelConfigError, OSError, ValueError, KeyError, TypeError):
         parameters = 1_000_000_000  # a model we cannot find: plan as for a big one, until a worker measures
     return model_prior(parameters, new_tokens=new_tokens, batch_size=batch_size)
+
+
+def queue_owner(*, source_id: int | None, user_id: int | None) -> str:
+    """The sender a job counts for in fair share (source_share_pct): its machine source, else the person who
+    submitted it, each person a sender of their own; "" for neither (not counted)."""
+    if source_id is not None:
+        return f"source:{source_id}"
+    return f"user:{user_id}" if user_id is not None else ""

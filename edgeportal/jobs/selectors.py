@@ -14,16 +14,24 @@ def job_list(*, limit: int = 50) -> QuerySet[Job]:
 
 
 def queue_depth() -> dict[str, int | None]:
-    """Jobs waiting and running now, and the share of the last hour's jobs the prompt cache answered."""
-    hour_ago = timezone.now() - timedelta(hours=1)
-    counts = Job.objects.aggregate(
-        queued=Count("pk", filter=Q(status=Job.Status.QUEUED)),
-        running=Count("pk", filter=Q(status=Job.Status.RUNNING)),
-        recent=Count("pk", filter=Q(created_at__gte=hour_ago)),
-        recent_hits=Count("pk", filter=Q(created_at__gte=hour_ago, cache_hit=True)),
+    """Jobs waiting and running now, and the share of the last hour's jobs the prompt cache answered.
+
+    The job list polls this every 2 s per open page: two queries that each read one index range (the
+    unfinished jobs, the last hour), never the whole table."""
+    unfinished = [Job.Status.QUEUED, Job.Status.RUNNING]
+    by_status = dict(
+        Job.objects.filter(status__in=unfinished).values_list("status").annotate(jobs=Count("*")).order_by()
     )
-    hit_rate = round(100 * counts["recent_hits"] / counts["recent"]) if counts["recent"] else None
-    return {"queued": counts["queued"], "running": counts["running"], "cache_hit_rate": hit_rate}
+    hour_ago = timezone.now() - timedelta(hours=1)
+    recent = Job.objects.filter(created_at__gte=hour_ago).aggregate(
+        jobs=Count("*"), hits=Count("cache_hit", filter=Q(cache_hit=True))
+    )
+    hit_rate = round(100 * recent["hits"] / recent["jobs"]) if recent["jobs"] else None
+    return {
+        "queued": by_status.get(Job.Status.QUEUED, 0),
+        "running": by_status.get(Job.Status.RUNNING, 0),
+        "cache_hit_rate": hit_rate,
+    }
 
 
 def job_for_source(*, source: Source, job_id: int) -> Job | None:

@@ -1,4 +1,4 @@
-"""Writes on jobs after entry: queue, mark running, record a finished batch, fail, answer followers, re-queue."""
+"""Writes on jobs after entry: queue, mark running, record a finished batch, fail, single flight, re-queue."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from edgeportal.jobs.models import Job
-from edgeportal.jobs.queueing import get_queue, scheduler_settings
+from edgeportal.jobs.queueing import get_queue, queue_owner, scheduler_settings
 from edgeportal.latency.models import BatchRecord, JobLatency
 from edgeportal.monitoring import metrics
 from edgeportal.prompts import cache
+from inference.admission import WORKER_ALIVE_S
 from inference.queue import QueuedJob
 from inference.scheduler import SchedulerSettings
-from inference.worker import BatchRun
+from inference.worker import BatchRun, expiry_reason
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ def _queued_job(job: Job, scheduler: SchedulerSettings) -> QueuedJob:
         lane=job.lane,
         priority=job.priority,
         head_start_ms=scheduler.head_start_ms(job.priority),
+        cache_key=job.cache_key,
+        owner=queue_owner(source_id=job.source_id, user_id=job.submitted_by_id),
     )
 
 
@@ -52,6 +55,17 @@ def enqueue(job: Job, scheduler: SchedulerSettings) -> None:
     except redis.RedisError:
         # The job stays queued in the database; the periodic sweep puts it on Redis when it is back.
         log.exception("could not enqueue job %s; the sweep will retry", job.pk)
+
+
+def job_queue_new(job: Job, scheduler: SchedulerSettings) -> None:
+    """Once a new job's row is committed: queue it like any job (its own lane rank, deadline and priority),
+    then let an identical job that finished meanwhile answer it (see flight_join)."""
+    enqueue(job, scheduler)
+    if job.cache_key:
+        try:
+            flight_join(job=job)
+        except Exception:  # the job is queued: it runs itself
+            log.exception("single flight: could not look for an identical job that answers job %s", job.pk)
 
 
 @transaction.atomic
@@ -128,6 +142,8 @@ def batch_record(*, batch: BatchRun) -> BatchRecord | None:
     now = timezone.now()
     for job in open_jobs:
         result = results.get(job.pk)
+        job.cache_hit = job.pk in batch.copies and result is not None  # answered by an identical job's run
+        job.follows_id = batch.copies.get(job.pk) if job.cache_hit else None
         job.status = Job.Status.DONE if result else Job.Status.FAILED
         job.output = result.text if result else ""
         job.error = "" if result else batch.failures[job.pk]
@@ -143,14 +159,14 @@ def batch_record(*, batch: BatchRun) -> BatchRecord | None:
         open_jobs,
         [
             "status", "output", "error", "prompt_tokens", "output_tokens", "batch", "worker",
-            "picked_at", "inference_started_at", "inference_ended_at", "finished_at",
+            "picked_at", "inference_started_at", "inference_ended_at", "finished_at", "cache_hit", "follows",
         ],
     )  # fmt: skip
     latencies = JobLatency.objects.bulk_create(
         [latency_for(job, batch_size=size, inference_ms=batch.inference_ms) for job in open_jobs]
     )
     metrics.jobs_finished(latencies)
-    _leaders_finished(open_jobs)
+    _results_published(open_jobs)
     return record
 
 
@@ -163,7 +179,6 @@ def jobs_fail(*, job_ids: list[int], reason: str) -> int:
         job.status, job.error, job.finished_at = Job.Status.FAILED, reason, now
     Job.objects.bulk_update(jobs, ["status", "error", "finished_at"])
     metrics.jobs_finished(JobLatency.objects.bulk_create([latency_for(job) for job in jobs]))
-    _leaders_finished(jobs)
     return len(jobs)
 
 
@@ -176,63 +191,125 @@ def jobs_expire(*, reasons: dict[int, str]) -> int:
         job.status, job.error, job.finished_at = Job.Status.EXPIRED, reasons[job.pk], now
     Job.objects.bulk_update(jobs, ["status", "error", "finished_at"])
     metrics.jobs_finished(JobLatency.objects.bulk_create([latency_for(job) for job in jobs]))
-    _leaders_finished(jobs)
     return len(jobs)
 
 
-def _leaders_finished(jobs: list[Job]) -> None:
-    """Answer the jobs that waited for these; once committed, cache the good results and free the prompts."""
-    leaders = [job for job in jobs if job.cache_key]
-    if not leaders:
+def _results_published(jobs: list[Job]) -> None:
+    """Once committed, the done results are cached and answer the identical jobs still waiting (single flight).
+    A job that failed or expired ends alone: the identical jobs keep their own deadlines and run themselves."""
+    # One job per group, the one that ran rather than a copy of it in its batch (copies sort first, get replaced).
+    ran_last = sorted(jobs, key=lambda job: not job.cache_hit)
+    done = {job.cache_key: job for job in ran_last if job.cache_key and job.status == Job.Status.DONE}
+    if not done:
         return
-    followers_resolve(leader_ids=[job.pk for job in leaders])
 
     def publish():
-        for job in leaders:
-            if job.status == Job.Status.DONE:  # never cache a failure
-                result = cache.CachedResult(job.output, job.prompt_tokens or 0, job.output_tokens or 0, job.pk)
-                cache.cache_put(job.cache_key, result)
-            cache.flight_release(job.cache_key, job.pk)
+        for job in done.values():
+            result = cache.CachedResult(job.output, job.prompt_tokens or 0, job.output_tokens or 0, job.pk)
+            cache.cache_put(job.cache_key, result)
+        flight_answer(answered_by=list(done.values()))
 
-    transaction.on_commit(publish)
+    # robust: a lost answer costs a second run of the model, never the batch that is already stored.
+    transaction.on_commit(publish, robust=True)
+
+
+def flight_answer(*, answered_by: list[Job]) -> int:
+    """The first job of a flight group (identical jobs: the same cache key) to finish done answers the
+    others that still wait in their lanes: done, a cache hit, with its output. Call it after that job is
+    committed: an identical job committed later finds it instead (flight_join), so one of the two always
+    sees the other.
+
+    Each is taken out of Redis first (atomically): a job a worker already leased runs, and stores its
+    own result (batch_record skips finished jobs, so nothing is stored twice)."""
+    leaders = {job.cache_key: job for job in answered_by if job.cache_key and job.status == Job.Status.DONE}
+    if not leaders:
+        return 0
+    waiting = (
+        Job.objects.filter(cache_key__in=list(leaders), status__in=[Job.Status.QUEUED, Job.Status.RUNNING])
+        .exclude(pk__in=[job.pk for job in answered_by])
+        .order_by()
+    )
+    groups = dict(waiting.values_list("pk", "cache_key"))
+    withdrawn = get_queue().withdraw(list(groups))
+    if not withdrawn:
+        return 0
+    return _answer_from(answers={job_id: leaders[groups[job_id]] for job_id in withdrawn})
+
+
+def flight_join(*, job: Job) -> bool:
+    """A new job, just queued: if an identical job finished done since it was created (its answer went
+    out before this job was committed), that result answers it, unless a worker already leased it."""
+    leader = (
+        Job.objects.filter(cache_key=job.cache_key, status=Job.Status.DONE, finished_at__gte=job.created_at)
+        .exclude(pk=job.pk)
+        .order_by("finished_at")
+        .first()
+    )
+    if leader is None or not get_queue().withdraw([job.pk]):
+        return False
+    return _answer_from(answers={job.pk: leader}) == 1
 
 
 @transaction.atomic
-def followers_resolve(*, leader_ids: list[int]) -> int:
-    """Finish the jobs that waited for identical, now finished jobs: the leader's output, or its failure."""
-    leaders = {job.pk: job for job in Job.objects.filter(pk__in=leader_ids, status__in=Job.FINISHED)}
-    followers = list(Job.objects.select_for_update().filter(follows__in=list(leaders)).exclude(status__in=Job.FINISHED))
+def _answer_from(*, answers: dict[int, Job]) -> int:
+    """Finish each job with the output of the identical done job it maps to. Nothing of that other job but
+    its output is copied: a job from another source never learns of it."""
+    jobs = list(Job.objects.select_for_update().filter(pk__in=list(answers)).exclude(status__in=Job.FINISHED))
     now = timezone.now()
-    for job in followers:
-        leader = leaders[job.follows_id]
-        job.finished_at = now
-        if leader.status == Job.Status.DONE:
-            job.status, job.cache_hit, job.output = Job.Status.DONE, True, leader.output
-            job.prompt_tokens, job.output_tokens = leader.prompt_tokens, leader.output_tokens
-        elif leader.status == Job.Status.EXPIRED:
-            job.status = Job.Status.EXPIRED
-            job.error = f"The identical job {leader.pk} it waited for {leader.error}"
-        else:
-            job.status = Job.Status.FAILED
-            job.error = f"The identical job {leader.pk} it waited for failed: {leader.error}"
+    for job in jobs:
+        leader = answers[job.pk]
+        job.status, job.cache_hit, job.output, job.error = Job.Status.DONE, True, leader.output, ""
+        job.prompt_tokens, job.output_tokens = leader.prompt_tokens, leader.output_tokens
+        job.follows_id, job.finished_at = leader.pk, now
     Job.objects.bulk_update(
-        followers, ["status", "cache_hit", "output", "prompt_tokens", "output_tokens", "error", "finished_at"]
+        jobs, ["status", "cache_hit", "output", "error", "prompt_tokens", "output_tokens", "follows", "finished_at"]
     )
-    metrics.jobs_finished(JobLatency.objects.bulk_create([latency_for(job) for job in followers]))
-    return len(followers)
+    metrics.jobs_finished(JobLatency.objects.bulk_create([latency_for(job) for job in jobs]))
+    return len(jobs)
+
+
+PRUNE_CHUNK = 500  # jobs deleted per transaction: a first prune over months of jobs never holds one long lock
+
+
+def jobs_prune(*, older_than_days: int, now: datetime | None = None) -> int:
+    """Delete the finished jobs created before the retention, in chunks; returns how many.
+
+    Jobs still queued or running stay, however old. A deleted job's latency record stays (its job becomes
+    empty) until the latency roll-up folds it into hourly aggregates, and so does its batch record; a job
+    that an identical one answered keeps its output when that one goes."""
+    cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
+    old = Job.objects.filter(status__in=Job.FINISHED, created_at__lt=cutoff).order_by()
+    deleted = 0
+    while ids := list(old.values_list("pk", flat=True)[:PRUNE_CHUNK]):
+        with transaction.atomic():
+            Job.objects.filter(pk__in=ids).delete()
+        deleted += len(ids)
+    if deleted:
+        log.info("deleted %d finished jobs created before %s", deleted, cutoff.isoformat())
+    return deleted
 
 
 def jobs_requeue_lost(*, grace_s: float, limit: int = 1000) -> int:
     """Put back on Redis the unfinished jobs it no longer holds (Redis keeps nothing on disk); expire
-    those whose deadline passed meanwhile, which no worker's expiry timer can see any more."""
+    those whose deadline passed meanwhile, which no worker's expiry timer can see any more. Returns how
+    many it put back.
+
+    In a lane that no live worker serves, no expiry timer runs either: there it also expires the jobs
+    Redis holds whose deadline passed (taken out of Redis atomically first, so a worker that starts
+    meanwhile cannot also take them), after putting back the leases of workers that died."""
     queue = get_queue()
+    if unserved := queue.lanes_without_workers(alive_s=WORKER_ALIVE_S):
+        queue.reclaim()  # jobs leased by a worker that died: back in their lane once their lease ran out
+        expired = queue.expire_due(dict.fromkeys(unserved, 0))
+        if expired:
+            now_ms = queue.now() * 1000
+            jobs_expire(reasons={job.job_id: expiry_reason(job, now_ms, 0) for job in expired})
+            log.warning("expired %d overdue job(s) in lanes no worker serves: %s", len(expired), unserved)
     live = queue.live_job_ids()
     now = timezone.now()
     cutoff = now - timedelta(seconds=grace_s)
     unfinished = Job.objects.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING], created_at__lt=cutoff)
-    # Followers are never queued: they wait for their leader, or are answered if it already finished.
-    followers_resolve(leader_ids=list(unfinished.filter(follows__isnull=False).values_list("follows_id", flat=True)))
-    lost = unfinished.filter(follows__isnull=True).exclude(pk__in=live)
+    lost = unfinished.exclude(pk__in=live)
     overdue = list(lost.filter(deadline_at__lte=now).values_list("pk", flat=True)[:limit])
     if overdue:
         jobs_expire(reasons=dict.fromkeys(overdue, "expired: its deadline passed while the queue had lost it"))

@@ -3,9 +3,18 @@
 from celery import shared_task
 from django.conf import settings
 
-from edgeportal.jobs.services import jobs_requeue_lost
+from edgeportal.jobs.queueing import get_queue
+from edgeportal.jobs.services import jobs_prune, jobs_requeue_lost
 
 
 @shared_task
 def requeue_lost_jobs() -> int:
+    queue = get_queue()
+    queue.recount_owners()  # fair share's counts heal here if they ever drifted
+    queue.forget_dead_workers()  # what workers that died (kill -9, a lost host) left in Redis
     return jobs_requeue_lost(grace_s=settings.EDGE_SWEEP_GRACE_S)
+
+
+@shared_task
+def prune_old_jobs() -> int:
+    return jobs_prune(older_than_days=settings.EDGE_JOB_RETENTION_DAYS)

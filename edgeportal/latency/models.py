@@ -32,7 +32,9 @@ FILTER_COLUMNS = ["created_at", "status", "lane", "cache_hit", "batch_size", "te
 
 
 class JobLatency(models.Model):
-    job = models.OneToOneField("jobs.Job", on_delete=models.CASCADE, related_name="latency")
+    # The record outlives its job (jobs are pruned after EDGE_JOB_RETENTION_DAYS): it holds every dimension the
+    # history reads, and is rolled into hourly aggregates after EDGE_LATENCY_RETENTION_DAYS.
+    job = models.OneToOneField("jobs.Job", null=True, on_delete=models.SET_NULL, related_name="latency")
     batch = models.ForeignKey(BatchRecord, null=True, on_delete=models.SET_NULL, related_name="job_latencies")
     status = models.CharField(max_length=10, db_index=True, help_text="How the job ended: done, failed or expired.")
     cache_hit = models.BooleanField(default=False)

@@ -1,4 +1,5 @@
-"""The prompt cache in Redis: answers repeats without the model, and lets identical requests share one run."""
+"""The prompt cache in Redis: answers repeats without the model. Its key also groups identical jobs that share
+one run (single flight: edgeportal.jobs.services.flight_answer)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ from django.conf import settings
 
 from edgeportal.jobs.queueing import get_queue, scheduler_settings
 from inference.model_files import ModelConfigError, resolve_model_path
-
-FLIGHT_TTL_S = 600  # a leader that never reports back releases its followers' key after this long
 
 
 @dataclass(frozen=True)
@@ -56,25 +55,6 @@ def cache_put(key: str, result: CachedResult) -> None:
     ttl_s = scheduler_settings().cache_ttl_s  # tuned live by admins; 0 stores nothing
     if ttl_s:
         get_queue().redis.set(_key("result", key), json.dumps(asdict(result)), ex=ttl_s)
-
-
-# Delete the flight key only if this job still holds it: a late release must not free another leader's prompt.
-RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
-
-
-def flight_claim(key: str, job_id: int) -> int | None:
-    """Become the one job that runs this prompt (atomically); returns the leader's id if another job leads."""
-    leader = get_queue().redis.set(_key("flight", key), job_id, nx=True, get=True, ex=FLIGHT_TTL_S)
-    return int(leader) if leader else None
-
-
-def flight_take_over(key: str, job_id: int) -> None:
-    """The named leader is gone (never committed, or finished without releasing): lead instead."""
-    get_queue().redis.set(_key("flight", key), job_id, ex=FLIGHT_TTL_S)
-
-
-def flight_release(key: str, job_id: int) -> None:
-    get_queue().redis.eval(RELEASE, 1, _key("flight", key), str(job_id))
 
 
 def cache_clear() -> int:

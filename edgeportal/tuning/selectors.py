@@ -1,10 +1,28 @@
-"""Reads for the tuning page: what each worker applied, and the audit list."""
+"""Reads for the tuning page: the saved settings, what each worker applied, and the audit list."""
 
 import time
 
+from django.conf import settings
+from django.db.models import Max
+
 from edgeportal.jobs.queueing import get_queue
-from edgeportal.tuning.models import SettingChange
+from edgeportal.tuning.models import SchedulerOverride, SettingChange
 from inference.queue import WORKER_ALIVE_S
+from inference.scheduler import SETTINGS, SchedulerSettings
+
+
+def saved_overrides() -> tuple[dict[str, int], int]:
+    """The overrides the database holds, and the version of the latest save (0: never saved)."""
+    overrides = dict(SchedulerOverride.objects.filter(name__in=SETTINGS).values_list("name", "value"))
+    version = SettingChange.objects.aggregate(latest=Max("version"))["latest"] or 0
+    return overrides, version
+
+
+def saved_settings() -> tuple[SchedulerSettings, int]:
+    """The settings as saved: the environment defaults with the database's overrides, and their version.
+    The source of truth, whether or not Redis (and so the workers) has them yet."""
+    overrides, version = saved_overrides()
+    return settings.EDGE_SCHEDULER.overridden({name: str(value) for name, value in overrides.items()}), version
 
 
 def workers_applied(*, version: int) -> list[dict]:

@@ -3,31 +3,25 @@
 from dataclasses import asdict
 
 import redis
+from django.db import DatabaseError
 from django.shortcuts import render
 
 from edgeportal.accounts.decorators import admin_required
-from edgeportal.jobs.queueing import get_settings_store
 from edgeportal.tuning.forms import TuningForm
-from edgeportal.tuning.selectors import setting_changes, workers_applied
+from edgeportal.tuning.selectors import saved_settings, setting_changes, workers_applied
 from edgeportal.tuning.services import TuningRejected, settings_save
 
-UNREACHABLE = "Redis is not reachable: the workers cannot be told. Nothing was saved."
+DATABASE_DOWN = "The database did not answer: nothing was saved. Try again shortly."
 
 
 @admin_required
 def tuning_page(request):
-    store = get_settings_store()
+    current, version = saved_settings()
     status, saved = 200, None
-    try:
-        current, version = store.current_with_version()
-    except redis.RedisError:
-        current, version, status = store.defaults, 0, 503
     if request.method == "POST":
         form = TuningForm(request.POST)
         if not form.is_valid():
             status = 400
-        elif status == 503:
-            form.add_error(None, UNREACHABLE)
         else:
             try:
                 saved = settings_save(user=request.user, values=form.cleaned_data)
@@ -35,11 +29,11 @@ def tuning_page(request):
                 for name, message in rejected.errors.items():
                     form.add_error(name, message)
                 status = 400
-            except redis.RedisError:
-                form.add_error(None, UNREACHABLE)
+            except DatabaseError:
+                form.add_error(None, DATABASE_DOWN)
                 status = 503
             else:
-                version = saved[0].version if saved else version
+                version = saved.version
     else:
         form = TuningForm(initial=asdict(current))
     context = {"form": form, "saved": saved, "version": version, "changes": setting_changes(), "status": status}
@@ -49,11 +43,11 @@ def tuning_page(request):
 
 @admin_required
 def tuning_workers(request):
-    """Polled by the page: each worker's applied settings version and its effective window."""
+    """Polled by the page: each worker's applied settings version (against the saved one) and its window."""
+    version = saved_settings()[1]
     try:
-        version = get_settings_store().current_with_version()[1]
         workers, error = workers_applied(version=version), None
     except redis.RedisError:
-        version, workers, error = 0, [], "Redis is not reachable: no worker status."
+        workers, error = [], "Redis is not reachable: no worker status."
     context = {"workers": workers, "version": version, "error": error}
     return render(request, "tuning/workers.html", context)

@@ -8,10 +8,10 @@ from inference.queue import WORKER_ALIVE_S, QueuedJob
 from inference.scheduler import SchedulerSettings
 
 
-def job(job_id, prompt="p", *, lane="short", tokens=4, head_start_ms=0, priority="normal"):
+def job(job_id, prompt="p", *, lane="short", tokens=4, head_start_ms=0, priority="normal", owner=""):
     return QueuedJob(
         job_id=job_id, prompt=prompt, max_new_tokens=4, prompt_tokens=tokens, lane=lane,
-        head_start_ms=head_start_ms, priority=priority,
+        head_start_ms=head_start_ms, priority=priority, owner=owner,
     )  # fmt: skip
 
 
@@ -198,3 +198,30 @@ def test_equal_deadlines_keep_arrival_order(queue):
         queue.enqueue(job(job_id), deadline_in_ms=60_000)
     # The deadline is stamped per millisecond: enqueued within one, these tie but for the microseconds.
     assert ids(take(queue)[0]) == [9, 10, 11, 2]
+
+
+def test_each_senders_waiting_jobs_are_counted_as_they_enter_and_leave_the_lanes(queue):
+    def counts():
+        return {owner: queue.waiting_of(owner) for owner in ("source:1", "source:2", "user:7")}
+
+    for job_id, deadline_ms in ((1, 9_000), (2, 30_000), (3, 40_000), (4, 50), (5, 60_000)):
+        queue.enqueue(job(job_id, owner="source:1"), deadline_in_ms=deadline_ms)
+    queue.enqueue(job(6, owner="source:2"), deadline_in_ms=30_000)
+    queue.enqueue(job(7, lane="long", owner="user:7"), deadline_in_ms=30_000)
+    queue.enqueue(job(8), deadline_in_ms=30_000)  # no sender: not counted
+    queue.enqueue(job(1, owner="source:1"), deadline_in_ms=9_000)  # queued twice: counted once
+    assert counts() == {"source:1": 5, "source:2": 1, "user:7": 1}
+    time.sleep(0.1)
+    assert [e.job_id for e in queue.expire_due({"short": 0, "long": 0})] == [4]
+    assert counts() == {"source:1": 4, "source:2": 1, "user:7": 1}
+    assert ids(take(queue, count=2, lease_ms=1)[0]) == [1, 2]  # taken into a lease: no longer waiting
+    assert ids(take(queue, "long")[0]) == [7]
+    assert counts() == {"source:1": 2, "source:2": 1, "user:7": 0}
+    time.sleep(0.01)
+    assert queue.reclaim() == 2  # their lease ran out: waiting again
+    assert counts() == {"source:1": 4, "source:2": 1, "user:7": 0}
+    assert sorted(queue.withdraw([3, 6, 7])) == [3, 6]  # 7 is leased: not withdrawn
+    assert counts() == {"source:1": 3, "source:2": 0, "user:7": 0}
+    queue.redis.hset(queue.owners, "source:1", 99)  # drifted somehow
+    assert queue.recount_owners() == 1
+    assert counts() == {"source:1": 3, "source:2": 0, "user:7": 0}

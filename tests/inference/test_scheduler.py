@@ -199,7 +199,12 @@ def test_live_overrides_in_redis_apply_with_a_version_and_bad_stored_values_are_
     assert store.current_with_version()[1] == 1  # a refused update changes nothing
 
 
-def test_settings_put_back_after_redis_lost_them(queue):
+def test_published_settings_replace_older_ones_and_never_newer_ones(queue):
     store = SettingsStore(queue, SchedulerSettings())
-    store.replace({"window_ms": 5}, version=7)
-    assert store.current_with_version() == (SchedulerSettings(window_ms=5), 7)
+    assert store.publish({"window_ms": 5, "queue_limit": 9}, version=7) is True
+    assert store.current_with_version() == (SchedulerSettings(window_ms=5, queue_limit=9), 7)
+    assert store.publish({"window_ms": 6}, version=8) is True  # the full set: queue_limit is back to its default
+    assert store.current_with_version() == (SchedulerSettings(window_ms=6), 8)
+    assert store.publish({"window_ms": 1}, version=8) is False
+    assert store.publish({"window_ms": 1}, version=3) is False  # a late, older save
+    assert store.current_with_version() == (SchedulerSettings(window_ms=6), 8)

@@ -3,7 +3,7 @@ import os
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.integration.workers import WorkerProcess
+from tests.integration.workers import BeatProcess, WorkerProcess
 
 
 @pytest.fixture
@@ -19,6 +19,21 @@ def start_worker(transactional_db, tiny_model_path, tmp_path):
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def start_beat(transactional_db, tmp_path):
+    """Start a real beat process on its own; it is stopped at the end of the test."""
+    started = []
+
+    def start(**env):
+        beat = BeatProcess(log_dir=tmp_path, **env).start()
+        started.append(beat)
+        return beat
+
+    yield start
+    for beat in started:
+        beat.stop()
 
 
 CHROMIUM = "/usr/bin/chromium"

@@ -1,4 +1,4 @@
-"""Start and stop real Celery worker processes against the test database and the real Redis."""
+"""Start and stop real Celery worker and beat processes against the test database and the real Redis."""
 
 import os
 import signal
@@ -73,6 +73,50 @@ class WorkerProcess:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class BeatProcess:
+    """`celery -A edgeportal beat` on its own, as a node runs it beside (or without) its workers."""
+
+    def __init__(self, *, log_dir: Path, **env: str):
+        self.log_path = log_dir / "beat.log"
+        self.schedule = log_dir / "celerybeat-schedule"
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": test_database_url(),
+            "REDIS_URL": settings.REDIS_URL,
+            "EDGE_REDIS_PREFIX": settings.EDGE_REDIS_PREFIX,
+            "PROMETHEUS_MULTIPROC_DIR": os.environ["PROMETHEUS_MULTIPROC_DIR"],
+            **env,
+        }
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "BeatProcess":
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "edgeportal",
+            "beat",
+            "-s",
+            str(self.schedule),
+            "--loglevel=INFO",
+        ]
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
 
 
 def wait_until(predicate, *, timeout: float = 60, interval: float = 0.1, what: str = "condition"):

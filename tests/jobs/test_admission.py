@@ -3,13 +3,17 @@
 import time
 
 import pytest
+from tokenizers import Tokenizer
 
+from edgeportal.jobs.entry import JobRejected, job_submit
 from edgeportal.jobs.models import Job, Rejection
 from edgeportal.jobs.queueing import get_settings_store
 from edgeportal.sources.models import Source
+from edgeportal.sources.services import source_create
 from inference.admission import admission_estimate, long_late_ms, running_long_due_ms, waiting_long_due_ms
 from inference.batch_time import batch_estimate_ms
 from inference.queue import LanePeek, QueuedJob
+from inference.scheduler import SchedulerSettings, collect_window
 from tests.conftest import make_template
 
 # Real commits: jobs reach Redis only once their row is committed.
@@ -54,6 +58,24 @@ def test_a_long_prompt_goes_to_the_long_lane(api):
     assert abs((job.deadline_at - job.created_at).total_seconds() - 30.0) < 0.5  # the long lane's own default
 
 
+@pytest.mark.parametrize(
+    ("prompt", "lane"),
+    [
+        ("0 1 2 3 4 5 6 7 8 9 " * 6, "long"),  # 119 characters (the fallback says 30 tokens), 119 real tokens
+        ("inspection " * 40, "short"),  # 439 characters (the fallback says 110 tokens), 41 real tokens
+    ],
+)
+def test_the_lane_follows_the_real_token_count_of_the_models_tokenizer(api, tiny_model_path, prompt, lane):
+    get_settings_store().update(long_prompt_tokens=100)
+    tokenizer = Tokenizer.from_file(str(tiny_model_path / "tokenizer.json"))
+    real_tokens = len(tokenizer.encode(prompt.strip(), add_special_tokens=False).ids)
+    fallback_tokens = len(prompt.strip()) // 4 + 1
+    assert (real_tokens >= 100) != (fallback_tokens >= 100)  # the two counts pick different lanes
+    body = api.post({"prompt": prompt}).json()
+    assert body["lane"] == lane
+    assert Job.objects.get(pk=body["id"]).prompt_tokens == real_tokens
+
+
 def test_the_long_lane_default_deadline_is_a_setting_and_never_above_the_longest(api):
     get_settings_store().update(long_prompt_tokens=50, long_deadline_ms=45_000)
     log = "Summarise this shift log: " + "motor 3 overheated again, " * 40
@@ -69,7 +91,7 @@ def test_the_long_lane_default_deadline_is_a_setting_and_never_above_the_longest
 
 
 def test_a_full_queue_answers_429_with_retry_after_and_stores_the_rejection(api, queue):
-    get_settings_store().update(queue_limit=2)
+    get_settings_store().update(queue_limit=2, source_share_pct=100)  # one source may fill it
     measured(queue, "short", 2_500)
     assert api.post({"prompt": "one"}).status_code == 202
     assert api.post({"prompt": "two"}).status_code == 202
@@ -80,6 +102,35 @@ def test_a_full_queue_answers_429_with_retry_after_and_stores_the_rejection(api,
     assert error["code"] == "queue_full" and "2 jobs waiting" in error["message"]
     assert Rejection.objects.get().rule == "queue_full"
     assert Job.objects.count() == 2 and queue.depth() == 2
+
+
+def test_a_source_that_fills_its_share_of_the_queue_gets_429_while_other_sources_are_admitted(api, queue, make_worker):
+    get_settings_store().update(queue_limit=4, source_share_pct=50)  # two waiting jobs per sender
+    _, other = source_create(name="plc-b", kind="plc")
+    assert api.post({"prompt": "one", "deadline_ms": 50}).status_code == 202
+    assert api.post({"prompt": "two"}).status_code == 202
+    refused = api.post({"prompt": "three"})
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    error = refused.json()["error"]
+    assert error["code"] == "source_share" and "2 jobs waiting" in error["message"] and "50 %" in error["message"]
+    assert Rejection.objects.get().rule == "source_share"
+    assert api.post({"prompt": "four"}, token=other).status_code == 202  # the queue still has room for others
+    time.sleep(0.1)
+    assert make_worker().expiry_step() is True  # "one" expired: it no longer waits
+    assert api.post({"prompt": "five"}).status_code == 202
+    assert api.post({"prompt": "six"}).status_code == 429
+    [taken] = collect_window(queue, "w", lambda: SchedulerSettings(window_ms=0, max_batch_size=1)).jobs
+    assert Job.objects.get(pk=taken.job_id).prompt == "two"  # taken by a worker: no longer waiting
+    assert api.post({"prompt": "seven"}).status_code == 202
+
+
+def test_each_person_has_a_share_of_their_own(manager, admin_user):
+    get_settings_store().update(queue_limit=2, source_share_pct=50)
+    job_submit(prompt="one", user=manager, allow_free_prompt=True)
+    with pytest.raises(JobRejected) as refused:
+        job_submit(prompt="two", user=manager, allow_free_prompt=True)
+    assert refused.value.code == "source_share" and refused.value.status == 429
+    assert job_submit(prompt="three", user=admin_user, allow_free_prompt=True).status == Job.Status.QUEUED
 
 
 def test_a_job_that_cannot_meet_its_deadline_is_refused_before_it_is_stored(api, queue):

@@ -335,16 +335,6 @@ def test_the_expiry_step_ends_jobs_that_can_no_longer_meet_their_deadline(make_w
     assert worker.expiry_step() is False
 
 
-def test_followers_of_an_expired_job_expire_with_it(make_worker, queue):
-    leader = job_submit(prompt="same words", deadline_ms=300, allow_free_prompt=True)
-    follower = job_submit(prompt="same words", deadline_ms=60_000, allow_free_prompt=True)
-    assert follower.follows_id == leader.pk
-    time.sleep(0.4)
-    make_worker().expiry_step()
-    follower.refresh_from_db()
-    assert follower.status == Job.Status.EXPIRED and f"identical job {leader.pk}" in follower.error
-
-
 def test_the_settings_step_notices_a_new_version_and_says_so_in_the_heartbeat(make_worker, queue):
     worker = make_worker()
     worker.settings_step()

@@ -1,4 +1,5 @@
-"""The entry layer with the real Redis: normalisation, the prompt cache, single flight, rate limits, rejections."""
+"""The entry layer with the real Redis: normalisation, the prompt cache, rate limits, rejections (single flight:
+test_single_flight.py)."""
 
 import time
 
@@ -7,11 +8,9 @@ import pytest
 from edgeportal.jobs.entry import job_submit
 from edgeportal.jobs.models import Job, Rejection
 from edgeportal.jobs.queueing import get_settings_store
-from edgeportal.jobs.services import jobs_requeue_lost
 from edgeportal.prompts.cache import cache_clear, cache_get
 from edgeportal.prompts.services import template_save
 from edgeportal.sources.models import Source
-from tests.jobs.test_batch_loop import ModelFailingOn
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,38 +70,6 @@ def test_the_cache_can_be_switched_off_and_cleared(make_worker, settings):
     assert not free("hello").cache_hit
 
 
-def test_identical_requests_in_flight_share_one_run(make_worker, queue):
-    leader, follower = free("Translate: replace belt 2."), free("Translate:  replace belt 2.")
-    assert follower.follows_id == leader.pk
-    assert queue.live_job_ids() == {leader.pk}  # only the leader is queued
-    assert make_worker().batch_step() is True
-    leader.refresh_from_db()
-    follower.refresh_from_db()
-    assert leader.batch.size == 1
-    assert follower.status == Job.Status.DONE and follower.cache_hit and follower.output == leader.output
-    assert follower.latency.status == "done"
-    assert free("Translate: replace belt 2.").cache_hit  # and the result is cached for later requests
-
-
-def test_failures_are_never_cached_and_followers_learn_why(make_worker, tiny_model):
-    leader, follower = free("a bad prompt"), free("a bad prompt")
-    make_worker(model=ModelFailingOn(tiny_model, "a bad prompt")).batch_step()
-    follower.refresh_from_db()
-    assert follower.status == Job.Status.FAILED
-    assert follower.error.startswith(f"The identical job {leader.pk} it waited for failed: inference failed")
-    retry = free("a bad prompt")
-    assert not retry.cache_hit and retry.follows_id is None  # the prompt is free to run again
-
-
-def test_the_sweep_answers_a_follower_whose_leader_finished_before_it_was_noticed(make_worker):
-    leader = free("hello")
-    make_worker().batch_step()
-    straggler = Job.objects.create(prompt="hello", max_new_tokens=32, follows=leader)
-    jobs_requeue_lost(grace_s=0)
-    straggler.refresh_from_db()
-    assert straggler.status == Job.Status.DONE and straggler.cache_hit
-
-
 def test_a_source_over_its_rate_limit_gets_429_with_retry_after(api, queue):
     Source.objects.update(rate_limit_per_minute=2)
     assert api.post({"prompt": "one"}).status_code == 202
@@ -146,21 +113,13 @@ def test_the_api_reports_cache_hits_and_template_versions(api, make_worker, defe
     assert detail["cache_hit"] is True and detail["template_version"] == 1
 
 
-def test_a_prompt_over_the_token_limit_is_refused_with_the_models_tokenizer(api, settings, tiny_model_path):
-    settings.EDGE_MODEL = str(tiny_model_path)
+def test_a_prompt_over_the_token_limit_is_refused_with_the_models_tokenizer(api, settings):
     settings.EDGE_MAX_PROMPT_TOKENS = 5
     assert api.post({"prompt": "Line A stops"}).status_code == 202
     response = api.post({"prompt": "Camera C3 detected a long linear scratch near the weld seam"})
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "too_many_tokens" and "the limit is 5" in error["message"]
-
-
-def test_a_stale_single_flight_key_does_not_hold_new_jobs_hostage(queue):
-    first = free("hello")
-    Job.objects.filter(pk=first.pk).delete()  # as if its transaction never committed
-    second = free("hello")
-    assert second.follows_id is None and queue.live_job_ids() >= {second.pk}
 
 
 @pytest.mark.parametrize(

@@ -65,8 +65,7 @@ def test_bad_edits_are_shown_in_the_form_and_save_nothing(admin_client, override
     assert not PromptTemplate.objects.exists()
 
 
-def test_the_preview_renders_sample_values_and_counts_tokens(admin_client, settings, tiny_model_path):
-    settings.EDGE_MODEL = str(tiny_model_path)
+def test_the_preview_renders_sample_values_and_counts_tokens(admin_client, settings):
     response = admin_client.post("/templates/preview/", form_data(sample=json.dumps({"minutes": "５"})))
     html = response.content.decode()
     assert response.status_code == 200 and html.strip().startswith('<section id="preview"')

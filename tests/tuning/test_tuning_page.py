@@ -3,11 +3,15 @@
 import time
 
 import pytest
+from django.db import OperationalError, connection
 
 from edgeportal.jobs.queueing import get_settings_store
 from edgeportal.tuning.models import SchedulerOverride, SettingChange
 from edgeportal.tuning.services import settings_republish, settings_save
 from inference.scheduler import SETTINGS
+
+# Real commits: settings reach Redis only once the save has committed.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
@@ -73,11 +77,42 @@ def test_only_admins_may_tune(client, manager, outsider):
     assert get_settings_store().current().window_ms == 60
 
 
-def test_redis_down_is_a_clear_error_and_saves_nothing(admin_client, redis_down):
-    response = admin_client.post("/tuning/", form_values(window_ms=10))
-    assert response.status_code == 503
-    assert "Redis is not reachable" in response.content.decode()
+def failing_audit_rows(execute, sql, params, many, context):
+    """A database that fails when the audit row is written (Django's execute_wrapper hook)."""
+    if sql.startswith('INSERT INTO "tuning_settingchange"'):
+        raise OperationalError("database is locked")
+    return execute(sql, params, many, context)
+
+
+def test_a_database_error_during_a_save_leaves_the_workers_settings_alone(admin_client, admin_user):
+    with connection.execute_wrapper(failing_audit_rows), pytest.raises(OperationalError):
+        settings_save(user=admin_user, values={"window_ms": 10})
+    assert get_settings_store().current_with_version() == (get_settings_store().defaults, 0)
+    with connection.execute_wrapper(failing_audit_rows):
+        response = admin_client.post("/tuning/", form_values(window_ms=10))
+    assert response.status_code == 503 and "nothing was saved" in response.content.decode()
+    assert get_settings_store().current_with_version() == (get_settings_store().defaults, 0)  # Redis untouched
     assert SettingChange.objects.count() == 0 and SchedulerOverride.objects.count() == 0
+
+
+def test_a_save_while_redis_is_down_stands_and_reaches_the_workers_once_redis_is_back(
+    admin_client, admin_user, settings
+):
+    settings_save(user=admin_user, values={"window_ms": 15})  # version 1 reaches Redis
+    redis_url = settings.REDIS_URL
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # Redis goes away
+    response = admin_client.post("/tuning/", form_values(window_ms=20))
+    page = response.content.decode()
+    assert response.status_code == 200 and "Saved 1 change(s) as version 2" in page
+    assert "Redis is not reachable: the workers" in page
+    assert SchedulerOverride.objects.get(name="window_ms").value == 20
+    assert admin_client.get("/tuning/").status_code == 200  # the page reads the database
+    settings.REDIS_URL = redis_url  # back, still holding version 1
+    store = get_settings_store()
+    assert store.current_with_version() == (store.defaults.overridden({"window_ms": "15"}), 1)
+    assert settings_republish() is True  # the beat task: Redis' version is older than the database's
+    assert store.current_with_version() == (store.defaults.overridden({"window_ms": "20"}), 2)
+    assert settings_republish() is False
 
 
 def test_settings_lost_by_redis_are_put_back_from_the_database(admin_user, queue):
