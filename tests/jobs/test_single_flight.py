@@ -150,8 +150,8 @@ def test_an_identical_job_with_a_shorter_deadline_expires_on_its_own_while_the_f
     worker = make_worker()
 
     def short_deadline_arrives():
-        later.append(submit(sources[1], deadline_ms=50))
-        time.sleep(0.1)
+        later.append(submit(sources[1], deadline_ms=400))  # admitted: the tiny model's prior plans ~0.15 s
+        time.sleep(0.5)
         worker.expiry_step()  # the worker's timer, while the first job's batch runs
 
     worker.model = ModelThatMeanwhile(tiny_model, short_deadline_arrives)
@@ -165,9 +165,9 @@ def test_an_identical_job_with_a_shorter_deadline_expires_on_its_own_while_the_f
 
 
 def test_the_first_jobs_expiry_does_not_end_an_identical_job_with_time_left(make_worker, tiny_model, sources, queue):
-    first = submit(sources[0], deadline_ms=50)
+    first = submit(sources[0], deadline_ms=400)
     second = submit(sources[1], deadline_ms=60_000)
-    time.sleep(0.1)
+    time.sleep(0.5)
     model = RecordingModel(tiny_model)
     worker = make_worker(model=model)
     assert worker.expiry_step() is True

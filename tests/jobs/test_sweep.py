@@ -17,9 +17,9 @@ def submit(prompt, deadline_ms):
 
 
 def test_with_no_worker_the_sweep_expires_the_overdue_jobs_redis_still_holds(queue):
-    overdue = submit("Nobody runs me", 50)
+    overdue = submit("Nobody runs me", 400)  # admitted: the tiny model's prior plans ~0.15 s
     patient = submit("I can wait", 60_000)
-    time.sleep(0.1)
+    time.sleep(0.5)
     assert jobs_requeue_lost(grace_s=0) == 0
     overdue.refresh_from_db()
     assert overdue.status == Job.Status.EXPIRED and "deadline passed" in overdue.error
@@ -30,8 +30,8 @@ def test_with_no_worker_the_sweep_expires_the_overdue_jobs_redis_still_holds(que
 
 def test_the_sweep_leaves_a_lane_a_live_worker_serves_to_that_workers_expiry_timer(make_worker, queue):
     make_worker(lanes=("short",)).heartbeat()
-    overdue = submit("The worker sees me", 50)
-    time.sleep(0.1)
+    overdue = submit("The worker sees me", 400)
+    time.sleep(0.5)
     jobs_requeue_lost(grace_s=0)
     assert Job.objects.get(pk=overdue.pk).status == Job.Status.QUEUED and queue.live_job_ids() == {overdue.pk}
 
