@@ -6,6 +6,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from inference.integers import IntegerError, parse_int
 from inference.scheduler import SchedulerSettings, SettingError
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -21,16 +22,13 @@ def envbool(name: str, default: str) -> bool:
 
 
 def envint(name: str, default: int, *, minimum: int = 0) -> int:
-    raw = os.getenv(name)
-    if raw is None or raw == "":
+    raw = os.getenv(name, "").strip()
+    if not raw:
         return default
     try:
-        value = int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
-    return value
+        return parse_int(raw, field=name, low=minimum)
+    except IntegerError as error:
+        raise ImproperlyConfigured(error.message) from None
 
 
 def envsecret(name: str, default: str) -> str:

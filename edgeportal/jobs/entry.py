@@ -26,6 +26,7 @@ from edgeportal.prompts.variables import VariableError
 from edgeportal.sources.models import Source
 from edgeportal.sources.rate_limit import rate_limit_hit
 from inference.admission import Estimate, admission_estimate
+from inference.integers import IntegerError, parse_int
 from inference.scheduler import SchedulerSettings
 
 log = logging.getLogger(__name__)
@@ -198,14 +199,10 @@ def _deadline_ms(raw: object, template, source, scheduler: SchedulerSettings, la
             if default:
                 return min(default, scheduler.max_deadline_ms)
         return scheduler.default_deadline_for(lane)
-    if isinstance(raw, str) and raw.strip().isdigit():
-        raw = int(raw.strip())
-    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= scheduler.max_deadline_ms:
-        raise JobRejected(
-            f"deadline_ms must be a whole number of milliseconds from 1 to {scheduler.max_deadline_ms}.",
-            code="invalid", field="deadline_ms",
-        )  # fmt: skip
-    return raw
+    try:
+        return parse_int(raw, field="deadline_ms", low=1, high=scheduler.max_deadline_ms)
+    except IntegerError as error:
+        raise JobRejected(error.message, code="invalid", field="deadline_ms") from None
 
 
 def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> None:
@@ -243,7 +240,8 @@ def _refusal(estimate: Estimate, ticket: Ticket, scheduler: SchedulerSettings) -
 
 
 def _render(template: PromptTemplate, variables: object) -> tuple[str, dict]:
-    """Each value passes the guard (normalised, length, patterns), then its declared type; then the body is filled."""
+    """Each text value passes the guard (normalised, length, patterns), then its declared type (an integer is
+    checked as sent); then the body is filled."""
     if variables is not None and not isinstance(variables, dict):
         raise JobRejected(
             "variables must be an object mapping names to values.", code="invalid_variables", field="variables"
@@ -254,7 +252,7 @@ def _render(template: PromptTemplate, variables: object) -> tuple[str, dict]:
         for variable in template.variable_spec():
             if variable.name in values and values[variable.name] is not None:
                 value = values[variable.name]
-                if isinstance(value, str):
+                if isinstance(value, str) and variable.type != "integer":  # an integer is checked as sent
                     value = _guarded(value, variable.name, rules)
                 values[variable.name] = variable.check(value) if value != "" else ""
         # A phrase split across two variables is still one phrase.

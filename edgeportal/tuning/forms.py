@@ -2,6 +2,7 @@
 
 from django import forms
 
+from edgeportal.formfields import StrictIntegerField
 from inference.scheduler import SETTINGS
 
 
@@ -11,7 +12,7 @@ def _field(name: str) -> forms.Field:
     if name == "adaptive_window":
         return forms.TypedChoiceField(label=setting.label, coerce=int, choices=[(0, "off"), (1, "on")])
     outside = f"Must be between {setting.low} and {setting.high}{unit}."
-    return forms.IntegerField(
+    return StrictIntegerField(
         label=setting.label,
         min_value=setting.low,
         max_value=setting.high,

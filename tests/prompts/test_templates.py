@@ -78,7 +78,7 @@ def test_bad_variable_declarations_are_refused_with_the_variable_named(variables
     ("values", "field", "message"),
     [
         ({"line": "C", "minutes": 5, "language": "English"}, "line", "must be one of: A, B"),
-        ({"line": "A", "minutes": 90, "language": "English"}, "minutes", "at most 60"),
+        ({"line": "A", "minutes": 90, "language": "English"}, "minutes", "from 1 to 60, got 90"),
         ({"line": "A", "minutes": "soon", "language": "English"}, "minutes", "whole number"),
         ({"line": "A", "minutes": 5, "language": "Portuguese!"}, "language", "longer than 10"),
     ],
