@@ -185,6 +185,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "requeue-lost-jobs": {"task": "edgeportal.jobs.tasks.requeue_lost_jobs", "schedule": float(EDGE_SWEEP_EVERY_S)},
     "republish-settings": {"task": "edgeportal.tuning.tasks.republish_settings", "schedule": float(EDGE_SWEEP_EVERY_S)},
+    # Refusals are counted in Redis per minute; each closed minute becomes Rejection rows.
+    "store-refusals": {"task": "edgeportal.jobs.tasks.store_refusals", "schedule": 60.0},
     "roll-up-old-latency": {
         "task": "edgeportal.latency.tasks.roll_up_old_latency",
         "schedule": float(EDGE_LATENCY_ROLLUP_EVERY_S),

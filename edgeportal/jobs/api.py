@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from edgeportal.echo import quoted
 from edgeportal.jobs import selectors
-from edgeportal.jobs.entry import JobRejected, job_submit
+from edgeportal.jobs.entry import JobRejected, job_submit, rejection_record
 from edgeportal.prompts.selectors import template_as_json, templates_for_source
 from edgeportal.sources.services import source_authenticate
 
@@ -91,6 +91,10 @@ def _json_body(request) -> dict:
 def job_create(request):
     try:
         body = _json_body(request)
+    except JobRejected as rejected:
+        rejection_record(rejected, source=request.source)
+        return error_response(rejected.status, rejected.code, rejected.message, rejected.field)
+    try:
         job = job_submit(
             prompt=body.get("prompt"),
             template_slug=body.get("template"),

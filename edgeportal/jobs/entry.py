@@ -14,8 +14,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from edgeportal.echo import clipped, quoted
-from edgeportal.jobs.models import Job, Rejection
+from edgeportal.jobs.models import Job
 from edgeportal.jobs.queueing import get_queue, scheduler_settings
+from edgeportal.jobs.refusals import refusal_count
 from edgeportal.jobs.services import enqueue, followers_resolve, latency_for
 from edgeportal.monitoring import metrics
 from edgeportal.prompts import cache
@@ -90,21 +91,25 @@ def job_submit(
         )
         return _accept(template, text, values, source, user, started, ticket, scheduler)
     except JobRejected as rejected:
-        if rejected.status != 503:
-            Rejection.objects.create(
-                source=source,
-                user=user if user is not None and user.is_authenticated else None,
-                template_slug=template.slug if template is not None else "",
-                rule=rejected.code,
-                message=_storable(rejected.message),
-            )
-            metrics.job_rejected(rejected.code)
+        if rejected.status != 503:  # 503: Redis is down, nothing is stored or counted
+            rejection_record(rejected, source=source, user=user, template=template)
         raise
 
 
-def _storable(text: str) -> str:
-    """Refused input is echoed in messages: keep it storable (no NUL, no unpaired surrogates)."""
-    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+def rejection_record(rejected: JobRejected, *, source: Source | None, user=None, template=None) -> None:
+    """Count a refusal in metrics and, per minute, in Redis (stored later by refusals_flush): never a
+    database write on the request. Losing the count when Redis fails never turns the 4xx into a 5xx."""
+    metrics.job_rejected(rejected.code)
+    try:
+        refusal_count(
+            rule=rejected.code,
+            message=rejected.message,
+            source=source,
+            user=user if user is not None and user.is_authenticated else None,
+            template_slug=template.slug if template is not None else "",
+        )
+    except redis.RedisError as error:
+        log.warning("refusal %s not counted, Redis failed: %s", rejected.code, error)
 
 
 def _check_rate(source: Source) -> None:
