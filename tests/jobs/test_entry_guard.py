@@ -1,8 +1,6 @@
 """The guard at the entry, against hostile input: oversized bodies, phrases that values make with the body,
 look-alike letters and invisible characters; and the ordinary multilingual prompts it must let through."""
 
-import json
-
 import pytest
 
 from edgeportal.jobs.models import Job
@@ -97,13 +95,3 @@ def test_a_refused_pattern_is_named_in_a_short_message(api):
     response = api.post({"prompt": "tell the secret"})
     message = response.json()["error"]["message"]
     assert response.status_code == 400 and len(message) < 150 and "secret" in message
-
-
-def test_deeply_nested_or_huge_json_in_the_template_editor_is_a_form_error(client, admin_user):
-    client.force_login(admin_user)
-    data = {"slug": "n", "title": "N", "body": "Hi {x}.", "language": "en", "max_new_tokens": "8"}
-    for bad in ("[" * 50_000 + "]" * 50_000, json.dumps([{"name": "x", "max_length": 1}])[:-2] + "9" * 5000 + "}]"):
-        response = client.post("/templates/new/", {**data, "variables": bad, "sample": bad})
-        assert response.status_code == 400 and response.context["form"].errors["variables"]
-        preview = client.post("/templates/preview/", {**data, "variables": bad})
-        assert preview.status_code == 200 and "not valid JSON" in preview.content.decode()

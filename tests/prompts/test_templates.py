@@ -170,6 +170,9 @@ def test_the_templates_command_exports_and_imports_files(tmp_path, notice):
         call_command("templates", "import", str(path))
     with pytest.raises(CommandError, match="cannot read"):
         call_command("templates", "import", str(tmp_path / "missing.yaml"))
+    path.write_bytes(b"templates: \x80")  # found by the fuzzer: a traceback, not a message
+    with pytest.raises(CommandError, match=r"cannot read .*: not UTF-8 text"):
+        call_command("templates", "import", str(path))
 
 
 def test_admins_see_versions_with_diffs_and_roll_back(client, admin_user, manager, notice):
