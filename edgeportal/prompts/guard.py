@@ -8,7 +8,7 @@ import unicodedata
 from dataclasses import dataclass
 
 import regex
-from confusable_homoglyphs.confusables import confusables_data
+from confusable_homoglyphs import utils as confusables_files
 from django.conf import settings
 
 from edgeportal.echo import quoted
@@ -85,6 +85,8 @@ def _skeleton_table() -> dict[int, str]:
     confusable-homoglyphs ships them), mapped to that look-alike: a letter of the same case first, then any
     letter, then a digit. TS #39 writes capital Cyrillic I (U+0406) as l; via the ASCII look-alikes of l it
     becomes I."""
+    # Read here, not at import: the library's own module keeps all 9 600 entries (11 MB) for good.
+    confusables_data = confusables_files.load("confusables.json")
     table = {}
     for char, homoglyphs in confusables_data.items():
         if len(char) != 1 or char.isascii():
