@@ -20,7 +20,15 @@ from edgeportal.jobs.refusals import refusal_count
 from edgeportal.jobs.services import enqueue, followers_resolve, latency_for
 from edgeportal.monitoring import metrics
 from edgeportal.prompts import cache
-from edgeportal.prompts.guard import GuardRejected, GuardRules, blocked, check_patterns, guard_text, matching_patterns
+from edgeportal.prompts.guard import (
+    RAW_LENGTH_FACTOR,
+    GuardRejected,
+    GuardRules,
+    blocked,
+    check_patterns,
+    guard_text,
+    matching_patterns,
+)
 from edgeportal.prompts.models import PromptTemplate
 from edgeportal.prompts.rendering import RenderError, fill, render
 from edgeportal.prompts.tokens import count_tokens
@@ -156,6 +164,11 @@ def _prompt_for(template, prompt, variables, allow_free_prompt, source):
             raise JobRejected(
                 f"Source {quoted(source.name)} may not use template {template.slug!r}.",
                 code="template_not_allowed", field="template", status=403,
+            )  # fmt: skip
+        if len(template.body) > settings.EDGE_MAX_PROMPT_CHARS * RAW_LENGTH_FACTOR:  # saved before the limit
+            raise JobRejected(
+                f"Template {template.slug!r} has a body of {len(template.body)} characters; a prompt may have at "
+                f"most {settings.EDGE_MAX_PROMPT_CHARS}.", code="too_long", field="template",
             )  # fmt: skip
         text, values = _render(template, variables)
         # The admin's body is trusted (no pattern check), but body plus values must still fit the limit.

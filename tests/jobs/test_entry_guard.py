@@ -2,9 +2,10 @@
 look-alike letters and invisible characters; and the ordinary multilingual prompts it must let through."""
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from edgeportal.jobs.models import Job
-from edgeportal.prompts.models import BlockedPattern
+from edgeportal.prompts.models import BlockedPattern, PromptTemplate
 from tests.conftest import make_template
 from tests.prompts.test_guard import MULTILINGUAL
 
@@ -95,3 +96,13 @@ def test_a_refused_pattern_is_named_in_a_short_message(api):
     response = api.post({"prompt": "tell the secret"})
     message = response.json()["error"]["message"]
     assert response.status_code == 400 and len(message) < 150 and "secret" in message
+
+
+def test_a_template_body_too_long_for_any_prompt_is_refused_before_it_is_normalised(api, settings):
+    settings.EDGE_MAX_PROMPT_CHARS = 100
+    with pytest.raises(ValidationError, match="The body has 201 characters; a prompt may have 100"):
+        make_template(slug="long", title="Long", body="\ufdfa" * 201)
+    PromptTemplate.objects.create(slug="old", title="Old", body="\ufdfa" * 200 + " {x}", version=1)  # saved earlier
+    response = api.post({"template": "old", "variables": {"x": "y"}})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "too_long" and "body of 204 characters" in response.text
