@@ -89,7 +89,7 @@ def _checked(item: object, index: int, seen: set[str]) -> tuple[PromptTemplate, 
         raise ImportProblem("appears twice in the file", template=name)
     seen.add(slug)
     source_names = item.get("sources") or []
-    if not isinstance(source_names, list):
+    if not isinstance(source_names, list) or not all(isinstance(source, str) for source in source_names):
         raise ImportProblem("must be a list of source names", template=name, field="sources")
     sources = list(Source.objects.filter(name__in=source_names))
     missing = sorted(set(source_names) - {s.name for s in sources})

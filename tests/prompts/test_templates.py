@@ -147,6 +147,8 @@ def test_yaml_export_and_import_round_trip(notice):
         (lambda t: t.update(max_new_tokens=5000), "template 'second' max_new_tokens: Must be between 1 and 1024"),
         (lambda t: t.update(body="Hi {a.b}"), "template 'second' body"),
         (lambda t: t.update(sources=["nope"]), "template 'second' sources: no such source(s): nope"),
+        (lambda t: t.update(sources=[[]]), "template 'second' sources: must be a list of source names"),  # fuzzer
+        (lambda t: t.update(sources={"a": 1}), "template 'second' sources: must be a list of source names"),
         (lambda t: t.pop("title"), "template 'second' title: is required"),
         (lambda t: t.update(colour="red"), "unknown field(s) colour"),
     ],
