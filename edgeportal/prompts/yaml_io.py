@@ -79,6 +79,8 @@ def _checked(item: object, index: int, seen: set[str]) -> tuple[PromptTemplate, 
             raise ImportProblem("must be text", template=name, field=field)
     if "managers_may_use" in item and not isinstance(item["managers_may_use"], bool):
         raise ImportProblem("must be true or false", template=name, field="managers_may_use")
+    if "variables" in item and item["variables"] is None:  # "variables:" with nothing after it
+        item = {**item, "variables": []}
     if "max_new_tokens" in item:  # its range: PromptTemplate.clean
         try:
             item = {**item, "max_new_tokens": parse_int(item["max_new_tokens"], field="max_new_tokens")}

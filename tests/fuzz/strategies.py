@@ -1,17 +1,21 @@
 """Hypothesis settings and strategies shared by the fuzz tests: JSON values, text with the characters that
 have broken parsers and guards before, and the bounded settings CI runs them with."""
 
+import os
+
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 # Bounded for CI. The fixtures (test database, Redis key prefix, users, a source and its token) are shared
 # by every example of a test on purpose: each example is an independent request against the same node.
+# EDGE_FUZZ_EXAMPLES=1000 searches deeper, outside CI.
+EXAMPLES = int(os.environ.get("EDGE_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(
-    max_examples=100,
+    max_examples=EXAMPLES,
     deadline=None,  # a request's time depends on the machine's load; no example is judged by it
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-FUZZ_PAGES = settings(FUZZ, max_examples=60)
+FUZZ_PAGES = settings(FUZZ, max_examples=max(1, EXAMPLES * 6 // 10))
 
 # Inputs that broke or nearly broke the entry: superscript and Arabic-Indic digits, underscores and exponents
 # in numbers, characters that grow under NFKC, look-alike and invisible letters, NUL, lone surrogates.

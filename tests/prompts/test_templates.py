@@ -163,6 +163,14 @@ def test_an_import_with_any_error_changes_nothing_and_names_the_fault(notice, ch
     assert notice.version == 1 and not PromptTemplate.objects.filter(slug="second").exists()
 
 
+def test_an_empty_variables_entry_imports_as_no_variables():
+    # Found by the fuzzer: "variables:" with nothing after it reached the database as NULL (IntegrityError).
+    assert templates_import("templates:\n- {slug: hi, title: Hi, body: Hello., variables: }\n") == [
+        "created hi (version 1)"
+    ]
+    assert PromptTemplate.objects.get(slug="hi").variables == []
+
+
 def test_the_templates_command_exports_and_imports_files(tmp_path, notice):
     path = tmp_path / "templates.yaml"
     call_command("templates", "export", str(path))
