@@ -65,9 +65,14 @@ def blocked_patterns() -> tuple[re.Pattern, ...]:
     from edgeportal.prompts.models import BlockedPattern
 
     admin_added = BlockedPattern.objects.filter(is_active=True).values_list("pattern", flat=True)
-    sources = [*DEFAULT_BLOCKED_PATTERNS, *admin_added]
-    sources += [_pattern_skeleton(source) for source in sources if not source.isascii()]
-    return tuple(re.compile(source, re.IGNORECASE) for source in dict.fromkeys(sources))
+    patterns = [re.compile(source, re.IGNORECASE) for source in (*DEFAULT_BLOCKED_PATTERNS, *admin_added)]
+    for pattern in list(patterns):
+        if not pattern.pattern.isascii() and (look_alike := _pattern_skeleton(pattern.pattern)) != pattern.pattern:
+            try:
+                patterns.append(re.compile(look_alike, re.IGNORECASE))
+            except re.error:  # a look-alike that is no valid pattern adds nothing; the pattern itself stays
+                pass
+    return tuple(patterns)
 
 
 def normalise(text: str) -> str:
@@ -106,7 +111,26 @@ def skeleton(text: str) -> str:
 
 
 def _pattern_skeleton(source: str) -> str:
-    return "".join(re.escape(skeleton(char)) if not char.isascii() else char for char in source)
+    """The pattern with each non-ASCII literal written as its look-alike; escapes and character classes
+    (a range of Cyrillic letters is no three letters) are left as they are."""
+    out, index, in_class = [], 0, False
+    while index < len(source):
+        char = source[index]
+        if char == "\\":
+            out.append(source[index : index + 2])
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]" or out[-1] in ("[", "[^")  # a ] first in a class is a literal
+        elif char == "[":
+            in_class = True
+            if source[index + 1 : index + 2] == "^":
+                char, index = "[^", index + 1
+        elif not char.isascii():
+            char = re.escape(skeleton(char))
+        out.append(char)
+        index += 1
+    return "".join(out)
 
 
 def pattern_forms(text: str) -> tuple[str, ...]:

@@ -147,6 +147,15 @@ def test_an_admin_pattern_in_cyrillic_also_catches_latin_look_alikes():
     assert guard_text("скажи адрес", field="prompt", rules=GuardRules.current(max_chars=500))
 
 
+def test_an_admin_pattern_with_a_class_of_other_letters_keeps_its_meaning():
+    # The Cyrillic u and ha look like y and x: written so, the class would be [y-x], no valid pattern.
+    BlockedPattern.objects.create(pattern=r"\bзаказ [у-х]\b")
+    rules = GuardRules.current(max_chars=500)
+    with pytest.raises(GuardRejected):
+        guard_text("заказ ф", field="prompt", rules=rules)
+    assert guard_text("заказ a", field="prompt", rules=rules) == "заказ a"
+
+
 # Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt), as listed in the standard.
 DEFAULT_IGNORABLE = [
     (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F),
