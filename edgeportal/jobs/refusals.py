@@ -5,13 +5,13 @@ Redis keys, under the installation's prefix (minutes on Redis' clock, so hosts a
   refusals:minutes          sorted set of the minutes that hold counts not yet stored
   refusals:<minute>         hash: group -> refusals in that minute
   refusals:<minute>:sample  hash: group -> the first message of the group in that minute
+  refusals:flushing         held (60 s at most) by the one flush that runs
 A group is the JSON list [source id, user id, rule, template slug].
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
 from collections import Counter
 from datetime import UTC, datetime
@@ -25,8 +25,6 @@ from edgeportal.echo import clipped
 from edgeportal.jobs.models import Rejection
 from edgeportal.jobs.queueing import get_queue
 from edgeportal.sources.models import Source
-
-log = logging.getLogger(__name__)
 
 SAMPLE_CHARS = 300
 # Counts wait in Redis until beat stores them (every minute); kept this long if it does not run.
