@@ -8,6 +8,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from edgeportal.secret_key import secret_key_load_or_create
+from inference.integers import IntegerError, parse_int
 from inference.scheduler import SchedulerSettings, SettingError
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -23,16 +24,13 @@ def envbool(name: str, default: str) -> bool:
 
 
 def envint(name: str, default: int, *, minimum: int = 0) -> int:
-    raw = os.getenv(name)
-    if raw is None or raw == "":
+    raw = os.getenv(name, "").strip()
+    if not raw:
         return default
     try:
-        value = int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
-    return value
+        return parse_int(raw, field=name, low=minimum)
+    except IntegerError as error:
+        raise ImproperlyConfigured(error.message) from None
 
 
 def envsecret(name: str, default: str) -> str:
@@ -246,6 +244,8 @@ CELERY_BEAT_SCHEDULER = "edgeportal.beat:InProcessScheduler"
 CELERY_BEAT_SCHEDULE = {
     "requeue-lost-jobs": {"task": "edgeportal.jobs.tasks.requeue_lost_jobs", "schedule": float(EDGE_SWEEP_EVERY_S)},
     "republish-settings": {"task": "edgeportal.tuning.tasks.republish_settings", "schedule": float(EDGE_SWEEP_EVERY_S)},
+    # Refusals are counted in Redis per minute; each closed minute becomes Rejection rows.
+    "store-refusals": {"task": "edgeportal.jobs.tasks.store_refusals", "schedule": 60.0},
     "roll-up-old-latency": {
         "task": "edgeportal.latency.tasks.roll_up_old_latency",
         "schedule": float(EDGE_LATENCY_ROLLUP_EVERY_S),

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from inference.batch_time import batch_estimate_ms, central_estimate_ms, tokens_per_job
+from inference.integers import IntegerError, parse_int
 from inference.queue import LANES, ExpiredJob, JobQueue, LanePeek, QueuedJob
 
 if TYPE_CHECKING:
@@ -61,29 +62,30 @@ class SettingError(ValueError):
 
 
 def parse_setting(name: str, raw: object) -> int:
+    """A setting's value (an int, or its ASCII digits as Redis and forms hold them) within its range."""
     if name not in SETTINGS:
         raise SettingError(name, "unknown setting")
     setting = SETTINGS[name]
     try:
-        value = int(str(raw).strip())
-    except ValueError:
-        raise SettingError(name, f"must be a whole number, got {str(raw)[:40]!r}") from None
-    if not setting.low <= value <= setting.high:
-        raise SettingError(name, f"must be between {setting.low} and {setting.high}, got {value}")
-    return value
+        return parse_int(raw, field=name, low=setting.low, high=setting.high)
+    except IntegerError as error:
+        raise SettingError(name, _without_field(error)) from None
 
 
 def env_int(name: str, default: int, *, low: int, high: int, environ: Mapping[str, str] = os.environ) -> int:
+    """An integer from the environment; surrounding whitespace (an environment file's) is ignored."""
     raw = environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = int(raw)
-    except ValueError:
-        raise SettingError(name, f"must be an integer, got {raw!r}") from None
-    if not low <= value <= high:
-        raise SettingError(name, f"must be between {low} and {high}, got {value}")
-    return value
+        return parse_int(raw, field=name, low=low, high=high)
+    except IntegerError as error:
+        raise SettingError(name, _without_field(error)) from None
+
+
+def _without_field(error: IntegerError) -> str:
+    """SettingError puts the name in front itself."""
+    return error.message.removeprefix(f"{error.field} ")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 # Before anything imports prometheus_client (edgeportal.jobs.services does): this run and the worker processes
@@ -14,9 +15,11 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="edgeportal-met
 import pytest
 import redis
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from edgeportal.accounts.services import roles_ensure
 from edgeportal.jobs.queueing import get_queue
+from edgeportal.jobs.refusals import refusals_by_rule
 from edgeportal.jobs.sink import DatabaseSink
 from edgeportal.prompts.models import PromptTemplate
 from edgeportal.prompts.services import template_save
@@ -135,6 +138,11 @@ def defect_template(db):
         slug="defect", title="Defect description", body="Camera {camera} detected {defect}. Describe it for QA.",
         max_new_tokens=8,
     )  # fmt: skip
+
+
+def recent_refusals() -> dict[str, int]:
+    """Refusals per rule in the last two minutes, as the dashboard counts them (Redis, then the database)."""
+    return dict(refusals_by_rule(since=timezone.now() - timedelta(minutes=2)))
 
 
 def make_template(**fields) -> PromptTemplate:

@@ -11,8 +11,9 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from edgeportal.echo import quoted
 from edgeportal.jobs import selectors
-from edgeportal.jobs.entry import JobRejected, job_submit
+from edgeportal.jobs.entry import JobRejected, job_submit, rejection_record
 from edgeportal.prompts.selectors import template_as_json, templates_for_source
 from edgeportal.sources.services import source_authenticate
 
@@ -47,12 +48,31 @@ def source_required(view):
     return wrapper
 
 
+def body_limit() -> int:
+    """The largest body a legal job request can need: its prompt, or the values that render it, has at most
+    twice EDGE_MAX_PROMPT_CHARS characters as sent (the guard's raw limit), each at most 12 bytes in JSON
+    (an escaped surrogate pair), plus 16 KB for names, the other fields and white space. About 110 KB with
+    the default limit, where Django's own limit (2.5 MB) let one request cost a gigabyte to normalise."""
+    own = 2 * settings.EDGE_MAX_PROMPT_CHARS * 12 + 16_384
+    django_limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return own if django_limit is None else min(own, django_limit)
+
+
 def _json_body(request) -> dict:
+    limit = body_limit()
+    too_large = JobRejected(f"The request body is larger than {limit} bytes.", code="too_large", status=413)
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0  # Django reads such a body as empty
+    if declared > limit:
+        raise too_large  # refused before a byte of it is read
     try:
         raw = request.body
     except RequestDataTooBig:
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        raise JobRejected(f"The request body is larger than {limit} bytes.", code="too_large", status=413) from None
+        raise too_large from None
+    if len(raw) > limit:
+        raise too_large
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError) as error:  # JSONDecodeError, bad UTF-8, huge integers, deep nesting
@@ -61,7 +81,8 @@ def _json_body(request) -> dict:
         raise JobRejected("The body must be a JSON object.", code="invalid_json")
     unknown = sorted(set(body) - ALLOWED_FIELDS)
     if unknown:
-        raise JobRejected(f"Unknown field(s): {', '.join(unknown)}.", code="unknown_field", field=unknown[0])
+        names = ", ".join(quoted(name, 40) for name in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise JobRejected(f"Unknown field(s): {names}.", code="unknown_field", field=unknown[0])
     return body
 
 
@@ -70,6 +91,10 @@ def _json_body(request) -> dict:
 def job_create(request):
     try:
         body = _json_body(request)
+    except JobRejected as rejected:
+        rejection_record(rejected, source=request.source)
+        return error_response(rejected.status, rejected.code, rejected.message, rejected.field)
+    try:
         job = job_submit(
             prompt=body.get("prompt"),
             template_slug=body.get("template"),

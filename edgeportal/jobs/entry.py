@@ -13,19 +13,30 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from edgeportal.jobs.models import Job, Rejection
+from edgeportal.echo import clipped, quoted
+from edgeportal.jobs.models import Job
 from edgeportal.jobs.queueing import batch_time_prior, get_queue, queue_owner, scheduler_settings
+from edgeportal.jobs.refusals import refusal_count
 from edgeportal.jobs.services import job_queue_new, latency_for
 from edgeportal.monitoring import metrics
 from edgeportal.prompts import cache
-from edgeportal.prompts.guard import GuardRejected, GuardRules, check_patterns, guard_text
+from edgeportal.prompts.guard import (
+    RAW_LENGTH_FACTOR,
+    GuardRejected,
+    GuardRules,
+    blocked,
+    check_patterns,
+    guard_text,
+    matching_patterns,
+)
 from edgeportal.prompts.models import PromptTemplate
-from edgeportal.prompts.rendering import RenderError, render
+from edgeportal.prompts.rendering import RenderError, fill, render
 from edgeportal.prompts.tokens import count_tokens
 from edgeportal.prompts.variables import VariableError
 from edgeportal.sources.models import Source
 from edgeportal.sources.rate_limit import rate_limit_hit
 from inference.admission import Estimate, admission_estimate
+from inference.integers import IntegerError, parse_int
 from inference.queue import JobQueue
 from inference.scheduler import SchedulerSettings
 
@@ -39,6 +50,7 @@ class JobRejected(Exception):
     def __init__(
         self, message: str, *, code: str, field: str | None = None, status: int = 400, retry_after: int | None = None
     ):
+        message, field = clipped(message), clipped(field, 80) if field is not None else None
         super().__init__(message)
         self.message = message
         self.code = code
@@ -69,6 +81,7 @@ def job_submit(
 ) -> Job:
     """Check, render and normalise the request; answer it from the cache, or admit it, store it and queue it."""
     started = time.perf_counter()
+    template = None
     try:
         if source is not None:
             _check_rate(source)
@@ -76,7 +89,8 @@ def job_submit(
             scheduler = scheduler_settings()
         except redis.RedisError:
             raise QueueUnavailable() from None
-        template, text, values, tokens = _prompt_for(prompt, template_slug, variables, allow_free_prompt, source)
+        template = _template_named(template_slug, prompt)
+        text, values, tokens = _prompt_for(template, prompt, variables, allow_free_prompt, source)
         lane = scheduler.lane_for(tokens)
         ticket = Ticket(
             priority=_priority(priority),
@@ -90,21 +104,25 @@ def job_submit(
         )
         return _accept(template, text, values, source, user, started, ticket, scheduler)
     except JobRejected as rejected:
-        if rejected.status != 503:
-            Rejection.objects.create(
-                source=source,
-                user=user if user is not None and user.is_authenticated else None,
-                template_slug=_storable(template_slug)[:80] if isinstance(template_slug, str) else "",
-                rule=rejected.code,
-                message=_storable(rejected.message),
-            )
-            metrics.job_rejected(rejected.code)
+        if rejected.status != 503:  # 503: Redis is down, nothing is stored or counted
+            rejection_record(rejected, source=source, user=user, template=template)
         raise
 
 
-def _storable(text: str) -> str:
-    """Refused input is echoed in messages: keep it storable (no NUL, no unpaired surrogates)."""
-    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+def rejection_record(rejected: JobRejected, *, source: Source | None, user=None, template=None) -> None:
+    """Count a refusal in metrics and, per minute, in Redis (stored later by refusals_flush): never a
+    database write on the request. Losing the count when Redis fails never turns the 4xx into a 5xx."""
+    metrics.job_rejected(rejected.code)
+    try:
+        refusal_count(
+            rule=rejected.code,
+            message=rejected.message,
+            source=source,
+            user=user if user is not None and user.is_authenticated else None,
+            template_slug=template.slug if template is not None else "",
+        )
+    except redis.RedisError as error:
+        log.warning("refusal %s not counted, Redis failed: %s", rejected.code, error)
 
 
 def _check_rate(source: Source) -> None:
@@ -114,7 +132,7 @@ def _check_rate(source: Source) -> None:
         raise QueueUnavailable() from None
     if retry_after is not None:
         raise JobRejected(
-            f"Source {source.name!r} sent more requests than its limit per minute; retry in {retry_after} s.",
+            f"Source {quoted(source.name)} sent more requests than its limit per minute; retry in {retry_after} s.",
             code="rate_limited",
             status=429,
             retry_after=retry_after,
@@ -128,22 +146,34 @@ def _guarded(text: str, field: str, rules: GuardRules) -> str:
         raise JobRejected(rejected.message, code=rejected.rule, field=rejected.field) from None
 
 
-def _prompt_for(prompt, template_slug, variables, allow_free_prompt, source):
-    """The template (if any), the guarded and normalised prompt text, and the checked variable values."""
+def _template_named(template_slug: object, prompt: object) -> PromptTemplate | None:
+    """The template the request names, or None for a free prompt."""
     if template_slug is not None and prompt is not None:
         raise JobRejected("Send either a template or a prompt, not both.", code="invalid", field="prompt")
-    if template_slug is not None:
-        if not isinstance(template_slug, str) or not SLUG.match(template_slug.strip()):
-            raise JobRejected(
-                "template must be a template slug (letters, digits, - and _).", code="invalid", field="template"
-            )
-        template = PromptTemplate.objects.filter(slug=template_slug.strip()).first()
-        if template is None:
-            raise JobRejected(f"Unknown template {template_slug!r}.", code="unknown_template", field="template")
+    if template_slug is None:
+        return None
+    if not isinstance(template_slug, str) or not SLUG.match(template_slug.strip()):
+        raise JobRejected(
+            "template must be a template slug (letters, digits, - and _).", code="invalid", field="template"
+        )
+    template = PromptTemplate.objects.filter(slug=template_slug.strip()).first()
+    if template is None:
+        raise JobRejected(f"Unknown template {quoted(template_slug)}.", code="unknown_template", field="template")
+    return template
+
+
+def _prompt_for(template, prompt, variables, allow_free_prompt, source):
+    """The guarded and normalised prompt text, the checked variable values and the prompt's tokens."""
+    if template is not None:
         if source is not None and not template.usable_by_source(source):
             raise JobRejected(
-                f"Source {source.name!r} may not use template {template.slug!r}.",
+                f"Source {quoted(source.name)} may not use template {template.slug!r}.",
                 code="template_not_allowed", field="template", status=403,
+            )  # fmt: skip
+        if len(template.body) > settings.EDGE_MAX_PROMPT_CHARS * RAW_LENGTH_FACTOR:  # saved before the limit
+            raise JobRejected(
+                f"Template {template.slug!r} has a body of {len(template.body)} characters; a prompt may have at "
+                f"most {settings.EDGE_MAX_PROMPT_CHARS}.", code="too_long", field="template",
             )  # fmt: skip
         text, values = _render(template, variables)
         # The admin's body is trusted (no pattern check), but body plus values must still fit the limit.
@@ -157,7 +187,7 @@ def _prompt_for(prompt, template_slug, variables, allow_free_prompt, source):
             raise JobRejected("prompt must be text.", code="invalid", field="prompt")
         if variables:
             raise JobRejected("variables are only used with a template.", code="invalid", field="variables")
-        template, text, values = None, prompt, {}
+        text, values = prompt, {}
         whole_prompt_rules = GuardRules.current(max_chars=settings.EDGE_MAX_PROMPT_CHARS)
     else:
         raise JobRejected("Send a template with its variables, or a prompt.", code="missing", field="template")
@@ -172,7 +202,7 @@ def _prompt_for(prompt, template_slug, variables, allow_free_prompt, source):
             f"The prompt has {tokens} tokens; the limit is {limit}.", code="too_many_tokens", field="prompt"
         )
     # Until the model's tokenizer is prepared, about four characters a token is close enough to pick a lane.
-    return template, text, values, tokens if tokens is not None else len(text) // 4 + 1
+    return text, values, tokens if tokens is not None else len(text) // 4 + 1
 
 
 @dataclass(frozen=True)
@@ -204,14 +234,10 @@ def _deadline_ms(raw: object, template, source, scheduler: SchedulerSettings, la
             if default:
                 return min(default, scheduler.max_deadline_ms)
         return scheduler.default_deadline_for(lane)
-    if isinstance(raw, str) and raw.strip().isdigit():
-        raw = int(raw.strip())
-    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= scheduler.max_deadline_ms:
-        raise JobRejected(
-            f"deadline_ms must be a whole number of milliseconds from 1 to {scheduler.max_deadline_ms}.",
-            code="invalid", field="deadline_ms",
-        )  # fmt: skip
-    return raw
+    try:
+        return parse_int(raw, field="deadline_ms", low=1, high=scheduler.max_deadline_ms)
+    except IntegerError as error:
+        raise JobRejected(error.message, code="invalid", field="deadline_ms") from None
 
 
 def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> None:
@@ -267,27 +293,46 @@ def _refusal(estimate: Estimate, ticket: Ticket, scheduler: SchedulerSettings) -
 
 
 def _render(template: PromptTemplate, variables: object) -> tuple[str, dict]:
-    """Each value passes the guard (normalised, length, patterns), then its declared type; then the body is filled."""
+    """Each text value passes the guard (normalised, length, patterns), then its declared type (an integer is
+    checked as sent); then the body is filled, and the patterns run over the values together and over the
+    prompt they make."""
     if variables is not None and not isinstance(variables, dict):
         raise JobRejected(
             "variables must be an object mapping names to values.", code="invalid_variables", field="variables"
         )
     values = dict(variables or {})
+    as_sent = {}  # text values before normalisation: the pattern checks see every form of them
     rules = GuardRules.current(max_chars=settings.EDGE_MAX_VARIABLE_CHARS)
     try:
         for variable in template.variable_spec():
-            if variable.name in values and values[variable.name] is not None:
-                value = values[variable.name]
-                if isinstance(value, str):
-                    value = _guarded(value, variable.name, rules)
-                values[variable.name] = variable.check(value) if value != "" else ""
+            value = values.get(variable.name)
+            if value is None or value == "":
+                continue  # render() says it is required
+            if isinstance(value, str) and variable.type != "integer":
+                as_sent[variable.name] = value
+                value = _guarded(value, variable.name, rules)
+            values[variable.name] = variable.check(value) if value != "" else ""
         # A phrase split across two variables is still one phrase.
-        check_patterns(" ".join(v for v in values.values() if isinstance(v, str)), field="variables", rules=rules)
-        return render(template.body, values), values
+        check_patterns(" ".join(as_sent.values()), field="variables", rules=rules)
+        prompt = render(template.body, values)
+        _check_rendered(template.body, {**values, **as_sent}, rules)
+        return prompt, values
     except GuardRejected as rejected:
         raise JobRejected(rejected.message, code=rejected.rule, field=rejected.field) from None
     except (RenderError, VariableError) as error:
         raise JobRejected(str(error), code="invalid_variables", field=error.field or "variables") from None
+
+
+def _check_rendered(body: str, values: dict, rules: GuardRules) -> None:
+    """Refuse a prompt in which the values make a blocked phrase with the body's words ("ignore all" and
+    "previous instructions" in "Camera {camera} detected {defect}"). The admin's body is trusted: a pattern
+    that the body matches on its own, with every value empty, does not refuse it."""
+    found = matching_patterns(fill(body, values), rules)
+    if found:
+        own = set(matching_patterns(fill(body, {}), GuardRules(rules.max_chars, rules.control_chars, found)))
+        for pattern in found:
+            if pattern not in own:
+                raise blocked("variables", pattern)
 
 
 def _accept(template, text, values, source, user, started: float, ticket: Ticket, scheduler) -> Job:

@@ -3,6 +3,7 @@
 from django import forms
 from django.conf import settings
 
+from edgeportal.formfields import StrictIntegerField
 from edgeportal.jobs.models import Job
 from edgeportal.prompts.models import PromptTemplate
 from edgeportal.prompts.variables import Variable
@@ -16,7 +17,7 @@ def field_for(variable: Variable) -> forms.Field:
     if variable.type == "choice":
         return forms.ChoiceField(label=label, choices=[("", "---------")] + [(c, c) for c in variable.choices])
     if variable.type == "integer":
-        return forms.IntegerField(label=label, min_value=variable.min, max_value=variable.max)
+        return StrictIntegerField(label=label, min_value=variable.min, max_value=variable.max)
     limit = min(variable.max_length or settings.EDGE_MAX_VARIABLE_CHARS, settings.EDGE_MAX_VARIABLE_CHARS)
     return forms.CharField(label=label, max_length=limit)
 
@@ -28,7 +29,7 @@ class JobSubmitForm(forms.Form):
         required=False,  # empty is normal
         help_text="High: safety and line stops.",
     )
-    deadline_ms = forms.IntegerField(
+    deadline_ms = StrictIntegerField(
         label="Deadline (ms)", required=False, min_value=1, help_text="Empty: the template's or the default."
     )
 

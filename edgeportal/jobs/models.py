@@ -82,17 +82,22 @@ class Job(models.Model):
 
 
 class Rejection(models.Model):
-    """A request the entry refused (bad input, a guard rule, a rate limit): nothing of it reached the model."""
+    """Requests the entry refused (bad input, a guard rule, a rate limit, a full queue) in one minute, from one
+    source or user, for one template and rule: nothing of them reached the model.
+
+    Counted in Redis as they happen and stored here per minute (edgeportal.jobs.refusals), so refusing a
+    request never writes to the database."""
 
     source = models.ForeignKey("sources.Source", null=True, blank=True, on_delete=models.SET_NULL)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    template_slug = models.CharField(max_length=80, blank=True)
+    template_slug = models.CharField(max_length=80, blank=True, help_text="The template, when it exists.")
     rule = models.CharField(max_length=40, db_index=True)
-    message = models.TextField()
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    count = models.PositiveIntegerField(default=1, help_text="Refusals in this minute.")
+    message = models.TextField(help_text="The first refusal's message in this minute, cut to 300 characters.")
+    created_at = models.DateTimeField(db_index=True, help_text="The start of the minute (UTC).")
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "rule"]
 
     def __str__(self) -> str:
-        return f"{self.rule}: {self.message[:60]}"
+        return f"{self.rule} x{self.count}: {self.message[:60]}"

@@ -4,6 +4,7 @@ from celery import shared_task
 from django.conf import settings
 
 from edgeportal.jobs.queueing import get_queue
+from edgeportal.jobs.refusals import refusals_flush
 from edgeportal.jobs.services import jobs_prune, jobs_requeue_lost
 
 
@@ -18,3 +19,8 @@ def requeue_lost_jobs() -> int:
 @shared_task
 def prune_old_jobs() -> int:
     return jobs_prune(older_than_days=settings.EDGE_JOB_RETENTION_DAYS)
+
+
+@shared_task
+def store_refusals() -> int:
+    return refusals_flush()

@@ -5,6 +5,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from edgeportal.accounts.decorators import manager_required
 from edgeportal.accounts.roles import is_admin
+from edgeportal.echo import quoted
 from edgeportal.jobs import selectors
 from edgeportal.jobs.entry import JobRejected, job_submit
 from edgeportal.jobs.forms import JobSubmitForm
@@ -24,7 +25,7 @@ def _chosen_template(request, templates) -> tuple[PromptTemplate | None, str]:
     if not slug:
         return None, ""
     template = templates.filter(slug=slug).first()
-    return template, "" if template else f"There is no template {slug!r}; pick one from the list."
+    return template, "" if template else f"There is no template {quoted(slug)}; pick one from the list."
 
 
 @manager_required

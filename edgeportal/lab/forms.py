@@ -1,10 +1,9 @@
+"""The lab page's form: the p95 target the recommended window must meet."""
+
 from django import forms
+
+from edgeportal.formfields import StrictIntegerField
 
 
 class TargetForm(forms.Form):
-    target_p95_ms = forms.FloatField(
-        label="Target p95 (ms)",
-        min_value=1,
-        max_value=3_600_000,
-        widget=forms.NumberInput(attrs={"step": "any"}),
-    )
+    target_p95_ms = StrictIntegerField(label="Target p95 (ms)", min_value=1, max_value=3_600_000)

@@ -25,7 +25,7 @@ def run_detail(request, run_id: int):
         status = 200 if form.is_valid() else 400
     else:
         target = run.target_p95_ms
-        form = TargetForm(initial={"target_p95_ms": target})
+        form = TargetForm(initial={"target_p95_ms": round(target) if target else None})
     context = {
         "run": run,
         "points": points,

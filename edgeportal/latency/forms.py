@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from django import forms
 from django.utils import timezone
 
+from edgeportal.formfields import StrictIntegerField
 from edgeportal.jobs.models import Job
 from edgeportal.prompts.models import PromptTemplate
 from edgeportal.sources.models import Source
@@ -68,7 +69,7 @@ class HistoryFilterForm(forms.Form):
     )
     lane = forms.ChoiceField(choices=[("", "any"), *Job.Lane.choices], required=False)
     status = forms.ChoiceField(choices=[("", "any"), *((status, status) for status in Job.FINISHED)], required=False)
-    batch_size = forms.IntegerField(min_value=1, max_value=100_000, required=False)
+    batch_size = StrictIntegerField(min_value=1, max_value=100_000, required=False)
     worker = forms.CharField(max_length=200, required=False, widget=forms.TextInput(attrs={"list": "worker-names"}))
     cache_hit = forms.TypedChoiceField(
         choices=[("", "any"), ("yes", "cache hits only"), ("no", "model runs only")],

@@ -13,8 +13,9 @@ from django.db import DatabaseError, connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from edgeportal.jobs.models import Job, Rejection
+from edgeportal.jobs.models import Job
 from edgeportal.jobs.queueing import get_queue
+from edgeportal.jobs.refusals import refusals_by_rule
 from edgeportal.latency.buckets import rank
 from edgeportal.latency.models import JobLatency
 from inference.queue import WORKER_ALIVE_S
@@ -129,7 +130,8 @@ class RecentActivity:
 
 
 def recent_activity(*, window: timedelta = RECENT) -> RecentActivity:
-    """What finished and what was refused in the last few minutes, aggregated in the database."""
+    """What finished and what was refused in the last few minutes (a minute of refusals counts when it starts
+    inside the window), aggregated in the database and, for refusals not stored yet, in Redis."""
     since = timezone.now() - window
     latencies = JobLatency.objects.filter(created_at__gte=since)
     counts = latencies.aggregate(
@@ -139,13 +141,13 @@ def recent_activity(*, window: timedelta = RECENT) -> RecentActivity:
         expired=Count("pk", filter=Q(status=Job.Status.EXPIRED)),
         cache_hits=Count("pk", filter=Q(cache_hit=True)),
     )
-    rejections = Rejection.objects.filter(created_at__gte=since)
-    by_rule = list(rejections.values("rule").annotate(count=Count("pk")).order_by("-count", "rule")[:5])
+    refusals = refusals_by_rule(since=since)
+    by_rule = [{"rule": rule, "count": count} for rule, count in sorted(refusals.items(), key=lambda r: (-r[1], r[0]))]
     totals = latencies.values_list("total_ms", flat=True).order_by("total_ms")
     return RecentActivity(
         minutes=window.total_seconds() / 60,
-        rejected=rejections.count(),
-        rejections_by_rule=by_rule,
+        rejected=sum(refusals.values()),
+        rejections_by_rule=by_rule[:5],
         p95_ms=_percentile(totals, 95, counts["finished"]),
         **counts,
     )

@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.db import models
 
+from edgeportal.formfields import StrictIntegerField
 from edgeportal.prompts.models import BlockedPattern, PromptTemplate, TemplateVersion
 from edgeportal.prompts.services import template_save
 
@@ -22,6 +24,7 @@ class PromptTemplateAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["title"]}
     filter_horizontal = ["sources"]
     inlines = [TemplateVersionInline]
+    formfield_overrides = {models.PositiveIntegerField: {"form_class": StrictIntegerField}}
 
     def save_model(self, request, obj, form, change):
         template_save(template=obj, user=request.user)  # every change of content becomes a new version

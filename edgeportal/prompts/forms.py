@@ -2,18 +2,20 @@
 
 from django import forms
 
+from edgeportal.formfields import JSONTextField, StrictIntegerField
 from edgeportal.prompts.models import PromptTemplate
 from edgeportal.prompts.variables import Variable
 
 
 class TemplateForm(forms.ModelForm):
-    variables = forms.JSONField(
+    max_new_tokens = StrictIntegerField(initial=32)  # its range: PromptTemplate.clean
+    variables = JSONTextField(
         required=False,
         initial=list,
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text=PromptTemplate._meta.get_field("variables").help_text,
     )
-    sample = forms.JSONField(
+    sample = JSONTextField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text='Values for the preview and "Try it", e.g. {"line": "A"}; missing ones are made up.',

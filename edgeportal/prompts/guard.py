@@ -1,12 +1,17 @@
-"""The guard every prompt passes: encoding, control characters, normalisation, length, blocked patterns."""
+"""The guard every prompt passes: raw length, encoding, control characters, normalisation, length, blocked patterns."""
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
 
+import regex
+from confusable_homoglyphs import utils as confusables_files
 from django.conf import settings
+
+from edgeportal.echo import quoted
 
 # Prompt-injection phrases refused in variable values and free prompts; admins add their own.
 DEFAULT_BLOCKED_PATTERNS = (
@@ -16,6 +21,15 @@ DEFAULT_BLOCKED_PATTERNS = (
     r"\b(reveal|print|show|repeat)\b.{0,20}\b(system prompt|hidden instructions|initial instructions)\b",
 )
 KEEP_CONTROLS = {"\t", "\n", "\r"}  # whitespace: collapsed by normalisation, never a problem
+# Text longer than this many times its limit is refused before it is normalised. NFKC can grow a character
+# up to 18-fold (U+FDFA), so normalising first let 300 KB of it cost 140 MB; legitimate text shrinks by far
+# less than half (decomposed accents, runs of spaces, invisible characters), so twice the limit refuses
+# nothing that would have passed.
+RAW_LENGTH_FACTOR = 2
+# Invisible code points (Unicode's Default_Ignorable_Code_Point: zero-width and joiner characters, the
+# combining grapheme joiner, Hangul fillers, variation selectors, tags, ...) and other format characters.
+INVISIBLE = regex.compile(r"[\p{Default_Ignorable_Code_Point}\p{Cf}]+")
+CONTROLS = regex.compile(r"[^\P{Cc}\t\n\r]+")
 
 
 class GuardRejected(Exception):
@@ -34,37 +48,127 @@ class GuardRules:
 
     @classmethod
     def current(cls, *, max_chars: int, with_patterns: bool = True) -> GuardRules:
-        from edgeportal.prompts.models import BlockedPattern
-
-        patterns = []
-        if with_patterns:
-            admin_added = BlockedPattern.objects.filter(is_active=True).values_list("pattern", flat=True)
-            patterns = [*DEFAULT_BLOCKED_PATTERNS, *admin_added]
         return cls(
             max_chars=max_chars,
             control_chars=settings.EDGE_GUARD_CONTROL_CHARS,
-            blocked_patterns=tuple(re.compile(p, re.IGNORECASE) for p in patterns),
+            blocked_patterns=blocked_patterns() if with_patterns else (),
         )
+
+    @property
+    def max_raw_chars(self) -> int:
+        return self.max_chars * RAW_LENGTH_FACTOR
+
+
+def blocked_patterns() -> tuple[re.Pattern, ...]:
+    """The built-in patterns and the admins' active ones, compiled case-insensitively; a pattern written with
+    non-ASCII letters also in its skeleton form, so look-alike Latin letters do not slip past it either."""
+    from edgeportal.prompts.models import BlockedPattern
+
+    admin_added = BlockedPattern.objects.filter(is_active=True).values_list("pattern", flat=True)
+    patterns = [re.compile(source, re.IGNORECASE) for source in (*DEFAULT_BLOCKED_PATTERNS, *admin_added)]
+    for pattern in list(patterns):
+        if not pattern.pattern.isascii() and (look_alike := _pattern_skeleton(pattern.pattern)) != pattern.pattern:
+            try:
+                patterns.append(re.compile(look_alike, re.IGNORECASE))
+            except re.error:  # a look-alike that is no valid pattern adds nothing; the pattern itself stays
+                pass
+    return tuple(patterns)
 
 
 def normalise(text: str) -> str:
-    """The same request written twice becomes the same prompt: NFKC (full-width -> ASCII), invisible format
-    characters (zero-width space, soft hyphen) removed, whitespace collapsed."""
-    text = unicodedata.normalize("NFKC", text)
-    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    """The same request written twice becomes the same prompt: NFKC (full-width -> ASCII), invisible
+    characters (zero-width space, soft hyphen, joiners, Hangul fillers, variation selectors) removed,
+    whitespace collapsed."""
+    text = INVISIBLE.sub("", text)  # first: a combining grapheme joiner would keep NFKC from composing
+    text = INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
     return " ".join(text.split())
 
 
+@functools.cache
+def _skeleton_table() -> dict[int, str]:
+    """Each non-ASCII character with an ASCII letter or digit look-alike (Unicode TS #39 confusables, as
+    confusable-homoglyphs ships them), mapped to that look-alike: a letter of the same case first, then any
+    letter, then a digit. TS #39 writes capital Cyrillic I (U+0406) as l; via the ASCII look-alikes of l it
+    becomes I."""
+    # Read here, not at import: the library's own module keeps all 9 600 entries (11 MB) for good.
+    confusables_data = confusables_files.load("confusables.json")
+    table = {}
+    for char, homoglyphs in confusables_data.items():
+        if len(char) != 1 or char.isascii():
+            continue
+        ascii_like = [h["c"] for h in homoglyphs if len(h["c"]) == 1 and h["c"].isascii() and h["c"].isalnum()]
+        for near in list(ascii_like):
+            ascii_like += [h["c"] for h in confusables_data.get(near, ()) if h["c"].isascii() and h["c"].isalnum()]
+        if ascii_like:
+            table[ord(char)] = min(ascii_like, key=lambda h: (not (h.isalpha() and h.isupper() == char.isupper()),
+                                                                not h.isalpha(), ascii_like.index(h)))  # fmt: skip
+    return table
+
+
+def skeleton(text: str) -> str:
+    """`text` with look-alike letters written in ASCII ("\\u0456gnore", with a Cyrillic i, becomes "ignore")."""
+    return text.translate(_skeleton_table())
+
+
+def _pattern_skeleton(source: str) -> str:
+    """The pattern with each non-ASCII literal written as its look-alike; escapes and character classes
+    (a range of Cyrillic letters is no three letters) are left as they are."""
+    out, index, in_class = [], 0, False
+    while index < len(source):
+        char = source[index]
+        if char == "\\":
+            out.append(source[index : index + 2])
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]" or out[-1] in ("[", "[^")  # a ] first in a class is a literal
+        elif char == "[":
+            in_class = True
+            if source[index + 1 : index + 2] == "^":
+                char, index = "[^", index + 1
+        elif not char.isascii():
+            char = re.escape(skeleton(char))
+        out.append(char)
+        index += 1
+    return "".join(out)
+
+
+def pattern_forms(text: str) -> tuple[str, ...]:
+    """The forms of a text the blocked patterns are matched against: normalised; its skeleton; and the
+    skeleton with invisible characters read as spaces, since "ignore\\u3164previous" without them is
+    "ignoreprevious", which a word-bounded pattern misses."""
+    text = CONTROLS.sub("", text)  # as the guard removes them
+    plain = normalise(text)
+    spaced = normalise(INVISIBLE.sub(" ", text))
+    return tuple(dict.fromkeys((plain, skeleton(plain), skeleton(spaced))))
+
+
+def matching_patterns(text: str, rules: GuardRules) -> tuple[re.Pattern, ...]:
+    """The blocked patterns that match any form of `text` (see pattern_forms)."""
+    if not rules.blocked_patterns:
+        return ()
+    forms = pattern_forms(text)
+    return tuple(pattern for pattern in rules.blocked_patterns if any(pattern.search(form) for form in forms))
+
+
 def check_patterns(text: str, *, field: str, rules: GuardRules) -> None:
-    for pattern in rules.blocked_patterns:
-        if pattern.search(text):
-            raise GuardRejected(
-                "blocked_pattern", f"{field} matches a blocked pattern ({pattern.pattern!r}); nothing was run.", field
-            )
+    """Refuse `text` (as sent or normalised) if a blocked pattern matches any of its forms."""
+    if found := matching_patterns(text, rules):
+        raise blocked(field, found[0])
+
+
+def blocked(field: str, pattern: re.Pattern) -> GuardRejected:
+    return GuardRejected(
+        "blocked_pattern", f"{field} matches a blocked pattern ({quoted(pattern.pattern)}); nothing was run.", field
+    )
 
 
 def guard_text(text: str, *, field: str, rules: GuardRules) -> str:
-    """Check one piece of user text and return it normalised, or raise GuardRejected naming the rule."""
+    """Check one piece of user text and return it normalised, or raise GuardRejected naming the rule.
+
+    The raw length is checked first, so oversized text is refused before any work grows with it."""
+    if len(text) > rules.max_raw_chars:
+        raise GuardRejected("too_long", f"{field} has {len(text)} characters; the limit is {rules.max_chars}.", field)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -75,8 +179,10 @@ def guard_text(text: str, *, field: str, rules: GuardRules) -> str:
             shown = ", ".join(f"U+{ord(ch):04X}" for ch in sorted(controls))
             raise GuardRejected("control_characters", f"{field} contains control characters ({shown}).", field)
         text = "".join(ch for ch in text if ch not in controls)
-    text = normalise(text)
-    if len(text) > rules.max_chars:
-        raise GuardRejected("too_long", f"{field} has {len(text)} characters; the limit is {rules.max_chars}.", field)
+    normalised = normalise(text)
+    if len(normalised) > rules.max_chars:
+        raise GuardRejected(
+            "too_long", f"{field} has {len(normalised)} characters; the limit is {rules.max_chars}.", field
+        )
     check_patterns(text, field=field, rules=rules)
-    return text
+    return normalised

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from edgeportal.prompts.guard import RAW_LENGTH_FACTOR
 from edgeportal.prompts.rendering import TemplateSyntaxProblem, template_variables
 from edgeportal.prompts.variables import Variable, VariableError, parse_spec
 
@@ -56,6 +57,9 @@ class PromptTemplate(models.Model):
             parse_spec(self.variables, names)
         except VariableError as error:
             raise ValidationError({"variables": str(error)}) from None
+        limit = settings.EDGE_MAX_PROMPT_CHARS
+        if len(self.body) > limit * RAW_LENGTH_FACTOR:  # every job would be refused as too long
+            raise ValidationError({"body": f"The body has {len(self.body)} characters; a prompt may have {limit}."})
         if not 1 <= self.max_new_tokens <= 1024:
             raise ValidationError({"max_new_tokens": "Must be between 1 and 1024."})
 

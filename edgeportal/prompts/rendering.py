@@ -45,4 +45,9 @@ def render(body: str, values: dict[str, object]) -> str:
         value = values[name]
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise RenderError(f"Variable {name!r} must be text or a number.", name)
-    return VARIABLE.sub(lambda m: str(values[m.group(1).strip()]).strip(), body)
+    return fill(body, values)
+
+
+def fill(body: str, values: dict[str, object]) -> str:
+    """The body with each {name} replaced by its value, stripped (an empty string when it has none); no checks."""
+    return VARIABLE.sub(lambda m: str(values.get(m.group(1).strip(), "")).strip(), body)

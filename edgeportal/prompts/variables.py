@@ -5,8 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from edgeportal.prompts.guard import normalise
+from inference.integers import IntegerError, parse_int
 
 TYPES = ("text", "choice", "integer")
+# Declared bounds stay in a range every database and JSON reader keeps exact.
+BOUND = 10**15
+MAX_LENGTH = 100_000
+FULL_WIDTH_DIGITS = {0xFF10 + digit: str(digit) for digit in range(10)} | {0xFF0B: "+", 0xFF0D: "-"}
 
 
 class VariableError(ValueError):
@@ -30,19 +35,14 @@ class Variable:
     def check(self, value: object) -> str:
         """The value as text for the prompt, or VariableError saying what is wrong with it."""
         if self.type == "integer":
-            if isinstance(value, bool) or not isinstance(value, int | str):
-                raise VariableError(f"Variable {self.name!r} must be a whole number.", self.name)
+            # Checked as sent, not normalised (NFKC would turn "²" and "①" into digits); only full-width
+            # digits, as an East Asian keyboard types them, count as the digits they are.
+            if isinstance(value, str):
+                value = value.translate(FULL_WIDTH_DIGITS)
             try:
-                number = int(str(value).strip())
-            except ValueError:
-                raise VariableError(
-                    f"Variable {self.name!r} must be a whole number, got {value!r}.", self.name
-                ) from None
-            if self.min is not None and number < self.min:
-                raise VariableError(f"Variable {self.name!r} must be at least {self.min}, got {number}.", self.name)
-            if self.max is not None and number > self.max:
-                raise VariableError(f"Variable {self.name!r} must be at most {self.max}, got {number}.", self.name)
-            return str(number)
+                return str(parse_int(value, field=f"Variable {self.name!r}", low=self.min, high=self.max))
+            except IntegerError as error:
+                raise VariableError(error.message, self.name) from None
         if not isinstance(value, str):
             raise VariableError(f"Variable {self.name!r} must be text.", self.name)
         if self.type == "choice":
@@ -86,17 +86,14 @@ def parse_spec(raw: object, body_variables: list[str]) -> list[Variable]:
             not isinstance(choices, list) or not choices or not all(isinstance(c, str) and c for c in choices)
         ):
             raise VariableError(f"Variable {name!r} is a choice and needs a non-empty list of text choices.", name)
-        for bound in ("max_length", "min", "max"):
-            if item.get(bound) is not None and (isinstance(item[bound], bool) or not isinstance(item[bound], int)):
-                raise VariableError(f"Variable {name!r}: {bound} must be a whole number.", name)
-        if item.get("max_length") is not None and item["max_length"] < 1:
-            raise VariableError(f"Variable {name!r}: max_length must be at least 1.", name)
-        declared[name] = Variable(
-            name=name,
-            type=kind,
-            max_length=item.get("max_length"),
-            choices=list(choices) if kind == "choice" else [],
-            min=item.get("min"),
-            max=item.get("max"),
-        )
+        bounds = {}
+        for bound, low, high in (("max_length", 1, MAX_LENGTH), ("min", -BOUND, BOUND), ("max", -BOUND, BOUND)):
+            if item.get(bound) is not None:
+                if not isinstance(item[bound], int):  # a JSON or YAML number, not text
+                    raise VariableError(f"Variable {name!r}: {bound} must be a whole number.", name)
+                try:
+                    bounds[bound] = parse_int(item[bound], field=f"Variable {name!r}: {bound}", low=low, high=high)
+                except IntegerError as error:
+                    raise VariableError(error.message, name) from None
+        declared[name] = Variable(name=name, type=kind, choices=list(choices) if kind == "choice" else [], **bounds)
     return [declared.get(name, Variable(name=name)) for name in body_variables]

@@ -3,6 +3,7 @@ and each template's versions with diffs and rollback."""
 
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
@@ -12,7 +13,7 @@ from edgeportal.accounts.decorators import admin_required
 from edgeportal.jobs.entry import JobRejected, job_submit
 from edgeportal.prompts.cache import cache_clear
 from edgeportal.prompts.forms import TemplateForm, sample_values
-from edgeportal.prompts.guard import normalise
+from edgeportal.prompts.guard import RAW_LENGTH_FACTOR, normalise
 from edgeportal.prompts.models import PromptTemplate, TemplateVersion
 from edgeportal.prompts.rendering import RenderError, TemplateSyntaxProblem, template_variables
 from edgeportal.prompts.rendering import render as render_body
@@ -94,11 +95,15 @@ def _preview_context(form: TemplateForm) -> dict:
         raw_sample = json.loads(data.get("sample") or "{}") if form.is_bound else {}
         spec = parse_spec(raw_variables, template_variables(body))
         values = {name: str(value) for name, value in sample_values(spec, raw_sample).items()}
-        prompt = normalise(render_body(body, values))
-    except json.JSONDecodeError as error:
-        return {"preview_error": f"Variables or sample are not valid JSON: {error}."}
+        rendered = render_body(body, values)
+        limit = settings.EDGE_MAX_PROMPT_CHARS
+        if len(rendered) > limit * RAW_LENGTH_FACTOR:  # refused before NFKC, which can grow it 18-fold
+            return {"preview_error": f"The prompt has {len(rendered)} characters; the limit is {limit}."}
+        prompt = normalise(rendered)
     except (TemplateSyntaxProblem, VariableError, RenderError) as error:
         return {"preview_error": str(error)}
+    except (ValueError, RecursionError) as error:  # JSON: a syntax error, a huge integer, deep nesting
+        return {"preview_error": f"Variables or sample are not valid JSON: {error}."}
     return {"preview": prompt, "preview_tokens": count_tokens(prompt)}
 
 
@@ -115,7 +120,7 @@ def template_try(request, slug: str):
     template = get_object_or_404(PromptTemplate, slug=slug)
     try:
         sample = json.loads(request.POST.get("sample") or "{}")
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # a syntax error, a huge integer, deep nesting
         sample = {}
     values = sample_values(template.variable_spec(), sample)
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import yaml
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -9,9 +11,11 @@ from django.db import transaction
 from edgeportal.prompts.models import PromptTemplate
 from edgeportal.prompts.services import template_save
 from edgeportal.sources.models import Source
+from inference.integers import IntegerError, parse_int
 
 FIELDS = ("slug", "title", "body", "system_prompt", "language", "max_new_tokens", "variables", "managers_may_use")
 REQUIRED = ("slug", "title", "body")
+TEXT = ("system_prompt", "language")
 
 
 class ImportProblem(ValueError):
@@ -22,13 +26,41 @@ class ImportProblem(ValueError):
         self.field = field
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML as people read it: an integer is plain decimal digits, and there are no aliases.
+
+    YAML 1.1 (PyYAML) reads 1_000 as 1000, 012 as 10 (octal), 0x10 as 16 and 1:30 as 90; here they stay text,
+    which the fields then refuse by name. An alias repeats a node without repeating its text, so a small file
+    could expand to gigabytes when a field is turned into text or JSON (a "billion laughs").
+    """
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a templates file", mark)
+        return super().compose_node(parent, index)
+
+
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:int"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_StrictLoader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789"))
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", lambda loader, node: int(loader.construct_scalar(node), 10))
+
+
+class _PlainDumper(yaml.SafeDumper):
+    def ignore_aliases(self, data) -> bool:
+        return True  # the loader refuses aliases, so the export never writes one
+
+
 def templates_export() -> str:
     templates = []
     for template in PromptTemplate.objects.prefetch_related("sources").order_by("slug"):
         item = {name: getattr(template, name) for name in FIELDS}
         item["sources"] = sorted(source.name for source in template.sources.all())
         templates.append(item)
-    return yaml.safe_dump({"templates": templates}, allow_unicode=True, sort_keys=False, width=100)
+    return yaml.dump({"templates": templates}, Dumper=_PlainDumper, allow_unicode=True, sort_keys=False, width=100)
 
 
 def _checked(item: object, index: int, seen: set[str]) -> tuple[PromptTemplate, list[Source]]:
@@ -39,14 +71,27 @@ def _checked(item: object, index: int, seen: set[str]) -> tuple[PromptTemplate, 
     for field in REQUIRED:
         if not isinstance(item.get(field), str) or not item[field].strip():
             raise ImportProblem("is required and must be text", template=name, field=field)
-    unknown = sorted(set(item) - set(FIELDS) - {"sources"})
+    unknown = sorted(map(str, set(item) - set(FIELDS) - {"sources"}))
     if unknown:
         raise ImportProblem(f"unknown field(s) {', '.join(unknown)}", template=name)
+    for field in TEXT:
+        if field in item and not isinstance(item[field], str):
+            raise ImportProblem("must be text", template=name, field=field)
+    if "managers_may_use" in item and not isinstance(item["managers_may_use"], bool):
+        raise ImportProblem("must be true or false", template=name, field="managers_may_use")
+    if "variables" in item and item["variables"] is None:  # "variables:" with nothing after it
+        item = {**item, "variables": []}
+    if "max_new_tokens" in item:  # its range: PromptTemplate.clean
+        try:
+            item = {**item, "max_new_tokens": parse_int(item["max_new_tokens"], field="max_new_tokens")}
+        except IntegerError as error:
+            message = error.message.removeprefix("max_new_tokens ")
+            raise ImportProblem(message, template=name, field="max_new_tokens") from None
     if slug in seen:
         raise ImportProblem("appears twice in the file", template=name)
     seen.add(slug)
     source_names = item.get("sources") or []
-    if not isinstance(source_names, list):
+    if not isinstance(source_names, list) or not all(isinstance(source, str) for source in source_names):
         raise ImportProblem("must be a list of source names", template=name, field="sources")
     sources = list(Source.objects.filter(name__in=source_names))
     missing = sorted(set(source_names) - {s.name for s in sources})
@@ -69,7 +114,7 @@ def _checked(item: object, index: int, seen: set[str]) -> tuple[PromptTemplate, 
 def templates_import(text: str, *, user=None) -> list[str]:
     """Validate every template first; change nothing on any error. Returns what changed, one line each."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as error:
         raise ImportProblem(f"not valid YAML: {error}") from None
     if not isinstance(data, dict) or not isinstance(data.get("templates"), list):

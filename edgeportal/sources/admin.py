@@ -1,5 +1,7 @@
 from django.contrib import admin, messages
+from django.db import models
 
+from edgeportal.formfields import StrictIntegerField
 from edgeportal.sources.models import Source
 from edgeportal.sources.services import source_rotate_token
 
@@ -10,6 +12,7 @@ class SourceAdmin(admin.ModelAdmin):
     list_filter = ["kind", "is_active"]
     exclude = ["token_hash"]
     actions = ["rotate_tokens", "disable"]
+    formfield_overrides = {models.PositiveIntegerField: {"form_class": StrictIntegerField}}
 
     def save_model(self, request, obj, form, change):
         if change:

@@ -2,6 +2,7 @@
 
 from django import forms
 
+from edgeportal.formfields import StrictIntegerField
 from inference.scheduler import SETTINGS
 
 
@@ -11,12 +12,14 @@ def _field(name: str) -> forms.Field:
     if name == "adaptive_window":
         return forms.TypedChoiceField(label=setting.label, coerce=int, choices=[(0, "off"), (1, "on")])
     outside = f"Must be between {setting.low} and {setting.high}{unit}."
-    return forms.IntegerField(
+    # Django formats the range messages with %-style params: a literal % (long_share_pct) must be doubled.
+    formatted = outside.replace("%", "%%")
+    return StrictIntegerField(
         label=setting.label,
         min_value=setting.low,
         max_value=setting.high,
         help_text=f"{setting.low} to {setting.high}{unit}, default {setting.default}",
-        error_messages={"min_value": outside, "max_value": outside, "invalid": f"Enter a whole number. {outside}"},
+        error_messages={"min_value": formatted, "max_value": formatted, "invalid": f"Enter a whole number. {outside}"},
     )
 
 

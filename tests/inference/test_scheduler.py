@@ -167,11 +167,11 @@ def test_the_adaptive_window_narrows_nothing_once_arrivals_stop():
 @pytest.mark.parametrize(
     ("name", "raw", "message"),
     [
-        ("window_ms", "-1", "between 0 and 10000"),
+        ("window_ms", "-1", "from 0 to 10000"),
         ("window_ms", "soon", "must be a whole number"),
-        ("max_batch_size", "0", "between 1 and 256"),
-        ("queue_limit", "0", "between 1 and 100000"),
-        ("adaptive_window", "2", "between 0 and 1"),
+        ("max_batch_size", "0", "from 1 to 256"),
+        ("queue_limit", "0", "from 1 to 100000"),
+        ("adaptive_window", "2", "from 0 to 1"),
         ("colour", "1", "unknown setting"),
     ],
 )

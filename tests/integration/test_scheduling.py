@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from edgeportal.jobs.models import Job, Rejection
+from edgeportal.jobs.models import Job
 from edgeportal.jobs.queueing import get_queue, get_settings_store
 from edgeportal.latency.models import BatchRecord, JobLatency
 from edgeportal.tuning.services import settings_save
 from inference.admission import admission_estimate
-from tests.conftest import make_template
+from tests.conftest import make_template, recent_refusals
 from tests.integration.test_pipeline import finished, slow_jobs
 from tests.integration.workers import wait_until
 
@@ -100,7 +100,7 @@ def test_once_batches_are_measured_a_job_that_cannot_finish_in_time_is_refused(a
     response = api.post({"prompt": "Impossible", "deadline_ms": 1})
     assert response.status_code == 429 and int(response["Retry-After"]) >= 1
     assert response.json()["error"]["code"] == "deadline_unreachable"
-    assert Rejection.objects.get().rule == "deadline_unreachable"
+    assert recent_refusals() == {"deadline_unreachable": 1}
     assert Job.objects.count() == 1
 
 

@@ -87,7 +87,7 @@ def test_bad_input_gets_a_clear_json_error_and_stores_nothing(api, defect_templa
 
 @pytest.mark.parametrize(
     "raw",
-    ["{bad", "[1, 2]", '"text"', b"\xff\xfe", '{"prompt": ' + "9" * 5000 + "}", "[" * 100_000 + "]" * 100_000],
+    ["{bad", "[1, 2]", '"text"', b"\xff\xfe", '{"prompt": ' + "9" * 5000 + "}", "[" * 50_000 + "]" * 50_000],
 )
 def test_malformed_json_is_refused(api, raw):
     response = api.post(None, raw=raw)

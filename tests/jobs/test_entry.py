@@ -8,9 +8,11 @@ import pytest
 from edgeportal.jobs.entry import job_submit
 from edgeportal.jobs.models import Job, Rejection
 from edgeportal.jobs.queueing import get_settings_store
+from edgeportal.jobs.refusals import refusals_flush
 from edgeportal.prompts.cache import cache_clear, cache_get
 from edgeportal.prompts.services import template_save
 from edgeportal.sources.models import Source
+from tests.conftest import recent_refusals
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -83,7 +85,7 @@ def test_a_source_over_its_rate_limit_gets_429_with_retry_after(api, queue):
     assert 1 <= int(response["Retry-After"]) <= 60
     assert response.json()["error"]["code"] == "rate_limited"
     assert Job.objects.count() == 2
-    assert Rejection.objects.get().rule == "rate_limited"
+    assert recent_refusals() == {"rate_limited": 1} and not Rejection.objects.exists()
 
 
 def test_a_guard_rejection_is_recorded_and_nothing_reaches_the_model(api, queue, defect_template):
@@ -93,13 +95,16 @@ def test_a_guard_rejection_is_recorded_and_nothing_reaches_the_model(api, queue,
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "blocked_pattern" and error["field"] == "defect"
+    assert Job.objects.count() == 0 and queue.live_job_ids() == set()
+    assert not Rejection.objects.exists()  # counted in Redis, stored when its minute is over
+    refusals_flush(now_s=time.time() + 60)
     rejection = Rejection.objects.get()
-    assert (rejection.rule, rejection.template_slug, rejection.source.name) == (
+    assert (rejection.rule, rejection.template_slug, rejection.source.name, rejection.count) == (
         "blocked_pattern",
         "defect",
         "camera-c3",
+        1,
     )
-    assert Job.objects.count() == 0 and queue.live_job_ids() == set()
 
 
 def test_the_api_reports_cache_hits_and_template_versions(api, make_worker, defect_template):
@@ -147,4 +152,5 @@ def test_blocked_phrases_cannot_hide_in_invisible_characters_or_across_variables
 def test_broken_text_in_names_is_refused_and_the_refusal_stored(api, defect_template, raw):
     response = api.post(None, raw=raw)
     assert response.status_code == 400
+    refusals_flush(now_s=time.time() + 60)
     assert Rejection.objects.count() == 1 and "\x00" not in Rejection.objects.get().message

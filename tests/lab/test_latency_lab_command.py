@@ -80,15 +80,15 @@ def test_a_duration_sends_jobs_for_that_long_and_the_rate_comes_from_the_single_
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--windows", "0,fast"], "must be an integer, got 'fast'"),
+        (["--windows", "0,fast"], r"must be a whole number from 0 to 10000 \(digits 0-9\), got 'fast'"),
         (["--windows", "0,,60"], "separated by commas"),
         (["--windows", "60,60"], "each window may appear once"),
-        (["--windows", "20000"], "between 0 and 10000"),
+        (["--windows", "20000"], "from 0 to 10000, got 20000"),
         (["--jitter-ms", "200,20"], "0 <= low <= high"),
         (["--jitter-ms", "20"], "two numbers"),
         (["--rate", "0"], "must be above 0"),
         (["--rate", "nan"], "must be above 0"),
-        (["--max-batch-size", "0"], "between 1 and 256"),
+        (["--max-batch-size", "0"], "from 1 to 256, got 0"),
         (["--jobs", "5", "--duration", "2"], "not allowed with argument"),
     ],
 )

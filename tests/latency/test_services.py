@@ -102,8 +102,7 @@ def test_batch_records_and_refusals_older_than_the_retention_are_deleted(db):
     old_batch, new_batch = make_batch("old", OLD_HOUR), make_batch("new", NOW - timedelta(days=1))
     job = Job.objects.create(prompt="p", max_new_tokens=8, status="done", batch=old_batch, worker="w1")
     for at in (OLD_HOUR, NOW - timedelta(days=1)):
-        refusal = Rejection.objects.create(rule="queue_full", message="full")
-        Rejection.objects.filter(pk=refusal.pk).update(created_at=at)
+        Rejection.objects.create(rule="queue_full", message="full", created_at=at)
     assert old_records_prune(older_than_days=30, now=NOW) == (1, 1)
     assert list(BatchRecord.objects.values_list("batch_id", flat=True)) == [new_batch.batch_id]
     assert Rejection.objects.get().created_at == NOW - timedelta(days=1)

@@ -1,7 +1,7 @@
 """The live dashboard: numbers of the last minutes from the database, queue and workers from Redis."""
 
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -21,6 +21,14 @@ def _db(db):
 def outsider_client(client, outsider):
     client.force_login(outsider)
     return client
+
+
+def refused(rule: str, *, count: int = 1, minutes_ago: int = 0) -> Rejection:
+    """Refusals stored for the minute that began `minutes_ago` minutes ago, as refusals_flush stores them."""
+    minute = (int(time.time()) // 60 - minutes_ago) * 60
+    return Rejection.objects.create(
+        rule=rule, count=count, message="m", created_at=datetime.fromtimestamp(minute, tz=UTC)
+    )
 
 
 def fragment(client) -> str:
@@ -102,10 +110,8 @@ def test_recent_numbers_cover_the_last_five_minutes_only():
     finished_job(500, status=Job.Status.FAILED)
     finished_job(900, status=Job.Status.EXPIRED)
     finished_job(99_999, minutes_ago=6)  # too old to count
-    Rejection.objects.create(rule="too_long", message="m")
-    Rejection.objects.create(rule="too_long", message="m")
-    Rejection.objects.create(rule="rate_limited", message="m")
-    Rejection.objects.filter(rule="rate_limited").update(created_at=timezone.now() - timedelta(minutes=10))
+    refused("too_long", count=2)
+    refused("rate_limited", minutes_ago=10)
 
     recent = recent_activity()
     assert (recent.finished, recent.done, recent.failed, recent.expired) == (22, 20, 1, 1)
@@ -118,7 +124,7 @@ def test_recent_numbers_cover_the_last_five_minutes_only():
 def test_the_fragment_shows_the_recent_numbers(outsider_client, queue):
     finished_job(40, cache_hit=True)
     finished_job(80, status=Job.Status.EXPIRED)
-    Rejection.objects.create(rule="blocked_pattern", message="m")
+    refused("blocked_pattern")
     html = fragment(outsider_client)
     assert '<strong data-testid="jobs-per-minute">0.4</strong>' in html
     assert '<strong data-testid="p95">80 ms</strong>' in html

@@ -100,3 +100,12 @@ def test_an_admin_clears_the_prompt_cache_from_the_template_page(admin_client, q
     response = admin_client.post("/templates/cache/clear/", follow=True)
     assert "Cleared the prompt cache (1 result(s))." in response.content.decode()
     assert cache_get("k" * 64) is None
+
+
+def test_deeply_nested_or_huge_json_in_the_template_editor_is_a_form_error(admin_client):
+    data = {"slug": "n", "title": "N", "body": "Hi {x}.", "language": "en", "max_new_tokens": "8"}
+    for bad in ("[" * 50_000 + "]" * 50_000, json.dumps([{"name": "x", "max_length": 1}])[:-2] + "9" * 5000 + "}]"):
+        response = admin_client.post("/templates/new/", {**data, "variables": bad, "sample": bad})
+        assert response.status_code == 400 and response.context["form"].errors["variables"]
+        preview = admin_client.post("/templates/preview/", {**data, "variables": bad})
+        assert preview.status_code == 200 and "not valid JSON" in preview.content.decode()

@@ -78,7 +78,7 @@ def test_bad_variable_declarations_are_refused_with_the_variable_named(variables
     ("values", "field", "message"),
     [
         ({"line": "C", "minutes": 5, "language": "English"}, "line", "must be one of: A, B"),
-        ({"line": "A", "minutes": 90, "language": "English"}, "minutes", "at most 60"),
+        ({"line": "A", "minutes": 90, "language": "English"}, "minutes", "from 1 to 60, got 90"),
         ({"line": "A", "minutes": "soon", "language": "English"}, "minutes", "whole number"),
         ({"line": "A", "minutes": 5, "language": "Portuguese!"}, "language", "longer than 10"),
     ],
@@ -147,6 +147,8 @@ def test_yaml_export_and_import_round_trip(notice):
         (lambda t: t.update(max_new_tokens=5000), "template 'second' max_new_tokens: Must be between 1 and 1024"),
         (lambda t: t.update(body="Hi {a.b}"), "template 'second' body"),
         (lambda t: t.update(sources=["nope"]), "template 'second' sources: no such source(s): nope"),
+        (lambda t: t.update(sources=[[]]), "template 'second' sources: must be a list of source names"),  # fuzzer
+        (lambda t: t.update(sources={"a": 1}), "template 'second' sources: must be a list of source names"),
         (lambda t: t.pop("title"), "template 'second' title: is required"),
         (lambda t: t.update(colour="red"), "unknown field(s) colour"),
     ],
@@ -161,6 +163,14 @@ def test_an_import_with_any_error_changes_nothing_and_names_the_fault(notice, ch
     assert notice.version == 1 and not PromptTemplate.objects.filter(slug="second").exists()
 
 
+def test_an_empty_variables_entry_imports_as_no_variables():
+    # Found by the fuzzer: "variables:" with nothing after it reached the database as NULL (IntegrityError).
+    assert templates_import("templates:\n- {slug: hi, title: Hi, body: Hello., variables: }\n") == [
+        "created hi (version 1)"
+    ]
+    assert PromptTemplate.objects.get(slug="hi").variables == []
+
+
 def test_the_templates_command_exports_and_imports_files(tmp_path, notice):
     path = tmp_path / "templates.yaml"
     call_command("templates", "export", str(path))
@@ -170,6 +180,9 @@ def test_the_templates_command_exports_and_imports_files(tmp_path, notice):
         call_command("templates", "import", str(path))
     with pytest.raises(CommandError, match="cannot read"):
         call_command("templates", "import", str(tmp_path / "missing.yaml"))
+    path.write_bytes(b"templates: \x80")  # found by the fuzzer: a traceback, not a message
+    with pytest.raises(CommandError, match=r"cannot read .*: not UTF-8 text"):
+        call_command("templates", "import", str(path))
 
 
 def test_admins_see_versions_with_diffs_and_roll_back(client, admin_user, manager, notice):

@@ -50,6 +50,8 @@ def test_saving_unchanged_values_changes_nothing(admin_client):
         ("window_ms", "-5", "Must be between 0 and 10000 ms."),
         ("max_batch_size", "1000", "Must be between 1 and 256 jobs."),
         ("queue_limit", "lots", "Enter a whole number."),
+        ("long_share_pct", "0", "Must be between 1 and 100 %."),  # a % in the message gave a 500
+        ("long_share_pct", "x", "Enter a whole number. Must be between 1 and 100 %."),
         ("adaptive_window", "7", "Select a valid choice"),
     ],
 )

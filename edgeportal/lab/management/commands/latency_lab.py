@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from edgeportal.lab.services import labrun_record
 from inference.generation import GenerationParams
+from inference.integers import IntegerError, parse_int
 from inference.lab import (
     BUILT_IN_PROMPTS,
     LOAD_FACTOR,
@@ -37,12 +38,9 @@ MAX_BATCH_SIZE_RANGE = (1, 256)
 def _int_in(low: int, high: int):
     def parse(raw: str) -> int:
         try:
-            value = int(raw)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer, got {raw!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {value}")
-        return value
+            return parse_int(raw, field="value", low=low, high=high)
+        except IntegerError as error:
+            raise argparse.ArgumentTypeError(error.message.removeprefix("value ")) from None
 
     return parse
 

@@ -26,6 +26,8 @@ class Command(BaseCommand):
             text = sys.stdin.read() if file == "-" else Path(file).read_text()
         except OSError as error:
             raise CommandError(f"cannot read {file}: {error.strerror}") from None
+        except UnicodeDecodeError as error:
+            raise CommandError(f"cannot read {file}: not UTF-8 text ({error.reason} at byte {error.start})") from None
         try:
             changes = templates_import(text)
         except ImportProblem as problem:

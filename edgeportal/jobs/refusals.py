@@ -1,0 +1,134 @@
+"""Refusals of the entry: counted in Redis as they happen (no database write on the request), then stored
+in the database per minute, source, user, template and rule, with a count and one sample message.
+
+Redis keys, under the installation's prefix (minutes on Redis' clock, so hosts agree on them):
+  refusals:minutes          sorted set of the minutes that hold counts not yet stored
+  refusals:<minute>         hash: group -> refusals in that minute
+  refusals:<minute>:sample  hash: group -> the first message of the group in that minute
+  refusals:flushing         held (60 s at most) by the one flush that runs
+A group is the JSON list [source id, user id, rule, template slug].
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from datetime import UTC, datetime
+
+import redis
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Sum
+
+from edgeportal.echo import clipped
+from edgeportal.jobs.models import Rejection
+from edgeportal.jobs.queueing import get_queue
+from edgeportal.sources.models import Source
+
+SAMPLE_CHARS = 300
+# Counts wait in Redis until beat stores them (every minute); kept this long if it does not run.
+KEEP_S = 2 * 86_400
+
+_COUNT = """
+local t = redis.call('TIME')
+local minute = math.floor(tonumber(t[1]) / 60)
+local counts = KEYS[1] .. ':' .. minute
+redis.call('HINCRBY', counts, ARGV[1], 1)
+redis.call('HSETNX', counts .. ':sample', ARGV[1], ARGV[2])
+redis.call('EXPIRE', counts, ARGV[3])
+redis.call('EXPIRE', counts .. ':sample', ARGV[3])
+redis.call('ZADD', KEYS[1] .. ':minutes', minute, minute)
+redis.call('ZREMRANGEBYSCORE', KEYS[1] .. ':minutes', '-inf', minute - math.floor(ARGV[3] / 60))
+return minute
+"""
+
+
+def _base() -> str:
+    return f"{get_queue().prefix}:refusals"
+
+
+def refusal_count(*, rule: str, message: str, source: Source | None = None, user=None, template_slug: str = "") -> None:
+    """Count one refusal in the current minute (one Redis round trip). The template slug is a known template's
+    (callers never pass what a request merely named), so the groups stay few whatever requests send."""
+    group = json.dumps([source.pk if source else None, user.pk if user else None, rule, template_slug])
+    sample = clipped(_storable(message), SAMPLE_CHARS)
+    get_queue().redis.register_script(_COUNT)(keys=[_base()], args=[group, sample, KEEP_S])
+
+
+def _storable(text: str) -> str:
+    """Refused input is echoed in messages: keep it storable (no NUL, no unpaired surrogates)."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+
+
+def _minute_start(minute: int) -> datetime:
+    return datetime.fromtimestamp(minute * 60, tz=UTC)
+
+
+def refusals_flush(*, now_s: float | None = None) -> int:
+    """Store the counts of every closed minute (before the one of `now_s`, by default Redis' clock's) as
+    Rejection rows; returns how many rows it wrote.
+
+    A row's count is set, not added to, so a flush interrupted between the database and Redis, then
+    repeated, stores the same numbers again."""
+    client, base = get_queue().redis, _base()
+    if not client.set(f"{base}:flushing", 1, nx=True, ex=60):
+        return 0  # another flush runs (two would both create the same rows)
+    try:
+        now_s = client.time()[0] if now_s is None else now_s
+        closed = [int(m) for m in client.zrangebyscore(f"{base}:minutes", "-inf", int(now_s // 60) - 1)]
+        stored = 0
+        for minute in closed:
+            counts = client.hgetall(f"{base}:{minute}")
+            samples = client.hgetall(f"{base}:{minute}:sample")
+            stored += _store_minute(minute, counts, samples)
+            pipe = client.pipeline(transaction=True)
+            pipe.delete(f"{base}:{minute}", f"{base}:{minute}:sample")
+            pipe.zrem(f"{base}:minutes", minute)
+            pipe.execute()
+        return stored
+    finally:
+        client.delete(f"{base}:flushing")
+
+
+@transaction.atomic
+def _store_minute(minute: int, counts: dict[str, str], samples: dict[str, str]) -> int:
+    groups = [(json.loads(group), int(count), samples.get(group, "")) for group, count in counts.items()]
+    # A source or user deleted since keeps its refusals, without the link (as SET_NULL would have left them).
+    sources = set(Source.objects.filter(pk__in={g[0] for g, _, _ in groups}).values_list("pk", flat=True))
+    users = set(get_user_model().objects.filter(pk__in={g[1] for g, _, _ in groups}).values_list("pk", flat=True))
+    merged: dict[tuple, list] = {}
+    for (source_id, user_id, rule, slug), count, sample in groups:
+        key = (source_id if source_id in sources else None, user_id if user_id in users else None, rule, slug)
+        merged.setdefault(key, [0, sample])[0] += count
+    for (source_id, user_id, rule, slug), (count, sample) in merged.items():
+        Rejection.objects.update_or_create(
+            source_id=source_id, user_id=user_id, rule=rule, template_slug=slug, created_at=_minute_start(minute),
+            defaults={"count": count, "message": sample},
+        )  # fmt: skip
+    return len(merged)
+
+
+def refusals_by_rule(*, since: datetime) -> Counter[str]:
+    """Refusals per rule in the minutes that start at or after `since`: stored rows, plus the minutes still in
+    Redis (each minute read from one place only). Without Redis, the stored rows alone."""
+    first_minute = math.ceil(since.timestamp() / 60)
+    totals: Counter[str] = Counter()
+    in_redis: list[int] = []
+    try:
+        client, base = get_queue().redis, _base()
+        in_redis = [int(m) for m in client.zrangebyscore(f"{base}:minutes", first_minute, "+inf")]
+        pipe = client.pipeline(transaction=False)
+        for minute in in_redis:
+            pipe.hgetall(f"{base}:{minute}")
+        for counts in pipe.execute():
+            for group, count in counts.items():
+                totals[json.loads(group)[2]] += int(count)
+    except redis.RedisError:
+        in_redis, totals = [], Counter()
+    stored = Rejection.objects.filter(created_at__gte=_minute_start(first_minute)).exclude(
+        created_at__in=[_minute_start(minute) for minute in in_redis]
+    )
+    for row in stored.values("rule").annotate(total=Sum("count")).order_by():
+        totals[row["rule"]] += row["total"]
+    return totals
