@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def full_queue(api):
-    get_settings_store().update(queue_limit=1)
+    get_settings_store().update(queue_limit=1, source_share_pct=100)  # one source may fill it
     assert api.post({"prompt": "one"}).status_code == 202
 
 
