@@ -20,6 +20,11 @@ from tests.conftest import make_template, recent_refusals
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def alive(queue):
+    """A worker's heartbeat that stays fresh (6 s) however slowly a busy machine runs the test."""
+    return queue.now() + 60
+
+
 def measured(queue, lane, batch_ms):
     """As if workers had measured batches of exactly batch_ms (no deviation)."""
     queue.redis.hset(queue.stats, mapping={f"batch_ms:{lane}": batch_ms, f"batch_dev_ms:{lane}": 0})
@@ -162,9 +167,9 @@ def test_the_estimate_shares_the_work_among_live_workers_from_when_the_first_is_
     settings = get_settings_store().current()
     measured(queue, "short", 1_000)
     for name in ("w1", "w2"):
-        queue.redis.zadd(queue.lane_workers_key("short"), {name: time.time()})
+        queue.redis.zadd(queue.lane_workers_key("short"), {name: alive(queue)})
     queue.redis.zadd(queue.lane_workers_key("short"), {"gone": time.time() - 60})
-    queue.redis.zadd(queue.lane_workers_key("long"), {"long-only": time.time()})  # does not serve short jobs
+    queue.redis.zadd(queue.lane_workers_key("long"), {"long-only": alive(queue)})  # does not serve short jobs
     estimate = admission_estimate(queue, settings, lane="short", priority="normal", deadline_ms=10_000)
     assert estimate.workers == 2 and estimate.finish_ms == pytest.approx(500 + settings.window_ms)
     queue.set_busy("long-only", 60_000)  # busy, but not with this lane's work
@@ -205,12 +210,12 @@ def test_a_long_job_waits_for_the_short_jobs_waiting_on_workers_that_serve_both(
     settings = get_settings_store().current()  # max_batch_size 8
     measured(queue, "long", 4_000)
     measured(queue, "short", 1_000)
-    queue.redis.zadd(queue.lane_workers_key("long"), {"both": time.time()})
+    queue.redis.zadd(queue.lane_workers_key("long"), {"both": alive(queue)})
     long_job = {"lane": "long", "priority": "normal", "deadline_ms": 60_000, "tokens": 1_500}
     for job_id in range(1, 10):  # nine short jobs: two batches
         queue.enqueue(QueuedJob(job_id, "note", 32, prompt_tokens=40), deadline_in_ms=10_000)
     alone = admission_estimate(queue, settings, **long_job).finish_ms
-    queue.redis.zadd(queue.lane_workers_key("short"), {"both": time.time()})
+    queue.redis.zadd(queue.lane_workers_key("short"), {"both": alive(queue)})
     assert admission_estimate(queue, settings, **long_job).finish_ms == pytest.approx(alone + 2_000)
 
 
@@ -229,8 +234,8 @@ def test_long_work_counts_for_a_short_job_only_where_it_cannot_wait_past_the_sho
 def test_a_long_batch_in_progress_delays_short_jobs_only_on_its_own_worker(queue):
     settings = get_settings_store().current()
     measured(queue, "short", 1_000)
-    queue.redis.zadd(queue.lane_workers_key("short"), {"both": time.time(), "short-only": time.time()})
-    queue.redis.zadd(queue.lane_workers_key("long"), {"both": time.time()})
+    queue.redis.zadd(queue.lane_workers_key("short"), {"both": alive(queue), "short-only": alive(queue)})
+    queue.redis.zadd(queue.lane_workers_key("long"), {"both": alive(queue)})
     short_job = {"lane": "short", "priority": "normal", "deadline_ms": 10_000}
     free = admission_estimate(queue, settings, **short_job).finish_ms
     queue.set_long_run("both", queue.now() + 2, 4_000)  # 4 s of work left, 2 s to finish it in: all due now
@@ -260,8 +265,8 @@ def test_short_jobs_may_not_take_the_time_an_accepted_long_job_needs_before_its_
 
 def test_a_short_job_that_would_make_an_accepted_long_job_late_is_refused(queue, api):
     measured(queue, "short", 1_000)
-    queue.redis.zadd(queue.lane_workers_key("short"), {"both": time.time()})
-    queue.redis.zadd(queue.lane_workers_key("long"), {"both": time.time()})
+    queue.redis.zadd(queue.lane_workers_key("short"), {"both": alive(queue)})
+    queue.redis.zadd(queue.lane_workers_key("long"), {"both": alive(queue)})
     queue.set_long_run("both", queue.now() + 6.5, 4_000)  # 4 s of work left, to finish within 6.5 s
     assert api.post({"prompt": "Describe the dent.", "deadline_ms": 9_000}).status_code == 202  # 1 s, then 4 s
     for job_id in range(100, 115):  # two more batches ranked before the long job's end, as the new one
@@ -280,13 +285,13 @@ def test_long_jobs_may_book_only_their_share_of_a_worker_that_serves_both_lanes(
     get_settings_store().update(long_prompt_tokens=50)  # share: 50 %
     settings = get_settings_store().current()
     measured(queue, "long", 4_000)
-    queue.redis.zadd(queue.lane_workers_key("long"), {"both": time.time()})
+    queue.redis.zadd(queue.lane_workers_key("long"), {"both": alive(queue)})
     # About 600 tokens: one job per long batch (1024 tokens).
     log = {"prompt": "Summarise this shift log: " + "motor 3 overheated again, " * 100, "deadline_ms": 10_000}
     assert api.post(log).status_code == 202  # 4 s of 10: within half
     long_job = {"lane": "long", "priority": "normal", "deadline_ms": 10_000, "tokens": 600}
     assert admission_estimate(queue, settings, **long_job).long_share_over_ms == 0  # no short lane on it
-    queue.redis.zadd(queue.lane_workers_key("short"), {"both": time.time()})
+    queue.redis.zadd(queue.lane_workers_key("short"), {"both": alive(queue)})
     estimate = admission_estimate(queue, settings, **long_job)
     assert estimate.finish_ms < 10_000 and estimate.long_share_over_ms == pytest.approx(3_000)  # 8 s booked of 5
     # Its own 4 s are more than the 3 s of half its deadline; refused while the lane has work, not when idle.
@@ -311,7 +316,7 @@ def test_long_jobs_may_book_only_their_share_of_a_worker_that_serves_both_lanes(
     estimate = admission_estimate(queue, quarter, **{**long_job, "deadline_ms": 60_000})
     assert estimate.long_share_over_ms == pytest.approx(1_000) and estimate.retry_after_s == 4  # one batch
     # A worker kept for the long lane gives it all its time: 15 s and 60 s.
-    queue.redis.zadd(queue.lane_workers_key("long"), {"long-only": time.time()})
+    queue.redis.zadd(queue.lane_workers_key("long"), {"long-only": alive(queue)})
     assert admission_estimate(queue, quarter, **{**long_job, "deadline_ms": 60_000}).long_share_over_ms == 0
 
 
@@ -337,7 +342,7 @@ def after_an_overload(queue):
 
 def test_an_idle_node_admits_a_default_job_as_a_probe_whatever_an_overload_left_behind(api, queue):
     after_an_overload(queue)
-    queue.redis.zadd(queue.lane_workers_key("short"), {"w1": queue.now()})
+    queue.redis.zadd(queue.lane_workers_key("short"), {"w1": alive(queue)})
     queue.set_busy("w1", 3_000)  # running a batch: the estimate applies, and it misses the deadline
     refused = api.post({"prompt": "Describe the dent."})
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "deadline_unreachable"
@@ -349,7 +354,7 @@ def test_an_idle_node_admits_a_default_job_as_a_probe_whatever_an_overload_left_
 
 def test_a_probe_still_needs_one_batch_as_things_stand_within_its_deadline(api, queue):
     after_an_overload(queue)
-    queue.redis.zadd(queue.lane_workers_key("short"), {"w1": queue.now()})
+    queue.redis.zadd(queue.lane_workers_key("short"), {"w1": alive(queue)})
     estimate = admission_estimate(
         queue, get_settings_store().current(), lane="short", priority="normal", deadline_ms=10_000
     )
@@ -360,8 +365,8 @@ def test_a_probe_still_needs_one_batch_as_things_stand_within_its_deadline(api, 
 
 def test_a_worker_serving_the_other_lane_too_is_idle_only_when_both_lanes_are_empty(api, queue):
     after_an_overload(queue)
-    queue.redis.zadd(queue.lane_workers_key("short"), {"both": queue.now()})
-    queue.redis.zadd(queue.lane_workers_key("long"), {"both": queue.now()})
+    queue.redis.zadd(queue.lane_workers_key("short"), {"both": alive(queue)})
+    queue.redis.zadd(queue.lane_workers_key("long"), {"both": alive(queue)})
     queue.enqueue(QueuedJob(99, "log", 32, prompt_tokens=1_500, lane="long"), deadline_in_ms=30_000)
     assert api.post({"prompt": "Describe the dent."}).status_code == 429  # it will run the long job first
 
