@@ -145,6 +145,21 @@ def recent_refusals() -> dict[str, int]:
     return dict(refusals_by_rule(since=timezone.now() - timedelta(minutes=2)))
 
 
+@pytest.fixture
+def notice_template(db):
+    """A template with a choice, an integer (1 to 60) and a text variable."""
+    return make_template(
+        slug="notice",
+        title="Notice",
+        body="Line {line} restarts in {minutes} minutes. Write a notice in {language}.",
+        variables=[
+            {"name": "line", "type": "choice", "choices": ["A", "B"]},
+            {"name": "minutes", "type": "integer", "min": 1, "max": 60},
+            {"name": "language", "max_length": 10},
+        ],
+    )
+
+
 def make_template(**fields) -> PromptTemplate:
     """A template saved the way admins save them: through the service that records its first version."""
     template = PromptTemplate(**fields)

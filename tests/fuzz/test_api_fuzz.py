@@ -7,7 +7,6 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from edgeportal.jobs.api import ALLOWED_FIELDS
-from tests.conftest import make_template
 from tests.fuzz.strategies import FUZZ, JSON_TEXT, JSON_VALUE, TEXT
 
 pytestmark = pytest.mark.django_db  # accepted jobs stay queued: no worker, no commit (no Redis enqueue)
@@ -16,17 +15,8 @@ FIELD_NAMES = st.one_of(st.sampled_from(sorted(ALLOWED_FIELDS)), JSON_TEXT)
 
 
 @pytest.fixture
-def templates(defect_template):
-    make_template(
-        slug="notice",
-        title="Notice",
-        body="Line {line} restarts in {minutes} minutes. Write a notice in {language}.",
-        variables=[
-            {"name": "line", "type": "choice", "choices": ["A", "B"]},
-            {"name": "minutes", "type": "integer", "min": 1, "max": 60},
-            {"name": "language", "max_length": 10},
-        ],
-    )
+def templates(defect_template, notice_template):
+    return [defect_template, notice_template]
 
 
 def assert_answered(response) -> None:

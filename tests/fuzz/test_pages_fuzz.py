@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from edgeportal.lab.services import labrun_record
 from inference.lab import Comparison
 from inference.scheduler import SETTINGS
-from tests.conftest import make_template
 from tests.fuzz.strategies import FUZZ_PAGES, NUMBERISH, TEXT
 
 pytestmark = pytest.mark.django_db
@@ -40,17 +39,8 @@ def manager_page(manager) -> Client:
 
 
 @pytest.fixture
-def notice(defect_template):
-    return make_template(
-        slug="notice",
-        title="Notice",
-        body="Line {line} restarts in {minutes} minutes. Write a notice in {language}.",
-        variables=[
-            {"name": "line", "type": "choice", "choices": ["A", "B"]},
-            {"name": "minutes", "type": "integer", "min": 1, "max": 60},
-            {"name": "language", "max_length": 10},
-        ],
-    )
+def notice(defect_template, notice_template):
+    return notice_template
 
 
 def replaced(base: dict, changes: dict) -> dict:

@@ -23,41 +23,28 @@ def test_database_url() -> str:
     return f"postgres://{auth}{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-class WorkerProcess:
-    def __init__(self, name: str, *, model_path: Path, log_dir: Path, **env: str):
-        self.name = f"{name}@test"
-        self.log_path = log_dir / f"{name}.log"
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": test_database_url(),
-            "REDIS_URL": settings.REDIS_URL,
-            "EDGE_REDIS_PREFIX": settings.EDGE_REDIS_PREFIX,
-            "EDGE_MODEL": str(model_path),
-            # The test run's own metrics folder (tests/conftest.py): the worker's numbers reach the web's /metrics.
-            "PROMETHEUS_MULTIPROC_DIR": os.environ["PROMETHEUS_MULTIPROC_DIR"],
-            **env,
-        }
-        self.process: subprocess.Popen | None = None
+def process_env(**env: str) -> dict[str, str]:
+    """What a process started by a test shares with it: the test database, Redis prefix and metrics folder."""
+    return {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "EDGE_REDIS_PREFIX": settings.EDGE_REDIS_PREFIX,
+        # The test run's own metrics folder (tests/conftest.py): the worker's numbers reach the web's /metrics.
+        "PROMETHEUS_MULTIPROC_DIR": os.environ["PROMETHEUS_MULTIPROC_DIR"],
+        **env,
+    }
 
-    def start(self, timeout: float = 90) -> "WorkerProcess":
-        command = [
-            sys.executable, "-m", "celery", "-A", "edgeportal", "worker",
-            "-P", "solo", "-n", self.name, "--loglevel=INFO",
-            "--without-mingle", "--without-gossip", "--without-heartbeat",
-            "-Q", f"{settings.EDGE_REDIS_PREFIX}:celery",  # our own Celery queue: no stray periodic tasks
-        ]  # fmt: skip
+
+class ChildProcess:
+    """A process a test started, its output in a log file."""
+
+    log_path: Path
+    process: subprocess.Popen | None = None
+
+    def spawn(self, command: list[str], env: dict[str, str]) -> None:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
-        key = f"{settings.EDGE_REDIS_PREFIX}:workers:{self.name}"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker {self.name} exited early:\n{self.log()}")
-            if client.exists(key):  # the heartbeat starts once the model is loaded and warmed up
-                return self
-            time.sleep(0.1)
-        raise TimeoutError(f"worker {self.name} not ready after {timeout}s:\n{self.log()}")
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:]
@@ -75,48 +62,46 @@ class WorkerProcess:
                 self.kill()
 
 
-class BeatProcess:
+class WorkerProcess(ChildProcess):
+    def __init__(self, name: str, *, model_path: Path, log_dir: Path, **env: str):
+        self.name = f"{name}@test"
+        self.log_path = log_dir / f"{name}.log"
+        self.env = process_env(EDGE_MODEL=str(model_path), **env)
+
+    def start(self, timeout: float = 90) -> "WorkerProcess":
+        self.spawn(
+            [
+                sys.executable, "-m", "celery", "-A", "edgeportal", "worker",
+                "-P", "solo", "-n", self.name, "--loglevel=INFO",
+                "--without-mingle", "--without-gossip", "--without-heartbeat",
+                "-Q", f"{settings.EDGE_REDIS_PREFIX}:celery",  # our own Celery queue: no stray periodic tasks
+            ],
+            self.env,
+        )  # fmt: skip
+        client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+        key = f"{settings.EDGE_REDIS_PREFIX}:workers:{self.name}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker {self.name} exited early:\n{self.log()}")
+            if client.exists(key):  # the heartbeat starts once the model is loaded and warmed up
+                return self
+            time.sleep(0.1)
+        raise TimeoutError(f"worker {self.name} not ready after {timeout}s:\n{self.log()}")
+
+
+class BeatProcess(ChildProcess):
     """`celery -A edgeportal beat` on its own, as a node runs it beside (or without) its workers."""
 
     def __init__(self, *, log_dir: Path, **env: str):
         self.log_path = log_dir / "beat.log"
         self.schedule = log_dir / "celerybeat-schedule"
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": test_database_url(),
-            "REDIS_URL": settings.REDIS_URL,
-            "EDGE_REDIS_PREFIX": settings.EDGE_REDIS_PREFIX,
-            "PROMETHEUS_MULTIPROC_DIR": os.environ["PROMETHEUS_MULTIPROC_DIR"],
-            **env,
-        }
-        self.process: subprocess.Popen | None = None
+        self.env = process_env(**env)
 
     def start(self) -> "BeatProcess":
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "edgeportal",
-            "beat",
-            "-s",
-            str(self.schedule),
-            "--loglevel=INFO",
-        ]
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        celery = [sys.executable, "-m", "celery", "-A", "edgeportal"]
+        self.spawn([*celery, "beat", "-s", str(self.schedule), "--loglevel=INFO"], self.env)
         return self
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
 
 
 def wait_until(predicate, *, timeout: float = 60, interval: float = 0.1, what: str = "condition"):

@@ -17,17 +17,8 @@ def _db(db):
 
 
 @pytest.fixture
-def notice():
-    return make_template(
-        slug="notice",
-        title="Notice",
-        body="Line {line} restarts in {minutes} minutes. Write a notice in {language}.",
-        variables=[
-            {"name": "line", "type": "choice", "choices": ["A", "B"]},
-            {"name": "minutes", "type": "integer", "min": 1, "max": 60},
-            {"name": "language", "max_length": 10},
-        ],
-    )
+def notice(notice_template):
+    return notice_template
 
 
 def test_saving_keeps_every_version_and_only_content_changes_make_one(admin_user):
