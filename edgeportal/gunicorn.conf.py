@@ -12,11 +12,12 @@ waiting on the database never holds up another. gunicorn's master replaces a wor
 import os
 from pathlib import Path
 
+from edgeportal.serving import address
+
 # Like edgeportal.monitoring.metrics: the workers' metric files go here unless the environment names a folder.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "prometheus"))
 
-_host = os.getenv("HOST", "127.0.0.1")
-bind = f"[{_host}]:{os.getenv('PORT', '8000')}" if ":" in _host else f"{_host}:{os.getenv('PORT', '8000')}"
+bind = address(os.getenv("HOST", "127.0.0.1"), int(os.getenv("PORT", "8000")))
 worker_class = "uvicorn_worker.UvicornWorker"
 workers = int(os.getenv("WEB_WORKERS", "2"))
 # A worker whose event loop has not checked in for this long is killed and replaced.

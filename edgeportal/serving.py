@@ -16,21 +16,22 @@ ROOT = Path(__file__).resolve().parent.parent
 GUNICORN_CONFIG = ROOT / "edgeportal" / "gunicorn.conf.py"
 
 
-def _address(host: str, port: int) -> str:
+def address(host: str, port: int) -> str:
+    """host:port as servers bind it ([host]:port for IPv6)."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def web_command(*, host: str, port: int, python: str = sys.executable) -> list[str]:
     """gunicorn with uvicorn workers on Django's ASGI app, sized in edgeportal/gunicorn.conf.py."""
     return [
-        python, "-m", "gunicorn", "--config", str(GUNICORN_CONFIG), "--bind", _address(host, port),
+        python, "-m", "gunicorn", "--config", str(GUNICORN_CONFIG), "--bind", address(host, port),
         "edgeportal.asgi:application",
     ]  # fmt: skip
 
 
 def dev_web_command(*, host: str, port: int, reload: bool = True, python: str = sys.executable) -> list[str]:
     """Django's development server (by default reloading on code changes): never for a node left running."""
-    return [python, str(ROOT / "manage.py"), "runserver", _address(host, port)] + ([] if reload else ["--noreload"])
+    return [python, str(ROOT / "manage.py"), "runserver", address(host, port)] + ([] if reload else ["--noreload"])
 
 
 def worker_command(*, name: str, beat: bool = True, python: str = sys.executable) -> list[str]:
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not port_is_free(args.host, args.port):
         logging.getLogger("edgeportal.supervisor").error(
-            "%s is in use (another `make run`?): stop it or set PORT.", _address(args.host, args.port)
+            "%s is in use (another `make run`?): stop it or set PORT.", address(args.host, args.port)
         )
         return 1
     web = dev_web_command if args.dev else web_command

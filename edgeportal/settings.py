@@ -8,8 +8,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from edgeportal.secret_key import secret_key_load_or_create
-from inference.integers import IntegerError, parse_int
-from inference.scheduler import SchedulerSettings, SettingError
+from inference.scheduler import SchedulerSettings, SettingError, env_int
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -24,13 +23,10 @@ def envbool(name: str, default: str) -> bool:
 
 
 def envint(name: str, default: int, *, minimum: int = 0) -> int:
-    raw = os.getenv(name, "").strip()
-    if not raw:
-        return default
     try:
-        return parse_int(raw, field=name, low=minimum)
-    except IntegerError as error:
-        raise ImproperlyConfigured(error.message) from None
+        return env_int(name, default, low=minimum, high=None)
+    except SettingError as error:
+        raise ImproperlyConfigured(str(error)) from None
 
 
 def envsecret(name: str, default: str) -> str:

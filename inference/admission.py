@@ -10,12 +10,14 @@ from inference.batch_time import batch_estimate_ms, central_estimate_ms, tokens_
 from inference.queue import LANES, WORKER_ALIVE_S, JobQueue, LanePeek, lane_peek, long_run_fields, stats_read
 from inference.scheduler import (
     SchedulerSettings,
+    full_batch_central_ms,
     full_batch_estimate_ms,
     jobs_per_batch,
     long_start_by_ms,
 )
 
 RANKS_READ = 512  # short jobs whose ranks admission reads (the rest rank later: counted first, to be safe)
+PROBE_MARGIN_MS, PROBE_MARGIN = 100, 0.1  # a probe's margin: at least 100 ms, or a tenth of its batch
 
 
 @dataclass(frozen=True)
@@ -28,14 +30,16 @@ class Estimate:
     long_late_ms: float = 0.0  # how late accepting it would leave an accepted long job (see long_late_ms)
     long_share_over_ms: float = 0.0  # long work booked past the long lane's share (see long_share_pct)
     # When a worker serving its lane is idle and nothing waits for it: one batch as things stand, plus a
-    # window. A job that fits is admitted as a probe whatever the margins say (see admission_estimate).
+    # window and a margin. A job that fits may go as a probe whatever the margins say (admission_estimate).
     probe_finish_ms: float | None = None
 
-    def refused_for_time(self, deadline_ms: int) -> bool:
-        """The estimate misses the deadline, and the job cannot go at once as a probe either."""
-        if self.probe_finish_ms is not None and self.probe_finish_ms <= deadline_ms:
-            return False
+    def misses(self, deadline_ms: int) -> bool:
+        """The estimate finishes after the deadline."""
         return self.finish_ms is not None and self.finish_ms > deadline_ms
+
+    def probe_fits(self, deadline_ms: int) -> bool:
+        """The job could go at once as a probe of an idle lane (JobQueue.claim_probe: one at a time)."""
+        return self.probe_finish_ms is not None and self.probe_finish_ms <= deadline_ms
 
 
 def admission_estimate(
@@ -61,8 +65,9 @@ def admission_estimate(
     Batch times come from the lane's measurements, anchored to the baseline the workers measured at start,
     or to `prior` (inference.batch_time.model_prior) before any did: never "nothing known, admit all".
     A probe: when a live worker serving the lane is idle and no job waits in the lanes it serves, the
-    job would start after one window; it is admitted if one batch as things stand (without the margin)
-    fits its deadline. Measurements from an overload that nothing runs to correct can then never refuse
+    job would start after one window; it may be admitted if one batch as things stand (without the
+    margin, but with a small one for the way to the lease) fits its deadline; one probe at a time per
+    lane (JobQueue.claim_probe). Measurements from an overload that nothing runs to correct can then never refuse
     a job an idle node could serve, and the probe's own batch corrects them."""
     now = queue.now()
     rank = now * 1000 + deadline_ms - settings.head_start_ms(priority)
@@ -82,10 +87,14 @@ def admission_estimate(
     measurements = stats_read({**(prior or {}), **stats}, now)
     per_job = max(tokens, tokens_per_job(measurements, lane) or tokens)
     per_batch = jobs_per_batch(settings, lane, per_job)
-    # Every batch planned full, at its upper bound: expiry ends a waiting job only when even the central
-    # estimate of such a batch misses its deadline, so what is admitted here is not expired later for
-    # want of time while the estimates hold.
-    batch_ms = batch_estimate_ms(measurements, lane, int(per_batch * per_job) or None)
+    # Every batch planned full, at its upper bound, and never below a full batch of the lane's usual jobs:
+    # expiry ends a waiting job only when even the central estimate of such a batch misses its deadline,
+    # so what is admitted here is not expired later for want of time while the estimates hold.
+    own_tokens = int(per_batch * per_job) or None
+    full_central_ms = full_batch_central_ms(settings, measurements, lane)
+    batch_ms = max(
+        batch_estimate_ms(measurements, lane, own_tokens), full_batch_estimate_ms(settings, measurements, lane)
+    )
     finish_ms, late_ms, over_ms = None, 0.0, 0.0
     retry_after_s = max(1, math.ceil(batch_ms / 1000))  # one batch drains the head of the queue
     if batch_ms:
@@ -120,14 +129,18 @@ def admission_estimate(
                 shared_fraction=len(sharing) / len(long_workers),
             )  # fmt: skip
             retry_after_s = max(retry_after_s, math.ceil(due_in_ms / 1000))  # by then that long job is done
-        finish_ms = free_in_ms + work_ms / max(1, len(workers)) + settings.window_ms
+        # Shared among the workers, but its own batch runs on one of them.
+        finish_ms = free_in_ms + max(work_ms / max(1, len(workers)), batch_ms) + settings.window_ms
         retry_after_s = max(retry_after_s, math.ceil((finish_ms - deadline_ms) / 1000), math.ceil(over_ms / 1000))
     depth = sum(int(d) for d in depths)
     idle = _idle_workers(workers, busy, long_runs, dict(zip(LANES, (int(d) for d in depths), strict=True)),
                          {"short": set(short_workers), "long": set(long_workers)})  # fmt: skip
     probe_ms = None
     if idle and batch_ms:
-        probe_ms = central_estimate_ms(measurements, lane, int(per_batch * per_job) or None) + settings.window_ms
+        central_ms = max(central_estimate_ms(measurements, lane, own_tokens), full_central_ms)
+        # The margin: from admission to the lease, the request commits, the window waits, a busy machine
+        # lags; at the lease the job must still have a batch's central time left, or it is expired.
+        probe_ms = central_ms + settings.window_ms + max(PROBE_MARGIN_MS, central_ms * PROBE_MARGIN)
     return Estimate(
         depth, int(ahead), max(1, len(workers)), finish_ms, retry_after_s, max(0.0, late_ms), max(0.0, over_ms),
         probe_ms,

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import TYPE_CHECKING
 
+from inference.batch import BatchRun, JobResult
 from inference.queue import QueuedJob
 from inference.scheduler import SchedulerSettings
-
-if TYPE_CHECKING:
-    from inference.worker import BatchRun
 
 
 def kept_fields(batch: BatchRun) -> dict[int, str]:
@@ -46,8 +43,6 @@ def kept_fields(batch: BatchRun) -> dict[int, str]:
 
 def batches_from_kept(jobs: list[QueuedJob]) -> list[BatchRun]:
     """The batch runs these jobs' kept outputs came from, as the sink stores a finished batch."""
-    from inference.worker import BatchRun, JobResult  # the worker imports this module
-
     batches: dict[str, BatchRun] = {}
     for job in jobs:
         kept = json.loads(job.kept)

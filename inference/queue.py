@@ -20,6 +20,7 @@ touch job:{id} keys they build from the prefix: fine on one Redis, not on Redis 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -30,6 +31,7 @@ from inference.batch_time import updated_measurements
 LANES = ("short", "long")
 PRIORITIES = ("high", "normal", "low")
 WORKER_ALIVE_S = 6.0  # workers beat every 2 s: silent for three beats means gone
+CLOCK_SYNC_EVERY_S = 60.0
 
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)"
 
@@ -85,7 +87,7 @@ end
 """
 )
 
-# KEYS: lane, deadlines, leased, owners. ARGV: job key prefix, lane key prefix, max_count, max_tokens,
+# KEYS: lane, deadlines, leased, owners, busy. ARGV: job key prefix, lane key prefix, max_count, max_tokens,
 # est_ms, lease_ms, worker. Takes jobs in rank order into a lease, up to the count and the padded
 # token budget (batch size times the longest prompt); jobs that cannot finish by their deadline
 # even if run now are expired instead of taken (not those whose output is kept: they only need storing).
@@ -120,6 +122,9 @@ for _, id in ipairs(ids) do
     redis.call('HSET', key, 'worker', ARGV[7], 'leased_ms', now)
     table.insert(taken, {id, redis.call('HGETALL', key)})
   end
+end
+if #taken > 0 then  -- the worker is busy from this moment (it refines when with set_busy)
+  redis.call('HSET', KEYS[5], ARGV[7], string.format('%.3f', (now + est) / 1000))
 end
 return {taken, expired, now}
 """
@@ -181,6 +186,24 @@ for i = 1, #back, 2 do
   end
 end
 return count
+"""
+)
+
+# KEYS: leased, deadlines, owners. ARGV: job key prefix, lane key prefix, then job ids. A finished job leaves
+# Redis everywhere at once: its lease, and its lane if it was reclaimed meanwhile (a worker thought dead),
+# so no lane keeps an id whose payload is gone, and fair share's count follows.
+_ACK = (
+    _OWNER_FN
+    + """
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  local key = ARGV[1] .. id
+  redis.call('ZREM', KEYS[1], id)
+  local lane = redis.call('HGET', key, 'lane')
+  if lane and redis.call('ZREM', ARGV[2] .. lane, id) == 1 then owner_waiting(KEYS[3], key, -1) end
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('DEL', key)
+end
 """
 )
 
@@ -369,11 +392,13 @@ class JobQueue:
         self.lane_prefix = f"{prefix}:lane:"
         self.owners = f"{prefix}:waiting-by-owner"
         self.clock_offset = 0.0  # Redis server time minus local time
+        self._synced_at = -math.inf
         self._enqueue = client.register_script(_ENQUEUE)
         self._take = client.register_script(_TAKE)
         self._expire_due = client.register_script(_EXPIRE_DUE)
         self._reclaim = client.register_script(_RECLAIM)
         self._keep = client.register_script(_KEEP)
+        self._ack = client.register_script(_ACK)
         self._peek = client.register_script(_PEEK)
         self._withdraw = client.register_script(_WITHDRAW)
         self._recount = client.register_script(_RECOUNT)
@@ -390,15 +415,22 @@ class JobQueue:
         self.redis.ping()
 
     def sync_clock(self) -> float:
-        """Measure how far Redis' clock (which stamps arrivals and deadlines) is from ours."""
+        """Measure how far Redis' clock (which stamps arrivals, deadlines and heartbeats) is from ours."""
         before = time.time()
         seconds, micros = self.redis.time()
         after = time.time()
         self.clock_offset = seconds + micros / 1e6 - (before + after) / 2
+        self._synced_at = time.monotonic()
         return self.clock_offset
 
     def now(self) -> float:
-        """The current time on Redis' clock, in seconds."""
+        """The current time on Redis' clock, in seconds: measured again every CLOCK_SYNC_EVERY_S, so a web or
+        beat process on another host than the workers compares like with like."""
+        if time.monotonic() - self._synced_at > CLOCK_SYNC_EVERY_S:
+            try:
+                self.sync_clock()
+            except redis.RedisError:
+                pass  # the last offset stands; the caller's own Redis call says Redis is down
         return time.time() + self.clock_offset
 
     # --- entry side --------------------------------------------------------------------------
@@ -463,7 +495,7 @@ class JobQueue:
     ) -> tuple[list[QueuedJob], list[ExpiredJob]]:
         """Atomically lease the next jobs of a lane, and expire those that would miss their deadline."""
         taken, expired, _ = self._take(
-            keys=[self.lane_key(lane), self.deadlines, self.leased, self.owners],
+            keys=[self.lane_key(lane), self.deadlines, self.leased, self.owners, self.busy_key],
             args=[self.job_prefix, self.lane_prefix, max_count, max_tokens, int(est_ms), lease_ms, worker],
         )
         return [QueuedJob.from_fields(_pairs(fields)) for _, fields in taken], self._expired(expired)
@@ -510,12 +542,10 @@ class JobQueue:
             self.redis.zadd(self.leased, {str(job.job_id): until for job in jobs}, xx=True)
 
     def ack(self, jobs: list[QueuedJob]) -> None:
-        if not jobs:
-            return
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.zrem(self.leased, *[str(job.job_id) for job in jobs])
-        pipe.delete(*[self.job_prefix + str(job.job_id) for job in jobs])
-        pipe.execute()
+        """Forget finished jobs (see _ACK)."""
+        if jobs:
+            keys = [self.leased, self.deadlines, self.owners]
+            self._ack(keys=keys, args=[self.job_prefix, self.lane_prefix, *(job.job_id for job in jobs)])
 
     def bury(self, job: QueuedJob, reason: str) -> None:
         """Move a job that keeps killing workers to the dead-letter stream."""
@@ -550,6 +580,11 @@ class JobQueue:
 
     def clear_busy(self, worker: str) -> None:
         self.redis.hdel(self.busy_key, worker)
+
+    def claim_probe(self, lane: str, ms: float) -> bool:
+        """Admission's probe of an idle lane (inference.admission): one at a time, for as long as it takes to
+        start; the requests that arrive meanwhile are planned behind it."""
+        return bool(self.redis.set(f"{self.prefix}:probe:{lane}", 1, nx=True, px=max(1, int(ms))))
 
     @property
     def long_runs_key(self) -> str:
@@ -610,7 +645,7 @@ class JobQueue:
         A worker whose hash expired (it missed its heartbeats) is listed with only name and heartbeat_at,
         so pages can show it as gone.
         """
-        now = time.time()
+        now = self.now()  # heartbeats are stamped on Redis' clock
         self.redis.zremrangebyscore(self.workers_key, "-inf", now - forget_after_s)
         names = self.redis.zrevrange(self.workers_key, 0, -1, withscores=True)
         pipe = self.redis.pipeline()

@@ -14,7 +14,7 @@ from inference.integers import IntegerError, parse_int
 from inference.queue import LANES, ExpiredJob, JobQueue, LanePeek, QueuedJob
 
 if TYPE_CHECKING:
-    from inference.worker import BatchRun
+    from inference.batch import BatchRun
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,9 @@ def parse_setting(name: str, raw: object) -> int:
         raise SettingError(name, _without_field(error)) from None
 
 
-def env_int(name: str, default: int, *, low: int, high: int, environ: Mapping[str, str] = os.environ) -> int:
+def env_int(
+    name: str, default: int, *, low: int | None, high: int | None, environ: Mapping[str, str] = os.environ
+) -> int:
     """An integer from the environment; surrounding whitespace (an environment file's) is ignored."""
     raw = environ.get(name, "").strip()
     if not raw:
@@ -294,6 +296,7 @@ class Window:
     expired: list[ExpiredJob] | None = None  # found while leasing it; ended by run_batch
     measurements: Mapping[str, float] = field(default_factory=dict)  # batch times as read to collect it
     batch: BatchRun | None = None  # its outputs, once the model ran it (until they are stored)
+    storage_down: bool = False  # storing them failed because the database was out of reach
 
 
 def collect_window(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import redis
 
+from inference.batch import BatchRun, JobResult
 from inference.batch_time import batch_estimate_ms, padded_tokens
 from inference.generation import BatchOutput, GenerationParams
 from inference.kept_results import batches_from_kept, kept_fields
@@ -41,44 +42,6 @@ TIMER_EVERY_S = 0.1  # expiry checks and settings pick-up: well inside the one s
 HEARTBEAT_TTL_S = 15
 SHORT_AT_RISK_MS = 1_000  # a short job this close to expiring may interrupt a long batch (see _short_may_go)
 MAX_RETRIES = 5  # a batch that cannot run this often in a row fails, rather than block the worker
-
-
-@dataclass(frozen=True)
-class JobResult:
-    job_id: int
-    text: str
-    prompt_tokens: int
-    new_tokens: int
-    picked_at: float
-
-
-@dataclass
-class BatchRun:
-    """What one batch did, handed to the sink before and after inference."""
-
-    batch_id: str
-    worker: str
-    jobs: list[QueuedJob]
-    settings: SchedulerSettings
-    lane: str
-    window_ms: int
-    window_opened_at: float
-    inference_started_at: float
-    inference_ended_at: float | None = None
-    paused_ms: float = 0.0  # a long batch's time standing aside for short batches (inside inference_ms)
-    padded_tokens: int = 0
-    results: list[JobResult] = field(default_factory=list)
-    failures: dict[int, str] = field(default_factory=dict)  # job id -> reason
-    copies: dict[int, int] = field(default_factory=dict)  # job id -> the identical job whose run answered it
-
-    @property
-    def inference_ms(self) -> float:
-        return ((self.inference_ended_at or self.inference_started_at) - self.inference_started_at) * 1000
-
-    @property
-    def model_ms(self) -> float:
-        """The model's time on this batch: its inference time without pauses."""
-        return self.inference_ms - self.paused_ms
 
 
 @dataclass(eq=False)
@@ -115,6 +78,10 @@ def batch_inputs(jobs: list[QueuedJob]) -> dict:
 
 def failure_reason(error: Exception) -> str:
     return f"inference failed: {type(error).__name__}: {error}"
+
+
+class StorageUnavailable(Exception):
+    """The sink cannot reach its storage right now (the database is down or locked): worth waiting for."""
 
 
 class ResultSink(Protocol):
@@ -163,6 +130,7 @@ class BatchWorker:
         # whenever Redis lost them, so admission never plans without them while this worker runs.
         self.baseline = baseline or {}
         self.stopping = threading.Event()
+        self.finished = threading.Event()  # the batch thread is done: the heartbeat stops
         # Windows whose batch did not complete, retried first: one, or two while a short batch runs
         # inside a paused long one. The timer renews their leases.
         self.in_flight: list[Window] = []
@@ -186,20 +154,23 @@ class BatchWorker:
     def retry_step(self) -> bool:
         """Finish a batch that a database or Redis error interrupted in this process.
 
-        A batch whose outputs exist is only stored again, never run again. One that did not get that far
-        runs again; its jobs are not read from Redis again, so their delivery count (the crash counter)
-        stays put. The loop backs off between tries (run_forever).
+        A batch whose outputs exist is only stored again, never run again, for as long as the database
+        is out of reach (StorageUnavailable); any other error fails its jobs after MAX_RETRIES. One that
+        did not get that far runs again; its jobs are not read from Redis again, so their delivery count
+        (the crash counter) stays put. The loop backs off between tries (run_forever).
         """
         if not self.in_flight:
             return False
         window = self.in_flight[0]
         self.retries += 1
-        if window.batch is None and self.retries > MAX_RETRIES:
-            # Something about these jobs keeps failing (not a passing outage): fail them and move on.
-            reason = f"the worker could not run this job's batch after {MAX_RETRIES} tries"
+        if self.retries > MAX_RETRIES and not window.storage_down:
+            # Something about these jobs keeps failing (not an outage that outputs wait out): fail them.
+            ran = "store this job's result" if window.batch is not None else "run this job's batch"
+            reason = f"the worker could not {ran} after {MAX_RETRIES} tries"
             log.error("%s: %s (jobs %s)", self.name, reason, [job.job_id for job in window.jobs])
             self.sink.jobs_failed([job.job_id for job in window.jobs], reason)
             self.queue.ack(window.jobs)
+            self.queue.clear_busy(self.name)
             self.in_flight.remove(window)
             self.retries = 0
             return True
@@ -294,7 +265,11 @@ class BatchWorker:
             except redis.RedisError:
                 log.exception("%s: could not keep a batch's outputs in Redis; storing them from memory", self.name)
         batch = window.batch
-        self.sink.batch_finished(batch)
+        try:
+            self.sink.batch_finished(batch)
+        except StorageUnavailable:
+            window.storage_down = True  # its outputs wait for the database, however long it takes
+            raise
         self.queue.ack(batch.jobs)
         self.queue.clear_busy(self.name)
         self.in_flight.remove(window)
@@ -314,14 +289,15 @@ class BatchWorker:
             window_opened_at=window.opened_ms / 1000,
             inference_started_at=time.time(),
         )
+        # Admission plans new jobs from when this worker is free again (the lease said so roughly already;
+        # a long batch in steps says more, see _generate_long).
+        if not (window.lane == "long" and self._steps_long(batch.settings)):
+            estimate_ms = batch_estimate_ms(window.measurements, window.lane, padded_tokens(jobs))
+            self.queue.set_busy(self.name, estimate_ms)
         try:
             self.sink.batch_started(batch)
         except Exception:  # only a status shown while it runs: the outputs matter more
             log.exception("%s: could not mark %d job(s) running; running them anyway", self.name, len(jobs))
-        # Admission plans new jobs from when this worker is free again (a long batch in steps says more).
-        if not (window.lane == "long" and self._steps_long(batch.settings)):
-            estimate_ms = batch_estimate_ms(window.measurements, window.lane, padded_tokens(jobs))
-            self.queue.set_busy(self.name, estimate_ms)
         batch.inference_started_at = time.time()  # after the database write: inference_ms is inference only
         # A job that already crashed a worker runs alone, so it cannot take its batch-mates down again.
         isolate = len(jobs) > 1 and any(job.deliveries > 1 for job in jobs)
@@ -381,7 +357,6 @@ class BatchWorker:
             measurements=self.queue.measurements(),
             tokens=padded_tokens(jobs),
         )
-        self._long_finish_by(run)
         steps = self.model.generate_in_steps(
             **batch_inputs(jobs),
             chunk_tokens=batch.settings.long_chunk_tokens,
@@ -389,6 +364,8 @@ class BatchWorker:
         )
         self.long_run = run
         try:
+            self._long_finish_by(run)  # published before the first step: admission sees it at once
+            self.queue.clear_busy(self.name)  # it stands aside for short batches: its long run says the rest
             while True:
                 try:
                     next(steps)
@@ -568,7 +545,7 @@ class BatchWorker:
     def _settings_applied(self, version: int) -> bool:
         """Say when a new settings version was first applied, whichever thread read it first."""
         with self._settings_lock:
-            if version == self.settings_version:
+            if version <= self.settings_version:  # a slower reader's older version must not step it back
                 return False
             self.settings_version = version
         applied = {"settings_version": version, "settings_applied_version": version, "settings_applied_at": time.time()}
@@ -579,8 +556,7 @@ class BatchWorker:
         return [job for window in list(self.in_flight) for job in window.jobs]
 
     def _timer_forever(self) -> None:
-        """Beside the batch thread: the expiry timer, settings pick-up and the heartbeat."""
-        last_beat = last_touch = 0.0
+        """Beside the batch thread: the expiry timer, settings pick-up and a long batch's pace."""
         while not self.stopping.is_set():
             try:
                 self.expiry_step()
@@ -589,35 +565,44 @@ class BatchWorker:
                 if run is not None:
                     self._short_lane_check(run)
                     self._long_finish_by(run)
-                held = self._held_jobs()
-                if held and time.time() - last_touch >= self.reclaim_idle_ms / 4000:
-                    self.queue.touch(held, self.reclaim_idle_ms)  # renewed four times per lease
-                    last_touch = time.time()
-                if time.time() - last_beat >= HEARTBEAT_EVERY_S:
-                    self.heartbeat()
-                    self.queue.sync_clock()
-                    last_beat = time.time()
             except Exception:
                 log.exception("%s: timer step failed", self.name)
             self.stopping.wait(TIMER_EVERY_S)
+
+    def _beat_forever(self) -> None:
+        """The heartbeat, which renews the leases of the jobs in flight, in a thread of its own that touches
+        nothing but Redis: a database that hangs (the timer's expiry writes, the batch's storing) never
+        silences it, or other workers would take this worker's jobs for a dead one's. It beats until the
+        batch thread is done, so a worker stopping gracefully keeps the batch it finishes."""
+        while not self.finished.is_set():
+            try:
+                self.heartbeat()
+                self.queue.sync_clock()
+            except Exception:
+                log.exception("%s: heartbeat failed", self.name)
+            self.finished.wait(HEARTBEAT_EVERY_S)
 
     def run_forever(self) -> None:
         log.info("%s serves the %s lane(s) of %s", self.name, " and ".join(self.lanes), self.queue.prefix)
         ready = False
         failures = 0
-        while not self.stopping.is_set():
-            try:
-                if not ready:  # inside the retrying loop: a Redis that is down at start must not end the thread
-                    self.announce()
-                    threading.Thread(target=self._timer_forever, name="timer", daemon=True).start()
-                    ready = True
-                self.step()
-                failures = 0
-            except Exception:  # Redis or the database went away: wait and try again, never die
-                failures += 1
-                delay = min(30, 2 ** min(failures, 5))
-                log.exception("%s: loop step failed, retrying in %d s", self.name, delay)
-                self.stopping.wait(delay)
+        try:
+            while not self.stopping.is_set():
+                try:
+                    if not ready:  # inside the retrying loop: a Redis that is down at start must not end the thread
+                        self.announce()
+                        threading.Thread(target=self._timer_forever, name="timer", daemon=True).start()
+                        threading.Thread(target=self._beat_forever, name="heartbeat", daemon=True).start()
+                        ready = True
+                    self.step()
+                    failures = 0
+                except Exception:  # Redis or the database went away: wait and try again, never die
+                    failures += 1
+                    delay = min(30, 2 ** min(failures, 5))
+                    log.exception("%s: loop step failed, retrying in %d s", self.name, delay)
+                    self.stopping.wait(delay)
+        finally:
+            self.finished.set()
         log.info("%s stopped", self.name)
 
     def stop(self) -> None:

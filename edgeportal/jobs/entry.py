@@ -246,7 +246,15 @@ def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> None:
     estimate = admission_estimate(queue, scheduler, lane=ticket.lane, priority=ticket.priority,
                                   deadline_ms=ticket.deadline_ms, tokens=ticket.prompt_tokens,
                                   prior=batch_time_prior())  # fmt: skip
-    if refusal := _share_refusal(queue, ticket, scheduler) or _refusal(estimate, ticket, scheduler):
+    share = _share_refusal(queue, ticket, scheduler)
+    # An idle lane takes one probe at a time: a burst that finds it idle is planned behind the first.
+    probe = (
+        not share
+        and estimate.misses(ticket.deadline_ms)
+        and estimate.probe_fits(ticket.deadline_ms)
+        and queue.claim_probe(ticket.lane, estimate.probe_finish_ms)
+    )
+    if refusal := share or _refusal(estimate, ticket, scheduler, probe=probe):
         code, reason = refusal
         raise JobRejected(f"{reason}; retry in {estimate.retry_after_s} s.", code=code, status=429,
                           retry_after=estimate.retry_after_s)  # fmt: skip
@@ -268,13 +276,16 @@ def _share_refusal(queue: JobQueue, ticket: Ticket, scheduler: SchedulerSettings
     )
 
 
-def _refusal(estimate: Estimate, ticket: Ticket, scheduler: SchedulerSettings) -> tuple[str, str] | None:
-    """The first reason admission refuses the job, as (code, message), or None."""
+def _refusal(
+    estimate: Estimate, ticket: Ticket, scheduler: SchedulerSettings, *, probe: bool = False
+) -> tuple[str, str] | None:
+    """The first reason admission refuses the job, as (code, message), or None. A probe of an idle lane is
+    not refused for the estimate's time."""
     if estimate.waiting >= scheduler.queue_limit:
         return "queue_full", (
             f"The queue is full ({estimate.waiting} jobs waiting, the limit is {scheduler.queue_limit})"
         )
-    if estimate.refused_for_time(ticket.deadline_ms):
+    if estimate.misses(ticket.deadline_ms) and not probe:
         return "deadline_unreachable", (
             f"The job would finish in about {estimate.finish_ms:.0f} ms ({estimate.ahead} jobs ahead in the "
             f"{ticket.lane} lane), after its {ticket.deadline_ms} ms deadline"

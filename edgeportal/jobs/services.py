@@ -16,9 +16,10 @@ from edgeportal.latency.models import BatchRecord, JobLatency
 from edgeportal.monitoring import metrics
 from edgeportal.prompts import cache
 from inference.admission import WORKER_ALIVE_S
+from inference.batch import BatchRun
 from inference.queue import QueuedJob
 from inference.scheduler import SchedulerSettings
-from inference.worker import BatchRun, expiry_reason
+from inference.worker import expiry_reason
 
 log = logging.getLogger(__name__)
 
@@ -122,21 +123,25 @@ def batch_record(*, batch: BatchRun) -> BatchRecord | None:
     if not open_jobs:
         return None
     size = len(batch.jobs)
-    record = BatchRecord.objects.create(
+    # A batch whose kept outputs are stored again after a crash may come back in parts (its jobs taken in
+    # several windows): each part finds the record the first one made.
+    record, _ = BatchRecord.objects.get_or_create(
         batch_id=batch.batch_id,
-        worker=batch.worker,
-        size=size,
-        prompt_tokens=sum(r.prompt_tokens for r in batch.results),
-        padded_tokens=batch.padded_tokens,
-        output_tokens=sum(r.new_tokens for r in batch.results),
-        window_opened_at=_at(batch.window_opened_at),
-        inference_started_at=_at(batch.inference_started_at),
-        inference_ms=batch.model_ms,
-        paused_ms=batch.paused_ms,
-        lane=batch.lane,
-        window_ms=batch.window_ms,
-        max_batch_size=batch.settings.max_batch_size,
-        settings=asdict(batch.settings),
+        defaults={
+            "worker": batch.worker,
+            "size": size,
+            "prompt_tokens": sum(r.prompt_tokens for r in batch.results),
+            "padded_tokens": batch.padded_tokens,
+            "output_tokens": sum(r.new_tokens for r in batch.results),
+            "window_opened_at": _at(batch.window_opened_at),
+            "inference_started_at": _at(batch.inference_started_at),
+            "inference_ms": batch.model_ms,
+            "paused_ms": batch.paused_ms,
+            "lane": batch.lane,
+            "window_ms": batch.window_ms,
+            "max_batch_size": batch.settings.max_batch_size,
+            "settings": asdict(batch.settings),
+        },
     )
     picked = {job.job_id: job.picked_at for job in batch.jobs}
     now = timezone.now()

@@ -4,7 +4,6 @@ from the database."""
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -23,7 +22,6 @@ from inference.queue import WORKER_ALIVE_S
 log = logging.getLogger(__name__)
 
 RECENT = timedelta(minutes=5)
-WORKER_GONE_AFTER_S = WORKER_ALIVE_S  # silent for three heartbeats: gone (its jobs are reclaimed)
 
 
 def ago(seconds: float | None) -> str:
@@ -69,7 +67,7 @@ def worker_status(fields: dict[str, str], *, now: float) -> WorkerStatus:
     """One worker from its heartbeat; its hash expires when it stops beating, leaving only name and time."""
     heartbeat_at = _epoch(fields.get("heartbeat_at"))
     heartbeat_age = now - heartbeat_at if heartbeat_at else None
-    alive = "state" in fields and heartbeat_age is not None and heartbeat_age <= WORKER_GONE_AFTER_S
+    alive = "state" in fields and heartbeat_age is not None and heartbeat_age <= WORKER_ALIVE_S
     last_batch_at = _epoch(fields.get("last_batch_at"))
     return WorkerStatus(
         name=fields.get("name", ""),
@@ -97,7 +95,7 @@ def queue_state() -> QueueState:
         workers = queue.workers()
     except redis.RedisError:
         return QueueState(reachable=False)
-    now = time.time()
+    now = queue.now()  # heartbeats are stamped on Redis' clock
     return QueueState(reachable=True, lane_depths=depths, workers=[worker_status(w, now=now) for w in workers])
 
 
@@ -178,7 +176,7 @@ def _database_answers() -> bool:
 
 def readiness() -> Readiness:
     """Ready to serve jobs: the database answers, Redis answers, and at least one worker is live (a heartbeat
-    at most WORKER_GONE_AFTER_S old, as the dashboard counts them) with its model loaded.
+    at most WORKER_ALIVE_S old, as the dashboard counts them) with its model loaded.
 
     The reasons name no hosts or errors (the endpoint needs no login); the web process's log has them.
     """
@@ -189,8 +187,8 @@ def readiness() -> Readiness:
         checks["worker"] = {"ok": False, "error": "unknown while Redis does not answer"}
         return Readiness(checks)
     checks["redis"] = {"ok": True}
-    live = [worker.name for worker in state.workers if worker.alive and worker.model]
+    live = sum(1 for worker in state.workers if worker.alive and worker.model)
     checks["worker"] = {"ok": bool(live), "live": live}
     if not live:
-        checks["worker"]["error"] = f"no worker with its model loaded beat in the last {WORKER_GONE_AFTER_S:.0f} s"
+        checks["worker"]["error"] = f"no worker with its model loaded beat in the last {WORKER_ALIVE_S:.0f} s"
     return Readiness(checks)

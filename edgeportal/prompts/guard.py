@@ -21,15 +21,17 @@ DEFAULT_BLOCKED_PATTERNS = (
     r"\b(reveal|print|show|repeat)\b.{0,20}\b(system prompt|hidden instructions|initial instructions)\b",
 )
 KEEP_CONTROLS = {"\t", "\n", "\r"}  # whitespace: collapsed by normalisation, never a problem
-# Text longer than this many times its limit is refused before it is normalised. NFKC can grow a character
-# up to 18-fold (U+FDFA), so normalising first let 300 KB of it cost 140 MB; legitimate text shrinks by far
-# less than half (decomposed accents, runs of spaces, invisible characters), so twice the limit refuses
+# Text longer than this many times its limit is refused before it is normalised: NFKC can grow a character
+# up to 18-fold (U+FDFA), and the cost of normalising grows with what it makes. Legitimate text shrinks by
+# far less than half (decomposed accents, runs of spaces, invisible characters), so twice the limit refuses
 # nothing that would have passed.
 RAW_LENGTH_FACTOR = 2
 # Invisible code points (Unicode's Default_Ignorable_Code_Point: zero-width and joiner characters, the
 # combining grapheme joiner, Hangul fillers, variation selectors, tags, ...) and other format characters.
 INVISIBLE = regex.compile(r"[\p{Default_Ignorable_Code_Point}\p{Cf}]+")
 CONTROLS = regex.compile(r"[^\P{Cc}\t\n\r]+")
+MARKS = regex.compile(r"\p{M}+")  # accents and other combining marks, once NFD has taken them apart
+NOT_A_WORD = regex.compile(r"[^\p{L}\p{N}]+")
 
 
 class GuardRejected(Exception):
@@ -134,13 +136,15 @@ def _pattern_skeleton(source: str) -> str:
 
 
 def pattern_forms(text: str) -> tuple[str, ...]:
-    """The forms of a text the blocked patterns are matched against: normalised; its skeleton; and the
+    """The forms of a text the blocked patterns are matched against: normalised; its skeleton; the
     skeleton with invisible characters read as spaces, since "ignore\\u3164previous" without them is
-    "ignoreprevious", which a word-bounded pattern misses."""
+    "ignoreprevious", which a word-bounded pattern misses; and that form bare: accents and other marks
+    dropped ("ígnore"), and whatever is neither letter nor digit read as a space ("ignore_previous")."""
     text = CONTROLS.sub("", text)  # as the guard removes them
     plain = normalise(text)
-    spaced = normalise(INVISIBLE.sub(" ", text))
-    return tuple(dict.fromkeys((plain, skeleton(plain), skeleton(spaced))))
+    spaced = skeleton(normalise(INVISIBLE.sub(" ", text)))
+    bare = skeleton(" ".join(NOT_A_WORD.sub(" ", MARKS.sub("", unicodedata.normalize("NFD", spaced))).split()))
+    return tuple(dict.fromkeys((plain, skeleton(plain), spaced, bare)))
 
 
 def matching_patterns(text: str, rules: GuardRules) -> tuple[re.Pattern, ...]:

@@ -1,7 +1,5 @@
 """Reads for the tuning page: the saved settings, what each worker applied, and the audit list."""
 
-import time
-
 from django.conf import settings
 from django.db.models import Max
 
@@ -27,9 +25,10 @@ def saved_settings() -> tuple[SchedulerSettings, int]:
 
 def workers_applied(*, version: int) -> list[dict]:
     """Live workers, with the settings version they picked up and the window they use now, and why."""
-    now = time.time()
+    queue = get_queue()
+    now = queue.now()  # heartbeats are stamped on Redis' clock
     rows = []
-    for worker in get_queue().workers():
+    for worker in queue.workers():
         if now - float(worker["heartbeat_at"]) > WORKER_ALIVE_S:
             continue
         applied = int(worker.get("settings_version") or -1)

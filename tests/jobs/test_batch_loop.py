@@ -5,7 +5,7 @@ import threading
 import time
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
 
 from edgeportal.jobs.entry import job_submit
 from edgeportal.jobs.models import Job
@@ -17,7 +17,7 @@ from inference.generation import GenerationParams
 from inference.runtime import ResidentModel
 from inference.scheduler import SchedulerSettings, collect_window
 from inference.warm_up import measure_baseline
-from inference.worker import MAX_RETRIES, LongRun
+from inference.worker import MAX_RETRIES, LongRun, StorageUnavailable
 from tests.conftest import make_template
 
 # Real commits, as in the worker: the sink refreshes its database connection between batches.
@@ -139,17 +139,22 @@ def test_jobs_that_crashed_a_worker_before_run_one_by_one(submit, make_worker, q
     assert {j.status for j in Job.objects.filter(pk__in=[first.pk, second.pk])} == {Job.Status.DONE}
 
 
+def locked(execute, sql, params, many, context):
+    raise OperationalError("database is locked")
+
+
 class FlakySink(DatabaseSink):
-    """The database sink, with the database gone for the first `outages` writes of results."""
+    """The database sink, with the database locked for the first `outages` writes of results."""
 
     def __init__(self, outages: int):
         self.outages = outages
 
     def batch_finished(self, batch):
-        if self.outages:
-            self.outages -= 1
-            raise OperationalError("database is locked")
-        super().batch_finished(batch)
+        if not self.outages:
+            return super().batch_finished(batch)
+        self.outages -= 1
+        with connection.execute_wrapper(locked):  # every query of this write answers "database is locked"
+            return super().batch_finished(batch)
 
 
 def runs_measured(queue, lane="short"):
@@ -162,7 +167,7 @@ def test_a_database_outage_never_runs_the_model_again_and_never_loses_the_output
     worker = make_worker()
     worker.sink = FlakySink(outages=MAX_RETRIES + 3)  # longer than any number of tries to run a batch
     for _ in range(MAX_RETRIES + 3):
-        with pytest.raises(OperationalError):
+        with pytest.raises(StorageUnavailable):
             worker.step()
     assert worker.step() is True  # the database answers again: the kept output is stored
     job.refresh_from_db()
@@ -177,7 +182,7 @@ def test_outputs_kept_in_redis_are_stored_after_the_worker_died_without_running_
     job = submit()
     crashed = make_worker(name="w-1")
     crashed.sink = FlakySink(outages=1)
-    with pytest.raises(OperationalError):
+    with pytest.raises(StorageUnavailable):
         crashed.step()  # the model ran; storing failed; then the process died
     assert json.loads(queue.redis.hget(queue.job_prefix + str(job.pk), "kept"))["output"]["new_tokens"] > 0
     restarted = make_worker(name="w-1")  # same name: takes its own jobs back at once
@@ -190,6 +195,23 @@ def test_outputs_kept_in_redis_are_stored_after_the_worker_died_without_running_
     assert queue.live_job_ids() == set()
 
 
+def test_a_kept_batch_stored_in_parts_after_a_crash_keeps_one_batch_record(submit, make_worker, queue):
+    first, second = submit("Prompt one"), submit("Prompt two")
+    crashed = make_worker(name="w-1")
+    crashed.sink = FlakySink(outages=1)
+    with pytest.raises(StorageUnavailable):
+        crashed.step()  # both ran in one batch; storing failed; then the process died
+    restarted = make_worker(name="w-1")
+    restarted.settings.update(max_batch_size=1)  # now one job a window: the kept batch comes back in two parts
+    while restarted.step():
+        pass
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, second.status) == (Job.Status.DONE, Job.Status.DONE)
+    assert first.batch_id == second.batch_id and BatchRecord.objects.count() == 1
+    assert runs_measured(queue) == 1
+
+
 class ExpiryFails(DatabaseSink):
     """The database sink, failing the first write of expired jobs."""
 
@@ -198,8 +220,9 @@ class ExpiryFails(DatabaseSink):
     def jobs_expired(self, reasons):
         if not self.failed:
             self.failed = True
-            raise OperationalError("database is locked")
-        super().jobs_expired(reasons)
+            with connection.execute_wrapper(locked):
+                return super().jobs_expired(reasons)
+        return super().jobs_expired(reasons)
 
 
 def test_a_batch_whose_expired_jobs_cannot_be_stored_is_still_held_and_retried(submit, make_worker, queue):
@@ -208,7 +231,7 @@ def test_a_batch_whose_expired_jobs_cannot_be_stored_is_still_held_and_retried(s
     queue.record_batch_time("short", 2_000)  # the doomed job cannot make it any more: expired at the lease
     worker = make_worker()
     worker.sink = ExpiryFails()
-    with pytest.raises(OperationalError):
+    with pytest.raises(StorageUnavailable):
         worker.step()
     assert [job.job_id for window in worker.in_flight for job in window.jobs] == [fine.pk]  # held, renewed
     assert worker.step() is True  # the retry ends the expired job and runs the batch
@@ -222,7 +245,7 @@ def test_a_database_outage_is_retried_without_counting_as_a_crash(submit, make_w
     worker = make_worker(max_deliveries=1)
     worker.sink = FlakySink(outages=3)
     for _ in range(3):
-        with pytest.raises(OperationalError):
+        with pytest.raises(StorageUnavailable):
             worker.step()
         assert Job.objects.get(pk=job.pk).status == Job.Status.RUNNING
     assert worker.step() is True  # the retry step runs the same window again
@@ -503,3 +526,39 @@ def test_a_worker_publishes_its_warm_up_baseline_at_start_and_again_when_redis_l
     queue.record_batch_time("short", 1_234)
     worker.heartbeat()  # a beat fills in what is missing, nothing more
     assert queue.measurements()["batch_ms:short"] == 1_234
+
+
+class ExpiryHangs(DatabaseSink):
+    """The database sink, its expiry writes hanging (a database lock) until released."""
+
+    def __init__(self):
+        self.hanging = threading.Event()
+        self.release = threading.Event()
+
+    def jobs_expired(self, reasons):
+        self.hanging.set()
+        self.release.wait(30)
+        return super().jobs_expired(reasons)
+
+
+def test_the_heartbeat_goes_on_while_the_timer_waits_for_the_database(make_worker, queue):
+    job_submit(prompt="due", deadline_ms=300, allow_free_prompt=True)
+    time.sleep(0.4)  # due: the timer's expiry step writes to the database, which hangs
+    worker = make_worker()
+    worker.sink = ExpiryHangs()
+    worker.announce()
+    timer = threading.Thread(target=worker._timer_forever, daemon=True)
+    beat = threading.Thread(target=worker._beat_forever, daemon=True)
+    timer.start()
+    beat.start()
+    try:
+        assert worker.sink.hanging.wait(10)
+        hung_at = queue.now()
+        time.sleep(2.5)  # longer than a heartbeat's period
+        assert queue.redis.zscore(queue.workers_key, worker.name) > hung_at  # it beat while the timer hung
+    finally:
+        worker.sink.release.set()
+        worker.stop()
+        worker.finished.set()
+        timer.join(10)
+        beat.join(10)
