@@ -26,7 +26,7 @@ def envint(name: str, default: int, *, minimum: int = 0) -> int:
     try:
         return env_int(name, default, low=minimum, high=None)
     except SettingError as error:
-        raise ImproperlyConfigured(str(error)) from None
+        raise ImproperlyConfigured(f"{error.name} {error.message}") from None
 
 
 def envsecret(name: str, default: str) -> str:

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_beat_alone_expires_the_overdue_jobs_no_worker_will_run(api, start_beat):
-    overdue = api.post({"prompt": "Nobody runs me", "deadline_ms": 200}).json()["id"]
+    overdue = api.post({"prompt": "Nobody runs me", "deadline_ms": 400}).json()["id"]
     patient = api.post({"prompt": "I can wait", "deadline_ms": 300_000}).json()["id"]
     beat = start_beat(EDGE_SWEEP_EVERY_S="1", EDGE_SWEEP_GRACE_S="0")
     try:

@@ -66,7 +66,7 @@ class WorkerProcess(ChildProcess):
     def __init__(self, name: str, *, model_path: Path, log_dir: Path, **env: str):
         self.name = f"{name}@test"
         self.log_path = log_dir / f"{name}.log"
-        self.env = process_env(EDGE_MODEL=str(model_path), **env)
+        self.env = process_env(**{"EDGE_MODEL": str(model_path), **env})
 
     def start(self, timeout: float = 90) -> "WorkerProcess":
         self.spawn(
