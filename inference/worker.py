@@ -330,7 +330,10 @@ class BatchWorker:
             "%s ran a %s batch of %d job(s) [%s] in %.0f ms", self.name, batch.lane, len(jobs), ids, batch.model_ms
         )
         if batch.model_ms and len(outputs) == len(jobs) and not isolate:
-            self.queue.record_batch_time(window.lane, batch.model_ms, tokens=padded_tokens(jobs), jobs=len(jobs))
+            try:
+                self.queue.record_batch_time(window.lane, batch.model_ms, tokens=padded_tokens(jobs), jobs=len(jobs))
+            except redis.RedisError:  # one measurement fewer; raising here would run the model again on retry
+                log.warning("%s: Redis did not take this batch's time", self.name)
         for job, output in zip(jobs, outputs, strict=True):
             if isinstance(output, str):
                 batch.failures[job.job_id] = output

@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+import redis
 from django.db import OperationalError
 
 from edgeportal.jobs.entry import job_submit
@@ -14,6 +15,7 @@ from edgeportal.jobs.services import jobs_requeue_lost
 from edgeportal.jobs.sink import DatabaseSink
 from edgeportal.latency.models import BatchRecord
 from inference.generation import GenerationParams
+from inference.queue import JobQueue
 from inference.runtime import ResidentModel
 from inference.scheduler import SchedulerSettings, collect_window
 from inference.warm_up import measure_baseline
@@ -125,6 +127,35 @@ class RecordingModel(ResidentModel):
     def generate_batch(self, prompts, *args, **kwargs):
         self.calls.append(list(prompts))
         return super().generate_batch(prompts, *args, **kwargs)
+
+
+class RedisGoneAfterInference(JobQueue):
+    """The real queue, with Redis gone at the first write after the model ran (the batch's measurement)."""
+
+    def __init__(self, queue: JobQueue):
+        super().__init__(queue.redis, queue.prefix)
+        self.gone = True
+
+    def record_batch_time(self, *args, **kwargs):
+        if self.gone:
+            self.gone = False
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        super().record_batch_time(*args, **kwargs)
+
+
+def test_redis_lost_right_after_inference_never_runs_the_model_again(submit, make_worker, queue, tiny_model):
+    job = submit()
+    model = RecordingModel(tiny_model)
+    worker = make_worker(model=model)
+    worker.queue = RedisGoneAfterInference(queue)
+    for _ in range(3):
+        try:
+            worker.step()
+        except redis.ConnectionError:
+            pass  # run_forever waits and steps again
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE and job.output_tokens > 0
+    assert model.calls == [[job.prompt]]  # one run: the outputs existed, a lost measurement is no reason to rerun
 
 
 def test_jobs_that_crashed_a_worker_before_run_one_by_one(submit, make_worker, queue, tiny_model):
