@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -39,7 +40,40 @@ RECLAIM_EVERY_S = 1.0  # looking for leases that ran out: one small Lua call ove
 TIMER_EVERY_S = 0.1  # expiry checks and settings pick-up: well inside the one second a change may take
 HEARTBEAT_TTL_S = 15
 SHORT_AT_RISK_MS = 1_000  # a short job this close to expiring may interrupt a long batch (see _short_may_go)
-MAX_RETRIES = 5  # a batch that cannot run this often in a row fails, rather than block the worker
+# A batch that cannot start for this long (its tries failing in a row) fails, rather than block the worker: about
+# what a passing outage (a restart of Redis or the database) never takes.
+GIVE_UP_AFTER_S = 60.0
+RETRY_MAX_DELAY_S = 2.0  # the loop's longest wait between tries: work resumes this soon after an outage ends
+
+
+def retry_delay_s(failures: int) -> float:
+    """The loop's wait after this many failed steps in a row: 0.5 s, 1 s, then 2 s between tries for as long as
+    the outage lasts. A try costs one connection attempt, and a longer wait would only delay the work once
+    Redis or the database answer again (doubling to 30 s, a 3 s Redis restart held batches back 7 s)."""
+    return min(RETRY_MAX_DELAY_S, 0.25 * 2 ** min(failures, 8))
+
+
+class FailureLog:
+    """Logs a failure that repeats without flooding the log: the first with its traceback, then the 2nd, 4th,
+    8th ... as one line each, and one line once it works again (an outage used to log a traceback every 100 ms)."""
+
+    def __init__(self, what: str):
+        self.what = what
+        self.count = 0
+
+    def failed(self) -> int:
+        """Call in an except block; returns the failures in a row."""
+        self.count += 1
+        if self.count == 1:
+            log.exception("%s failed", self.what)
+        elif self.count & (self.count - 1) == 0:
+            log.error("%s still fails (%d tries in a row): %s", self.what, self.count, sys.exc_info()[1])
+        return self.count
+
+    def worked(self) -> None:
+        if self.count:
+            log.warning("%s works again after %d failed tries", self.what, self.count)
+            self.count = 0
 
 
 @dataclass(frozen=True)
@@ -168,7 +202,7 @@ class BatchWorker:
         self._long_run_lock = threading.Lock()  # the timer publishes a long run only while it runs
         self.short_waiting = threading.Event()  # set by the timer while a long batch runs and short jobs wait
         self.short_at_risk = threading.Event()  # the same, when the first of them is about to expire
-        self.retries = 0
+        self.retrying_since: float | None = None  # when the batch in flight first needed a retry
         self.recovered_own = False
         self.last_batch_at = 0.0
         self.started_at = time.time()
@@ -191,15 +225,15 @@ class BatchWorker:
         if not self.in_flight:
             return False
         window = self.in_flight[0]
-        self.retries += 1
-        if window.batch is None and self.retries > MAX_RETRIES:
+        self.retrying_since = self.retrying_since or time.time()
+        if window.batch is None and time.time() - self.retrying_since >= GIVE_UP_AFTER_S:
             # Something about these jobs keeps failing (not a passing outage): fail them and move on.
-            reason = f"the worker could not run this job's batch after {MAX_RETRIES} tries"
+            reason = f"the worker could not run this job's batch: it kept failing for {GIVE_UP_AFTER_S:.0f} s"
             log.error("%s: %s (jobs %s)", self.name, reason, [job.job_id for job in window.jobs])
             self.sink.jobs_failed([job.job_id for job in window.jobs], reason)
             self.queue.ack(window.jobs)
             self.in_flight.remove(window)
-            self.retries = 0
+            self.retrying_since = None
             return True
         log.warning("%s retries a batch of %d job(s) after an error", self.name, len(window.jobs))
         self.run_batch(window)
@@ -296,7 +330,7 @@ class BatchWorker:
         self.queue.ack(batch.jobs)
         self.queue.clear_busy(self.name)
         self.in_flight.remove(window)
-        self.retries = 0
+        self.retrying_since = None
         self.last_batch_at = time.time()
         return batch
 
@@ -578,11 +612,13 @@ class BatchWorker:
         return [job for window in list(self.in_flight) for job in window.jobs]
 
     def _timer_forever(self) -> None:
-        """Beside the batch thread: the expiry timer, settings pick-up and the heartbeat."""
+        """Beside the batch thread: settings pick-up, the long batch's checks, lease renewal and the heartbeat.
+        Redis only: a database that keeps writes waiting (a lock, a restart) must not silence the heartbeat, or
+        the worker would look dead (to /readyz, the dashboard, and other workers, which take its jobs)."""
         last_beat = last_touch = 0.0
+        failures = FailureLog(f"{self.name}: the timer")
         while not self.stopping.is_set():
             try:
-                self.expiry_step()
                 self.settings_step()
                 run = self.long_run
                 if run is not None:
@@ -596,27 +632,37 @@ class BatchWorker:
                     self.heartbeat()
                     self.queue.sync_clock()
                     last_beat = time.time()
+                failures.worked()
             except Exception:
-                log.exception("%s: timer step failed", self.name)
+                failures.failed()
+            self.stopping.wait(TIMER_EVERY_S)
+
+    def _expiry_forever(self) -> None:
+        """Beside the batch thread: the expiry timer, in a thread of its own because it writes to the database."""
+        failures = FailureLog(f"{self.name}: the expiry timer")
+        while not self.stopping.is_set():
+            try:
+                self.expiry_step()
+                failures.worked()
+            except Exception:
+                failures.failed()
             self.stopping.wait(TIMER_EVERY_S)
 
     def run_forever(self) -> None:
         log.info("%s serves the %s lane(s) of %s", self.name, " and ".join(self.lanes), self.queue.prefix)
         ready = False
-        failures = 0
+        failures = FailureLog(f"{self.name}: the batch loop")
         while not self.stopping.is_set():
             try:
                 if not ready:  # inside the retrying loop: a Redis that is down at start must not end the thread
                     self.announce()
                     threading.Thread(target=self._timer_forever, name="timer", daemon=True).start()
+                    threading.Thread(target=self._expiry_forever, name="expiry", daemon=True).start()
                     ready = True
                 self.step()
-                failures = 0
+                failures.worked()
             except Exception:  # Redis or the database went away: wait and try again, never die
-                failures += 1
-                delay = min(30, 2 ** min(failures, 5))
-                log.exception("%s: loop step failed, retrying in %d s", self.name, delay)
-                self.stopping.wait(delay)
+                self.stopping.wait(retry_delay_s(failures.failed()))
         log.info("%s stopped", self.name)
 
     def stop(self) -> None:

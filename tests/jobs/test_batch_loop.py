@@ -19,8 +19,9 @@ from inference.queue import JobQueue
 from inference.runtime import ResidentModel
 from inference.scheduler import SchedulerSettings, collect_window
 from inference.warm_up import measure_baseline
-from inference.worker import MAX_RETRIES, LongRun
+from inference.worker import GIVE_UP_AFTER_S, HEARTBEAT_EVERY_S, LongRun, retry_delay_s
 from tests.conftest import make_template
+from tests.integration.workers import wait_until
 
 # Real commits, as in the worker: the sink refreshes its database connection between batches.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -191,8 +192,8 @@ def runs_measured(queue, lane="short"):
 def test_a_database_outage_never_runs_the_model_again_and_never_loses_the_output(submit, make_worker, queue):
     job = submit()
     worker = make_worker()
-    worker.sink = FlakySink(outages=MAX_RETRIES + 3)  # longer than any number of tries to run a batch
-    for _ in range(MAX_RETRIES + 3):
+    worker.sink = FlakySink(outages=8)
+    for _ in range(8):
         with pytest.raises(OperationalError):
             worker.step()
     assert worker.step() is True  # the database answers again: the kept output is stored
@@ -222,13 +223,14 @@ def test_outputs_kept_in_redis_are_stored_after_the_worker_died_without_running_
 
 
 class ExpiryFails(DatabaseSink):
-    """The database sink, failing the first write of expired jobs."""
+    """The database sink, failing the first `outages` writes of expired jobs."""
 
-    failed = False
+    def __init__(self, outages: int = 1):
+        self.outages = outages
 
     def jobs_expired(self, reasons):
-        if not self.failed:
-            self.failed = True
+        if self.outages:
+            self.outages -= 1
             raise OperationalError("database is locked")
         super().jobs_expired(reasons)
 
@@ -246,6 +248,87 @@ def test_a_batch_whose_expired_jobs_cannot_be_stored_is_still_held_and_retried(s
     doomed.refresh_from_db()
     fine.refresh_from_db()
     assert (doomed.status, fine.status) == (Job.Status.EXPIRED, Job.Status.DONE)
+
+
+def test_a_passing_outage_never_fails_a_batch_however_many_quick_tries_it_takes(submit, make_worker, queue):
+    job_submit(prompt="doomed", deadline_ms=1_200, allow_free_prompt=True)
+    fine = job_submit(prompt="fine", deadline_ms=60_000, allow_free_prompt=True)
+    queue.record_batch_time("short", 2_000)  # the doomed job is expired at the lease: storing that fails first
+    worker = make_worker()
+    worker.sink = ExpiryFails(outages=12)  # tried every 2 s by the loop: a restart of the database
+    for _ in range(12):
+        with pytest.raises(OperationalError):
+            worker.step()
+    assert worker.step() is True
+    fine.refresh_from_db()
+    assert fine.status == Job.Status.DONE
+
+
+def test_a_batch_that_cannot_start_for_a_minute_fails_with_its_reason(submit, make_worker, queue):
+    job_submit(prompt="doomed", deadline_ms=1_200, allow_free_prompt=True)
+    fine = job_submit(prompt="fine", deadline_ms=300_000, allow_free_prompt=True)
+    queue.record_batch_time("short", 2_000)
+    worker = make_worker()
+    worker.sink = ExpiryFails(outages=1)
+    with pytest.raises(OperationalError):
+        worker.step()
+    worker.retrying_since = time.time() - GIVE_UP_AFTER_S  # a minute of tries that all failed
+    assert worker.retry_step() is True
+    fine.refresh_from_db()
+    assert fine.status == Job.Status.FAILED
+    assert fine.error == "the worker could not run this job's batch: it kept failing for 60 s"
+    assert worker.in_flight == [] and queue.live_job_ids() == set()
+
+
+def test_the_loop_tries_again_within_two_seconds_however_long_an_outage_lasts():
+    delays = [retry_delay_s(failures) for failures in range(1, 100)]
+    assert delays[:3] == [0.5, 1.0, 2.0]
+    assert max(delays) == 2.0  # a Redis restart of 3 s held batches back 7 s more when it doubled to 30 s
+
+
+class ExpiryWaits(DatabaseSink):
+    """The database sink, keeping the write of expired jobs waiting (a table lock) until released."""
+
+    def __init__(self):
+        self.waiting, self.release = threading.Event(), threading.Event()
+
+    def jobs_expired(self, reasons):
+        self.waiting.set()
+        self.release.wait(60)
+        super().jobs_expired(reasons)
+
+
+def test_the_heartbeat_goes_on_while_the_database_keeps_an_expiry_waiting(submit, make_worker, queue):
+    submit()
+    queue.record_batch_time("short", 600_000)  # it can no longer finish: the expiry timer ends it
+    worker = make_worker(lanes=("long",))  # the batch thread leaves the short job to the expiry timer
+    worker.sink = ExpiryWaits()
+    thread = threading.Thread(target=worker.run_forever, daemon=True)
+    thread.start()
+    try:
+        assert worker.sink.waiting.wait(30)
+        beat = lambda: float(queue.redis.hget(queue.worker_key(worker.name), "heartbeat_at"))  # noqa: E731
+        first = beat()
+        # Two more heartbeats while the database holds the expiry: the worker is alive, not gone.
+        wait_until(lambda: beat() >= first + 2 * HEARTBEAT_EVERY_S - 0.5, timeout=30, what="heartbeats")
+    finally:
+        worker.sink.release.set()
+        worker.stop()
+        thread.join(30)
+
+
+def test_an_outage_logs_a_few_lines_not_a_traceback_every_100_ms(make_worker, queue, caplog):
+    worker = make_worker()
+    worker.queue = JobQueue.from_url("redis://127.0.0.1:1/0", queue.prefix)  # Redis is gone
+    timer = threading.Thread(target=worker._timer_forever, daemon=True)
+    timer.start()
+    time.sleep(3)  # about 30 tries of the timer
+    worker.stop()
+    timer.join(10)
+    lines = [record for record in caplog.records if "timer" in record.getMessage()]
+    assert lines[0].exc_info is not None  # the first failure with its traceback
+    assert 2 <= len(lines) <= 5  # then the 2nd, 4th, 8th, 16th as one line each
+    assert all(record.exc_info is None for record in lines[1:])
 
 
 def test_a_database_outage_is_retried_without_counting_as_a_crash(submit, make_worker, queue):
