@@ -212,6 +212,8 @@ class BatchWorker:
         self.window_ms: int | None = None
         self.window_reason = ""
         self._last_reclaim = 0.0
+        self._last_beat = self._last_touch = 0.0  # the timer's
+        self.long_run_left = False  # its entry in the long-runs hash outlived the long batch (Redis was away)
 
     # --- steps: each returns True when it did work -----------------------------------------
 
@@ -393,6 +395,8 @@ class BatchWorker:
                 output = self._generate_long(jobs, batch)
             else:
                 output = self.model.generate_batch(**batch_inputs(jobs))
+        except redis.RedisError:
+            raise  # an outage, not the job's fault (a long batch reads Redis): the window is retried
         except Exception as error:
             if len(jobs) == 1:
                 log.exception("job %s failed", jobs[0].job_id)
@@ -432,7 +436,10 @@ class BatchWorker:
         finally:
             with self._long_run_lock:
                 self.long_run = None
-                self.queue.clear_long_run(self.name)
+                try:
+                    self.queue.clear_long_run(self.name)
+                except redis.RedisError:  # the model's work is done: the timer clears it once Redis answers
+                    self.long_run_left = True
             batch.paused_ms = run.paused_s * 1000
 
     def _short_may_go(self, run: LongRun) -> bool:
@@ -611,27 +618,33 @@ class BatchWorker:
     def _held_jobs(self) -> list[QueuedJob]:
         return [job for window in list(self.in_flight) for job in window.jobs]
 
-    def _timer_forever(self) -> None:
-        """Beside the batch thread: settings pick-up, the long batch's checks, lease renewal and the heartbeat.
+    def timer_step(self) -> None:
+        """One tick of the timer thread: settings pick-up, the long batch's checks, lease renewal, heartbeat.
+
         Redis only: a database that keeps writes waiting (a lock, a restart) must not silence the heartbeat, or
         the worker would look dead (to /readyz, the dashboard, and other workers, which take its jobs)."""
-        last_beat = last_touch = 0.0
+        self.settings_step()
+        run = self.long_run
+        if run is not None:
+            self._short_lane_check(run)
+            self._long_finish_by(run)
+        elif self.long_run_left:  # a long batch ended while Redis was away: admission must not count it
+            self.queue.clear_long_run(self.name)
+            self.long_run_left = False
+        held = self._held_jobs()
+        if held and time.time() - self._last_touch >= self.reclaim_idle_ms / 4000:
+            self.queue.touch(held, self.reclaim_idle_ms)  # renewed four times per lease
+            self._last_touch = time.time()
+        if time.time() - self._last_beat >= HEARTBEAT_EVERY_S:
+            self.heartbeat()
+            self.queue.sync_clock()
+            self._last_beat = time.time()
+
+    def _timer_forever(self) -> None:
         failures = FailureLog(f"{self.name}: the timer")
         while not self.stopping.is_set():
             try:
-                self.settings_step()
-                run = self.long_run
-                if run is not None:
-                    self._short_lane_check(run)
-                    self._long_finish_by(run)
-                held = self._held_jobs()
-                if held and time.time() - last_touch >= self.reclaim_idle_ms / 4000:
-                    self.queue.touch(held, self.reclaim_idle_ms)  # renewed four times per lease
-                    last_touch = time.time()
-                if time.time() - last_beat >= HEARTBEAT_EVERY_S:
-                    self.heartbeat()
-                    self.queue.sync_clock()
-                    last_beat = time.time()
+                self.timer_step()
                 failures.worked()
             except Exception:
                 failures.failed()

@@ -579,6 +579,63 @@ def test_a_long_batch_does_not_stand_aside_when_its_deadline_would_slip(make_wor
     assert short.status == Job.Status.QUEUED  # still waiting: the next batch step runs it
 
 
+class RedisGoneAtLongBatchEnd(JobQueue):
+    """The real queue, with Redis gone when a long batch says it ended (its model run is over)."""
+
+    def __init__(self, queue: JobQueue):
+        super().__init__(queue.redis, queue.prefix)
+        self.gone = True
+
+    def clear_long_run(self, worker):
+        if self.gone:
+            self.gone = False
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        super().clear_long_run(worker)
+
+
+def test_redis_lost_as_a_long_batch_ends_keeps_its_output_and_fails_no_job(make_worker, long_job, queue):
+    queue.record_batch_time("long", 2_000)
+    long = long_job()
+    worker = make_worker()
+    worker.queue = RedisGoneAtLongBatchEnd(queue)
+    worker.batch_step()  # the model ran in steps; Redis refused the end-of-run note
+    long.refresh_from_db()
+    assert long.status == Job.Status.DONE and long.output_tokens > 0  # not "inference failed: ConnectionError"
+    assert runs_measured(queue, "long") == 1
+    queue.set_long_run(worker.name, 0.0, 1_000.0)  # what the long batch said while it ran, left behind...
+    worker.timer_step()
+    assert queue.redis.hget(queue.long_runs_key, worker.name) is None  # ...cleared by the timer once Redis answers
+
+
+class RedisGoneAsALongBatchStarts(JobQueue):
+    """The real queue, with Redis gone when a long batch reads its measurements to plan its steps."""
+
+    def __init__(self, queue: JobQueue):
+        super().__init__(queue.redis, queue.prefix)
+        self.gone = False
+
+    def measurements(self):
+        if self.gone:
+            self.gone = False
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        return super().measurements()
+
+
+def test_redis_lost_as_a_long_batch_starts_is_retried_not_a_failed_job(make_worker, long_job, queue):
+    queue.record_batch_time("long", 2_000)
+    long = long_job()
+    worker = make_worker()
+    worker.queue = RedisGoneAsALongBatchStarts(queue)
+    window = collect_window(worker.queue, worker.name, lambda: worker.settings.current(), lanes=("long",))
+    worker.queue.gone = True
+    with pytest.raises(redis.ConnectionError):
+        worker.run_batch(window)
+    assert Job.objects.get(pk=long.pk).status == Job.Status.RUNNING  # held for a retry, not failed
+    assert worker.retry_step() is True
+    long.refresh_from_db()
+    assert long.status == Job.Status.DONE
+
+
 @pytest.mark.parametrize(
     ("paused_s", "stands_aside"),
     [
