@@ -242,19 +242,29 @@ class BatchWorker:
         return True
 
     def recover_step(self) -> bool:
-        """Once at start: put back what this worker held when it died. Then, now and again, what the
-        workers that went silent held. The jobs return to their lanes and run in deadline order."""
-        if not self.recovered_own:
-            count = self.queue.reclaim(worker=self.name)
-            self.recovered_own = True
-        elif time.time() - self._last_reclaim > RECLAIM_EVERY_S:
-            self._last_reclaim = time.time()
-            count = self.queue.reclaim()
-        else:
+        """Once, at start: put back what this worker held when it died (same name). The jobs return to their
+        lanes and run in deadline order. (What other workers held when they went silent, the timer puts back:
+        reclaim_step.)"""
+        if self.recovered_own:
             return False  # the common case between batches: no Redis round trip
+        count = self.queue.reclaim(worker=self.name)
+        self.recovered_own = True
         if count:
             log.warning("%s put back %d job(s) of a worker that stopped", self.name, count)
         return False  # nothing ran yet: the batch step takes them
+
+    def reclaim_step(self) -> int:
+        """Every second, on the timer: put back in their lanes the jobs of workers whose heartbeat has been
+        silent for 6 s (they died), or whose lease ran out. On the timer, not between batches: a long batch
+        that stands aside for short ones can run for many seconds (until its deadline), and a dead worker's
+        jobs must not wait for it to end (they waited 12 s where the heartbeat said 6 s)."""
+        if time.time() - self._last_reclaim <= RECLAIM_EVERY_S:
+            return 0
+        self._last_reclaim = time.time()
+        count = self.queue.reclaim()
+        if count:
+            log.warning("%s put back %d job(s) of a worker that stopped", self.name, count)
+        return count
 
     def batch_step(self) -> bool:
         self.live_settings, version = self.settings.current_with_version()
@@ -619,11 +629,13 @@ class BatchWorker:
         return [job for window in list(self.in_flight) for job in window.jobs]
 
     def timer_step(self) -> None:
-        """One tick of the timer thread: settings pick-up, the long batch's checks, lease renewal, heartbeat.
+        """One tick of the timer thread: settings pick-up, dead workers' jobs put back, the long batch's checks,
+        lease renewal, heartbeat.
 
         Redis only: a database that keeps writes waiting (a lock, a restart) must not silence the heartbeat, or
         the worker would look dead (to /readyz, the dashboard, and other workers, which take its jobs)."""
         self.settings_step()
+        self.reclaim_step()
         run = self.long_run
         if run is not None:
             self._short_lane_check(run)

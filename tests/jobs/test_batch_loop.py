@@ -358,6 +358,15 @@ def test_a_worker_takes_back_what_it_held_only_once_at_start(submit, make_worker
     assert queue.lane_depths()["short"] == 0
 
 
+def test_the_timer_puts_back_the_jobs_of_a_worker_whose_heartbeat_stopped(submit, make_worker, queue):
+    submit()
+    collect_window(queue, "gone@host", lambda: SchedulerSettings(window_ms=0))  # leased by another worker...
+    queue.redis.zadd(queue.workers_key, {"gone@host": queue.now() - 7})  # ...whose last heartbeat was 7 s ago
+    worker = make_worker()
+    worker.timer_step()  # the timer, whatever the batch thread is in (a long batch standing aside for many seconds)
+    assert queue.lane_depths()["short"] == 1
+
+
 def test_a_replayed_batch_never_overwrites_a_finished_job(submit, make_worker, queue):
     job = submit()
     worker = make_worker()
