@@ -224,15 +224,21 @@ def followers_resolve(*, leader_ids: list[int]) -> int:
 
 def jobs_requeue_lost(*, grace_s: float, limit: int = 1000) -> int:
     """Put back on Redis the unfinished jobs it no longer holds (Redis keeps nothing on disk); expire
-    those whose deadline passed meanwhile, which no worker's expiry timer can see any more."""
+    those whose deadline passed meanwhile, which no worker's expiry timer can see any more.
+
+    The database is read before Redis: a job committed meanwhile is queued by its own request, which that
+    read of Redis sees. Read the other way round, jobs whose requests a table lock held (committed with an
+    old created_at) looked lost while the sweep waited for the same lock, and were queued twice."""
     queue = get_queue()
-    live = queue.live_job_ids()
     now = timezone.now()
     cutoff = now - timedelta(seconds=grace_s)
     unfinished = Job.objects.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING], created_at__lt=cutoff)
     # Followers are never queued: they wait for their leader, or are answered if it already finished.
     followers_resolve(leader_ids=list(unfinished.filter(follows__isnull=False).values_list("follows_id", flat=True)))
-    lost = unfinished.filter(follows__isnull=True).exclude(pk__in=live)
+    candidates = list(unfinished.filter(follows__isnull=True).values_list("pk", flat=True))
+    live = queue.live_job_ids()
+    # Still unfinished: a worker may have stored one between the two reads.
+    lost = unfinished.filter(pk__in=[pk for pk in candidates if pk not in live])
     overdue = list(lost.filter(deadline_at__lte=now).values_list("pk", flat=True)[:limit])
     if overdue:
         jobs_expire(reasons=dict.fromkeys(overdue, "expired: its deadline passed while the queue had lost it"))

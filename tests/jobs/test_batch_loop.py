@@ -3,11 +3,13 @@
 import json
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 import redis
 from django.db import OperationalError
 
+from edgeportal.jobs import services
 from edgeportal.jobs.entry import job_submit
 from edgeportal.jobs.models import Job
 from edgeportal.jobs.queueing import get_settings_store
@@ -398,6 +400,30 @@ def test_the_sweep_requeues_unfinished_jobs_that_redis_lost(submit, queue, make_
         running.pk,
         done.pk,
     }
+
+
+class CommitsWhileTheSweepReads(JobQueue):
+    """The real queue; as the sweep reads which jobs Redis holds, a request that a table lock held commits its
+    job (created 60 s ago) and queues it."""
+
+    def __init__(self, queue: JobQueue, commit):
+        super().__init__(queue.redis, queue.prefix)
+        self.commit = commit
+
+    def live_job_ids(self):
+        live = super().live_job_ids()
+        self.commit()
+        return live
+
+
+def test_the_sweep_leaves_a_job_committed_meanwhile_to_its_own_request(submit, queue, monkeypatch):
+    def commit():
+        job = submit("held by a lock")
+        Job.objects.filter(pk=job.pk).update(created_at=job.created_at - timedelta(seconds=60))
+
+    monkeypatch.setattr(services, "get_queue", lambda: CommitsWhileTheSweepReads(queue, commit))
+    assert jobs_requeue_lost(grace_s=10) == 0  # its request queued it: not queued a second time
+    assert queue.lane_depths()["short"] == 1
 
 
 def test_the_sweep_leaves_fresh_jobs_alone(submit, queue):
