@@ -637,6 +637,7 @@ def fault_rows(answers: list[Answer], faults: list[Fault], result: dict, seen: l
             "unavailable_503": sum(a.status == 503 for a in window),
             "other_5xx": sum(a.status >= 500 and a.status != 503 for a in window),
             "no_answer": sum(a.status == 0 for a in window),
+            "slowest_s": max((a.took for a in window), default=None),
             "twice": sum(1 for i in ids if result["runs"].get(i, 0) > 1),
             "pages_503": sum(1 for t, what, s in seen if start <= t < until and s == 503 and what != "/readyz"),
             "requeued": sum(n for t, kind, n in result["recoveries"] if start <= t < until and kind == "re-queued"),
@@ -679,8 +680,8 @@ def report(args, result: dict, rows: list[dict], answers: list[Answer], seen: li
         f"Command: `make chaos` ({args.jobs} submissions at up to {args.rate:g}/s; a {args.lock_s} s table lock)  ",
         f"Machine: {harness.machine()}; shared with other developers' test runs: load average "
         f"{timing['load_before']:.1f} before the run, {timing['load_after']:.1f} at its end (timings are slow).  ",
-        f"Run: {timing['date']}, {timing['minutes']:.0f} minutes; the load ran {timing['load_s']:.0f} s, the "
-        f"node then drained in {timing['drain_s']:.0f} s.  ",
+        f"Run: {timing['date']}, {timing['minutes']:.0f} minutes from start to report; the load ran "
+        f"{timing['load_s']:.0f} s, the node then drained in {timing['drain_s']:.0f} s.  ",
         "Node: the production web server (gunicorn, 2 uvicorn workers), two workers (`celery -A edgeportal worker "
         "-P solo`, both lanes, one torch thread each), `celery -A edgeportal beat` on its own, a private "
         "PostgreSQL and a private Redis (append-only file), each a real process; the sweep every "
@@ -716,15 +717,15 @@ def report(args, result: dict, rows: list[dict], answers: list[Answer], seen: li
         "",
         "Submissions sent from each fault until the next (the last until the load ended):",
         "",
-        "| fault | sent | accepted | done | failed | expired | 429 | 503 | other 5xx | no answer | ran twice "
-        "| pages 503 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| fault | sent | accepted | done | failed | expired | 429 | 503 | other 5xx | no answer | slowest answer (s) "
+        "| ran twice | pages 503 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         lines.append(
             f"| {row['fault'].name} | {row['sent']} | {row['accepted']} | {row['done']} | {row['failed']} | "
             f"{row['expired']} | {row['refused_429']} | {row['unavailable_503']} | {row['other_5xx']} | "
-            f"{row['no_answer']} | {row['twice']} | {row['pages_503']} |"
+            f"{row['no_answer']} | {_s(row['slowest_s'])} | {row['twice']} | {row['pages_503']} |"
         )
     held_rows = [row for row in rows if "held" in row]
     if held_rows:
@@ -793,6 +794,7 @@ def main() -> int:
     kept = ROOT / ".cache" / "chaos"
     shutil.rmtree(kept, ignore_errors=True)
     kept.mkdir(parents=True)
+    run_started = now()
     redis_server = PrivateRedis(folder / "redis")
     postgres = PrivatePostgres()
     node: Node | None = None
@@ -870,7 +872,7 @@ def main() -> int:
         rows = fault_rows(load.answers, faults, result, reader.seen, load_ended)
         timing = {
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-            "minutes": (now() - started_at) / 60,
+            "minutes": (now() - run_started) / 60,
             "load_s": load_ended - started_at,
             "drain_s": drain_s,
             "load_before": load_before,

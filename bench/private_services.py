@@ -78,7 +78,8 @@ class PrivateRedis:
 
 class PrivatePostgres:
     """A PostgreSQL cluster of its own, run as the `postgres` user (initdb refuses root) with trust
-    authentication, on a free port and a socket folder of its own."""
+    authentication, on a free port and a socket folder of its own. A run killed outright (SIGKILL) leaves it
+    running: `runuser -u postgres -- pg_ctl -D /tmp/edgeportal-chaos-pg-*/data stop` stops it."""
 
     def __init__(self):
         versions = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda path: int(Path(path).parent.name))
