@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run dev test lint format bench bench-cache bench-overload bench-phases bench-web clean
+.PHONY: install run dev test lint format bench bench-cache bench-overload bench-phases bench-web chaos clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -57,6 +57,10 @@ bench-web: install
 	scripts/ensure-redis.sh
 	$(PY) manage.py prepare_model
 	$(PY) bench/web.py
+
+# Faults injected into a running node, on a private Redis and PostgreSQL (about 12 minutes): RELIABILITY in BENCHMARKS.md.
+chaos: install
+	$(PY) bench/chaos.py
 
 clean:
 	rm -rf $(VENV) .cache staticfiles db.sqlite3 db.sqlite3-wal db.sqlite3-shm

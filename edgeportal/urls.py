@@ -77,3 +77,6 @@ urlpatterns = [
     path("readyz", monitoring_views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
 ]
+
+# Unreachable database or Redis: 503 (JSON under /api/), never a 500 page (edgeportal/errors.py).
+handler500 = "edgeportal.errors.server_error"

@@ -46,11 +46,18 @@ local function owner_waiting(owners, key, delta)
 end
 """
 
-# KEYS: payload, lane, deadlines, wake, stats, owners. ARGV: id, head_start_ms, deadline_in_ms, then field pairs.
+# KEYS: payload, lane, deadlines, wake, stats, owners, leased. ARGV: id, head_start_ms, deadline_in_ms, then field
+# pairs. A job already waiting or leased is left as it is: the sweep and the job's own request may both queue it (a
+# request held by a table lock commits with an old created_at, which the sweep reads as lost), and a second copy
+# in a lane would run it twice.
 _ENQUEUE = (
     _NOW
     + _OWNER_FN
     + """
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) or redis.call('ZSCORE', KEYS[7], ARGV[1]) then
+  local held = redis.call('HMGET', KEYS[1], 'enqueued_ms', 'deadline_ms')
+  return {tonumber(held[1]) or now, tonumber(held[2]) or now}
+end
 local deadline = now + tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], 'enqueued_ms', now, 'deadline_ms', deadline, 'deliveries', 0, unpack(ARGV, 4))
 -- Microseconds as a fraction keep equal deadlines in arrival order (a tie would sort by job id as text).
@@ -436,13 +443,14 @@ class JobQueue:
     # --- entry side --------------------------------------------------------------------------
 
     def enqueue(self, job: QueuedJob, *, deadline_in_ms: int) -> QueuedJob:
-        """Queue a job that must finish within deadline_in_ms from now (Redis' now: no clock skew)."""
+        """Queue a job that must finish within deadline_in_ms from now (Redis' now: no clock skew); a job
+        Redis already holds (waiting or leased) stays as it is, once."""
         if job.lane not in LANES:
             raise ValueError(f"unknown lane {job.lane!r}")
         fields = [item for pair in job.to_fields().items() for item in pair]
         keys = [
             self.job_prefix + str(job.job_id), self.lane_key(job.lane), self.deadlines, self.wake, self.stats,
-            self.owners,
+            self.owners, self.leased,
         ]  # fmt: skip
         job.enqueued_ms, job.deadline_ms = self._enqueue(
             keys=keys, args=[job.job_id, job.head_start_ms, max(0, int(deadline_in_ms)), *fields]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -41,7 +42,40 @@ RECLAIM_EVERY_S = 1.0  # looking for leases that ran out: one small Lua call ove
 TIMER_EVERY_S = 0.1  # expiry checks and settings pick-up: well inside the one second a change may take
 HEARTBEAT_TTL_S = 15
 SHORT_AT_RISK_MS = 1_000  # a short job this close to expiring may interrupt a long batch (see _short_may_go)
-MAX_RETRIES = 5  # a batch that cannot run this often in a row fails, rather than block the worker
+# A batch that cannot start for this long (its tries failing in a row) fails, rather than block the worker: about
+# what a passing outage (a restart of Redis or the database) never takes.
+GIVE_UP_AFTER_S = 60.0
+RETRY_MAX_DELAY_S = 2.0  # the loop's longest wait between tries: work resumes this soon after an outage ends
+
+
+def retry_delay_s(failures: int) -> float:
+    """The loop's wait after this many failed steps in a row: 0.5 s, 1 s, then 2 s between tries for as long as
+    the outage lasts. A try costs one connection attempt, and a longer wait would only delay the work once
+    Redis or the database answer again (doubling to 30 s, a 3 s Redis restart held batches back 7 s)."""
+    return min(RETRY_MAX_DELAY_S, 0.25 * 2 ** min(failures, 8))
+
+
+class FailureLog:
+    """Logs a failure that repeats without flooding the log: the first with its traceback, then the 2nd, 4th,
+    8th ... as one line each, and one line once it works again (an outage used to log a traceback every 100 ms)."""
+
+    def __init__(self, what: str):
+        self.what = what
+        self.count = 0
+
+    def failed(self) -> int:
+        """Call in an except block; returns the failures in a row."""
+        self.count += 1
+        if self.count == 1:
+            log.exception("%s failed", self.what)
+        elif self.count & (self.count - 1) == 0:
+            log.error("%s still fails (%d tries in a row): %s", self.what, self.count, sys.exc_info()[1])
+        return self.count
+
+    def worked(self) -> None:
+        if self.count:
+            log.warning("%s works again after %d failed tries", self.what, self.count)
+            self.count = 0
 
 
 @dataclass(eq=False)
@@ -138,7 +172,7 @@ class BatchWorker:
         self._long_run_lock = threading.Lock()  # the timer publishes a long run only while it runs
         self.short_waiting = threading.Event()  # set by the timer while a long batch runs and short jobs wait
         self.short_at_risk = threading.Event()  # the same, when the first of them is about to expire
-        self.retries = 0
+        self.retrying_since: float | None = None  # when the batch in flight first needed a retry
         self.recovered_own = False
         self.last_batch_at = 0.0
         self.started_at = time.time()
@@ -148,6 +182,7 @@ class BatchWorker:
         self.window_ms: int | None = None
         self.window_reason = ""
         self._last_reclaim = 0.0
+        self.long_run_left = False  # its entry in the long-runs hash outlived the long batch (Redis was away)
 
     # --- steps: each returns True when it did work -----------------------------------------
 
@@ -155,43 +190,53 @@ class BatchWorker:
         """Finish a batch that a database or Redis error interrupted in this process.
 
         A batch whose outputs exist is only stored again, never run again, for as long as the database
-        is out of reach (StorageUnavailable); any other error fails its jobs after MAX_RETRIES. One that
+        is out of reach (StorageUnavailable); any other error fails its jobs after GIVE_UP_AFTER_S. One that
         did not get that far runs again; its jobs are not read from Redis again, so their delivery count
         (the crash counter) stays put. The loop backs off between tries (run_forever).
         """
         if not self.in_flight:
             return False
         window = self.in_flight[0]
-        self.retries += 1
-        if self.retries > MAX_RETRIES and not window.storage_down:
-            # Something about these jobs keeps failing (not an outage that outputs wait out): fail them.
+        self.retrying_since = self.retrying_since or time.time()
+        if not window.storage_down and time.time() - self.retrying_since >= GIVE_UP_AFTER_S:
+            # Something about these jobs keeps failing (not an outage that kept outputs wait out): fail them.
             ran = "store this job's result" if window.batch is not None else "run this job's batch"
-            reason = f"the worker could not {ran} after {MAX_RETRIES} tries"
+            reason = f"the worker could not {ran}: it kept failing for {GIVE_UP_AFTER_S:.0f} s"
             log.error("%s: %s (jobs %s)", self.name, reason, [job.job_id for job in window.jobs])
             self.sink.jobs_failed([job.job_id for job in window.jobs], reason)
             self.queue.ack(window.jobs)
             self.queue.clear_busy(self.name)
             self.in_flight.remove(window)
-            self.retries = 0
+            self.retrying_since = None
             return True
         log.warning("%s retries a batch of %d job(s) after an error", self.name, len(window.jobs))
         self.run_batch(window)
         return True
 
     def recover_step(self) -> bool:
-        """Once at start: put back what this worker held when it died. Then, now and again, what the
-        workers that went silent held. The jobs return to their lanes and run in deadline order."""
-        if not self.recovered_own:
-            count = self.queue.reclaim(worker=self.name)
-            self.recovered_own = True
-        elif time.time() - self._last_reclaim > RECLAIM_EVERY_S:
-            self._last_reclaim = time.time()
-            count = self.queue.reclaim()
-        else:
+        """Once, at start: put back what this worker held when it died (same name). The jobs return to their
+        lanes and run in deadline order. (What other workers held when they went silent, the timer puts back:
+        reclaim_step.)"""
+        if self.recovered_own:
             return False  # the common case between batches: no Redis round trip
+        count = self.queue.reclaim(worker=self.name)
+        self.recovered_own = True
         if count:
             log.warning("%s put back %d job(s) of a worker that stopped", self.name, count)
         return False  # nothing ran yet: the batch step takes them
+
+    def reclaim_step(self) -> int:
+        """Every second, on the timer: put back in their lanes the jobs of workers whose heartbeat has been
+        silent for 6 s (they died), or whose lease ran out. On the timer, not between batches: a long batch
+        that stands aside for short ones can run for many seconds (until its deadline), and a dead worker's
+        jobs must not wait for it to end (they waited 12 s where the heartbeat said 6 s)."""
+        if time.time() - self._last_reclaim <= RECLAIM_EVERY_S:
+            return 0
+        self._last_reclaim = time.time()
+        count = self.queue.reclaim()
+        if count:
+            log.warning("%s put back %d job(s) of a worker that stopped", self.name, count)
+        return count
 
     def batch_step(self) -> bool:
         self.live_settings, version = self.settings.current_with_version()
@@ -273,7 +318,7 @@ class BatchWorker:
         self.queue.ack(batch.jobs)
         self.queue.clear_busy(self.name)
         self.in_flight.remove(window)
-        self.retries = 0
+        self.retrying_since = None
         self.last_batch_at = time.time()
         return batch
 
@@ -310,7 +355,10 @@ class BatchWorker:
             "%s ran a %s batch of %d job(s) [%s] in %.0f ms", self.name, batch.lane, len(jobs), ids, batch.model_ms
         )
         if batch.model_ms and len(outputs) == len(jobs) and not isolate:
-            self.queue.record_batch_time(window.lane, batch.model_ms, tokens=padded_tokens(runs), jobs=len(runs))
+            try:
+                self.queue.record_batch_time(window.lane, batch.model_ms, tokens=padded_tokens(runs), jobs=len(runs))
+            except redis.RedisError:  # one measurement fewer; raising here would run the model again on retry
+                log.warning("%s: Redis did not take this batch's time", self.name)
         for job, output in zip(jobs, outputs, strict=True):
             if isinstance(output, str):
                 batch.failures[job.job_id] = output
@@ -336,6 +384,8 @@ class BatchWorker:
                 output = self._generate_long(jobs, batch)
             else:
                 output = self.model.generate_batch(**batch_inputs(jobs))
+        except redis.RedisError:
+            raise  # an outage, not the job's fault (a long batch reads Redis): the window is retried
         except Exception as error:
             if len(jobs) == 1:
                 log.exception("job %s failed", jobs[0].job_id)
@@ -376,7 +426,10 @@ class BatchWorker:
         finally:
             with self._long_run_lock:
                 self.long_run = None
-                self.queue.clear_long_run(self.name)
+                try:
+                    self.queue.clear_long_run(self.name)
+                except redis.RedisError:  # the model's work is done: the timer clears it once Redis answers
+                    self.long_run_left = True
             batch.paused_ms = run.paused_s * 1000
 
     def _short_may_go(self, run: LongRun) -> bool:
@@ -555,52 +608,73 @@ class BatchWorker:
     def _held_jobs(self) -> list[QueuedJob]:
         return [job for window in list(self.in_flight) for job in window.jobs]
 
+    def timer_step(self) -> None:
+        """One tick of the timer thread: settings pick-up, dead workers' jobs put back, the long batch's checks.
+        Redis only (the expiry timer, which writes to the database, has a thread of its own)."""
+        self.settings_step()
+        self.reclaim_step()
+        run = self.long_run
+        if run is not None:
+            self._short_lane_check(run)
+            self._long_finish_by(run)
+        elif self.long_run_left:  # a long batch ended while Redis was away: admission must not count it
+            self.queue.clear_long_run(self.name)
+            self.long_run_left = False
+
     def _timer_forever(self) -> None:
-        """Beside the batch thread: the expiry timer, settings pick-up and a long batch's pace."""
+        failures = FailureLog(f"{self.name}: the timer")
+        while not self.stopping.is_set():
+            try:
+                self.timer_step()
+                failures.worked()
+            except Exception:
+                failures.failed()
+            self.stopping.wait(TIMER_EVERY_S)
+
+    def _expiry_forever(self) -> None:
+        """Beside the batch thread: the expiry timer, in a thread of its own because it writes to the database."""
+        failures = FailureLog(f"{self.name}: the expiry timer")
         while not self.stopping.is_set():
             try:
                 self.expiry_step()
-                self.settings_step()
-                run = self.long_run
-                if run is not None:
-                    self._short_lane_check(run)
-                    self._long_finish_by(run)
+                failures.worked()
             except Exception:
-                log.exception("%s: timer step failed", self.name)
+                failures.failed()
             self.stopping.wait(TIMER_EVERY_S)
 
     def _beat_forever(self) -> None:
         """The heartbeat, which renews the leases of the jobs in flight, in a thread of its own that touches
-        nothing but Redis: a database that hangs (the timer's expiry writes, the batch's storing) never
-        silences it, or other workers would take this worker's jobs for a dead one's. It beats until the
-        batch thread is done, so a worker stopping gracefully keeps the batch it finishes."""
+        nothing but Redis: a database that hangs (the expiry timer's writes, the batch's storing) never
+        silences it, or other workers would take this worker's jobs for a dead one's (and /readyz and the
+        dashboard call it gone). It beats until the batch thread is done, so a worker stopping gracefully
+        keeps the batch it finishes."""
+        failures = FailureLog(f"{self.name}: the heartbeat")
         while not self.finished.is_set():
             try:
                 self.heartbeat()
                 self.queue.sync_clock()
+                failures.worked()
             except Exception:
-                log.exception("%s: heartbeat failed", self.name)
+                failures.failed()
             self.finished.wait(HEARTBEAT_EVERY_S)
 
     def run_forever(self) -> None:
         log.info("%s serves the %s lane(s) of %s", self.name, " and ".join(self.lanes), self.queue.prefix)
         ready = False
-        failures = 0
+        failures = FailureLog(f"{self.name}: the batch loop")
         try:
             while not self.stopping.is_set():
                 try:
                     if not ready:  # inside the retrying loop: a Redis that is down at start must not end the thread
                         self.announce()
-                        threading.Thread(target=self._timer_forever, name="timer", daemon=True).start()
-                        threading.Thread(target=self._beat_forever, name="heartbeat", daemon=True).start()
+                        for target, name in [(self._timer_forever, "timer"), (self._expiry_forever, "expiry"),
+                                             (self._beat_forever, "heartbeat")]:  # fmt: skip
+                            threading.Thread(target=target, name=name, daemon=True).start()
                         ready = True
                     self.step()
-                    failures = 0
+                    failures.worked()
                 except Exception:  # Redis or the database went away: wait and try again, never die
-                    failures += 1
-                    delay = min(30, 2 ** min(failures, 5))
-                    log.exception("%s: loop step failed, retrying in %d s", self.name, delay)
-                    self.stopping.wait(delay)
+                    self.stopping.wait(retry_delay_s(failures.failed()))
         finally:
             self.finished.set()
         log.info("%s stopped", self.name)

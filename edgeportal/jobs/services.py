@@ -301,7 +301,11 @@ def jobs_requeue_lost(*, grace_s: float, limit: int = 1000) -> int:
 
     In a lane that no live worker serves, no expiry timer runs either: there it also expires the jobs
     Redis holds whose deadline passed (taken out of Redis atomically first, so a worker that starts
-    meanwhile cannot also take them), after putting back the leases of workers that died."""
+    meanwhile cannot also take them), after putting back the leases of workers that died.
+
+    The database is read before Redis: a job committed meanwhile is queued by its own request, which that
+    read of Redis sees. Read the other way round, jobs whose requests a table lock held (committed with an
+    old created_at) looked lost while the sweep waited for the same lock, and were queued twice."""
     queue = get_queue()
     if unserved := queue.lanes_without_workers(alive_s=WORKER_ALIVE_S):
         queue.reclaim()  # jobs leased by a worker that died: back in their lane once their lease ran out
@@ -310,11 +314,13 @@ def jobs_requeue_lost(*, grace_s: float, limit: int = 1000) -> int:
             now_ms = queue.now() * 1000
             jobs_expire(reasons={job.job_id: expiry_reason(job, now_ms, 0) for job in expired})
             log.warning("expired %d overdue job(s) in lanes no worker serves: %s", len(expired), unserved)
-    live = queue.live_job_ids()
     now = timezone.now()
     cutoff = now - timedelta(seconds=grace_s)
     unfinished = Job.objects.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING], created_at__lt=cutoff)
-    lost = unfinished.exclude(pk__in=live)
+    candidates = list(unfinished.values_list("pk", flat=True))
+    live = queue.live_job_ids()
+    # Still unfinished: a worker may have stored one between the two reads.
+    lost = unfinished.filter(pk__in=[pk for pk in candidates if pk not in live])
     overdue = list(lost.filter(deadline_at__lte=now).values_list("pk", flat=True)[:limit])
     if overdue:
         jobs_expire(reasons=dict.fromkeys(overdue, "expired: its deadline passed while the queue had lost it"))

@@ -48,6 +48,19 @@ def test_enqueue_stamps_arrival_and_deadline_on_the_redis_clock(queue):
     assert (taken.enqueued_ms, taken.deadline_ms, taken.deliveries) == (queued.enqueued_ms, queued.deadline_ms, 1)
 
 
+def test_a_job_queued_again_while_redis_holds_it_stays_one_job(queue):
+    first = queue.enqueue(job(1), deadline_in_ms=60_000)
+    again = queue.enqueue(job(1), deadline_in_ms=30_000)  # the sweep and the web request both queued it
+    assert (again.enqueued_ms, again.deadline_ms) == (first.enqueued_ms, first.deadline_ms)
+    [taken], _ = take(queue)
+    queue.enqueue(job(1), deadline_in_ms=60_000)  # again, while a worker runs it
+    assert queue.lane_depths()["short"] == 0 and queue.live_job_ids() == {1}  # never a second copy to run
+    assert take(queue) == ([], [])
+    queue.ack([taken])
+    queue.enqueue(job(1), deadline_in_ms=60_000)  # gone from Redis (acknowledged, lost): queued anew
+    assert queue.lane_depths()["short"] == 1
+
+
 def test_take_stops_at_the_count_and_at_the_padded_token_budget(queue):
     for i, tokens in enumerate([10, 10, 30, 10], start=1):
         queue.enqueue(job(i, tokens=tokens), deadline_in_ms=1_000 * i + 5_000)

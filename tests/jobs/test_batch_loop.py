@@ -3,10 +3,13 @@
 import json
 import threading
 import time
+from datetime import timedelta
 
 import pytest
+import redis
 from django.db import OperationalError, connection
 
+from edgeportal.jobs import services
 from edgeportal.jobs.entry import job_submit
 from edgeportal.jobs.models import Job
 from edgeportal.jobs.queueing import get_settings_store
@@ -14,11 +17,13 @@ from edgeportal.jobs.services import jobs_requeue_lost
 from edgeportal.jobs.sink import DatabaseSink
 from edgeportal.latency.models import BatchRecord
 from inference.generation import GenerationParams
+from inference.queue import JobQueue
 from inference.runtime import ResidentModel
-from inference.scheduler import SchedulerSettings, collect_window
+from inference.scheduler import SchedulerSettings, SettingsStore, collect_window
 from inference.warm_up import measure_baseline
-from inference.worker import MAX_RETRIES, LongRun, StorageUnavailable
+from inference.worker import GIVE_UP_AFTER_S, HEARTBEAT_EVERY_S, LongRun, StorageUnavailable, retry_delay_s
 from tests.conftest import make_template
+from tests.integration.workers import wait_until
 
 # Real commits, as in the worker: the sink refreshes its database connection between batches.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -127,6 +132,35 @@ class RecordingModel(ResidentModel):
         return super().generate_batch(prompts, *args, **kwargs)
 
 
+class RedisGoneAfterInference(JobQueue):
+    """The real queue, with Redis gone at the first write after the model ran (the batch's measurement)."""
+
+    def __init__(self, queue: JobQueue):
+        super().__init__(queue.redis, queue.prefix)
+        self.gone = True
+
+    def record_batch_time(self, *args, **kwargs):
+        if self.gone:
+            self.gone = False
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        super().record_batch_time(*args, **kwargs)
+
+
+def test_redis_lost_right_after_inference_never_runs_the_model_again(submit, make_worker, queue, tiny_model):
+    job = submit()
+    model = RecordingModel(tiny_model)
+    worker = make_worker(model=model)
+    worker.queue = RedisGoneAfterInference(queue)
+    for _ in range(3):
+        try:
+            worker.step()
+        except redis.ConnectionError:
+            pass  # run_forever waits and steps again
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE and job.output_tokens > 0
+    assert model.calls == [[job.prompt]]  # one run: the outputs existed, a lost measurement is no reason to rerun
+
+
 def test_jobs_that_crashed_a_worker_before_run_one_by_one(submit, make_worker, queue, tiny_model):
     first, second = submit("first"), submit("second")
     take_and_die(queue)
@@ -165,10 +199,11 @@ def runs_measured(queue, lane="short"):
 def test_a_database_outage_never_runs_the_model_again_and_never_loses_the_output(submit, make_worker, queue):
     job = submit()
     worker = make_worker()
-    worker.sink = FlakySink(outages=MAX_RETRIES + 3)  # longer than any number of tries to run a batch
-    for _ in range(MAX_RETRIES + 3):
+    worker.sink = FlakySink(outages=8)
+    for _ in range(8):
         with pytest.raises(StorageUnavailable):
             worker.step()
+        worker.retrying_since = time.time() - 2 * GIVE_UP_AFTER_S  # as if the outage had lasted minutes
     assert worker.step() is True  # the database answers again: the kept output is stored
     job.refresh_from_db()
     assert job.status == Job.Status.DONE and job.output_tokens > 0
@@ -213,14 +248,15 @@ def test_a_kept_batch_stored_in_parts_after_a_crash_keeps_one_batch_record(submi
 
 
 class ExpiryFails(DatabaseSink):
-    """The database sink, failing the first write of expired jobs."""
+    """The database sink, failing the first `outages` writes of expired jobs."""
 
-    failed = False
+    def __init__(self, outages: int = 1):
+        self.outages = outages
 
     def jobs_expired(self, reasons):
-        if not self.failed:
-            self.failed = True
-            with connection.execute_wrapper(locked):
+        if self.outages:
+            self.outages -= 1
+            with connection.execute_wrapper(locked):  # this write answers "database is locked"
                 return super().jobs_expired(reasons)
         return super().jobs_expired(reasons)
 
@@ -238,6 +274,88 @@ def test_a_batch_whose_expired_jobs_cannot_be_stored_is_still_held_and_retried(s
     doomed.refresh_from_db()
     fine.refresh_from_db()
     assert (doomed.status, fine.status) == (Job.Status.EXPIRED, Job.Status.DONE)
+
+
+def test_a_passing_outage_never_fails_a_batch_however_many_quick_tries_it_takes(submit, make_worker, queue):
+    job_submit(prompt="doomed", deadline_ms=1_200, allow_free_prompt=True)
+    fine = job_submit(prompt="fine", deadline_ms=60_000, allow_free_prompt=True)
+    queue.record_batch_time("short", 2_000)  # the doomed job is expired at the lease: storing that fails first
+    worker = make_worker()
+    worker.sink = ExpiryFails(outages=12)  # tried every 2 s by the loop: a restart of the database
+    for _ in range(12):
+        with pytest.raises(StorageUnavailable):
+            worker.step()
+    assert worker.step() is True
+    fine.refresh_from_db()
+    assert fine.status == Job.Status.DONE
+
+
+def test_a_batch_that_cannot_start_for_a_minute_fails_with_its_reason(submit, make_worker, queue):
+    job_submit(prompt="doomed", deadline_ms=1_200, allow_free_prompt=True)
+    fine = job_submit(prompt="fine", deadline_ms=300_000, allow_free_prompt=True)
+    queue.record_batch_time("short", 2_000)
+    worker = make_worker()
+    worker.sink = ExpiryFails(outages=1)
+    with pytest.raises(StorageUnavailable):
+        worker.step()
+    worker.retrying_since = time.time() - GIVE_UP_AFTER_S  # a minute of tries that all failed
+    assert worker.retry_step() is True
+    fine.refresh_from_db()
+    assert fine.status == Job.Status.FAILED
+    assert fine.error == "the worker could not run this job's batch: it kept failing for 60 s"
+    assert worker.in_flight == [] and queue.live_job_ids() == set()
+
+
+def test_the_loop_tries_again_within_two_seconds_however_long_an_outage_lasts():
+    delays = [retry_delay_s(failures) for failures in range(1, 100)]
+    assert delays[:3] == [0.5, 1.0, 2.0]
+    assert max(delays) == 2.0  # a Redis restart of 3 s held batches back 7 s more when it doubled to 30 s
+
+
+class ExpiryWaits(DatabaseSink):
+    """The database sink, keeping the write of expired jobs waiting (a table lock) until released."""
+
+    def __init__(self):
+        self.waiting, self.release = threading.Event(), threading.Event()
+
+    def jobs_expired(self, reasons):
+        self.waiting.set()
+        self.release.wait(60)
+        super().jobs_expired(reasons)
+
+
+def test_the_heartbeat_goes_on_while_the_database_keeps_an_expiry_waiting(submit, make_worker, queue):
+    submit()
+    queue.record_batch_time("short", 600_000)  # it can no longer finish: the expiry timer ends it
+    worker = make_worker(lanes=("long",))  # the batch thread leaves the short job to the expiry timer
+    worker.sink = ExpiryWaits()
+    thread = threading.Thread(target=worker.run_forever, daemon=True)
+    thread.start()
+    try:
+        assert worker.sink.waiting.wait(30)
+        beat = lambda: float(queue.redis.hget(queue.worker_key(worker.name), "heartbeat_at"))  # noqa: E731
+        first = beat()
+        # Two more heartbeats while the database holds the expiry: the worker is alive, not gone.
+        wait_until(lambda: beat() >= first + 2 * HEARTBEAT_EVERY_S - 0.5, timeout=30, what="heartbeats")
+    finally:
+        worker.sink.release.set()
+        worker.stop()
+        thread.join(30)
+
+
+def test_an_outage_logs_a_few_lines_not_a_traceback_every_100_ms(make_worker, queue, caplog):
+    worker = make_worker()
+    worker.queue = JobQueue.from_url("redis://127.0.0.1:1/0", queue.prefix)  # Redis is gone
+    worker.settings = SettingsStore(worker.queue, worker.settings.defaults)
+    timer = threading.Thread(target=worker._timer_forever, daemon=True)
+    timer.start()
+    time.sleep(3)  # about 30 tries of the timer
+    worker.stop()
+    timer.join(10)
+    lines = [record for record in caplog.records if "timer" in record.getMessage()]
+    assert lines[0].exc_info is not None  # the first failure with its traceback
+    assert 2 <= len(lines) <= 5  # then the 2nd, 4th, 8th, 16th as one line each
+    assert all(record.exc_info is None for record in lines[1:])
 
 
 def test_a_database_outage_is_retried_without_counting_as_a_crash(submit, make_worker, queue):
@@ -265,6 +383,15 @@ def test_a_worker_takes_back_what_it_held_only_once_at_start(submit, make_worker
     take_and_die(queue)  # leased under the same name, but in flight in another thread: not taken back
     worker.recover_step()
     assert queue.lane_depths()["short"] == 0
+
+
+def test_the_timer_puts_back_the_jobs_of_a_worker_whose_heartbeat_stopped(submit, make_worker, queue):
+    submit()
+    collect_window(queue, "gone@host", lambda: SchedulerSettings(window_ms=0))  # leased by another worker...
+    queue.redis.zadd(queue.workers_key, {"gone@host": queue.now() - 7})  # ...whose last heartbeat was 7 s ago
+    worker = make_worker()
+    worker.timer_step()  # the timer, whatever the batch thread is in (a long batch standing aside for many seconds)
+    assert queue.lane_depths()["short"] == 1
 
 
 def test_a_replayed_batch_never_overwrites_a_finished_job(submit, make_worker, queue):
@@ -298,6 +425,30 @@ def test_the_sweep_requeues_unfinished_jobs_that_redis_lost(submit, queue, make_
         running.pk,
         done.pk,
     }
+
+
+class CommitsWhileTheSweepReads(JobQueue):
+    """The real queue; as the sweep reads which jobs Redis holds, a request that a table lock held commits its
+    job (created 60 s ago) and queues it."""
+
+    def __init__(self, queue: JobQueue, commit):
+        super().__init__(queue.redis, queue.prefix)
+        self.commit = commit
+
+    def live_job_ids(self):
+        live = super().live_job_ids()
+        self.commit()
+        return live
+
+
+def test_the_sweep_leaves_a_job_committed_meanwhile_to_its_own_request(submit, queue, monkeypatch):
+    def commit():
+        job = submit("held by a lock")
+        Job.objects.filter(pk=job.pk).update(created_at=job.created_at - timedelta(seconds=60))
+
+    monkeypatch.setattr(services, "get_queue", lambda: CommitsWhileTheSweepReads(queue, commit))
+    assert jobs_requeue_lost(grace_s=10) == 0  # its request queued it: not queued a second time
+    assert queue.lane_depths()["short"] == 1
 
 
 def test_the_sweep_leaves_fresh_jobs_alone(submit, queue):
@@ -478,6 +629,63 @@ def test_a_long_batch_does_not_stand_aside_when_its_deadline_would_slip(make_wor
     assert short.status == Job.Status.QUEUED  # still waiting: the next batch step runs it
 
 
+class RedisGoneAtLongBatchEnd(JobQueue):
+    """The real queue, with Redis gone when a long batch says it ended (its model run is over)."""
+
+    def __init__(self, queue: JobQueue):
+        super().__init__(queue.redis, queue.prefix)
+        self.gone = True
+
+    def clear_long_run(self, worker):
+        if self.gone:
+            self.gone = False
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        super().clear_long_run(worker)
+
+
+def test_redis_lost_as_a_long_batch_ends_keeps_its_output_and_fails_no_job(make_worker, long_job, queue):
+    queue.record_batch_time("long", 2_000)
+    long = long_job()
+    worker = make_worker()
+    worker.queue = RedisGoneAtLongBatchEnd(queue)
+    worker.batch_step()  # the model ran in steps; Redis refused the end-of-run note
+    long.refresh_from_db()
+    assert long.status == Job.Status.DONE and long.output_tokens > 0  # not "inference failed: ConnectionError"
+    assert runs_measured(queue, "long") == 1
+    queue.set_long_run(worker.name, 0.0, 1_000.0)  # what the long batch said while it ran, left behind...
+    worker.timer_step()
+    assert queue.redis.hget(queue.long_runs_key, worker.name) is None  # ...cleared by the timer once Redis answers
+
+
+class RedisGoneAsALongBatchStarts(JobQueue):
+    """The real queue, with Redis gone when a long batch reads its measurements to plan its steps."""
+
+    def __init__(self, queue: JobQueue):
+        super().__init__(queue.redis, queue.prefix)
+        self.gone = False
+
+    def measurements(self):
+        if self.gone:
+            self.gone = False
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        return super().measurements()
+
+
+def test_redis_lost_as_a_long_batch_starts_is_retried_not_a_failed_job(make_worker, long_job, queue):
+    queue.record_batch_time("long", 2_000)
+    long = long_job()
+    worker = make_worker()
+    worker.queue = RedisGoneAsALongBatchStarts(queue)
+    window = collect_window(worker.queue, worker.name, lambda: worker.settings.current(), lanes=("long",))
+    worker.queue.gone = True
+    with pytest.raises(redis.ConnectionError):
+        worker.run_batch(window)
+    assert Job.objects.get(pk=long.pk).status == Job.Status.RUNNING  # held for a retry, not failed
+    assert worker.retry_step() is True
+    long.refresh_from_db()
+    assert long.status == Job.Status.DONE
+
+
 @pytest.mark.parametrize(
     ("paused_s", "stands_aside"),
     [
@@ -526,39 +734,3 @@ def test_a_worker_publishes_its_warm_up_baseline_at_start_and_again_when_redis_l
     queue.record_batch_time("short", 1_234)
     worker.heartbeat()  # a beat fills in what is missing, nothing more
     assert queue.measurements()["batch_ms:short"] == 1_234
-
-
-class ExpiryHangs(DatabaseSink):
-    """The database sink, its expiry writes hanging (a database lock) until released."""
-
-    def __init__(self):
-        self.hanging = threading.Event()
-        self.release = threading.Event()
-
-    def jobs_expired(self, reasons):
-        self.hanging.set()
-        self.release.wait(30)
-        return super().jobs_expired(reasons)
-
-
-def test_the_heartbeat_goes_on_while_the_timer_waits_for_the_database(make_worker, queue):
-    job_submit(prompt="due", deadline_ms=300, allow_free_prompt=True)
-    time.sleep(0.4)  # due: the timer's expiry step writes to the database, which hangs
-    worker = make_worker()
-    worker.sink = ExpiryHangs()
-    worker.announce()
-    timer = threading.Thread(target=worker._timer_forever, daemon=True)
-    beat = threading.Thread(target=worker._beat_forever, daemon=True)
-    timer.start()
-    beat.start()
-    try:
-        assert worker.sink.hanging.wait(10)
-        hung_at = queue.now()
-        time.sleep(2.5)  # longer than a heartbeat's period
-        assert queue.redis.zscore(queue.workers_key, worker.name) > hung_at  # it beat while the timer hung
-    finally:
-        worker.sink.release.set()
-        worker.stop()
-        worker.finished.set()
-        timer.join(10)
-        beat.join(10)
