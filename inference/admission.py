@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from inference.scheduler import (
 
 RANKS_READ = 512  # short jobs whose ranks admission reads (the rest rank later: counted first, to be safe)
 PROBE_MARGIN_MS, PROBE_MARGIN = 100, 0.1  # a probe's margin: at least 100 ms, or a tenth of its batch
+HOLD_MS = 30_000  # a held place outlives its request that long at most (a database lock can hold a commit)
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Estimate:
     # When a worker serving its lane is idle and nothing waits for it: one batch as things stand, plus a
     # window and a margin. A job that fits may go as a probe whatever the margins say (admission_estimate).
     probe_finish_ms: float | None = None
+    place: str | None = None  # the place held in the lane for this request (admission_estimate's hold)
 
     def misses(self, deadline_ms: int) -> bool:
         """The estimate finishes after the deadline."""
@@ -51,6 +54,7 @@ def admission_estimate(
     deadline_ms: int,
     tokens: int = 0,
     prior: Mapping[str, str] | None = None,
+    hold: bool = False,
 ) -> Estimate:
     """One Redis round trip. The estimate: until the first of the lane's workers is free (the rest of
     its batch in flight, as planned), then the batches ahead of the job and its own, shared among the
@@ -67,13 +71,21 @@ def admission_estimate(
     A probe: when a live worker serving the lane is idle and no job waits in the lanes it serves, the
     job would start after one window; it may be admitted if one batch as things stand (without the
     margin, but with a small one for the way to the lease) fits its deadline; one probe at a time per
-    lane (JobQueue.claim_probe). Measurements from an overload that nothing runs to correct can then never refuse
-    a job an idle node could serve, and the probe's own batch corrects them."""
+    lane (JobQueue.claim_probe). Measurements from an overload that nothing runs to correct can then never
+    refuse a job an idle node could serve, and the probe's own batch corrects them.
+
+    With `hold`, the job's place in its lane is held first, in the same round trip (Estimate.place: the
+    caller releases it if it refuses the job; queueing the job gives it up): the jobs ahead, the queue's
+    depth and the short ranks count the places other requests hold, so a burst of concurrent requests,
+    each reading before the others have queued their jobs, is not admitted as if each came alone."""
     now = queue.now()
     rank = now * 1000 + deadline_ms - settings.head_start_ms(priority)
     pipe = queue.redis.pipeline(transaction=False)
+    if hold:
+        queue.hold_place_in(pipe, lane, token=uuid.uuid4().hex, rank=rank, hold_ms=HOLD_MS)
     for name in LANES:
         pipe.zcard(queue.lane_key(name))
+        pipe.zcard(queue.held_key(name))
     pipe.zcount(queue.lane_key(lane), "-inf", rank)
     pipe.hgetall(queue.stats)
     pipe.zrangebyscore(queue.lane_workers_key(lane), now - WORKER_ALIVE_S, "+inf")  # those serving its lane
@@ -83,7 +95,21 @@ def admission_estimate(
     pipe.hgetall(queue.long_runs_key)
     queue.peek_in(pipe, "long", 1)
     pipe.zrange(queue.lane_key("short"), 0, RANKS_READ - 1, withscores=True)
-    *depths, ahead, stats, workers, long_workers, short_workers, busy, long_runs, long_head, ranks = pipe.execute()
+    pipe.zrange(queue.held_key("short"), 0, RANKS_READ - 1, withscores=True)
+    answers = pipe.execute()
+    place = answers.pop(0) if hold else None
+    queued_and_held = answers[: 2 * len(LANES)]
+    ahead, stats, workers, long_workers, short_workers, busy, long_runs, long_head, ranks, held_ranks = answers[
+        2 * len(LANES) :
+    ]
+    # What others hold counts as waiting, and as ahead whatever its rank: of two requests whose reads cross,
+    # the later reader must count the other (their ranks come from clocks read before either held a place).
+    # This request's own place is itself, not a job ahead of it.
+    held = {name: int(n) - (hold and name == lane) for name, n in zip(LANES, queued_and_held[1::2], strict=True)}
+    depths = [int(queued) + held[name] for name, queued in zip(LANES, queued_and_held[::2], strict=True)]
+    ahead = int(ahead) + held[lane]
+    others_held = [(member, -math.inf) for member, _ in held_ranks if member != place]
+    ranks = [*others_held, *ranks]
     measurements = stats_read({**(prior or {}), **stats}, now)
     per_job = max(tokens, tokens_per_job(measurements, lane) or tokens)
     per_batch = jobs_per_batch(settings, lane, per_job)
@@ -143,7 +169,7 @@ def admission_estimate(
         probe_ms = central_ms + settings.window_ms + max(PROBE_MARGIN_MS, central_ms * PROBE_MARGIN)
     return Estimate(
         depth, int(ahead), max(1, len(workers)), finish_ms, retry_after_s, max(0.0, late_ms), max(0.0, over_ms),
-        probe_ms,
+        probe_ms, place,
     )  # fmt: skip
 
 

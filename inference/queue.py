@@ -10,6 +10,8 @@ Keys, under the prefix:
   leased             sorted set  job id -> lease end (ms, Redis clock), jobs in a worker's batch
   job:{id}           hash        what the worker needs to run it; `kept`: its output once the model ran it,
                                  until the database stored it (inference.kept_results)
+  held:{lane}        sorted set  "<expiry ms>:<token>" -> rank: places admission holds for jobs it accepts until
+                                 they are queued (JobQueue.hold_place), so concurrent requests see each other
   wake               list        one token per enqueue, so idle workers block instead of polling
   stats              hash        measured batch times per lane and the arrival rate (moving averages)
   jobs:dead          stream      jobs buried after killing workers again and again (capped)
@@ -46,10 +48,10 @@ local function owner_waiting(owners, key, delta)
 end
 """
 
-# KEYS: payload, lane, deadlines, wake, stats, owners, leased. ARGV: id, head_start_ms, deadline_in_ms, then field
-# pairs. A job already waiting or leased is left as it is: the sweep and the job's own request may both queue it (a
-# request held by a table lock commits with an old created_at, which the sweep reads as lost), and a second copy
-# in a lane would run it twice.
+# KEYS: payload, lane, deadlines, wake, stats, owners, leased, held. ARGV: id, head_start_ms, deadline_in_ms, then
+# field pairs (a 'place' field names the place admission held for it: given up here). A job already waiting or
+# leased is left as it is: the sweep and the job's own request may both queue it (a request held by a table lock
+# commits with an old created_at, which the sweep reads as lost), and a second copy in a lane would run it twice.
 _ENQUEUE = (
     _NOW
     + _OWNER_FN
@@ -60,6 +62,8 @@ if redis.call('ZSCORE', KEYS[2], ARGV[1]) or redis.call('ZSCORE', KEYS[7], ARGV[
 end
 local deadline = now + tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], 'enqueued_ms', now, 'deadline_ms', deadline, 'deliveries', 0, unpack(ARGV, 4))
+local place = redis.call('HGET', KEYS[1], 'place')
+if place and place ~= '' then redis.call('ZREM', KEYS[8], place) end
 -- Microseconds as a fraction keep equal deadlines in arrival order (a tie would sort by job id as text).
 if redis.call('ZADD', KEYS[2], deadline - tonumber(ARGV[2]) + (tonumber(t[2]) % 1000) / 1000, ARGV[1]) == 1 then
   owner_waiting(KEYS[6], KEYS[1], 1)
@@ -214,6 +218,21 @@ end
 """
 )
 
+# KEYS: held. ARGV: token, rank, hold_ms. Admission holds a place of this rank in the job's lane before it reads
+# the queue, so of two concurrent requests the later reader counts the other (places that outlived hold_ms,
+# their request gone without queueing a job, are dropped here).
+_HOLD = (
+    _NOW
+    + """
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if tonumber(string.match(member, '^(%d+):')) < now then redis.call('ZREM', KEYS[1], member) end
+end
+local member = (now + tonumber(ARGV[3])) .. ':' .. ARGV[1]
+redis.call('ZADD', KEYS[1], tonumber(ARGV[2]), member)
+return member
+"""
+)
+
 # KEYS: job keys. ARGV: their kept values. Only jobs still held (a job acknowledged meanwhile is gone).
 _KEEP = """
 for i, key in ipairs(KEYS) do
@@ -315,6 +334,7 @@ class QueuedJob:
     owner: str = ""  # its sender, whose waiting jobs fair share counts ("" for none)
     picked_at: float = field(default=0.0)  # local time it entered a worker's window (see collect_window)
     kept: str = ""  # its output from an earlier run, not stored yet (inference.kept_results)
+    place: str = ""  # the place admission held for it until it is queued (JobQueue.hold_place)
 
     def to_fields(self) -> dict[str, str]:
         return {
@@ -326,6 +346,7 @@ class QueuedJob:
             "lane": self.lane,
             "priority": self.priority,
             "head_start_ms": str(self.head_start_ms),
+            "place": self.place,
             "cache_key": self.cache_key,
             "owner": self.owner,
         }
@@ -406,6 +427,7 @@ class JobQueue:
         self._reclaim = client.register_script(_RECLAIM)
         self._keep = client.register_script(_KEEP)
         self._ack = client.register_script(_ACK)
+        self._hold = client.register_script(_HOLD)
         self._peek = client.register_script(_PEEK)
         self._withdraw = client.register_script(_WITHDRAW)
         self._recount = client.register_script(_RECOUNT)
@@ -417,6 +439,17 @@ class JobQueue:
 
     def lane_key(self, lane: str) -> str:
         return f"{self.lane_prefix}{lane}"
+
+    def held_key(self, lane: str) -> str:
+        return f"{self.prefix}:held:{lane}"
+
+    def hold_place_in(self, pipe: redis.client.Pipeline, lane: str, *, token: str, rank: float, hold_ms: int) -> None:
+        """Hold a place of this rank in the lane (its answer, in the pipeline, is the place: see _HOLD)."""
+        self._hold(keys=[self.held_key(lane)], args=[token, rank, hold_ms], client=pipe)
+
+    def release_place(self, lane: str, place: str) -> None:
+        """Give up a held place whose job will not be queued (admission refused it)."""
+        self.redis.zrem(self.held_key(lane), place)
 
     def ping(self) -> None:
         self.redis.ping()
@@ -450,7 +483,7 @@ class JobQueue:
         fields = [item for pair in job.to_fields().items() for item in pair]
         keys = [
             self.job_prefix + str(job.job_id), self.lane_key(job.lane), self.deadlines, self.wake, self.stats,
-            self.owners, self.leased,
+            self.owners, self.leased, self.held_key(job.lane),
         ]  # fmt: skip
         job.enqueued_ms, job.deadline_ms = self._enqueue(
             keys=keys, args=[job.job_id, job.head_start_ms, max(0, int(deadline_in_ms)), *fields]

@@ -240,12 +240,13 @@ def _deadline_ms(raw: object, template, source, scheduler: SchedulerSettings, la
         raise JobRejected(error.message, code="invalid", field="deadline_ms") from None
 
 
-def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> None:
-    """Refuse now what the queue cannot take or cannot finish in time, instead of queueing it to expire."""
+def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> str:
+    """Refuse now what the queue cannot take or cannot finish in time, instead of queueing it to expire.
+    Returns the place held for the job in its lane (admission_estimate's hold), given up when it is queued."""
     queue = get_queue()
     estimate = admission_estimate(queue, scheduler, lane=ticket.lane, priority=ticket.priority,
                                   deadline_ms=ticket.deadline_ms, tokens=ticket.prompt_tokens,
-                                  prior=batch_time_prior())  # fmt: skip
+                                  prior=batch_time_prior(), hold=True)  # fmt: skip
     share = _share_refusal(queue, ticket, scheduler)
     # An idle lane takes one probe at a time: a burst that finds it idle is planned behind the first.
     probe = (
@@ -255,9 +256,11 @@ def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> None:
         and queue.claim_probe(ticket.lane, estimate.probe_finish_ms)
     )
     if refusal := share or _refusal(estimate, ticket, scheduler, probe=probe):
+        queue.release_place(ticket.lane, estimate.place)
         code, reason = refusal
         raise JobRejected(f"{reason}; retry in {estimate.retry_after_s} s.", code=code, status=429,
                           retry_after=estimate.retry_after_s)  # fmt: skip
+    return estimate.place
 
 
 def _share_refusal(queue: JobQueue, ticket: Ticket, scheduler: SchedulerSettings) -> tuple[str, str] | None:
@@ -374,7 +377,7 @@ def _accept(template, text, values, source, user, started: float, ticket: Ticket
             hit = cache.cache_get(key)
             if hit is not None:
                 return _answer_from_cache(fields, key, hit, started)
-        _admit(ticket, scheduler)  # a cache hit needs no room in the queue
+        place = _admit(ticket, scheduler)  # a cache hit needs no room in the queue
     except redis.RedisError:
         raise QueueUnavailable() from None
 
@@ -383,7 +386,7 @@ def _accept(template, text, values, source, user, started: float, ticket: Ticket
         # A worker must never read a job id whose row is not committed yet. An identical job already queued
         # or running does not hold this one back: each keeps its own deadline and priority, and the first
         # to finish answers the others (single flight, see job_queue_new and flight_answer).
-        transaction.on_commit(lambda: job_queue_new(job, scheduler))
+        transaction.on_commit(lambda: job_queue_new(job, scheduler, place=place))
     return job
 
 

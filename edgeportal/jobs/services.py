@@ -49,19 +49,22 @@ def _ms_left(job: Job, scheduler: SchedulerSettings) -> float:
     return (job.deadline_at - timezone.now()).total_seconds() * 1000
 
 
-def enqueue(job: Job, scheduler: SchedulerSettings) -> None:
-    """Put a committed job on its lane, ranked with these settings' head start for its priority."""
+def enqueue(job: Job, scheduler: SchedulerSettings, *, place: str = "") -> None:
+    """Put a committed job on its lane, ranked with these settings' head start for its priority (giving up
+    the place admission held for it)."""
     try:
-        get_queue().enqueue(_queued_job(job, scheduler), deadline_in_ms=_ms_left(job, scheduler))
+        queued = _queued_job(job, scheduler)
+        queued.place = place
+        get_queue().enqueue(queued, deadline_in_ms=_ms_left(job, scheduler))
     except redis.RedisError:
         # The job stays queued in the database; the periodic sweep puts it on Redis when it is back.
         log.exception("could not enqueue job %s; the sweep will retry", job.pk)
 
 
-def job_queue_new(job: Job, scheduler: SchedulerSettings) -> None:
+def job_queue_new(job: Job, scheduler: SchedulerSettings, *, place: str = "") -> None:
     """Once a new job's row is committed: queue it like any job (its own lane rank, deadline and priority),
     then let an identical job that finished meanwhile answer it (see flight_join)."""
-    enqueue(job, scheduler)
+    enqueue(job, scheduler, place=place)
     if job.cache_key:
         try:
             flight_join(job=job)

@@ -1,5 +1,6 @@
 """Deadlines, priorities and admission control at the entry, with the real Redis (no worker needed)."""
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -405,3 +406,28 @@ def test_a_burst_that_finds_an_idle_lane_sends_one_probe_and_plans_the_rest_behi
     with ThreadPoolExecutor(max_workers=12) as pool:
         answers = list(pool.map(submit, range(12)))
     assert answers.count(202) == 1 and answers.count(429) == 11
+
+
+def test_a_burst_of_concurrent_requests_is_admitted_only_as_far_as_it_can_finish(queue, source_token):
+    # Each batch of eight takes 2 s: one batch fits a 3 s deadline, two do not. Sixteen requests at once
+    # each read the queue before the others have queued their jobs; the places they hold make them count
+    # each other.
+    measured(queue, "short", 2_000)
+    source = Source.objects.get()
+    start = threading.Barrier(16)
+
+    def submit(i: int) -> int:
+        try:
+            start.wait()
+            job_submit(prompt=f"Describe defect {i}.", deadline_ms=3_000, source=source, allow_free_prompt=True)
+            return 202
+        except JobRejected as refused:
+            return refused.status
+        finally:
+            connection.close()
+
+    get_settings_store().update(source_share_pct=100)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(submit, range(16)))
+    assert answers.count(202) == 8 and answers.count(429) == 8
+    assert queue.depth() == 8 and queue.redis.zcard(queue.held_key("short")) == 0  # every place given up
