@@ -678,8 +678,8 @@ def report(args, result: dict, rows: list[dict], answers: list[Answer], seen: li
         "## Reliability: faults injected into a running node",
         "",
         f"Command: `make chaos` ({args.jobs} submissions at up to {args.rate:g}/s; a {args.lock_s} s table lock)  ",
-        f"Machine: {harness.machine()}; shared with other developers' test runs: load average "
-        f"{timing['load_before']:.1f} before the run, {timing['load_after']:.1f} at its end (timings are slow).  ",
+        f"Machine: {harness.machine()}; load average {timing['load_before']:.1f} before the run (the run itself "
+        f"keeps both cores busy), {timing['load_after']:.1f} at its end.  ",
         f"Run: {timing['date']}, {timing['minutes']:.0f} minutes from start to report; the load ran "
         f"{timing['load_s']:.0f} s, the node then drained in {timing['drain_s']:.0f} s.  ",
         "Node: the production web server (gunicorn, 2 uvicorn workers), two workers (`celery -A edgeportal worker "
