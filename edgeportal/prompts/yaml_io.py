@@ -111,6 +111,14 @@ def _checked(item: object, index: int, seen: set[str]) -> tuple[PromptTemplate, 
     return template, sources
 
 
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    return isinstance(value, list) and any(_holds_nul(item) for item in value)
+
+
 def templates_import(text: str, *, user=None) -> list[str]:
     """Validate every template first; change nothing on any error. Returns what changed, one line each."""
     try:
@@ -119,6 +127,8 @@ def templates_import(text: str, *, user=None) -> list[str]:
         raise ImportProblem(f"not valid YAML: {error}") from None
     if not isinstance(data, dict) or not isinstance(data.get("templates"), list):
         raise ImportProblem("the file must hold a mapping with a 'templates' list")
+    if _holds_nul(data):  # a "\0" escape: no field stores it, and PostgreSQL can't even look it up
+        raise ImportProblem("the file holds a NUL character (\\0), which no field accepts")
     seen: set[str] = set()
     checked = [_checked(item, index, seen) for index, item in enumerate(data["templates"])]
     changes = []

@@ -142,6 +142,9 @@ def test_yaml_export_and_import_round_trip(notice):
         (lambda t: t.update(sources={"a": 1}), "template 'second' sources: must be a list of source names"),
         (lambda t: t.pop("title"), "template 'second' title: is required"),
         (lambda t: t.update(colour="red"), "unknown field(s) colour"),
+        # Found by the fuzzer on PostgreSQL: a "\0" escape in a slug or name broke the lookup (500).
+        (lambda t: t.update(slug="sec\x00ond"), "NUL character"),
+        (lambda t: t.update(sources=["line\x00a"]), "NUL character"),
     ],
 )
 def test_an_import_with_any_error_changes_nothing_and_names_the_fault(notice, change, message):

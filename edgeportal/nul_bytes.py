@@ -1,0 +1,29 @@
+"""No form field or query parameter accepts a NUL character, and PostgreSQL cannot even compare one: a
+lookup with it raises instead of finding nothing. Refuse such a request whole, with a 400 that names the
+field, before any view builds a query from it."""
+
+from django.http import HttpResponseBadRequest
+
+
+def nul_field(query_dicts) -> str | None:
+    """The first field name (or value's field) holding a NUL, or None."""
+    for params in query_dicts:
+        for name, values in params.lists():
+            if "\x00" in name or any("\x00" in value for value in values):
+                return name.replace("\x00", "\\0")
+    return None
+
+
+class RejectNulMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        # request.POST parses only form bodies; a JSON body is left for the API's own validation.
+        field = nul_field([request.GET, request.POST] if request.method == "POST" else [request.GET])
+        if field is not None:
+            return HttpResponseBadRequest(
+                f"Field {field!r} contains a NUL character, which no field accepts.",
+                content_type="text/plain; charset=utf-8",
+            )
+        return self.get_response(request)
