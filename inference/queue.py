@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import redis
@@ -86,28 +87,39 @@ return {now, deadline}
 _EXPIRE_FN = (
     _OWNER_FN
     + """
-local function expire(prefix, lane_prefix, deadlines, id, out, owners)
+local function expire(prefix, lane_prefix, deadlines, id, out, owners, est)
   local key = prefix .. id
   local fields = redis.call('HGETALL', key)
   local lane = redis.call('HGET', key, 'lane') or 'short'
   if redis.call('ZREM', lane_prefix .. lane, id) == 1 then owner_waiting(owners, key, -1) end
   redis.call('ZREM', deadlines, id)
   redis.call('DEL', key)
-  table.insert(out, {id, fields})
+  table.insert(out, {id, fields, tostring(est or 0)})
+end
+-- A batch's time by its size (1, 2, ...; the last: a full batch and any larger one), from "ms,ms,...".
+local function by_size(list)
+  local found = {}
+  for ms in string.gmatch(list, '[^,]+') do table.insert(found, tonumber(ms)) end
+  return found
+end
+local function sized(found, jobs)
+  return found[math.max(1, math.min(jobs, #found))] or 0
 end
 """
 )
 
 # KEYS: lane, deadlines, leased, owners, busy. ARGV: job key prefix, lane key prefix, max_count, max_tokens,
-# est_ms, lease_ms, worker. Takes jobs in rank order into a lease, up to the count and the padded
-# token budget (batch size times the longest prompt); jobs that cannot finish by their deadline
-# even if run now are expired instead of taken (not those whose output is kept: they only need storing).
+# est_ms by batch size, lease_ms, worker. Takes jobs in rank order into a lease, up to the count and the
+# padded token budget (batch size times the longest prompt); jobs that cannot finish by their deadline
+# even if run now, in a batch of as many jobs as wait (up to max_count), are expired instead of taken
+# (not those whose output is kept: they only need storing).
 _TAKE = (
     _NOW
     + _EXPIRE_FN
     + """
 local max_count, max_tokens = tonumber(ARGV[3]), tonumber(ARGV[4])
-local est, lease_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
+local est = sized(by_size(ARGV[5]), math.min(redis.call('ZCARD', KEYS[1]), max_count))
+local lease_ms = tonumber(ARGV[6])
 local taken, expired = {}, {}
 local longest = 0
 local ids = redis.call('ZRANGE', KEYS[1], 0, max_count * 4 + 16)
@@ -118,7 +130,7 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', KEYS[1], id)
     redis.call('ZREM', KEYS[2], id)
   elseif deadline < now + est and redis.call('HEXISTS', key, 'kept') == 0 then
-    expire(ARGV[1], ARGV[2], KEYS[2], id, expired, KEYS[4])
+    expire(ARGV[1], ARGV[2], KEYS[2], id, expired, KEYS[4], est)
   else
     if #taken >= max_count then break end
     local tokens = tonumber(redis.call('HGET', key, 'prompt_tokens')) or 0
@@ -141,27 +153,29 @@ return {taken, expired, now}
 """
 )
 
-# KEYS: deadlines, owners. ARGV: job key prefix, lane key prefix, then est_ms per lane as name/value pairs.
-# The expiry timer: every waiting job of these lanes that can no longer finish by its deadline.
+# KEYS: deadlines, owners. ARGV: job key prefix, lane key prefix, then est_ms by batch size per lane as
+# name/value pairs. The expiry timer: every waiting job of these lanes that can no longer finish by its
+# deadline, even if its lane's next batch started now with as many jobs as wait in it.
 _EXPIRE_DUE = (
     _NOW
     + _EXPIRE_FN
     + """
 local est, longest = {}, 0
 for i = 3, #ARGV, 2 do
-  est[ARGV[i]] = tonumber(ARGV[i + 1])
-  longest = math.max(longest, tonumber(ARGV[i + 1]))
+  est[ARGV[i]] = by_size(ARGV[i + 1])
+  longest = math.max(longest, sized(est[ARGV[i]], 1000000))
 end
 local expired = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now + longest, 'LIMIT', 0, 1000)) do
   local key = ARGV[1] .. id
   local deadline = tonumber(redis.call('HGET', key, 'deadline_ms'))
   local lane = redis.call('HGET', key, 'lane') or 'short'
+  local lane_est = est[lane] and sized(est[lane], redis.call('ZCARD', ARGV[2] .. lane))
   if not deadline then
     redis.call('ZREM', KEYS[1], id)
   -- only the lanes named; never a job whose output is kept (it needs storing, not running)
-  elseif est[lane] and deadline < now + est[lane] and redis.call('HEXISTS', key, 'kept') == 0 then
-    expire(ARGV[1], ARGV[2], KEYS[1], id, expired, KEYS[2])
+  elseif lane_est and deadline < now + lane_est and redis.call('HEXISTS', key, 'kept') == 0 then
+    expire(ARGV[1], ARGV[2], KEYS[1], id, expired, KEYS[2], lane_est)
   end
 end
 return expired
@@ -304,15 +318,19 @@ return dropped
 _PEEK = (
     _NOW
     + """
+local held = 0  -- places held by requests being admitted (members: 'expires_ms:token')
+for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  if tonumber(string.match(member, '^(%d+):')) >= now then held = held + 1 end
+end
 local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
-if #ids == 0 then return {0, 0, 0, 0, now} end
+if #ids == 0 then return {0, 0, 0, 0, now, held} end
 local head = ARGV[1] .. ids[1]
 local longest = 0
 for _, id in ipairs(ids) do
   longest = math.max(longest, tonumber(redis.call('HGET', ARGV[1] .. id, 'prompt_tokens')) or 0)
 end
 return {redis.call('ZCARD', KEYS[1]), tonumber(redis.call('HGET', head, 'enqueued_ms')) or now,
-        tonumber(redis.call('HGET', head, 'deadline_ms')) or now, longest * #ids, now}
+        tonumber(redis.call('HGET', head, 'deadline_ms')) or now, longest * #ids, now, held}
 """
 )
 
@@ -377,6 +395,7 @@ class ExpiredJob:
     job_id: int
     lane: str
     deadline_ms: int
+    estimate_ms: float = 0.0  # the batch time it was judged by
 
 
 @dataclass(frozen=True)
@@ -386,6 +405,7 @@ class LanePeek:
     head_deadline_ms: int
     padded_tokens: int  # of the first max_count jobs, were they a batch
     now_ms: int
+    held: int = 0  # places held in the lane by requests being admitted: jobs that may arrive any moment
 
 
 def lane_peek(found: list) -> LanePeek:
@@ -401,6 +421,14 @@ def long_run_fields(value: str) -> tuple[float, float]:
 def stats_read(stats: dict[str, str], now: float) -> dict[str, float]:
     """The stats hash as numbers, with the Redis time it was read at (now_s): estimates decay with age."""
     return {**{name: float(value) for name, value in stats.items()}, "now_s": now}
+
+
+BySize = float | Sequence[float]  # a batch's time by its size (1, 2, …), or one for every size
+
+
+def _by_size(estimate_ms: BySize) -> str:
+    sizes = [estimate_ms] if isinstance(estimate_ms, int | float) else list(estimate_ms) or [0]
+    return ",".join(str(int(ms)) for ms in sizes)
 
 
 def _pairs(flat: list) -> dict[str, str]:
@@ -525,36 +553,38 @@ class JobQueue:
             self.redis.blpop([self.wake], timeout=timeout_s)
 
     def peek(self, lane: str, max_count: int) -> LanePeek:
-        return lane_peek(self._peek(keys=[self.lane_key(lane)], args=[self.job_prefix, max_count]))
+        return lane_peek(self._peek(keys=[self.lane_key(lane), self.held_key(lane)], args=[self.job_prefix, max_count]))
 
     def peek_in(self, pipe: redis.client.Pipeline, lane: str, max_count: int) -> None:
         """The same peek, queued in a pipeline: its answer there reads with lane_peek."""
-        self._peek(keys=[self.lane_key(lane)], args=[self.job_prefix, max_count], client=pipe)
+        self._peek(keys=[self.lane_key(lane), self.held_key(lane)], args=[self.job_prefix, max_count], client=pipe)
 
     def take(
-        self, lane: str, *, worker: str, max_count: int, max_tokens: int, est_ms: float, lease_ms: int
+        self, lane: str, *, worker: str, max_count: int, max_tokens: int, est_ms: BySize, lease_ms: int
     ) -> tuple[list[QueuedJob], list[ExpiredJob]]:
         """Atomically lease the next jobs of a lane, and expire those that would miss their deadline."""
         taken, expired, _ = self._take(
             keys=[self.lane_key(lane), self.deadlines, self.leased, self.owners, self.busy_key],
-            args=[self.job_prefix, self.lane_prefix, max_count, max_tokens, int(est_ms), lease_ms, worker],
+            args=[self.job_prefix, self.lane_prefix, max_count, max_tokens, _by_size(est_ms), lease_ms, worker],
         )
         return [QueuedJob.from_fields(_pairs(fields)) for _, fields in taken], self._expired(expired)
 
-    def expire_due(self, est_ms: dict[str, float]) -> list[ExpiredJob]:
+    def expire_due(self, est_ms: Mapping[str, BySize]) -> list[ExpiredJob]:
         """The expiry timer's step: remove every job waiting in the lanes of est_ms that can no longer meet
-        its deadline (est_ms: a batch's planned time per lane; 0 expires only jobs past their deadline)."""
+        its deadline (est_ms: a batch's planned time per lane, by its size (scheduler.batch_central_by_size)
+        or one for all sizes; 0 expires only jobs past their deadline)."""
         args = [self.job_prefix, self.lane_prefix]
         for lane, estimate_ms in est_ms.items():
-            args += [lane, int(estimate_ms)]
+            args += [lane, _by_size(estimate_ms)]
         return self._expired(self._expire_due(keys=[self.deadlines, self.owners], args=args))
 
     @staticmethod
     def _expired(rows: list) -> list[ExpiredJob]:
         found = []
-        for job_id, flat in rows:
+        for job_id, flat, estimate_ms in rows:
             fields = _pairs(flat)
-            found.append(ExpiredJob(int(job_id), fields.get("lane", "short"), int(float(fields.get("deadline_ms", 0)))))
+            lane, deadline_ms = fields.get("lane", "short"), int(float(fields.get("deadline_ms", 0)))
+            found.append(ExpiredJob(int(job_id), lane, deadline_ms, float(estimate_ms)))
         return found
 
     def reclaim(self, *, worker: str = "", limit: int = 1000) -> int:

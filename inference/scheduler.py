@@ -230,6 +230,20 @@ def full_batch_central_ms(settings: SchedulerSettings, measurements: Mapping[str
     return central_estimate_ms(measurements, lane, full_batch_tokens(settings, measurements, lane))
 
 
+def batch_central_by_size(settings: SchedulerSettings, measurements: Mapping[str, float], lane: str) -> list[float]:
+    """A batch of 1, 2, … jobs of the lane's usual size, up to a full one, as things stand (central): the
+    lease and expiry judge a job by the batch it would run in now, which is not always full. A lone job
+    behind a running batch runs alone next, in about half a full batch's time on the default model.
+    Never more than a full batch (full_batch_central_ms), so a job admission admits is not expired for
+    it. One number for all sizes until a job's tokens are known."""
+    per_job = tokens_per_job(measurements, lane)
+    full_ms = full_batch_central_ms(settings, measurements, lane)
+    if per_job is None:
+        return [full_ms]
+    per_batch = jobs_per_batch(settings, lane, per_job)
+    return [min(full_ms, central_estimate_ms(measurements, lane, int(k * per_job))) for k in range(1, per_batch + 1)]
+
+
 def long_start_by_ms(peek: LanePeek, measurements: Mapping[str, float]) -> float:
     """When the long lane must start at the latest (Redis clock, ms) so that every job waiting in it can
     still run back to back by its deadline: the head's deadline less one batch per waiting job. Later jobs
@@ -299,6 +313,11 @@ class Window:
     storage_down: bool = False  # storing them failed because the database was out of reach
 
 
+# How much longer a window waits for jobs being admitted to its lane: more than a submission takes in
+# a burst on two cores (p95 182 ms: BENCHMARKS.md, web server under bursts).
+ARRIVING_WAIT_MS = 250
+
+
 def collect_window(
     queue: JobQueue,
     worker: str,
@@ -313,8 +332,9 @@ def collect_window(
 
     current_settings is called on every poll, so a saved change applies to the window in progress.
 
-    The window closes at window_ms, when max_batch_size jobs or the lane's token budget are waiting,
-    or early when waiting longer would make the head job miss its deadline. Returns None when no
+    The window closes at window_ms (up to ARRIVING_WAIT_MS later while requests hold places in the lane:
+    their jobs are on their way), when max_batch_size jobs or the lane's token budget are waiting, or early when
+    waiting longer would make the head job miss its deadline. Returns None when no
     lane has work, or when every job was expired or taken by another worker meanwhile.
     """
     started = time.time()
@@ -331,6 +351,12 @@ def collect_window(
     opened_ms = peek.head_arrived_ms
     while True:
         closes_ms = opened_ms + window_ms
+        if peek.held:
+            # Requests are being admitted to the lane: admission planned their jobs into this batch (they
+            # count as ahead of later ones), so wait a little for them to arrive. Without it, a burst on a
+            # busy machine (its requests take longer than the window) left admitted jobs for a second
+            # batch they had no time for. The head's deadline still closes it early (below).
+            closes_ms += max(window_ms, ARRIVING_WAIT_MS)
         if peek.waiting >= settings.max_batch_size:
             reason = "full"
         elif peek.padded_tokens >= budget:
@@ -348,8 +374,9 @@ def collect_window(
                 return None  # another worker took them
             continue
         break
+    by_size = batch_central_by_size(settings, measurements, lane)
     jobs, expired = queue.take(
-        lane, worker=worker, max_count=settings.max_batch_size, max_tokens=budget, est_ms=estimate, lease_ms=lease_ms
+        lane, worker=worker, max_count=settings.max_batch_size, max_tokens=budget, est_ms=by_size, lease_ms=lease_ms
     )
     for job in jobs:
         # In the window from when this worker began collecting it, or from the job's arrival if later:

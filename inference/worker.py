@@ -25,8 +25,8 @@ from inference.scheduler import (
     SchedulerSettings,
     SettingsStore,
     Window,
+    batch_central_by_size,
     collect_window,
-    full_batch_central_ms,
     full_batch_estimate_ms,
     long_start_by_ms,
 )
@@ -128,12 +128,12 @@ class ResultSink(Protocol):
     def jobs_expired(self, reasons: dict[int, str]) -> None: ...
 
 
-def expiry_reason(job: ExpiredJob, now_ms: float, estimate_ms: float) -> str:
+def expiry_reason(job: ExpiredJob, now_ms: float) -> str:
     if job.deadline_ms <= now_ms:
         return f"expired: its deadline passed while it waited in the {job.lane} lane"
     return (
         f"expired: it could not finish by its deadline ({job.deadline_ms - now_ms:.0f} ms left, "
-        f"a {job.lane} batch takes about {estimate_ms:.0f} ms)"
+        f"its {job.lane} batch would take about {job.estimate_ms:.0f} ms)"
     )
 
 
@@ -262,20 +262,18 @@ class BatchWorker:
 
     def expiry_step(self) -> bool:
         """The expiry timer's step, run by its own thread: a job learns it expired even during a long batch."""
-        estimates = self._lane_estimates()
-        expired = self.queue.expire_due(estimates)
+        expired = self.queue.expire_due(self._lane_estimates())
         if expired:
-            self._expire(expired, estimates)
+            self._expire(expired)
         return bool(expired)
 
-    def _lane_estimates(self) -> dict[str, float]:
+    def _lane_estimates(self) -> dict[str, list[float]]:
         measurements = self.queue.measurements()
-        return {lane: full_batch_central_ms(self.live_settings, measurements, lane) for lane in LANES}
+        return {lane: batch_central_by_size(self.live_settings, measurements, lane) for lane in LANES}
 
-    def _expire(self, expired: list[ExpiredJob], estimates: dict[str, float] | None = None) -> None:
-        estimates = estimates if estimates is not None else self._lane_estimates()
+    def _expire(self, expired: list[ExpiredJob]) -> None:
         now_ms = self.queue.now() * 1000
-        reasons = {job.job_id: expiry_reason(job, now_ms, estimates[job.lane]) for job in expired}
+        reasons = {job.job_id: expiry_reason(job, now_ms) for job in expired}
         log.info("%s: %d job(s) expired", self.name, len(reasons))
         self.sink.jobs_expired(reasons)
 

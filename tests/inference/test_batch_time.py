@@ -13,6 +13,7 @@ from inference.batch_time import (
     warm_up_baseline,
 )
 from inference.queue import QueuedJob
+from inference.scheduler import SchedulerSettings, batch_central_by_size, full_batch_central_ms
 
 
 def measure(samples, lane="short"):
@@ -81,6 +82,27 @@ def test_the_warm_up_gives_both_lanes_a_line():
     assert central_estimate_ms(base, "short") == pytest.approx(3_400)  # a typical batch: the full one
     assert central_estimate_ms(base, "long", 1_000) == pytest.approx(2_000 + 1_000 * 2.5)  # decodes, then reads
     assert batch_estimate_ms(base, "short", 320) == pytest.approx(3_400 * 1.5)  # one sample each: a wide margin
+
+
+def test_before_any_batch_the_warm_up_job_is_the_lanes_usual_job_and_batches_are_judged_by_size():
+    base = {name: float(value) for name, value in WARM_UP.items()}
+    assert (tokens_per_job(base, "short"), tokens_per_job(base, "long")) == (40, 256)
+    assert tokens_per_job({**base, "job_tokens:short": 55.0}, "short") == 55  # measured wins
+    by_size = batch_central_by_size(SchedulerSettings(max_batch_size=8), base, "short")
+    assert len(by_size) == 8 and by_size == sorted(by_size)
+    assert by_size[0] == pytest.approx(2_000) and by_size[-1] == pytest.approx(3_400)  # one job; a full batch
+    assert by_size[-1] == full_batch_central_ms(SchedulerSettings(max_batch_size=8), base, "short")
+    assert batch_central_by_size(SchedulerSettings(), {}, "short") == [0.0]  # nothing known: one number
+
+
+def test_a_line_without_a_slope_takes_the_baselines_shape():
+    # Every batch full (one size: no slope to learn), and the node 1.5 times slower than at its warm-up.
+    full = {**measure([(5_100, 320, 8)] * 10), **{name: float(value) for name, value in WARM_UP.items()}}
+    assert central_estimate_ms(full, "short", 320) == pytest.approx(5_100)
+    assert central_estimate_ms(full, "short", 40) == pytest.approx(2_000 * 1.5)  # a lone job: not 5.1 s
+    assert central_estimate_ms(full, "short", 640) > 5_100  # longer prompts: more, as the warm-up grew
+    without_baseline = measure([(5_100, 320, 8)] * 10)
+    assert central_estimate_ms(without_baseline, "short", 40) == pytest.approx(5_100)  # nothing to lend it
 
 
 def test_the_baseline_stands_in_for_a_full_batch_until_the_line_has_a_slope():

@@ -8,6 +8,7 @@ import pytest
 from inference.batch_time import batch_estimate_ms
 from inference.queue import LanePeek, QueuedJob
 from inference.scheduler import (
+    ARRIVING_WAIT_MS,
     SchedulerSettings,
     SettingError,
     SettingsStore,
@@ -39,6 +40,32 @@ def test_a_lone_job_waits_out_the_window_anchored_at_its_arrival(queue):
     assert window.close_reason == "timeout"
     assert window.opened_ms == window.jobs[0].enqueued_ms
     assert queue.now() * 1000 >= window.opened_ms + 80
+
+
+def hold(queue, lane="short"):
+    pipe = queue.redis.pipeline()
+    queue.hold_place_in(pipe, lane, token="request", rank=0, hold_ms=30_000)
+    return pipe.execute()[0]
+
+
+def test_a_window_waits_up_to_one_more_window_for_a_job_being_admitted(queue):
+    # Found by bench-phases at a cold start: requests admitted while the window was open queued their jobs
+    # after it closed, and were left for a second batch they had no time for.
+    put(queue, 1)
+    place = hold(queue)
+    threading.Timer(0.25, lambda: put(queue, 2)).start()  # the request commits and queues its job late
+    window = collect(queue, window_ms=200, max_batch_size=8)
+    assert [j.job_id for j in window.jobs] == [1, 2]
+    queue.release_place("short", place)
+
+
+def test_a_held_place_extends_the_window_a_bounded_time(queue):
+    put(queue, 1)
+    hold(queue)  # a request that never queues its job (it was refused, or its process died)
+    window = collect(queue, window_ms=150, max_batch_size=8)
+    assert [j.job_id for j in window.jobs] == [1] and window.close_reason == "timeout"
+    waited_ms = queue.now() * 1000 - window.opened_ms
+    assert 150 + ARRIVING_WAIT_MS <= waited_ms < 1_000
 
 
 def test_a_full_batch_closes_the_window_early(queue):
