@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run dev test lint format bench bench-cache bench-overload bench-phases bench-web chaos clean
+.PHONY: install run dev test fuzz lint format bench bench-cache bench-overload bench-phases bench-web chaos clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -26,6 +26,11 @@ test: install
 	scripts/ensure-redis.sh
 	scripts/ensure-chromium.sh
 	$(PY) -m pytest
+
+# The fuzz tests with fresh random examples, ten times as many as CI's fixed ones.
+fuzz: install
+	scripts/ensure-redis.sh
+	EDGE_FUZZ_RANDOM=1 EDGE_FUZZ_EXAMPLES=1000 $(PY) -m pytest tests/fuzz -p no:cacheprovider
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -55,8 +60,10 @@ bench-phases: install
 
 bench-web: install
 	scripts/ensure-redis.sh
+	scripts/ensure-postgres.sh
 	$(PY) manage.py prepare_model
 	$(PY) bench/web.py
+	BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/edgeportal_bench $(PY) bench/web.py --servers production,production-2,production-asgi-only
 
 # Faults injected into a running node, on a private Redis and PostgreSQL (about 12 minutes): RELIABILITY in BENCHMARKS.md.
 chaos: install

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -30,10 +31,12 @@ PREFIX = f"edgeportal-bench:{uuid.uuid4().hex[:8]}"
 
 
 def configure(**env: str) -> None:
-    """The settings every process of the benchmark shares (its own database and Redis prefix)."""
+    """The settings every process of the benchmark shares (its own database and Redis prefix). The database
+    is a SQLite file, or with BENCH_DATABASE_URL a PostgreSQL database that each pipeline drops and
+    creates anew (postgres://postgres@127.0.0.1:5432/edgeportal_bench, say: never a database you keep)."""
     os.environ.update(
         DJANGO_SETTINGS_MODULE="edgeportal.settings",
-        DATABASE_URL=f"sqlite:///{BENCH_DB}",
+        DATABASE_URL=os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{BENCH_DB}",
         EDGE_REDIS_PREFIX=PREFIX,
         EDGE_RATE_LIMIT_PER_MINUTE="0",
         DEBUG="false",
@@ -75,8 +78,24 @@ def write_section(name: str, text: str, path: Path = BENCHMARKS) -> None:
 WEB_SERVER = "gunicorn with uvicorn workers (`make run`'s web server)"  # the default, as the reports name it
 WEB_SERVERS = {
     "production": lambda port: web_command(host="127.0.0.1", port=port),
+    "production-asgi-only": lambda port: web_command(host="127.0.0.1", port=port, app="edgeportal.asgi:asgi_only"),
     "runserver": lambda port: dev_web_command(host="127.0.0.1", port=port, reload=False),
 }
+
+
+def database_name() -> str:
+    """The benchmark's database, as the reports name it."""
+    return "PostgreSQL" if os.environ["DATABASE_URL"].startswith("postgres") else "SQLite"
+
+
+def _postgres_recreate(url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 class Pipeline:
@@ -105,10 +124,12 @@ class Pipeline:
         from django.core.management import call_command
         from django.db import connections
 
-        connections.close_all()  # a second pipeline in the same run starts on a new database file
+        connections.close_all()  # a second pipeline in the same run starts on a new database
         BENCH_DB.parent.mkdir(exist_ok=True)
         for path in (BENCH_DB, BENCH_DB.with_name(BENCH_DB.name + "-wal"), BENCH_DB.with_name(BENCH_DB.name + "-shm")):
             path.unlink(missing_ok=True)  # a log left by a killed process must not be replayed into the new file
+        if os.environ["DATABASE_URL"].startswith("postgres"):
+            _postgres_recreate(os.environ["DATABASE_URL"])
 
         from edgeportal.sources.services import source_create
 

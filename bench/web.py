@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,15 @@ DEADLINE_MS = 300_000  # submissions must be accepted whatever the queue: admiss
 # Cache off: every submission goes through admission to the queue, as new prompts do.
 harness.configure(EDGE_CACHE_ENABLED="false", EDGE_DEFAULT_MAX_NEW_TOKENS="32")
 
-SERVERS = {"runserver": "`manage.py runserver` (`make dev`)", "production": "gunicorn + uvicorn workers (`make run`)"}
+SERVERS = {
+    "runserver": "`manage.py runserver` (`make dev`)",
+    "production": "gunicorn + uvicorn workers (`make run`: WSGI handler on 16 threads a worker)",
+    "production-2": "the same, `WEB_THREADS=2`",
+    "production-asgi-only": "the same, every path through Django's ASGI handler (`edgeportal.asgi:asgi_only`)",
+}
+# Environment each server variant runs with (the harness's Pipeline starts its server with os.environ).
+SERVER_ENV = {"production-2": {"WEB_THREADS": "2"}}
+PIPELINE_SERVER = {"production-2": "production"}
 
 
 class Prompts:
@@ -155,9 +164,10 @@ def summary(answers: list[dict], status: int) -> dict:
 
 def report(command: str, results: dict, args) -> str:
     lines = [
-        "## Web server under bursts, while a batch runs",
+        "## Web server under bursts, while a batch runs"
+        + ("" if harness.database_name() == "SQLite" else f" ({harness.database_name()})"),
         "",
-        f"Command: `{command}`. Machine: {harness.machine()}.  ",
+        f"Command: `{command}`. Machine: {harness.machine()}. Database: {harness.database_name()}.  ",
         f"One worker with the default model, `window_ms={WINDOW_MS}`, cache off; a background stream keeps jobs "
         "waiting, and each measurement starts while a batch runs. Round trip as the client (Python threads on "
         "the same node) saw it; *server p95* is the server's own time (`Server-Timing`). "
@@ -204,12 +214,16 @@ def main() -> None:
         f"python bench/web.py --rounds {args.rounds} --concurrency {args.concurrency} --refused {args.refused} "
         f"--burst {args.burst} --servers {args.servers}"
     )  # fmt: skip
+    if harness.database_name() == "PostgreSQL":
+        command = f"BENCH_DATABASE_URL={os.environ['BENCH_DATABASE_URL']} {command}".replace("make ", "make ", 1)
 
     results = {}
     for server in servers:
         print(f"{server} ...", flush=True)
         prompts = Prompts()
-        with Pipeline(args.port, window_ms=WINDOW_MS, server=server) as pipeline:
+        saved = dict(os.environ)
+        os.environ.update(SERVER_ENV.get(server, {}))
+        with Pipeline(args.port, window_ms=WINDOW_MS, server=PIPELINE_SERVER.get(server, server)) as pipeline:
             # Warm every web process: its first request loads the tokenizer.
             post_all(pipeline, [{"prompt": prompts.next(), "deadline_ms": DEADLINE_MS} for _ in range(8)], 8)
             with KeepBusy(pipeline, prompts) as busy:
@@ -217,11 +231,13 @@ def main() -> None:
                     "accepted": summary(accepted(pipeline, prompts, args.rounds, args.concurrency), 202),
                     "refused": summary(refused(pipeline, busy, prompts, args.refused, args.burst), 429),
                 }
+        os.environ.clear()
+        os.environ.update(saved)
         for name, r in results[server].items():
             print(f"  {name}: {r['matching']}/{r['n']}, p50 {r['p50']:.0f} ms, p95 {r['p95']:.0f} ms", flush=True)
     text = report(command, results, args)
     if not args.no_write:
-        harness.write_section("web", text, args.output)
+        harness.write_section("web" if harness.database_name() == "SQLite" else "web-postgresql", text, args.output)
     print(text)
 
 

@@ -1,12 +1,46 @@
-"""The ASGI application `make run` serves (gunicorn with uvicorn workers): long-lived streams hold no thread.
-Request bodies are limited before Django reads them (edgeportal.body_limit)."""
+"""The ASGI application `make run` serves (gunicorn with uvicorn workers). Request bodies are limited
+before Django reads them (edgeportal.body_limit).
+
+Two ways into Django. Paths under STREAMING_PREFIXES (the OpenAI-compatible API, whose streams must hold
+no thread) go to Django's ASGI handler. Every other request runs Django's WSGI handler on a thread of a
+pool (a2wsgi): a short request then stays on one thread from the first middleware to the response, where
+the ASGI handler switches threads around each synchronous middleware method and the view (about 20
+switches per submission here; BENCHMARKS.md, web server, compares both).
+"""
 
 import os
 
+from a2wsgi import WSGIMiddleware
 from django.conf import settings
 from django.core.asgi import get_asgi_application
+from django.core.wsgi import get_wsgi_application
 
 from edgeportal.body_limit import BodyLimit
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "edgeportal.settings")
-application = BodyLimit(get_asgi_application(), settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+
+STREAMING_PREFIXES = ("/v1/",)
+
+
+class PathRouter:
+    """Streaming paths (and lifespan events) to one application, the rest to the other."""
+
+    def __init__(self, streaming, threaded, prefixes: tuple[str, ...] = STREAMING_PREFIXES):
+        self.streaming, self.threaded, self.prefixes = streaming, threaded, prefixes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"].startswith(self.prefixes):
+            return await self.streaming(scope, receive, send)
+        return await self.threaded(scope, receive, send)
+
+
+def threaded(wsgi_app):
+    """The WSGI application on a pool of WEB_THREADS threads: requests waiting on a database lock each hold
+    one, and the others are still answered (readiness, pages)."""
+    return WSGIMiddleware(wsgi_app, workers=settings.WEB_THREADS)
+
+
+django_asgi = get_asgi_application()
+application = BodyLimit(PathRouter(django_asgi, threaded(get_wsgi_application())), settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+# Every path through Django's ASGI handler, as before the split: `make bench-web` measures both side by side.
+asgi_only = BodyLimit(django_asgi, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)

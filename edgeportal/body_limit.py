@@ -1,9 +1,10 @@
 """Bodies over the limit are refused before they are read, whatever the path and without a login.
 
-Django's ASGI handler reads a request's whole body (into a temporary file, on disk past
-FILE_UPLOAD_MAX_MEMORY_SIZE) before any middleware or view runs, so a view's own limit comes too late to
-spare the node the disk and the time. This wraps the ASGI application: a declared Content-Length over the
-limit is answered 413 at once, and a body that streams past it is cut off at the limit.
+Django's ASGI handler (the streaming API's paths: edgeportal.asgi) reads a request's whole body (into a
+temporary file, on disk past FILE_UPLOAD_MAX_MEMORY_SIZE) before any middleware or view runs, so a view's
+own limit comes too late to spare the node the disk and the time; its WSGI handler (every other path) reads
+what Content-Length declares. This wraps the ASGI application: a declared Content-Length over the limit is
+answered 413 at once, and a body that streams past it is cut off at the limit.
 """
 
 from __future__ import annotations

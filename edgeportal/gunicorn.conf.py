@@ -4,9 +4,9 @@ Uvicorn workers on Django's ASGI app: a long-lived streaming response waits on t
 thread of its own, so one worker holds many. Sizing for a 2-core node: two workers, one per core. A process
 runs Python on one core at a time, so one worker would leave the second core to the model during a burst of
 submissions; more than two would only add memory (a worker is a whole Django process) and contend for the
-same cores. The model's worker runs at a lower CPU priority (EDGE_WORKER_NICE), so the web goes first. There
-are no threads to size: Django runs each request's sync code on a thread of its own (asgiref), so a request
-waiting on the database never holds up another. gunicorn's master replaces a worker that dies or hangs.
+same cores. The model's worker runs at a lower CPU priority (EDGE_WORKER_NICE), so the web goes first. Each
+worker runs pages and the JSON API on WEB_THREADS threads (edgeportal.asgi), so a request waiting on the
+database holds up no other while threads remain. gunicorn's master replaces a worker that dies or hangs.
 """
 
 import os

@@ -21,12 +21,11 @@ def address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def web_command(*, host: str, port: int, python: str = sys.executable) -> list[str]:
+def web_command(
+    *, host: str, port: int, python: str = sys.executable, app: str = "edgeportal.asgi:application"
+) -> list[str]:
     """gunicorn with uvicorn workers on Django's ASGI app, sized in edgeportal/gunicorn.conf.py."""
-    return [
-        python, "-m", "gunicorn", "--config", str(GUNICORN_CONFIG), "--bind", address(host, port),
-        "edgeportal.asgi:application",
-    ]  # fmt: skip
+    return [python, "-m", "gunicorn", "--config", str(GUNICORN_CONFIG), "--bind", address(host, port), app]
 
 
 def dev_web_command(*, host: str, port: int, reload: bool = True, python: str = sys.executable) -> list[str]:

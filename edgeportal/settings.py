@@ -103,6 +103,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    "edgeportal.nul_bytes.RejectNulMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -132,7 +133,7 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.getenv("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        os.getenv("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",  # set but empty: the default too
         # The web server handles each request in a new thread, where a kept connection would leak;
         # the worker's long-lived batch thread keeps its own (see edgeportal/celery.py).
         conn_max_age=envint("DB_CONN_MAX_AGE", 0),
@@ -197,6 +198,10 @@ LOGGING = {
 }
 
 # --- EdgePortal -------------------------------------------------------------
+# Threads of each web process for everything but the streaming API (edgeportal.asgi): requests waiting on
+# the database each hold one, and each may hold a database connection.
+WEB_THREADS = envint("WEB_THREADS", 16, minimum=1)
+
 REDIS_URL = os.getenv("REDIS_URL", "redis://127.0.0.1:6379/0")
 # One prefix for every Redis key, so tests and several installations can share a server.
 EDGE_REDIS_PREFIX = os.getenv("EDGE_REDIS_PREFIX", "edgeportal")

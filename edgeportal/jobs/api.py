@@ -73,6 +73,8 @@ def _json_body(request) -> dict:
         raise too_large from None
     if len(raw) > limit:
         raise too_large
+    if not raw.strip():  # also a body sent without a Content-Length (chunked): the WSGI handler reads none
+        raise JobRejected("The body is empty: send a JSON object, with a Content-Length header.", code="empty_body")
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError) as error:  # JSONDecodeError, bad UTF-8, huge integers, deep nesting

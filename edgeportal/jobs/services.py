@@ -315,7 +315,7 @@ def jobs_requeue_lost(*, grace_s: float, limit: int = 1000) -> int:
         expired = queue.expire_due(dict.fromkeys(unserved, 0))
         if expired:
             now_ms = queue.now() * 1000
-            jobs_expire(reasons={job.job_id: expiry_reason(job, now_ms, 0) for job in expired})
+            jobs_expire(reasons={job.job_id: expiry_reason(job, now_ms) for job in expired})
             log.warning("expired %d overdue job(s) in lanes no worker serves: %s", len(expired), unserved)
     now = timezone.now()
     cutoff = now - timedelta(seconds=grace_s)
