@@ -163,7 +163,7 @@ class Pipeline:
             except subprocess.TimeoutExpired:  # a worker still deep in a backlog of batches
                 process.kill()
                 process.wait()
-        from edgeportal.jobs.queueing import get_queue
+        from edgeportal.core.queueing import get_queue
 
         client = get_queue().redis
         keys = list(client.scan_iter(f"{PREFIX}:*"))
@@ -171,7 +171,7 @@ class Pipeline:
             client.delete(*keys)
 
     def _wait_ready(self) -> None:
-        from edgeportal.jobs.queueing import get_queue
+        from edgeportal.core.queueing import get_queue
 
         redis_client = get_queue().redis
         deadline = time.monotonic() + 180
@@ -192,7 +192,7 @@ class Pipeline:
 
     def update_settings(self, **values) -> None:
         """Change scheduler settings live, as the tuning page does (workers pick them up within a second)."""
-        from edgeportal.jobs.queueing import get_queue
+        from edgeportal.core.queueing import get_queue
         from inference.scheduler import SchedulerSettings, SettingsStore
 
         SettingsStore(get_queue(), SchedulerSettings()).update(**values)

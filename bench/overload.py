@@ -133,8 +133,8 @@ def wait_finished(job_ids: list[int], timeout: float = 900) -> list:
 
 
 def run(pipeline: Pipeline, *, rate: float, duration: float, long_share: float, seed: int) -> dict:
+    from edgeportal.core.queueing import get_queue
     from edgeportal.jobs.models import Job
-    from edgeportal.jobs.queueing import get_queue
 
     short, long = prompts_by_kind()
     rng = random.Random(seed)
@@ -263,7 +263,7 @@ def recovery_ms(pipeline: Pipeline, short: list[str], limit_s: float = 120) -> t
 
 def estimate_now() -> dict[str, float]:
     """The short lane's batch estimate as admission sees it now: central, and with its margin."""
-    from edgeportal.jobs.queueing import get_queue, scheduler_settings
+    from edgeportal.core.queueing import get_queue, scheduler_settings
     from inference.batch_time import batch_estimate_ms, central_estimate_ms
     from inference.scheduler import full_batch_tokens
 
@@ -363,7 +363,7 @@ def percentile_with_missed(totals: list[float], missed: int, q: float) -> float:
 
 
 def apply(design: str) -> None:
-    from edgeportal.jobs.queueing import get_settings_store
+    from edgeportal.core.queueing import get_settings_store
 
     store = get_settings_store()
     store.redis.delete(store.key)

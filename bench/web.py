@@ -73,7 +73,7 @@ class KeepBusy:
         self.thread.join()
 
     def _run(self) -> None:
-        from edgeportal.jobs.queueing import get_queue
+        from edgeportal.core.queueing import get_queue
 
         queue = get_queue()
         while not self.stopping.is_set():
@@ -85,7 +85,7 @@ class KeepBusy:
 
 def wait_for_batch(timeout: float = 120) -> None:
     """Until a worker runs a batch (it publishes when the batch should end) and jobs wait behind it."""
-    from edgeportal.jobs.queueing import get_queue
+    from edgeportal.core.queueing import get_queue
 
     queue = get_queue()
     deadline = time.monotonic() + timeout
@@ -130,7 +130,7 @@ def accepted(pipeline: Pipeline, prompts: Prompts, rounds: int, concurrency: int
 
 def refused(pipeline: Pipeline, busy: KeepBusy, prompts: Prompts, total: int, concurrency: int) -> list[dict]:
     """A burst refused with 429 queue_full: batches of one job keep jobs waiting, the limit is set below them."""
-    from edgeportal.jobs.queueing import get_queue
+    from edgeportal.core.queueing import get_queue
     from inference.scheduler import SchedulerSettings
 
     queue = get_queue()

@@ -41,6 +41,17 @@ def post_fork(server, worker):
     die_with_parent()
 
 
+def post_worker_init(worker):
+    """Load the tokenizer now (a few hundred ms), not in a burst's first submission: after a restart the first
+    requests would otherwise wait for it while admission plans their deadlines."""
+    from edgeportal.prompts.tokens import count_tokens
+
+    try:
+        count_tokens("warm up")
+    except Exception:  # a model that cannot be read yet: the first request says why
+        worker.log.exception("could not load the tokenizer at start")
+
+
 def child_exit(server, worker):
     """A web worker exited (or was killed): drop its live gauges from /metrics; its counters stay counted."""
     from prometheus_client import multiprocess  # after the folder is in the environment

@@ -18,7 +18,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from edgeportal.accounts.services import roles_ensure
-from edgeportal.jobs.queueing import get_queue
+from edgeportal.core.queueing import get_queue
 from edgeportal.jobs.refusals import refusals_by_rule
 from edgeportal.jobs.sink import DatabaseSink
 from edgeportal.prompts.models import PromptTemplate

@@ -3,7 +3,7 @@
 import logging
 import socket
 
-from edgeportal.serving import main
+from edgeportal.serving import GUNICORN_CONFIG, main
 
 
 def test_a_port_in_use_stops_make_run_with_a_message_instead_of_restarting_forever(caplog):
@@ -14,3 +14,14 @@ def test_a_port_in_use_stops_make_run_with_a_message_instead_of_restarting_forev
         with caplog.at_level(logging.ERROR, logger="edgeportal.supervisor"):
             assert main(["--port", str(port)]) == 1
     assert f"127.0.0.1:{port} is in use" in caplog.text
+
+
+def test_a_web_worker_loads_the_tokenizer_when_it_starts(settings):
+    import runpy
+
+    from edgeportal.prompts.tokens import _tokenizer
+
+    hooks = runpy.run_path(str(GUNICORN_CONFIG))
+    _tokenizer.cache_clear()
+    hooks["post_worker_init"](None)
+    assert _tokenizer.cache_info().currsize == 1  # the conftest points the web side at the tiny model

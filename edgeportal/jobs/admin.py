@@ -1,16 +1,7 @@
 from django.contrib import admin
 
+from edgeportal.core.admin import ReadOnlyAdmin
 from edgeportal.jobs.models import Job, Rejection
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records written by the pipeline: admins may read and delete them, never invent or edit them."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Job)

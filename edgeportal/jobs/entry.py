@@ -13,9 +13,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from edgeportal.core.queueing import batch_time_prior, get_queue, queue_owner, scheduler_settings
 from edgeportal.echo import clipped, quoted
 from edgeportal.jobs.models import Job
-from edgeportal.jobs.queueing import batch_time_prior, get_queue, queue_owner, scheduler_settings
 from edgeportal.jobs.refusals import refusal_count
 from edgeportal.jobs.services import job_queue_new, latency_for
 from edgeportal.monitoring import metrics
@@ -31,6 +31,7 @@ from edgeportal.prompts.guard import (
 )
 from edgeportal.prompts.models import PromptTemplate
 from edgeportal.prompts.rendering import RenderError, fill, render
+from edgeportal.prompts.selectors import guard_rules
 from edgeportal.prompts.tokens import count_tokens
 from edgeportal.prompts.variables import VariableError
 from edgeportal.sources.models import Source
@@ -177,7 +178,7 @@ def _prompt_for(template, prompt, variables, allow_free_prompt, source):
             )  # fmt: skip
         text, values = _render(template, variables)
         # The admin's body is trusted (no pattern check), but body plus values must still fit the limit.
-        whole_prompt_rules = GuardRules.current(max_chars=settings.EDGE_MAX_PROMPT_CHARS, with_patterns=False)
+        whole_prompt_rules = guard_rules(max_chars=settings.EDGE_MAX_PROMPT_CHARS, with_patterns=False)
     elif prompt is not None:
         if not allow_free_prompt:
             raise JobRejected(
@@ -188,7 +189,7 @@ def _prompt_for(template, prompt, variables, allow_free_prompt, source):
         if variables:
             raise JobRejected("variables are only used with a template.", code="invalid", field="variables")
         text, values = prompt, {}
-        whole_prompt_rules = GuardRules.current(max_chars=settings.EDGE_MAX_PROMPT_CHARS)
+        whole_prompt_rules = guard_rules(max_chars=settings.EDGE_MAX_PROMPT_CHARS)
     else:
         raise JobRejected("Send a template with its variables, or a prompt.", code="missing", field="template")
 
@@ -316,7 +317,7 @@ def _render(template: PromptTemplate, variables: object) -> tuple[str, dict]:
         )
     values = dict(variables or {})
     as_sent = {}  # text values before normalisation: the pattern checks see every form of them
-    rules = GuardRules.current(max_chars=settings.EDGE_MAX_VARIABLE_CHARS)
+    rules = guard_rules(max_chars=settings.EDGE_MAX_VARIABLE_CHARS)
     try:
         for variable in template.variable_spec():
             value = values.get(variable.name)

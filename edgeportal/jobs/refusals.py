@@ -21,9 +21,9 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Sum
 
+from edgeportal.core.queueing import get_queue
 from edgeportal.echo import clipped
 from edgeportal.jobs.models import Rejection
-from edgeportal.jobs.queueing import get_queue
 from edgeportal.sources.models import Source
 
 SAMPLE_CHARS = 300

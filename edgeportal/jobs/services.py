@@ -10,8 +10,8 @@ import redis
 from django.db import transaction
 from django.utils import timezone
 
+from edgeportal.core.queueing import get_queue, queue_owner, scheduler_settings
 from edgeportal.jobs.models import Job
-from edgeportal.jobs.queueing import get_queue, queue_owner, scheduler_settings
 from edgeportal.latency.models import BatchRecord, JobLatency
 from edgeportal.monitoring import metrics
 from edgeportal.prompts import cache

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from edgeportal.jobs.queueing import get_queue
+from edgeportal.core.queueing import get_queue
 from edgeportal.jobs.refusals import refusals_flush
 from edgeportal.jobs.services import jobs_prune, jobs_requeue_lost
 

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from edgeportal.jobs.admin import ReadOnlyAdmin
+from edgeportal.core.admin import ReadOnlyAdmin
 from edgeportal.lab.models import LabPoint, LabRun
 
 

@@ -12,8 +12,8 @@ from django.db import DatabaseError, connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from edgeportal.core.queueing import get_queue
 from edgeportal.jobs.models import Job
-from edgeportal.jobs.queueing import get_queue
 from edgeportal.jobs.refusals import refusals_by_rule
 from edgeportal.latency.buckets import rank
 from edgeportal.latency.models import JobLatency

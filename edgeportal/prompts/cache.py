@@ -10,7 +10,7 @@ from functools import cache
 
 from django.conf import settings
 
-from edgeportal.jobs.queueing import get_queue, scheduler_settings
+from edgeportal.core.queueing import get_queue, scheduler_settings
 from inference.model_files import ModelConfigError, resolve_model_path
 
 

@@ -1,16 +1,15 @@
-"""The guard every prompt passes: raw length, encoding, control characters, normalisation, length, blocked patterns."""
+"""The guard every prompt passes: raw length, encoding, control characters, normalisation, length, blocked patterns.
+Pure: the rules (prompts.selectors.guard_rules) come in as an argument."""
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 from dataclasses import dataclass
 
 import regex
-from confusable_homoglyphs import utils as confusables_files
-from django.conf import settings
 
+from edgeportal.core.text import INVISIBLE, normalise, skeleton
 from edgeportal.echo import quoted
 
 # Prompt-injection phrases refused in variable values and free prompts; admins add their own.
@@ -26,9 +25,6 @@ KEEP_CONTROLS = {"\t", "\n", "\r"}  # whitespace: collapsed by normalisation, ne
 # far less than half (decomposed accents, runs of spaces, invisible characters), so twice the limit refuses
 # nothing that would have passed.
 RAW_LENGTH_FACTOR = 2
-# Invisible code points (Unicode's Default_Ignorable_Code_Point: zero-width and joiner characters, the
-# combining grapheme joiner, Hangul fillers, variation selectors, tags, ...) and other format characters.
-INVISIBLE = regex.compile(r"[\p{Default_Ignorable_Code_Point}\p{Cf}]+")
 CONTROLS = regex.compile(r"[^\P{Cc}\t\n\r]+")
 MARKS = regex.compile(r"\p{M}+")  # accents and other combining marks, once NFD has taken them apart
 NOT_A_WORD = regex.compile(r"[^\p{L}\p{N}]+")
@@ -48,25 +44,14 @@ class GuardRules:
     control_chars: str  # "remove" or "reject"
     blocked_patterns: tuple[re.Pattern, ...]
 
-    @classmethod
-    def current(cls, *, max_chars: int, with_patterns: bool = True) -> GuardRules:
-        return cls(
-            max_chars=max_chars,
-            control_chars=settings.EDGE_GUARD_CONTROL_CHARS,
-            blocked_patterns=blocked_patterns() if with_patterns else (),
-        )
-
     @property
     def max_raw_chars(self) -> int:
         return self.max_chars * RAW_LENGTH_FACTOR
 
 
-def blocked_patterns() -> tuple[re.Pattern, ...]:
+def compiled_patterns(admin_added: tuple[str, ...] = ()) -> tuple[re.Pattern, ...]:
     """The built-in patterns and the admins' active ones, compiled case-insensitively; a pattern written with
     non-ASCII letters also in its skeleton form, so look-alike Latin letters do not slip past it either."""
-    from edgeportal.prompts.models import BlockedPattern
-
-    admin_added = BlockedPattern.objects.filter(is_active=True).values_list("pattern", flat=True)
     patterns = [re.compile(source, re.IGNORECASE) for source in (*DEFAULT_BLOCKED_PATTERNS, *admin_added)]
     for pattern in list(patterns):
         if not pattern.pattern.isascii() and (look_alike := _pattern_skeleton(pattern.pattern)) != pattern.pattern:
@@ -75,41 +60,6 @@ def blocked_patterns() -> tuple[re.Pattern, ...]:
             except re.error:  # a look-alike that is no valid pattern adds nothing; the pattern itself stays
                 pass
     return tuple(patterns)
-
-
-def normalise(text: str) -> str:
-    """The same request written twice becomes the same prompt: NFKC (full-width -> ASCII), invisible
-    characters (zero-width space, soft hyphen, joiners, Hangul fillers, variation selectors) removed,
-    whitespace collapsed."""
-    text = INVISIBLE.sub("", text)  # first: a combining grapheme joiner would keep NFKC from composing
-    text = INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
-    return " ".join(text.split())
-
-
-@functools.cache
-def _skeleton_table() -> dict[int, str]:
-    """Each non-ASCII character with an ASCII letter or digit look-alike (Unicode TS #39 confusables, as
-    confusable-homoglyphs ships them), mapped to that look-alike: a letter of the same case first, then any
-    letter, then a digit. TS #39 writes capital Cyrillic I (U+0406) as l; via the ASCII look-alikes of l it
-    becomes I."""
-    # Read here, not at import: the library's own module keeps all 9 600 entries (11 MB) for good.
-    confusables_data = confusables_files.load("confusables.json")
-    table = {}
-    for char, homoglyphs in confusables_data.items():
-        if len(char) != 1 or char.isascii():
-            continue
-        ascii_like = [h["c"] for h in homoglyphs if len(h["c"]) == 1 and h["c"].isascii() and h["c"].isalnum()]
-        for near in list(ascii_like):
-            ascii_like += [h["c"] for h in confusables_data.get(near, ()) if h["c"].isascii() and h["c"].isalnum()]
-        if ascii_like:
-            table[ord(char)] = min(ascii_like, key=lambda h: (not (h.isalpha() and h.isupper() == char.isupper()),
-                                                                not h.isalpha(), ascii_like.index(h)))  # fmt: skip
-    return table
-
-
-def skeleton(text: str) -> str:
-    """`text` with look-alike letters written in ASCII ("\\u0456gnore", with a Cyrillic i, becomes "ignore")."""
-    return text.translate(_skeleton_table())
 
 
 def _pattern_skeleton(source: str) -> str:

@@ -3,7 +3,8 @@
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 
-from edgeportal.prompts.models import PromptTemplate
+from edgeportal.prompts.guard import GuardRules, compiled_patterns
+from edgeportal.prompts.models import BlockedPattern, PromptTemplate
 from edgeportal.prompts.variables import Variable
 from edgeportal.sources.models import Source
 
@@ -36,3 +37,13 @@ def templates_with_hit_rate() -> QuerySet[PromptTemplate]:
     return PromptTemplate.objects.annotate(
         job_count=Count("jobs"), cache_hits=Count("jobs", filter=Q(jobs__cache_hit=True))
     ).order_by("title")
+
+
+def guard_rules(*, max_chars: int, with_patterns: bool = True) -> GuardRules:
+    """The guard's rules as the settings and the admins' active blocked patterns have them now."""
+    admin_added = BlockedPattern.objects.filter(is_active=True).values_list("pattern", flat=True)
+    return GuardRules(
+        max_chars=max_chars,
+        control_chars=settings.EDGE_GUARD_CONTROL_CHARS,
+        blocked_patterns=compiled_patterns(tuple(admin_added)) if with_patterns else (),
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from edgeportal.prompts.guard import normalise
+from edgeportal.core.text import normalise
 from inference.integers import IntegerError, parse_int
 
 TYPES = ("text", "choice", "integer")

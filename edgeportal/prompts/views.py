@@ -10,10 +10,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from edgeportal.accounts.decorators import admin_required
+from edgeportal.core.text import normalise
 from edgeportal.jobs.entry import JobRejected, job_submit
 from edgeportal.prompts.cache import cache_clear
 from edgeportal.prompts.forms import TemplateForm, sample_values
-from edgeportal.prompts.guard import RAW_LENGTH_FACTOR, normalise
+from edgeportal.prompts.guard import RAW_LENGTH_FACTOR
 from edgeportal.prompts.models import PromptTemplate, TemplateVersion
 from edgeportal.prompts.rendering import RenderError, TemplateSyntaxProblem, template_variables
 from edgeportal.prompts.rendering import render as render_body

@@ -4,7 +4,7 @@ import time
 
 from django.conf import settings
 
-from edgeportal.jobs.queueing import get_queue
+from edgeportal.core.queueing import get_queue
 from edgeportal.sources.models import Source
 
 

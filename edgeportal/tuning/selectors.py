@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db.models import Max
 
-from edgeportal.jobs.queueing import get_queue
+from edgeportal.core.queueing import get_queue
 from edgeportal.tuning.models import SchedulerOverride, SettingChange
 from inference.queue import WORKER_ALIVE_S
 from inference.scheduler import SETTINGS, SchedulerSettings

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 import redis
 from django.db import transaction
 
-from edgeportal.jobs.queueing import get_settings_store
+from edgeportal.core.queueing import get_settings_store
 from edgeportal.tuning.models import SchedulerOverride, SettingChange
 from edgeportal.tuning.selectors import saved_overrides, saved_settings
 from inference.scheduler import SettingError, parse_setting

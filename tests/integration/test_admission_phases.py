@@ -3,8 +3,8 @@ after a restart, after Redis lost its data."""
 
 import pytest
 
+from edgeportal.core.queueing import get_queue, get_settings_store
 from edgeportal.jobs.models import Job
-from edgeportal.jobs.queueing import get_queue, get_settings_store
 from inference.admission import admission_estimate
 from tests.integration.test_pipeline import finished
 from tests.integration.workers import wait_until

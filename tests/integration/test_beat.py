@@ -2,8 +2,8 @@
 
 import pytest
 
+from edgeportal.core.queueing import get_queue
 from edgeportal.jobs.models import Job
-from edgeportal.jobs.queueing import get_queue
 from tests.integration.workers import wait_until
 
 pytestmark = pytest.mark.integration

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from edgeportal.core.queueing import get_queue, get_settings_store
 from edgeportal.jobs.models import Job
-from edgeportal.jobs.queueing import get_queue, get_settings_store
 from edgeportal.latency.models import BatchRecord, JobLatency
 from edgeportal.tuning.services import settings_save
 from inference.admission import admission_estimate

@@ -8,9 +8,9 @@ import pytest
 from django.db import connection
 from tokenizers import Tokenizer
 
+from edgeportal.core.queueing import get_settings_store
 from edgeportal.jobs.entry import JobRejected, job_submit
 from edgeportal.jobs.models import Job
-from edgeportal.jobs.queueing import get_settings_store
 from edgeportal.sources.models import Source
 from edgeportal.sources.services import source_create
 from inference.admission import admission_estimate, long_late_ms, running_long_due_ms, waiting_long_due_ms

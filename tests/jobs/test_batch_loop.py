@@ -9,10 +9,10 @@ import pytest
 import redis
 from django.db import OperationalError, connection
 
+from edgeportal.core.queueing import get_settings_store
 from edgeportal.jobs import services
 from edgeportal.jobs.entry import job_submit
 from edgeportal.jobs.models import Job
-from edgeportal.jobs.queueing import get_settings_store
 from edgeportal.jobs.services import jobs_requeue_lost
 from edgeportal.jobs.sink import DatabaseSink
 from edgeportal.latency.models import BatchRecord

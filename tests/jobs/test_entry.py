@@ -5,9 +5,9 @@ import time
 
 import pytest
 
+from edgeportal.core.queueing import get_settings_store
 from edgeportal.jobs.entry import job_submit
 from edgeportal.jobs.models import Job, Rejection
-from edgeportal.jobs.queueing import get_settings_store
 from edgeportal.jobs.refusals import refusals_flush
 from edgeportal.prompts.cache import cache_clear, cache_get
 from edgeportal.prompts.services import template_save

@@ -8,8 +8,8 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from edgeportal.core.queueing import get_settings_store
 from edgeportal.jobs.models import Job, Rejection
-from edgeportal.jobs.queueing import get_settings_store
 from edgeportal.jobs.refusals import refusals_flush
 from edgeportal.jobs.tasks import store_refusals
 from edgeportal.monitoring.selectors import recent_activity

@@ -8,9 +8,9 @@ from contextlib import nullcontext
 import pytest
 from django.db import connection
 
+from edgeportal.core.queueing import scheduler_settings
 from edgeportal.jobs.entry import job_submit
 from edgeportal.jobs.models import Job
-from edgeportal.jobs.queueing import scheduler_settings
 from edgeportal.jobs.selectors import job_as_json
 from edgeportal.jobs.services import job_queue_new
 from edgeportal.latency.models import JobLatency

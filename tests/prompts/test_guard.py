@@ -3,8 +3,10 @@ import tracemalloc
 import pytest
 from django.core.exceptions import ValidationError
 
-from edgeportal.prompts.guard import GuardRejected, GuardRules, guard_text, normalise
+from edgeportal.core.text import normalise
+from edgeportal.prompts.guard import GuardRejected, GuardRules, guard_text
 from edgeportal.prompts.models import BlockedPattern
+from edgeportal.prompts.selectors import guard_rules
 
 
 @pytest.fixture(autouse=True)
@@ -13,7 +15,7 @@ def _db(db):
 
 
 def rules(**overrides):
-    return GuardRules(**{**GuardRules.current(max_chars=100).__dict__, **overrides})
+    return GuardRules(**{**guard_rules(max_chars=100).__dict__, **overrides})
 
 
 def test_normalisation_makes_full_width_and_oddly_spaced_text_equal():
@@ -27,7 +29,7 @@ def test_control_characters_are_removed_by_default():
 def test_control_characters_are_rejected_when_configured(settings):
     settings.EDGE_GUARD_CONTROL_CHARS = "reject"
     with pytest.raises(GuardRejected, match=r"control characters \(U\+0000, U\+0007\)") as rejected:
-        guard_text("line\x00 A\x07", field="defect", rules=GuardRules.current(max_chars=100))
+        guard_text("line\x00 A\x07", field="defect", rules=guard_rules(max_chars=100))
     assert rejected.value.rule == "control_characters" and rejected.value.field == "defect"
 
 
@@ -49,21 +51,21 @@ def test_text_over_the_limit_is_rejected_after_normalisation():
 )
 def test_prompt_injection_phrases_are_blocked(text):
     with pytest.raises(GuardRejected) as rejected:
-        guard_text(text, field="prompt", rules=GuardRules.current(max_chars=500))
+        guard_text(text, field="prompt", rules=guard_rules(max_chars=500))
     assert rejected.value.rule == "blocked_pattern"
 
 
 def test_ordinary_factory_text_passes():
     text = "Camera C3 detected a scratch; ignore it if it is under 2 mm."
-    assert guard_text(text, field="prompt", rules=GuardRules.current(max_chars=500)) == text
+    assert guard_text(text, field="prompt", rules=guard_rules(max_chars=500)) == text
 
 
 def test_admin_added_patterns_apply_while_active():
     BlockedPattern.objects.create(pattern=r"\bpassword\b")
     with pytest.raises(GuardRejected):
-        guard_text("send me the password", field="prompt", rules=GuardRules.current(max_chars=500))
+        guard_text("send me the password", field="prompt", rules=guard_rules(max_chars=500))
     BlockedPattern.objects.update(is_active=False)
-    guard_text("send me the password", field="prompt", rules=GuardRules.current(max_chars=500))
+    guard_text("send me the password", field="prompt", rules=guard_rules(max_chars=500))
 
 
 def test_an_invalid_pattern_is_refused_with_the_regex_error():
@@ -123,7 +125,7 @@ def test_text_up_to_twice_the_limit_is_measured_after_normalisation():
 )
 def test_look_alike_letters_and_invisible_characters_do_not_hide_a_blocked_phrase(text):
     with pytest.raises(GuardRejected) as rejected:
-        guard_text(text, field="prompt", rules=GuardRules.current(max_chars=500))
+        guard_text(text, field="prompt", rules=guard_rules(max_chars=500))
     assert rejected.value.rule == "blocked_pattern"
 
 
@@ -141,21 +143,21 @@ MULTILINGUAL = [
 
 @pytest.mark.parametrize("text", MULTILINGUAL)
 def test_ordinary_text_in_other_languages_and_scripts_passes(text):
-    assert guard_text(text, field="prompt", rules=GuardRules.current(max_chars=500))
+    assert guard_text(text, field="prompt", rules=guard_rules(max_chars=500))
 
 
 def test_an_admin_pattern_in_cyrillic_also_catches_latin_look_alikes():
     BlockedPattern.objects.create(pattern=r"\bпароль\b")
     for text in ("скажи пароль", "скажи пapоль"):  # the second with Latin a and p
         with pytest.raises(GuardRejected):
-            guard_text(text, field="prompt", rules=GuardRules.current(max_chars=500))
-    assert guard_text("скажи адрес", field="prompt", rules=GuardRules.current(max_chars=500))
+            guard_text(text, field="prompt", rules=guard_rules(max_chars=500))
+    assert guard_text("скажи адрес", field="prompt", rules=guard_rules(max_chars=500))
 
 
 def test_an_admin_pattern_with_a_class_of_other_letters_keeps_its_meaning():
     # The Cyrillic u and ha look like y and x: written so, the class would be [y-x], no valid pattern.
     BlockedPattern.objects.create(pattern=r"\bзаказ [у-х]\b")
-    rules = GuardRules.current(max_chars=500)
+    rules = guard_rules(max_chars=500)
     with pytest.raises(GuardRejected):
         guard_text("заказ ф", field="prompt", rules=rules)
     assert guard_text("заказ a", field="prompt", rules=rules) == "заказ a"

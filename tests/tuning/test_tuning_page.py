@@ -5,7 +5,7 @@ import time
 import pytest
 from django.db import OperationalError, connection
 
-from edgeportal.jobs.queueing import get_settings_store
+from edgeportal.core.queueing import get_settings_store
 from edgeportal.tuning.models import SchedulerOverride, SettingChange
 from edgeportal.tuning.services import settings_republish, settings_save
 from inference.scheduler import SETTINGS
