@@ -314,7 +314,7 @@ class Window:
 
 
 # How much longer a window waits for jobs being admitted to its lane: more than a submission takes in
-# a burst on two cores (p95 182 ms: BENCHMARKS.md, web server under bursts).
+# a burst on two cores (BENCHMARKS.md, web server under bursts), and short against a batch.
 ARRIVING_WAIT_MS = 250
 
 
