@@ -265,7 +265,7 @@ def estimate_now() -> dict[str, float]:
     """The short lane's batch estimate as admission sees it now: central, and with its margin."""
     from edgeportal.core.queueing import get_queue, scheduler_settings
     from inference.batch_time import batch_estimate_ms, central_estimate_ms
-    from inference.scheduler import full_batch_tokens
+    from inference.planning import full_batch_tokens
 
     measurements = get_queue().measurements()
     tokens = full_batch_tokens(scheduler_settings(), measurements, "short")

@@ -131,7 +131,7 @@ def accepted(pipeline: Pipeline, prompts: Prompts, rounds: int, concurrency: int
 def refused(pipeline: Pipeline, busy: KeepBusy, prompts: Prompts, total: int, concurrency: int) -> list[dict]:
     """A burst refused with 429 queue_full: batches of one job keep jobs waiting, the limit is set below them."""
     from edgeportal.core.queueing import get_queue
-    from inference.scheduler import SchedulerSettings
+    from inference.settings import SchedulerSettings
 
     queue = get_queue()
     pipeline.update_settings(max_batch_size=1)

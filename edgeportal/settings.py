@@ -8,7 +8,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from edgeportal.secret_key import secret_key_load_or_create
-from inference.scheduler import SchedulerSettings, SettingError, env_int
+from inference.settings import SchedulerSettings, SettingError, env_int
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

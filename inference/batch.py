@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from inference.queue import QueuedJob
-from inference.scheduler import SchedulerSettings
+from inference.settings import SchedulerSettings
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from inference.lanes import Lane
+
 EWMA_WEIGHT = 0.2  # weight of the newest sample in the moving averages of batch time and arrival gap
 DEVIATION_WEIGHT = 0.25  # the same for the mean deviation of batch time
 LINE_WEIGHT = 0.1  # the same for the sums of the line: it remembers about ten batches
@@ -129,10 +131,10 @@ def warm_up_baseline(one: tuple[int, float], full: tuple[int, float], chunk: tup
     slope = max(0.0, (full_ms - one_ms) / (full_tokens - one_tokens)) if full_tokens > one_tokens else 0.0
     return {
         **baseline_fields(
-            "short", ms=one_ms - slope * one_tokens, ms_per_token=slope, tokens=full_tokens, job_tokens=one_tokens
+            Lane.SHORT, ms=one_ms - slope * one_tokens, ms_per_token=slope, tokens=full_tokens, job_tokens=one_tokens
         ),
         **baseline_fields(
-            "long",
+            Lane.LONG,
             ms=one_ms,
             ms_per_token=chunk_ms / max(1, chunk_tokens),
             tokens=chunk_tokens,
@@ -154,9 +156,13 @@ def model_prior(parameters: int, *, new_tokens: int, batch_size: int, short_toke
     per_token_ms = 2 * parameters / PRIOR_PREFILL_FLOPS * 1000
     return {
         **baseline_fields(
-            "short", ms=decode_ms, ms_per_token=per_token_ms, tokens=batch_size * short_tokens, job_tokens=short_tokens
+            Lane.SHORT,
+            ms=decode_ms,
+            ms_per_token=per_token_ms,
+            tokens=batch_size * short_tokens,
+            job_tokens=short_tokens,
         ),
-        **baseline_fields("long", ms=decode_ms, ms_per_token=per_token_ms, tokens=1024, job_tokens=1024),
+        **baseline_fields(Lane.LONG, ms=decode_ms, ms_per_token=per_token_ms, tokens=1024, job_tokens=1024),
     }
 
 

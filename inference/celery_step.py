@@ -9,9 +9,11 @@ import threading
 import redis
 from celery import bootsteps
 
+from inference.lanes import LANES
 from inference.model_files import ModelConfigError
-from inference.queue import LANES, JobQueue
-from inference.scheduler import SchedulerSettings, SettingError, SettingsStore, env_int
+from inference.queue import JobQueue
+from inference.scheduler import SettingsStore
+from inference.settings import SchedulerSettings, SettingError, env_int
 from inference.warm_up import measure_baseline
 from inference.worker import BatchWorker
 

@@ -13,7 +13,7 @@ from dataclasses import asdict
 
 from inference.batch import BatchRun, JobResult
 from inference.queue import QueuedJob
-from inference.scheduler import SchedulerSettings
+from inference.settings import SchedulerSettings
 
 
 def kept_fields(batch: BatchRun) -> dict[int, str]:

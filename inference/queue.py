@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 import redis
 
 from inference.batch_time import updated_measurements
+from inference.lanes import LANES, Lane, Priority
+from inference.planning import ExpiredJob, LanePeek
 
-LANES = ("short", "long")
-PRIORITIES = ("high", "normal", "low")
 WORKER_ALIVE_S = 6.0  # workers beat every 2 s: silent for three beats means gone
 CLOCK_SYNC_EVERY_S = 60.0
 
@@ -110,15 +110,16 @@ end
 
 # KEYS: lane, deadlines, leased, owners, busy. ARGV: job key prefix, lane key prefix, max_count, max_tokens,
 # est_ms by batch size, lease_ms, worker. Takes jobs in rank order into a lease, up to the count and the
-# padded token budget (batch size times the longest prompt); jobs that cannot finish by their deadline
-# even if run now, in a batch of as many jobs as wait (up to max_count), are expired instead of taken
-# (not those whose output is kept: they only need storing).
+# padded token budget (batch size times the longest prompt). Expiry as planning.expires rules, in rank
+# order: a job that cannot finish by its deadline even if run now, in a batch of as many jobs as still wait
+# (up to max_count; batch_ms_of_size), is expired instead of taken (not one whose output is kept: it only
+# needs storing).
 _TAKE = (
     _NOW
     + _EXPIRE_FN
     + """
 local max_count, max_tokens = tonumber(ARGV[3]), tonumber(ARGV[4])
-local est = sized(by_size(ARGV[5]), math.min(redis.call('ZCARD', KEYS[1]), max_count))
+local sizes, waiting = by_size(ARGV[5]), redis.call('ZCARD', KEYS[1])
 local lease_ms = tonumber(ARGV[6])
 local taken, expired = {}, {}
 local longest = 0
@@ -126,6 +127,7 @@ local ids = redis.call('ZRANGE', KEYS[1], 0, max_count * 4 + 16)
 for _, id in ipairs(ids) do
   local key = ARGV[1] .. id
   local deadline = tonumber(redis.call('HGET', key, 'deadline_ms'))
+  local est = sized(sizes, math.min(waiting - #expired, max_count))
   if not deadline then
     redis.call('ZREM', KEYS[1], id)
     redis.call('ZREM', KEYS[2], id)
@@ -147,7 +149,7 @@ for _, id in ipairs(ids) do
   end
 end
 if #taken > 0 then  -- the worker is busy from this moment (it refines when with set_busy)
-  redis.call('HSET', KEYS[5], ARGV[7], string.format('%.3f', (now + est) / 1000))
+  redis.call('HSET', KEYS[5], ARGV[7], string.format('%.3f', (now + sized(sizes, #taken)) / 1000))
 end
 return {taken, expired, now}
 """
@@ -155,7 +157,8 @@ return {taken, expired, now}
 
 # KEYS: deadlines, owners. ARGV: job key prefix, lane key prefix, then est_ms by batch size per lane as
 # name/value pairs. The expiry timer: every waiting job of these lanes that can no longer finish by its
-# deadline, even if its lane's next batch started now with as many jobs as wait in it.
+# deadline, even if its lane's next batch started now with as many jobs as still wait in it
+# (planning.expires with batch_ms_of_size).
 _EXPIRE_DUE = (
     _NOW
     + _EXPIRE_FN
@@ -342,8 +345,8 @@ class QueuedJob:
     max_new_tokens: int
     system_prompt: str = ""
     prompt_tokens: int = 0
-    lane: str = "short"
-    priority: str = "normal"
+    lane: str = Lane.SHORT
+    priority: str = Priority.NORMAL
     head_start_ms: int = 0  # how far its priority moves it ahead of its deadline order
     deadline_ms: int = 0  # epoch ms on Redis' clock, set at enqueue
     enqueued_ms: int = 0  # arrival, epoch ms on Redis' clock, set at enqueue
@@ -377,8 +380,8 @@ class QueuedJob:
             system_prompt=fields.get("system_prompt", ""),
             max_new_tokens=int(fields["max_new_tokens"]),
             prompt_tokens=int(fields.get("prompt_tokens", 0)),
-            lane=fields.get("lane", "short"),
-            priority=fields.get("priority", "normal"),
+            lane=fields.get("lane", Lane.SHORT),
+            priority=fields.get("priority", Priority.NORMAL),
             head_start_ms=int(fields.get("head_start_ms", 0)),
             deadline_ms=int(float(fields.get("deadline_ms", 0))),
             enqueued_ms=int(float(fields.get("enqueued_ms", 0))),
@@ -388,24 +391,6 @@ class QueuedJob:
             picked_at=time.time(),
             kept=fields.get("kept", ""),
         )
-
-
-@dataclass(frozen=True)
-class ExpiredJob:
-    job_id: int
-    lane: str
-    deadline_ms: int
-    estimate_ms: float = 0.0  # the batch time it was judged by
-
-
-@dataclass(frozen=True)
-class LanePeek:
-    waiting: int
-    head_arrived_ms: int
-    head_deadline_ms: int
-    padded_tokens: int  # of the first max_count jobs, were they a batch
-    now_ms: int
-    held: int = 0  # places held in the lane by requests being admitted: jobs that may arrive any moment
 
 
 def lane_peek(found: list) -> LanePeek:
@@ -583,7 +568,7 @@ class JobQueue:
         found = []
         for job_id, flat, estimate_ms in rows:
             fields = _pairs(flat)
-            lane, deadline_ms = fields.get("lane", "short"), int(float(fields.get("deadline_ms", 0)))
+            lane, deadline_ms = fields.get("lane", Lane.SHORT), int(float(fields.get("deadline_ms", 0)))
             found.append(ExpiredJob(int(job_id), lane, deadline_ms, float(estimate_ms)))
         return found
 

@@ -20,16 +20,19 @@ from inference.batch import BatchRun, JobResult
 from inference.batch_time import batch_estimate_ms, padded_tokens
 from inference.generation import BatchOutput, GenerationParams
 from inference.kept_results import batches_from_kept, kept_fields
-from inference.queue import LANES, ExpiredJob, JobQueue, QueuedJob
-from inference.scheduler import (
-    SchedulerSettings,
-    SettingsStore,
-    Window,
+from inference.lanes import LANES, Lane
+from inference.planning import (
+    ExpiredJob,
     batch_central_by_size,
-    collect_window,
-    full_batch_estimate_ms,
-    long_start_by_ms,
+    expiry_reason,
+    long_finish_by,
+    long_left_ms,
+    short_at_risk,
+    short_may_go,
 )
+from inference.queue import JobQueue, QueuedJob
+from inference.scheduler import SettingsStore, Window, collect_window
+from inference.settings import SchedulerSettings
 from inference.single_flight import distinct_runs, outputs_for_each
 
 if TYPE_CHECKING:
@@ -41,7 +44,6 @@ HEARTBEAT_EVERY_S = 2.0
 RECLAIM_EVERY_S = 1.0  # looking for leases that ran out: one small Lua call over the jobs in flight
 TIMER_EVERY_S = 0.1  # expiry checks and settings pick-up: well inside the one second a change may take
 HEARTBEAT_TTL_S = 15
-SHORT_AT_RISK_MS = 1_000  # a short job this close to expiring may interrupt a long batch (see _short_may_go)
 # A batch that cannot start for this long (its tries failing in a row) fails, rather than block the worker: about
 # what a passing outage (a restart of Redis or the database) never takes.
 GIVE_UP_AFTER_S = 60.0
@@ -57,7 +59,7 @@ def retry_delay_s(failures: int) -> float:
 
 class FailureLog:
     """Logs a failure that repeats without flooding the log: the first with its traceback, then the 2nd, 4th,
-    8th ... as one line each, and one line once it works again (an outage used to log a traceback every 100 ms)."""
+    8th ... as one line each, and one line once it works again: an outage does not log a traceback every tick."""
 
     def __init__(self, what: str):
         self.what = what
@@ -126,15 +128,6 @@ class ResultSink(Protocol):
     def jobs_failed(self, job_ids: list[int], reason: str) -> None: ...
 
     def jobs_expired(self, reasons: dict[int, str]) -> None: ...
-
-
-def expiry_reason(job: ExpiredJob, now_ms: float) -> str:
-    if job.deadline_ms <= now_ms:
-        return f"expired: its deadline passed while it waited in the {job.lane} lane"
-    return (
-        f"expired: it could not finish by its deadline ({job.deadline_ms - now_ms:.0f} ms left, "
-        f"its {job.lane} batch would take about {job.estimate_ms:.0f} ms)"
-    )
 
 
 class BatchWorker:
@@ -334,7 +327,7 @@ class BatchWorker:
         )
         # Admission plans new jobs from when this worker is free again (the lease said so roughly already;
         # a long batch in steps says more, see _generate_long).
-        if not (window.lane == "long" and self._steps_long(batch.settings)):
+        if not (window.lane == Lane.LONG and self._steps_long(batch.settings)):
             estimate_ms = batch_estimate_ms(window.measurements, window.lane, padded_tokens(jobs))
             self.queue.set_busy(self.name, estimate_ms)
         try:
@@ -378,7 +371,7 @@ class BatchWorker:
     def _generate(self, jobs: list[QueuedJob], batch: BatchRun) -> list[BatchOutput | str]:
         """One call for the whole batch; if it fails, each job alone, so only the bad ones fail."""
         try:
-            if batch.lane == "long" and self._steps_long(batch.settings):
+            if batch.lane == Lane.LONG and self._steps_long(batch.settings):
                 output = self._generate_long(jobs, batch)
             else:
                 output = self.model.generate_batch(**batch_inputs(jobs))
@@ -431,63 +424,31 @@ class BatchWorker:
             batch.paused_ms = run.paused_s * 1000
 
     def _short_may_go(self, run: LongRun) -> bool:
-        """Short jobs wait, and the long batch is ahead of its pace, or one of them is about to expire
-        and the long batch can still finish in time after one more short batch. Called during decoding
-        after every token: no Redis here (the timer sets short_waiting and short_at_risk).
-
-        The pace spreads the long batch's planned time (its lane's estimate for its tokens) evenly until
-        it must finish (its earliest deadline, or earlier when long jobs wait behind it), less one short
-        batch and window: ahead of it, the long batch may stand aside for one short batch and still
-        finish in time; behind it, it runs. So short jobs wait for a step of the long batch now and then,
-        rather than for all of it at once; a long batch without slack to share never stands aside. A
-        short job that would expire waiting for the pace to catch up goes first while the long batch's
-        own deadline allows (earliest deadline first): accepted short jobs keep their deadlines, and long
-        jobs, with their longer deadlines, absorb the delay."""
+        """Called during decoding after every token: no Redis here (the timer sets short_waiting and
+        short_at_risk). The rule: planning.short_may_go."""
         if not (run.may_pause and self.short_waiting.is_set()):
             return False
-        now = time.time()
-        work_s = batch_estimate_ms(run.measurements, "long", run.tokens) / 1000
-        short_ms = full_batch_estimate_ms(self.live_settings, run.measurements, "short")
-        short_s = (short_ms + self.live_settings.window_ms) / 1000
-        span_s = run.finish_by - run.started - short_s
-        elapsed_s = now - run.started
-        done_s = run.model_s(now)
-        if not done_s < work_s:
-            return False  # nothing measured yet, or past its plan: it runs to the end
-        if self.short_at_risk.is_set() and run.deadline - now - (work_s - done_s) >= short_s:
-            return True  # its own deadline, not finish_by: long jobs waiting behind it come later still
-        if not work_s < span_s or elapsed_s >= span_s:
-            return False  # no slack to share, or its pace is spent: it runs
-        return done_s >= work_s * elapsed_s / span_s
+        return short_may_go(run, self.live_settings, now=time.time(), short_at_risk=self.short_at_risk.is_set())
 
     def _short_lane_check(self, run: LongRun) -> None:
-        """While a long batch runs: do short jobs wait, and is the first about to expire? (It expires
-        once its time left is under a short batch: at risk from a short batch, a window and a second
-        before that, so the long batch can reach the end of its step.)"""
-        head = self.queue.peek("short", 1)
+        """While a long batch runs: do short jobs wait, and is the first about to expire?"""
+        head = self.queue.peek(Lane.SHORT, 1)
         if head.waiting:
             self.short_waiting.set()
-        short_ms = full_batch_estimate_ms(self.live_settings, run.measurements, "short")
-        left_ms = head.head_deadline_ms - head.now_ms - short_ms - self.live_settings.window_ms
-        if head.waiting and left_ms < SHORT_AT_RISK_MS:
+        if short_at_risk(head, self.live_settings, run.measurements):
             self.short_at_risk.set()
         else:
             self.short_at_risk.clear()
 
     def _long_finish_by(self, run: LongRun) -> None:
-        """Long jobs waiting behind this batch need their time too: it finishes early enough for them
-        to run back to back by their deadlines (see long_start_by_ms)."""
-        waiting = self.queue.peek("long", 1)
-        finish_by = run.deadline
-        if waiting.waiting:
-            start_by = long_start_by_ms(waiting, run.measurements) / 1000 - self.queue.clock_offset
-            finish_by = min(run.deadline, start_by)
+        """Long jobs waiting behind this batch need their time too (planning.long_finish_by)."""
+        finish_by = long_finish_by(run, self.queue.peek(Lane.LONG, 1), clock_offset=self.queue.clock_offset)
         run.finish_by = finish_by  # one assignment: the batch thread reads it between tokens
         # For admission: by when it must finish, and how much model time it has left.
-        left_ms = batch_estimate_ms(run.measurements, "long", run.tokens) - run.model_s(time.time()) * 1000
+        left_ms = long_left_ms(run, now=time.time())
         with self._long_run_lock:
             if self.long_run is run:  # not after the batch ended and cleared it
-                self.queue.set_long_run(self.name, finish_by + self.queue.clock_offset, max(0.0, left_ms))
+                self.queue.set_long_run(self.name, finish_by + self.queue.clock_offset, left_ms)
 
     def _pause_for_short(self, run: LongRun) -> None:
         """Run short batches while the long batch may stand aside; each counts at once as paused time,
@@ -497,7 +458,11 @@ class BatchWorker:
             run.paused_since = paused_at
             try:
                 window = collect_window(
-                    self.queue, self.name, lambda: self.live_settings, lanes=("short",), lease_ms=self.reclaim_idle_ms
+                    self.queue,
+                    self.name,
+                    lambda: self.live_settings,
+                    lanes=(Lane.SHORT,),
+                    lease_ms=self.reclaim_idle_ms,
                 )
                 if window is not None and window.jobs:
                     self.run_batch(window)  # holds the window from its first line

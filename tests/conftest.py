@@ -25,7 +25,8 @@ from edgeportal.prompts.models import PromptTemplate
 from edgeportal.prompts.services import template_save
 from edgeportal.sources.services import source_create
 from inference.runtime import load_model
-from inference.scheduler import SchedulerSettings, SettingsStore
+from inference.scheduler import SettingsStore
+from inference.settings import SchedulerSettings
 from inference.worker import BatchWorker
 from tests.tiny_model import tiny_model_dir
 

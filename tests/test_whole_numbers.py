@@ -16,7 +16,8 @@ from edgeportal.settings import envint
 from edgeportal.sources.models import Source
 from edgeportal.tuning.models import SettingChange
 from inference.lab import Comparison
-from inference.scheduler import SETTINGS, SchedulerSettings, SettingError, SettingsStore, env_int, parse_setting
+from inference.scheduler import SettingsStore
+from inference.settings import SETTINGS, SchedulerSettings, SettingError, env_int, parse_setting
 from tests.conftest import make_template
 
 # Text int() (or float-happy JSON) would take, though no sender means that whole number by it.

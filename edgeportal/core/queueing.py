@@ -7,7 +7,8 @@ from django.conf import settings
 from inference.batch_time import model_prior
 from inference.model_files import ModelConfigError, parameter_count
 from inference.queue import JobQueue
-from inference.scheduler import SchedulerSettings, SettingsStore
+from inference.scheduler import SettingsStore
+from inference.settings import SchedulerSettings
 
 
 def get_queue() -> JobQueue:

@@ -36,10 +36,11 @@ from edgeportal.prompts.tokens import count_tokens
 from edgeportal.prompts.variables import VariableError
 from edgeportal.sources.models import Source
 from edgeportal.sources.rate_limit import rate_limit_hit
-from inference.admission import Estimate, admission_estimate
+from inference.admission import admission_estimate
 from inference.integers import IntegerError, parse_int
+from inference.planning import refusal, share_refusal
 from inference.queue import JobQueue
-from inference.scheduler import SchedulerSettings
+from inference.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
 SLUG = re.compile(r"[-a-zA-Z0-9_]+\Z")
@@ -256,55 +257,20 @@ def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> str:
         and estimate.probe_fits(ticket.deadline_ms)
         and queue.claim_probe(ticket.lane, estimate.probe_finish_ms)
     )
-    if refusal := share or _refusal(estimate, ticket, scheduler, probe=probe):
+    if refused := share or refusal(estimate, scheduler, lane=ticket.lane, deadline_ms=ticket.deadline_ms, probe=probe):
         queue.release_place(ticket.lane, estimate.place)
-        code, reason = refusal
+        code, reason = refused
         raise JobRejected(f"{reason}; retry in {estimate.retry_after_s} s.", code=code, status=429,
                           retry_after=estimate.retry_after_s)  # fmt: skip
     return estimate.place
 
 
 def _share_refusal(queue: JobQueue, ticket: Ticket, scheduler: SchedulerSettings) -> tuple[str, str] | None:
-    """Fair share: one sender's waiting jobs may fill only source_share_pct of the queue limit, so a source
-    that sends too much cannot give every other one queue_full. (Read apart from the estimate, and like the
-    queue limit not locked against a simultaneous request of the same sender: a share may overshoot by one.)"""
-    share = scheduler.source_share()
-    if share is None or not ticket.owner:
+    """Fair share (planning.share_refusal). Read apart from the estimate, and like the queue limit not locked
+    against a simultaneous request of the same sender: a share may overshoot by one."""
+    if scheduler.source_share() is None or not ticket.owner:
         return None
-    waiting = queue.waiting_of(ticket.owner)
-    if waiting < share:
-        return None
-    return "source_share", (
-        f"This sender already has {waiting} jobs waiting, its share of the queue ({scheduler.source_share_pct} % "
-        f"of the limit of {scheduler.queue_limit}); other senders keep the rest"
-    )
-
-
-def _refusal(
-    estimate: Estimate, ticket: Ticket, scheduler: SchedulerSettings, *, probe: bool = False
-) -> tuple[str, str] | None:
-    """The first reason admission refuses the job, as (code, message), or None. A probe of an idle lane is
-    not refused for the estimate's time."""
-    if estimate.waiting >= scheduler.queue_limit:
-        return "queue_full", (
-            f"The queue is full ({estimate.waiting} jobs waiting, the limit is {scheduler.queue_limit})"
-        )
-    if estimate.misses(ticket.deadline_ms) and not probe:
-        return "deadline_unreachable", (
-            f"The job would finish in about {estimate.finish_ms:.0f} ms ({estimate.ahead} jobs ahead in the "
-            f"{ticket.lane} lane), after its {ticket.deadline_ms} ms deadline"
-        )
-    if estimate.long_late_ms > 0:
-        return "long_jobs_due", (
-            f"The worker's time until then is promised to accepted long jobs: this job would make one finish "
-            f"about {estimate.long_late_ms:.0f} ms after its deadline"
-        )
-    if estimate.long_share_over_ms > 0:
-        return "long_lane_share", (
-            f"The long lane has booked its share ({scheduler.long_share_pct} %) of the worker's time until this "
-            f"job's deadline, short jobs keep the rest"
-        )
-    return None
+    return share_refusal(queue.waiting_of(ticket.owner), scheduler)
 
 
 def _render(template: PromptTemplate, variables: object) -> tuple[str, dict]:

@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+from inference import lanes
+
 
 class Job(models.Model):
     class Status(models.TextChoices):
@@ -12,14 +14,9 @@ class Job(models.Model):
         FAILED = "failed"
         EXPIRED = "expired"  # its deadline passed, or could no longer be met, before it ran
 
-    class Priority(models.TextChoices):
-        HIGH = "high"  # safety, line stops
-        NORMAL = "normal"
-        LOW = "low"  # reports
-
-    class Lane(models.TextChoices):
-        SHORT = "short"
-        LONG = "long"
+    # The scheduler's own names (inference.lanes), as choices for forms and the admin.
+    Priority = models.TextChoices("Priority", [(priority.name, priority.value) for priority in lanes.Priority])
+    Lane = models.TextChoices("Lane", [(lane.name, lane.value) for lane in lanes.Lane])
 
     FINISHED = (Status.DONE, Status.FAILED, Status.EXPIRED)
 

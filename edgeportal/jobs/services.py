@@ -15,11 +15,10 @@ from edgeportal.jobs.models import Job
 from edgeportal.latency.models import BatchRecord, JobLatency
 from edgeportal.monitoring import metrics
 from edgeportal.prompts import cache
-from inference.admission import WORKER_ALIVE_S
 from inference.batch import BatchRun
-from inference.queue import QueuedJob
-from inference.scheduler import SchedulerSettings
-from inference.worker import expiry_reason
+from inference.planning import expiry_reason
+from inference.queue import WORKER_ALIVE_S, QueuedJob
+from inference.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 from django import forms
 
 from edgeportal.formfields import StrictIntegerField
-from inference.scheduler import SETTINGS
+from inference.settings import SETTINGS
 
 
 def _field(name: str) -> forms.Field:

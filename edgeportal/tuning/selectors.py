@@ -6,7 +6,7 @@ from django.db.models import Max
 from edgeportal.core.queueing import get_queue
 from edgeportal.tuning.models import SchedulerOverride, SettingChange
 from inference.queue import WORKER_ALIVE_S
-from inference.scheduler import SETTINGS, SchedulerSettings
+from inference.settings import SETTINGS, SchedulerSettings
 
 
 def saved_overrides() -> tuple[dict[str, int], int]:

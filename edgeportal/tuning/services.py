@@ -12,7 +12,7 @@ from django.db import transaction
 from edgeportal.core.queueing import get_settings_store
 from edgeportal.tuning.models import SchedulerOverride, SettingChange
 from edgeportal.tuning.selectors import saved_overrides, saved_settings
-from inference.scheduler import SettingError, parse_setting
+from inference.settings import SettingError, parse_setting
 
 log = logging.getLogger(__name__)
 

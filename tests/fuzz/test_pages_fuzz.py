@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from edgeportal.lab.services import labrun_record
 from inference.lab import Comparison
-from inference.scheduler import SETTINGS
+from inference.settings import SETTINGS
 from tests.fuzz.strategies import FUZZ_PAGES, NUMBERISH, TEXT
 
 pytestmark = pytest.mark.django_db

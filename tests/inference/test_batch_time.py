@@ -12,8 +12,9 @@ from inference.batch_time import (
     updated_measurements,
     warm_up_baseline,
 )
+from inference.planning import batch_central_by_size, full_batch_central_ms
 from inference.queue import QueuedJob
-from inference.scheduler import SchedulerSettings, batch_central_by_size, full_batch_central_ms
+from inference.settings import SchedulerSettings
 
 
 def measure(samples, lane="short"):

@@ -3,9 +3,12 @@
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from inference.admission import admission_estimate
+from inference.planning import batch_ms_of_size, expires
 from inference.queue import WORKER_ALIVE_S, QueuedJob
-from inference.scheduler import SchedulerSettings
+from inference.settings import SchedulerSettings
 
 
 def job(job_id, prompt="p", *, lane="short", tokens=4, head_start_ms=0, priority="normal", owner=""):
@@ -125,6 +128,27 @@ def test_take_judges_the_jobs_by_the_batch_it_takes(queue):
     queue.enqueue(job(4), deadline_in_ms=1_500)
     queue.enqueue(job(5), deadline_in_ms=60_000)
     assert ids(take(queue, count=1, est_ms=[1_000, 2_000])[0]) == [4]  # a batch of one at most
+
+
+@pytest.mark.parametrize("by_size", [[400.0], [300.0, 600.0, 900.0, 1_200.0, 1_500.0, 1_800.0], [2_600.0]])
+@pytest.mark.parametrize("step", ["lease", "timer"])
+def test_the_queue_expires_exactly_the_jobs_the_planners_rule_expires(queue, by_size, step):
+    """The Lua scripts apply planning.expires with batch_ms_of_size: judged in deadline order, each job by
+    a batch of as many as still wait. (Deadlines sit at least 100 ms from any batch time.)"""
+    deadlines = [100, 1_000, 1_400, 2_000, 5_000, 60_000]
+    for job_id, deadline_in_ms in enumerate(deadlines, 1):
+        queue.enqueue(job(job_id), deadline_in_ms=deadline_in_ms)
+    now_ms, waiting, predicted = queue.now() * 1000, len(deadlines), []
+    for job_id, deadline_in_ms in enumerate(deadlines, 1):
+        if expires(now_ms + deadline_in_ms, now_ms, batch_ms_of_size(by_size, waiting)):
+            predicted.append(job_id)
+            waiting -= 1
+    if step == "lease":
+        expired = take(queue, count=len(deadlines), est_ms=by_size)[1]
+    else:
+        expired = queue.expire_due({"short": by_size})
+    assert [e.job_id for e in expired] == predicted and predicted  # each case expires some, not all
+    assert len(predicted) < len(deadlines)
 
 
 def test_jobs_in_flight_do_not_expire(queue):

@@ -1,23 +1,14 @@
-"""Scheduler settings, the lane policy, the adaptive window and the collection of one window."""
+"""Scheduler settings, their live overrides in Redis, and the collection of one window."""
 
 import threading
 import time
 
 import pytest
 
-from inference.batch_time import batch_estimate_ms
-from inference.queue import LanePeek, QueuedJob
-from inference.scheduler import (
-    ARRIVING_WAIT_MS,
-    SchedulerSettings,
-    SettingError,
-    SettingsStore,
-    choose_lane,
-    collect_window,
-    effective_window,
-    long_start_by_ms,
-    parse_setting,
-)
+from inference.planning import ARRIVING_WAIT_MS
+from inference.queue import QueuedJob
+from inference.scheduler import SettingsStore, collect_window
+from inference.settings import SchedulerSettings, SettingError, parse_setting
 
 
 def put(queue, *ids, lane="short", tokens=4, deadline_in_ms=60_000):
@@ -122,73 +113,6 @@ def test_a_worker_serves_only_its_lanes(queue):
     put(queue, 1, lane="long", tokens=400)
     assert collect_window(queue, "w1", SchedulerSettings, lanes=("short",)) is None
     assert collect_window(queue, "w1", SchedulerSettings, lanes=("long",)).lane == "long"
-
-
-def peek(waiting, deadline_ms, now_ms=0):
-    return LanePeek(waiting, 0, deadline_ms, 0, now_ms)
-
-
-def test_the_short_lane_goes_first_while_the_long_head_has_slack():
-    measured = {"batch_ms:short": 1_000, "batch_ms:long": 4_000}
-    peeks = {"short": peek(3, 9_000), "long": peek(1, 10_000)}
-    assert choose_lane(peeks, measured, window_ms=60) == "short"
-
-
-def test_the_long_lane_runs_when_one_more_short_batch_would_make_it_miss():
-    measured = {"batch_ms:short": 1_000, "batch_ms:long": 4_000}
-    peeks = {"short": peek(3, 9_000), "long": peek(1, 4_900)}
-    assert choose_lane(peeks, measured, window_ms=60) == "long"
-
-
-def test_where_long_batches_stand_aside_a_long_job_with_time_to_share_starts_at_once():
-    measured = {"batch_ms:short": 1_000, "batch_ms:long": 4_000}
-    roomy = {"short": peek(3, 9_000), "long": peek(1, 30_000)}  # 26 s of slack: more than its own 4 s
-    assert choose_lane(roomy, measured, window_ms=60, long_stands_aside=True) == "long"
-    assert choose_lane(roomy, measured, window_ms=60) == "short"  # in one piece it would hold short jobs up
-    tight = {"short": peek(3, 9_000), "long": peek(1, 7_000)}  # 3 s of slack: it would barely stand aside
-    assert choose_lane(tight, measured, window_ms=60, long_stands_aside=True) == "short"
-
-
-def test_long_jobs_waiting_together_start_earlier():
-    measured = {"batch_ms:short": 1_000, "batch_ms:long": 4_000}
-    assert long_start_by_ms(peek(3, 30_000), measured) == 18_000  # three back to back by the first deadline
-    crowded = {"short": peek(3, 9_000), "long": peek(6, 30_000)}  # 30 s - 6 x 4 s leaves 6 s: start now
-    assert choose_lane(crowded, {**measured, "batch_ms:short": 6_000}, window_ms=60) == "long"
-
-
-def test_an_empty_lane_is_never_chosen():
-    assert choose_lane({"short": peek(0, 0), "long": peek(2, 1_000_000)}, {}, 60) == "long"
-    assert choose_lane({"short": peek(0, 0), "long": peek(0, 0)}, {}, 60) is None
-
-
-def test_a_batch_is_planned_with_its_average_plus_twice_its_deviation():
-    assert batch_estimate_ms({"batch_ms:short": 1_000, "batch_dev_ms:short": 150}, "short") == 1_300
-    assert batch_estimate_ms({}, "long") == 0
-
-
-def test_the_fixed_window_is_the_setting():
-    assert effective_window(SchedulerSettings(window_ms=60), {}, now_ms=0) == (60, "fixed")
-
-
-@pytest.mark.parametrize(
-    ("gap_ms", "expected_ms", "reason"),
-    [
-        (500, 0, "would not add a job"),  # sparse arrivals: waiting gains nothing
-        (5, 35, "fills a batch in 35 ms"),  # steady load: wait just long enough to fill a batch of 8
-        (50, 200, "the maximum window"),
-    ],
-)
-def test_the_adaptive_window_follows_the_arrival_rate(gap_ms, expected_ms, reason):
-    settings = SchedulerSettings(window_ms=200, max_batch_size=8, adaptive_window=1)
-    measured = {"arrival_gap_ms": gap_ms, "last_arrival_ms": 1_000}
-    window_ms, why = effective_window(settings, measured, now_ms=1_001)
-    assert window_ms == expected_ms and reason in why
-
-
-def test_the_adaptive_window_narrows_nothing_once_arrivals_stop():
-    settings = SchedulerSettings(window_ms=200, max_batch_size=8, adaptive_window=1)
-    measured = {"arrival_gap_ms": 5, "last_arrival_ms": 1_000}
-    assert effective_window(settings, measured, now_ms=11_000)[0] == 0  # ten seconds of silence
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ import pytest
 from edgeportal.jobs.models import Job
 from edgeportal.latency.models import JobLatency
 from inference.queue import JobQueue
-from inference.scheduler import SchedulerSettings, SettingsStore
+from inference.scheduler import SettingsStore
+from inference.settings import SchedulerSettings
 from tests.conftest import make_template
 from tests.integration.workers import wait_until
 

@@ -13,10 +13,11 @@ from edgeportal.jobs.entry import JobRejected, job_submit
 from edgeportal.jobs.models import Job
 from edgeportal.sources.models import Source
 from edgeportal.sources.services import source_create
-from inference.admission import admission_estimate, long_late_ms, running_long_due_ms, waiting_long_due_ms
+from inference.admission import admission_estimate
 from inference.batch_time import batch_estimate_ms
-from inference.queue import LanePeek, QueuedJob
-from inference.scheduler import SchedulerSettings, collect_window
+from inference.queue import QueuedJob
+from inference.scheduler import collect_window
+from inference.settings import SchedulerSettings
 from tests.conftest import make_template, recent_refusals
 
 # Real commits: jobs reach Redis only once their row is committed.
@@ -228,18 +229,6 @@ def test_a_long_job_waits_for_the_short_jobs_waiting_on_workers_that_serve_both(
     assert admission_estimate(queue, settings, **long_job).finish_ms == pytest.approx(alone + 2_000)
 
 
-def test_long_work_counts_for_a_short_job_only_where_it_cannot_wait_past_the_short_deadline():
-    measured_long = {"batch_ms:long": 4_000, "batch_dev_ms:long": 0}
-    nothing = LanePeek(0, 0, 0, 0, 0)
-    by = 100.0  # the short job's batch must start by then (s)
-    assert running_long_due_ms([(130.0, 3_000)], by=by) == 0  # 30 s to spare
-    assert running_long_due_ms([(101.0, 3_000)], by=by) == 2_000  # 1 s of it after
-    assert running_long_due_ms([(90.0, 3_000)], by=by) == 3_000  # all of it before
-    assert waiting_long_due_ms(nothing, measured_long, by=by) == 0
-    two_waiting = LanePeek(2, 0, 104_000, 0, 0)  # two batches of 4 s, the first due by 104 s
-    assert waiting_long_due_ms(two_waiting, measured_long, by=by) == 4_000
-
-
 def test_a_long_batch_in_progress_delays_short_jobs_only_on_its_own_worker(queue):
     settings = get_settings_store().current()
     measured(queue, "short", 1_000)
@@ -252,25 +241,6 @@ def test_a_long_batch_in_progress_delays_short_jobs_only_on_its_own_worker(queue
     # for two workers, 2.5 s each on average.
     later = admission_estimate(queue, settings, **short_job).finish_ms  # (its deadline comes closer meanwhile)
     assert later == pytest.approx(2_500 + 60, abs=200)
-
-
-def test_short_jobs_may_not_take_the_time_an_accepted_long_job_needs_before_its_deadline():
-    measured_long = {"batch_ms:long": 4_000, "batch_dev_ms:long": 0}
-    nothing = LanePeek(0, 0, 0, 0, 0)
-    plan = {"now_ms": 0, "start_in_ms": 0, "workers": 1, "short_batch": 8, "short_batch_ms": 1_000}
-    running = [(6.0, 4_000)]  # 4 s of work left, to finish by 6 s
-    # Short batches ranked before 6 s: two batches and the long work fit in 6 s, a third does not.
-    assert long_late_ms(running, nothing, measured_long, [1_000] * 7, rank=5_000, **plan) == (0, 0)
-    assert long_late_ms(running, nothing, measured_long, [1_000] * 16, rank=5_000, **plan) == (1_000, 6_000)
-    # A job ranked after the long job's deadline goes after it; a long job already late is due work instead.
-    assert long_late_ms(running, nothing, measured_long, [1_000] * 16, rank=7_000, **plan) == (0, 0)
-    assert long_late_ms([(-1.0, 4_000)], nothing, measured_long, [1_000] * 16, rank=-5_000, **plan) == (0, 0)
-    # Two long jobs waiting: the worker plans both by the head's deadline (8 s of work by 10 s).
-    two_waiting = LanePeek(2, 0, 10_000, 0, 0)
-    assert long_late_ms([], two_waiting, measured_long, [1_000] * 8, rank=5_000, **plan) == (0, 0)
-    late = long_late_ms([], two_waiting, measured_long, [1_000] * 8 + [9_000] * 8, rank=5_000, **plan)
-    assert late == (1_000, 10_000)
-    assert long_late_ms(running, two_waiting, measured_long, [], rank=5_000, **plan) == (3_000, 10_000)
 
 
 def test_a_short_job_that_would_make_an_accepted_long_job_late_is_refused(queue, api):

@@ -19,7 +19,8 @@ from edgeportal.latency.models import BatchRecord
 from inference.generation import GenerationParams
 from inference.queue import JobQueue
 from inference.runtime import ResidentModel
-from inference.scheduler import SchedulerSettings, SettingsStore, collect_window
+from inference.scheduler import SettingsStore, collect_window
+from inference.settings import SchedulerSettings
 from inference.warm_up import measure_baseline
 from inference.worker import GIVE_UP_AFTER_S, HEARTBEAT_EVERY_S, LongRun, StorageUnavailable, retry_delay_s
 from tests.conftest import make_template

@@ -15,7 +15,8 @@ from edgeportal.jobs.selectors import job_as_json
 from edgeportal.jobs.services import job_queue_new
 from edgeportal.latency.models import JobLatency
 from edgeportal.sources.services import source_create
-from inference.scheduler import SchedulerSettings, collect_window
+from inference.scheduler import collect_window
+from inference.settings import SchedulerSettings
 from tests.jobs.test_batch_loop import ModelFailingOn, RecordingModel
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,7 +7,8 @@ import pytest
 from edgeportal.jobs.entry import job_submit
 from edgeportal.jobs.models import Job
 from edgeportal.jobs.services import jobs_requeue_lost
-from inference.scheduler import SchedulerSettings, collect_window
+from inference.scheduler import collect_window
+from inference.settings import SchedulerSettings
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

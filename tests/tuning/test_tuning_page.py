@@ -8,7 +8,7 @@ from django.db import OperationalError, connection
 from edgeportal.core.queueing import get_settings_store
 from edgeportal.tuning.models import SchedulerOverride, SettingChange
 from edgeportal.tuning.services import settings_republish, settings_save
-from inference.scheduler import SETTINGS
+from inference.settings import SETTINGS
 
 # Real commits: settings reach Redis only once the save has committed.
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -13,6 +13,7 @@ from edgeportal.jobs.models import Job
 from edgeportal.latency.models import BatchRecord, JobLatency
 from edgeportal.prompts.models import PromptTemplate
 from edgeportal.sources.models import Source
+from inference.lanes import Lane
 
 CHUNK = 5000
 WORKERS = ["worker1@edge-a", "worker2@edge-a", "worker1@edge-b"]
@@ -60,7 +61,7 @@ class Command(BaseCommand):
         jobs, rows = [], []
         for created in moments:
             template, source = rng.choice(templates), rng.choice(sources)
-            lane = "long" if rng.random() < 0.2 else "short"
+            lane = Lane.LONG if rng.random() < 0.2 else Lane.SHORT
             status = rng.choices(["done", "failed", "expired"], weights=[90, 7, 3])[0]
             cache_hit = status == "done" and rng.random() < 0.2
             batch_size = None if cache_hit or status == "expired" else rng.randint(1, 8)
@@ -94,7 +95,7 @@ class Command(BaseCommand):
                     batch_id=f"synthetic-{rng.getrandbits(60):x}", worker=rng.choice(WORKERS), size=size,
                     prompt_tokens=prompt_tokens, padded_tokens=int(prompt_tokens * rng.uniform(1.0, 1.6)),
                     output_tokens=size * 20, window_opened_at=created, inference_started_at=created,
-                    inference_ms=(300 + 150 * size) * rng.uniform(0.8, 1.3), lane="short", window_ms=60,
+                    inference_ms=(300 + 150 * size) * rng.uniform(0.8, 1.3), lane=Lane.SHORT, window_ms=60,
                     max_batch_size=8, created_at=created,
                 )
             )  # fmt: skip
