@@ -180,16 +180,16 @@ def main() -> None:
     command = "make bench" if args.jobs == 32 else f"python bench/batching.py --jobs {args.jobs}"
     prompts = load_prompts(args.jobs)
 
-    from inference.runtime import load_model
+    from inference.runtime import load_engine
 
     print("raw generate_batch ...", flush=True)
     raw: dict = {"float32": {}}
-    float32 = load_model(None, "float32")
+    float32 = load_engine(None, dtype="float32", device="cpu")
     for size in (1, 2, 4, 8):
         raw["float32"][size] = raw_run(float32, prompts, size)
         print(f"  float32 batch {size}: {raw['float32'][size]['throughput']:.2f} req/s", flush=True)
     for dtype in ("bfloat16", "float16"):
-        model = load_model(None, dtype)
+        model = load_engine(None, dtype=dtype, device="cpu")
         raw[dtype] = {}
         for size in (1, 8):
             raw[dtype][size] = raw_run(model, prompts, size)

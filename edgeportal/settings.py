@@ -8,6 +8,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from edgeportal.secret_key import secret_key_load_or_create
+from inference.devices import DTYPE_NAMES
 from inference.settings import SchedulerSettings, SettingError, env_int
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -216,7 +217,11 @@ if EDGE_GUARD_CONTROL_CHARS not in ("remove", "reject"):
     raise ImproperlyConfigured(f"EDGE_GUARD_CONTROL_CHARS must be remove or reject, got {EDGE_GUARD_CONTROL_CHARS!r}")
 EDGE_RATE_LIMIT_PER_MINUTE = envint("EDGE_RATE_LIMIT_PER_MINUTE", 600, minimum=0)  # per source; 0 = no limit
 EDGE_CACHE_ENABLED = envbool("EDGE_CACHE_ENABLED", "true")
-EDGE_DTYPE = os.getenv("EDGE_DTYPE", "float32")
+# The dtype in the prompt cache's key. Empty: the device's default, float32 on the CPU the web side plans
+# for (a GPU worker's default, bfloat16, needs EDGE_DTYPE set here too to share its cache entries).
+EDGE_DTYPE = os.getenv("EDGE_DTYPE", "").strip().lower() or "float32"
+if EDGE_DTYPE not in DTYPE_NAMES:
+    raise ImproperlyConfigured(f"EDGE_DTYPE must be one of {', '.join(DTYPE_NAMES)} (or empty), got {EDGE_DTYPE!r}")
 # Scheduler defaults (EDGE_WINDOW_MS, EDGE_MAX_BATCH_SIZE, EDGE_DEFAULT_DEADLINE_MS, EDGE_CACHE_TTL_S, ...):
 # admins override them live on the tuning page.
 try:

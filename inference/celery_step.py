@@ -88,11 +88,11 @@ class BatchLoopStep(bootsteps.StartStopStep):
         failure: list[Exception] = []
 
         def load_and_run() -> None:
-            from inference.runtime import load_model_from_env  # torch: only in the worker
+            from inference.runtime import load_engine_from_env  # torch: only in the worker
 
             lower_cpu_priority(nice)
             try:
-                model = load_model_from_env()
+                model = load_engine_from_env()
                 store = SettingsStore(queue, defaults)
                 self.loop = BatchWorker(
                     model=model,

@@ -71,3 +71,12 @@ def parameter_count(spec: str | None, cache_root: Path = DEFAULT_CACHE_DIR) -> i
     hidden, layers = int(config["hidden_size"]), int(config["num_hidden_layers"])
     inner = int(config.get("intermediate_size") or 4 * hidden)
     return layers * (4 * hidden * hidden + 3 * hidden * inner) + int(config["vocab_size"]) * hidden
+
+
+def model_revision(folder: Path) -> str:
+    """A fingerprint of a prepared model folder: its config and the names and sizes of its weight files, so
+    two workers that say the same revision run the same weights, without hashing gigabytes at each start."""
+    digest = hashlib.sha256((folder / "config.json").read_bytes())
+    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    return digest.hexdigest()[:12]

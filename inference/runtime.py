@@ -1,4 +1,5 @@
-"""The resident model: find it, load it once (converting GGUF to a safetensors cache), warm it up, generate batches."""
+"""The transformers engine, the reference: find the model, load it once on its device (converting GGUF to a
+safetensors cache), warm it up, generate batches (inference.engine: the interface it keeps)."""
 
 from __future__ import annotations
 
@@ -13,19 +14,14 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, StoppingCriteria, StoppingCriteriaList
 from transformers.utils import logging as hf_logging
 
+from inference.devices import resolve_device, resolve_dtype
+from inference.engine import EngineIdentity
 from inference.generation import BatchOutput, Generation, GenerationParams
-from inference.model_files import DEFAULT_CACHE_DIR, ModelConfigError, gguf_cache_dir, resolve_model_path
+from inference.model_files import DEFAULT_CACHE_DIR, gguf_cache_dir, model_revision, resolve_model_path
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def dtype_from_name(name: str) -> torch.dtype:
-    try:
-        return DTYPES[name]
-    except KeyError:
-        raise ModelConfigError(f"EDGE_DTYPE must be one of {', '.join(DTYPES)}, got {name!r}") from None
 
 
 def convert_gguf(gguf_path: Path, target: Path) -> Path:
@@ -57,14 +53,14 @@ def prepare_model_folder(spec: str | None, cache_root: Path = DEFAULT_CACHE_DIR)
     return convert_gguf(path, target)
 
 
-class ResidentModel:
-    """A causal LM and its tokenizer, loaded once and reused for every batch."""
+class TransformersEngine:
+    """A causal LM and its tokenizer, loaded once on its device and reused for every batch."""
 
-    def __init__(self, model, tokenizer, *, name: str, dtype: str):
+    def __init__(self, model, tokenizer, *, identity: EngineIdentity):
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.name = name
-        self.dtype = dtype
+        self.identity = identity
+        self.device = torch.device(identity.device)
         tokenizer.padding_side = "left"  # decoder-only models continue from the right edge
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -105,6 +101,7 @@ class ResidentModel:
                 do_sample=False,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
+        self._synchronize()
         inference_ms = (time.perf_counter() - started) * 1000
         return self._output(encoded, output, params, max_new_tokens_each, inference_ms)
 
@@ -141,6 +138,7 @@ class ResidentModel:
                     use_cache=True,
                     **self._prefill_options,
                 )
+            self._synchronize()
             busy_s += time.perf_counter() - started
             yield
         limit = params.max_new_tokens
@@ -159,6 +157,7 @@ class ResidentModel:
                     stopping_criteria=stop,
                     return_dict_in_generate=True,
                 )
+            self._synchronize()
             busy_s += time.perf_counter() - started
             sequences, cache = out.sequences, out.past_key_values
             new = sequences[:, ids.shape[1] :]
@@ -170,7 +169,12 @@ class ResidentModel:
     def _encode(self, prompts: Sequence[str], system_prompts: Sequence[str | None] | None):
         systems = system_prompts or [None] * len(prompts)
         texts = [self.format_prompt(p, s) for p, s in zip(prompts, systems, strict=True)]
-        return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+
+    def _synchronize(self) -> None:
+        """A GPU runs its kernels after the call returns: a batch's time ends when they finish."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     def _output(self, encoded, sequences, params, max_new_tokens_each, inference_ms: float) -> BatchOutput:
         prompt_len = encoded.input_ids.shape[1]
@@ -201,18 +205,28 @@ class _PauseWanted(StoppingCriteria):
         return torch.full((input_ids.shape[0],), self.pause_wanted(), dtype=torch.bool)
 
 
-def load_model(spec: str | None = None, dtype: str = "float32", cache_root: Path = DEFAULT_CACHE_DIR) -> ResidentModel:
-    torch_dtype = dtype_from_name(dtype)
+def load_engine(
+    spec: str | None = None, *, dtype: str = "", device: str = "auto", cache_root: Path = DEFAULT_CACHE_DIR
+) -> TransformersEngine:
+    """The model named by spec (EDGE_MODEL: empty for the default), on device (EDGE_DEVICE), in dtype
+    (EDGE_DTYPE: empty for the device's default), loaded and warmed up."""
+    device = resolve_device(device, cuda_devices=torch.cuda.device_count())
+    on_gpu = device.startswith("cuda")
+    dtype = resolve_dtype(dtype, device, bf16_supported=on_gpu and torch.cuda.is_bf16_supported())
     hf_logging.disable_progress_bar()  # worker logs are read by people: one line per load, not bars
     started = time.perf_counter()
     folder = prepare_model_folder(spec, cache_root)
-    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype)
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=DTYPES[dtype]).to(device)
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    resident = ResidentModel(model, tokenizer, name=Path(spec).name if spec else "SmolLM2-135M-Instruct", dtype=dtype)
-    resident.warm_up()
-    log.info("model %s (%s) loaded and warmed up in %.2f s", resident.name, dtype, time.perf_counter() - started)
-    return resident
+    name = Path(spec).name if spec else "SmolLM2-135M-Instruct"
+    identity = EngineIdentity(model=name, revision=model_revision(folder), dtype=dtype, device=device)
+    engine = TransformersEngine(model, tokenizer, identity=identity)
+    engine.warm_up()
+    log.info("model %s (%s on %s) loaded and warmed up in %.2f s", name, dtype, device, time.perf_counter() - started)
+    return engine
 
 
-def load_model_from_env() -> ResidentModel:
-    return load_model(os.getenv("EDGE_MODEL") or None, os.getenv("EDGE_DTYPE", "float32"))
+def load_engine_from_env() -> TransformersEngine:
+    return load_engine(
+        os.getenv("EDGE_MODEL") or None, dtype=os.getenv("EDGE_DTYPE", ""), device=os.getenv("EDGE_DEVICE", "auto")
+    )

@@ -9,7 +9,7 @@ from inference.batch_time import warm_up_baseline
 from inference.generation import GenerationParams
 
 if TYPE_CHECKING:
-    from inference.runtime import ResidentModel
+    from inference.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -20,9 +20,7 @@ SHORT_PROMPT = (
 LOG_LINE = "Shift log: motor 3 on conveyor B overheated at 14:20, was stopped, cooled down and restarted. "
 
 
-def measure_baseline(
-    model: ResidentModel, *, max_batch_size: int, new_tokens: int, chunk_tokens: int
-) -> dict[str, str]:
+def measure_baseline(model: Engine, *, max_batch_size: int, new_tokens: int, chunk_tokens: int) -> dict[str, str]:
     """Time a short batch of one job and a full one, each generating new_tokens to the end, and the prefill
     of one long-lane chunk of chunk_tokens: the baseline of both lanes (inference.batch_time)."""
     params = GenerationParams(max_new_tokens=new_tokens, min_new_tokens=new_tokens)

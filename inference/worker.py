@@ -36,7 +36,7 @@ from inference.settings import SchedulerSettings
 from inference.single_flight import distinct_runs, outputs_for_each
 
 if TYPE_CHECKING:
-    from inference.runtime import ResidentModel
+    from inference.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class LongRun:
 
 
 def batch_inputs(jobs: list[QueuedJob]) -> dict:
-    """The arguments of ResidentModel's generate_batch and generate_in_steps for these jobs: the batch
+    """The arguments of an Engine's generate_batch and generate_in_steps for these jobs: the batch
     runs to its longest output, each job is cut to its own."""
     return {
         "prompts": [job.prompt for job in jobs],
@@ -134,7 +134,7 @@ class BatchWorker:
     def __init__(
         self,
         *,
-        model: ResidentModel,
+        model: Engine,
         queue: JobQueue,
         sink: ResultSink,
         settings: SettingsStore,
@@ -525,8 +525,7 @@ class BatchWorker:
         pipe.hset(
             self.queue.worker_key(self.name),
             mapping={
-                "model": self.model.name,
-                "dtype": self.model.dtype,
+                **self.model.identity.fields(),  # model, revision, dtype, device, engine
                 "lanes": ",".join(self.lanes),
                 "state": "busy" if held else "idle",
                 "started_at": self.started_at,

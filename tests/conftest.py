@@ -24,7 +24,7 @@ from edgeportal.jobs.sink import DatabaseSink
 from edgeportal.prompts.models import PromptTemplate
 from edgeportal.prompts.services import template_save
 from edgeportal.sources.services import source_create
-from inference.runtime import load_model
+from inference.runtime import load_engine
 from inference.scheduler import SettingsStore
 from inference.settings import SchedulerSettings
 from inference.worker import BatchWorker
@@ -51,7 +51,7 @@ def tiny_model_path():
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_path):
-    return load_model(str(tiny_model_path))
+    return load_engine(str(tiny_model_path), device="cpu")
 
 
 @pytest.fixture(autouse=True)

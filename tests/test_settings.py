@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OURS = (
     "DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "SECURE_PROXY_SSL_HEADER", "SECURE_SSL_REDIRECT", "SECURE_COOKIES",
     "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD", "CSRF_TRUSTED_ORIGINS",
-    "LOGIN_FAILURE_LIMIT", "LOGIN_COOLOFF_MINUTES",
+    "LOGIN_FAILURE_LIMIT", "LOGIN_COOLOFF_MINUTES", "EDGE_DTYPE",
 )  # fmt: skip
 TLS = {
     "SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto",
@@ -66,6 +66,14 @@ def test_a_missing_key_file_is_a_clear_error(tmp_path):
     result = manage("check", SECRET_KEY_FILE=str(tmp_path / "nowhere"))
     assert result.returncode != 0
     assert f"SECRET_KEY_FILE={tmp_path / 'nowhere'} cannot be read: No such file or directory" in result.stderr
+
+
+def test_the_dtype_of_the_cache_key_defaults_to_float32_and_a_bad_one_is_a_clear_error():
+    assert setting("EDGE_DTYPE", EDGE_DTYPE="") == "float32"
+    assert setting("EDGE_DTYPE", EDGE_DTYPE=" BFloat16 ") == "bfloat16"
+    result = manage("check", EDGE_DTYPE="int3")
+    assert result.returncode != 0
+    assert "EDGE_DTYPE must be one of float32, bfloat16, float16 (or empty), got 'int3'" in result.stderr
 
 
 def test_the_generated_key_file_is_private_and_made_once(tmp_path):

@@ -51,6 +51,7 @@ class WorkerStatus:
     state: str  # busy, idle or gone
     model: str
     dtype: str
+    device: str
     heartbeat_age_s: float | None
     last_batch_age_s: float | None
 
@@ -75,6 +76,7 @@ def worker_status(fields: dict[str, str], *, now: float) -> WorkerStatus:
         state=fields.get("state", "") if alive else "gone",
         model=fields.get("model", ""),
         dtype=fields.get("dtype", ""),
+        device=fields.get("device", ""),
         heartbeat_age_s=heartbeat_age,
         last_batch_age_s=now - last_batch_at if last_batch_at else None,
     )

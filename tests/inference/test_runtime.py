@@ -6,7 +6,7 @@ from transformers import AutoModelForCausalLM
 
 from inference.generation import GenerationParams
 from inference.model_files import ModelConfigError, default_gguf_path, resolve_model_path
-from inference.runtime import convert_gguf, dtype_from_name, load_model
+from inference.runtime import convert_gguf, load_engine
 
 
 def test_tokenizer_pads_on_the_left(tiny_model):
@@ -47,9 +47,9 @@ def test_chat_template_is_applied_with_the_system_prompt(tiny_model):
     assert text.endswith("<|im_start|>assistant\n")
 
 
-def test_unknown_dtype_is_refused_with_the_choices():
+def test_unknown_dtype_is_refused_with_the_choices(tiny_model_path):
     with pytest.raises(ModelConfigError, match="float32, bfloat16, float16"):
-        dtype_from_name("int3")
+        load_engine(str(tiny_model_path), dtype="int3")
 
 
 def test_a_model_path_that_is_neither_gguf_nor_hf_folder_is_refused(tmp_path):
@@ -58,7 +58,7 @@ def test_a_model_path_that_is_neither_gguf_nor_hf_folder_is_refused(tmp_path):
 
 
 def test_bfloat16_loads_and_generates(tiny_model_path):
-    model = load_model(str(tiny_model_path), dtype="bfloat16")
+    model = load_engine(str(tiny_model_path), dtype="bfloat16", device="cpu")
     assert model.model.dtype == torch.bfloat16
     assert model.generate_batch(["hello"], GenerationParams(max_new_tokens=3)).generations[0].new_tokens == 3
 

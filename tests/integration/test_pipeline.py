@@ -116,3 +116,13 @@ def test_a_worker_with_a_bad_model_path_stops_with_a_clear_message(start_worker)
     assert "worker configuration error: EDGE_MODEL='/nowhere/model' is neither a .gguf file nor a folder" in str(
         failure.value
     )
+
+
+def test_a_worker_asked_for_a_gpu_the_machine_lacks_stops_with_a_clear_message(start_worker):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(RuntimeError, match="exited early") as failure:
+        start_worker("w1", EDGE_DEVICE="cuda:0")
+    assert "worker configuration error: EDGE_DEVICE=cuda:0 names a GPU this machine does not have" in str(failure.value)

@@ -18,7 +18,7 @@ from edgeportal.jobs.sink import DatabaseSink
 from edgeportal.latency.models import BatchRecord
 from inference.generation import GenerationParams
 from inference.queue import JobQueue
-from inference.runtime import ResidentModel
+from inference.runtime import TransformersEngine
 from inference.scheduler import SettingsStore, collect_window
 from inference.settings import SchedulerSettings
 from inference.warm_up import measure_baseline
@@ -96,11 +96,11 @@ def test_a_job_that_kills_every_worker_ends_failed_and_buried(submit, make_worke
     assert queue.redis.xlen(queue.dead) == 1
 
 
-class ModelFailingOn(ResidentModel):
+class ModelFailingOn(TransformersEngine):
     """The tiny model, except that any batch containing a given prompt raises."""
 
-    def __init__(self, model: ResidentModel, bad_prompt: str):
-        super().__init__(model.model, model.tokenizer, name="failing", dtype="float32")
+    def __init__(self, model: TransformersEngine, bad_prompt: str):
+        super().__init__(model.model, model.tokenizer, identity=model.identity)
         self.bad_prompt = bad_prompt
 
     def generate_batch(self, prompts, *args, **kwargs):
@@ -121,11 +121,11 @@ def test_a_model_error_fails_only_the_bad_job_and_the_worker_goes_on(submit, mak
     assert good.batch == bad.batch and good.batch.size == 2
 
 
-class RecordingModel(ResidentModel):
+class RecordingModel(TransformersEngine):
     """The tiny model, remembering the prompts of every generate call."""
 
-    def __init__(self, model: ResidentModel):
-        super().__init__(model.model, model.tokenizer, name="recording", dtype="float32")
+    def __init__(self, model: TransformersEngine):
+        super().__init__(model.model, model.tokenizer, identity=model.identity)
         self.calls = []
 
     def generate_batch(self, prompts, *args, **kwargs):

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from inference.model_files import ModelConfigError
-from inference.runtime import load_model_from_env
+from inference.runtime import load_engine_from_env
 
 
 class Command(BaseCommand):
@@ -9,7 +9,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            model = load_model_from_env()
+            model = load_engine_from_env()
         except ModelConfigError as error:
             raise CommandError(str(error)) from None
-        self.stdout.write(f"model ready: {model.name} ({model.dtype})")
+        identity = model.identity
+        self.stdout.write(f"model ready: {identity.model} ({identity.dtype} on {identity.device})")

@@ -140,7 +140,10 @@ class Command(BaseCommand):
             return model.generate_batch(batch, params)
 
         size = options["max_batch_size"]
-        self.stdout.write(f"model {model.name} ({model.dtype}); {len(prompts)} prompts from {workload}")
+        identity = model.identity
+        self.stdout.write(
+            f"model {identity.model} ({identity.dtype} on {identity.device}); {len(prompts)} prompts from {workload}"
+        )
         self.stdout.write(f"timing {size} single requests one after another, then one batch of {size} ...")
         comparison = sequential_vs_batch([prompts[i % len(prompts)] for i in range(size)], generate=generate)
         self.stdout.write(
@@ -172,8 +175,8 @@ class Command(BaseCommand):
             )
 
         run = labrun_record(
-            model_name=model.name,
-            dtype=model.dtype,
+            model_name=model.identity.model,
+            dtype=model.identity.dtype,
             parameters={
                 "windows": windows,
                 "rate_per_s": round(rate, 4),
@@ -220,10 +223,10 @@ class Command(BaseCommand):
     def _load_model(self):
         # Imported here: torch and transformers stay out of every process that never runs this command.
         from inference.model_files import ModelConfigError
-        from inference.runtime import load_model_from_env
+        from inference.runtime import load_engine_from_env
 
         try:
-            return load_model_from_env()  # loads EDGE_MODEL / EDGE_DTYPE the way a worker does, and warms it up
+            return load_engine_from_env()  # loads EDGE_MODEL / EDGE_DTYPE / EDGE_DEVICE as a worker does, and warms up
         except ModelConfigError as error:
             raise CommandError(str(error)) from None
 
