@@ -54,9 +54,11 @@ from private_services import PrivatePostgres, PrivateRedis, free_port
 
 from edgeportal.serving import web_command, worker_command
 from edgeportal.supervisor import die_with_parent
+from inference.pools import DEFAULT_MODEL_NAME, Pool
 
 ROOT = harness.ROOT
 PREFIX = "chaos"
+POOL = Pool(DEFAULT_MODEL_NAME, "cpu").prefix(PREFIX)  # the queue keys of the default model's pool
 WORKERS = ("w1@chaos", "w2@chaos")
 SENDERS = 16
 SOURCES = ("line-a-camera", "press-plc", "agv-fleet", "mes")
@@ -180,7 +182,7 @@ class Node:
             if not self.workers[name].alive():
                 raise RuntimeError(f"worker {name} exited; see {self.workers[name].log_path}")
             try:
-                beat = self.redis.hget(f"{PREFIX}:workers:{name}", "heartbeat_at")
+                beat = self.redis.hget(f"{POOL}:workers:{name}", "heartbeat_at")
             except Exception:
                 beat = None
             if beat and float(beat) > since:
@@ -387,14 +389,14 @@ class Chaos:
         """kill -9 once the worker is in a batch (its busy entry is set from inference to storage); the
         jobs it held are those still leased to it afterwards."""
         deadline = time.monotonic() + 60
-        while not self.node.redis.hexists(f"{PREFIX}:busy", name) and time.monotonic() < deadline:
+        while not self.node.redis.hexists(f"{POOL}:busy", name) and time.monotonic() < deadline:
             time.sleep(0.002)
         fault.started = now()
         self.node.workers[name].kill()
-        leased = [int(job_id) for job_id in self.node.redis.zrange(f"{PREFIX}:leased", 0, -1)]
+        leased = [int(job_id) for job_id in self.node.redis.zrange(f"{POOL}:leased", 0, -1)]
         pipe = self.node.redis.pipeline()
         for job_id in leased:
-            pipe.hget(f"{PREFIX}:job:{job_id}", "worker")
+            pipe.hget(f"{POOL}:job:{job_id}", "worker")
         holders = pipe.execute()
         fault.notes["worker"] = name
         held = [job_id for job_id, holder in zip(leased, holders, strict=True) if holder == name.encode()]
@@ -511,11 +513,11 @@ def reason_kind(error: str) -> str:
 
 def redis_leftovers(client) -> dict[str, int]:
     keys = {
-        "lane:short": client.zcard(f"{PREFIX}:lane:short"),
-        "lane:long": client.zcard(f"{PREFIX}:lane:long"),
-        "leased": client.zcard(f"{PREFIX}:leased"),
-        "deadlines": client.zcard(f"{PREFIX}:deadlines"),
-        "job hashes": sum(1 for _ in client.scan_iter(f"{PREFIX}:job:*")),
+        "lane:short": client.zcard(f"{POOL}:lane:short"),
+        "lane:long": client.zcard(f"{POOL}:lane:long"),
+        "leased": client.zcard(f"{POOL}:leased"),
+        "deadlines": client.zcard(f"{POOL}:deadlines"),
+        "job hashes": sum(1 for _ in client.scan_iter(f"{POOL}:job:*")),
     }
     return {name: int(count) for name, count in keys.items()}
 

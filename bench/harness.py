@@ -178,7 +178,7 @@ class Pipeline:
         while time.monotonic() < deadline:
             if any(p.poll() is not None for p in self.processes):
                 raise RuntimeError("a benchmark process exited; see .cache/bench-worker-*.log and bench-web-*.log")
-            if len(redis_client.keys(f"{PREFIX}:workers:*")) >= len(self.workers):
+            if len(redis_client.keys(f"{PREFIX}:pool:*:workers:*")) >= len(self.workers):
                 try:
                     urllib.request.urlopen(f"http://127.0.0.1:{self.port}/login/", timeout=2)
                     return

@@ -9,6 +9,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from edgeportal.secret_key import secret_key_load_or_create
 from inference.devices import DTYPE_NAMES
+from inference.model_files import ModelConfigError
+from inference.pools import ModelCatalog
 from inference.settings import SchedulerSettings, SettingError, env_int
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -212,6 +214,13 @@ EDGE_MAX_VARIABLE_CHARS = envint("EDGE_MAX_VARIABLE_CHARS", 500, minimum=1)
 # Counted with the model's own tokenizer once the model is prepared; 0 turns the check off.
 EDGE_MAX_PROMPT_TOKENS = envint("EDGE_MAX_PROMPT_TOKENS", 1024, minimum=0)
 EDGE_MODEL = os.getenv("EDGE_MODEL", "")
+# More models this node serves beside EDGE_MODEL: name=path,... Each runs in pools of its own (inference.pools);
+# a job names its model (the API's `model`, a template's), else it goes to the default.
+EDGE_MODELS = os.getenv("EDGE_MODELS", "")
+try:
+    ModelCatalog.from_env(EDGE_MODEL, EDGE_MODELS)  # checked here; edgeportal.core.queueing.model_catalog reads them
+except ModelConfigError as error:
+    raise ImproperlyConfigured(str(error)) from None
 EDGE_GUARD_CONTROL_CHARS = os.getenv("EDGE_GUARD_CONTROL_CHARS", "remove")
 if EDGE_GUARD_CONTROL_CHARS not in ("remove", "reject"):
     raise ImproperlyConfigured(f"EDGE_GUARD_CONTROL_CHARS must be remove or reject, got {EDGE_GUARD_CONTROL_CHARS!r}")

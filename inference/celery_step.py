@@ -9,8 +9,10 @@ import threading
 import redis
 from celery import bootsteps
 
+from inference.engine import EngineIdentity
 from inference.lanes import LANES
 from inference.model_files import ModelConfigError
+from inference.pools import Pool
 from inference.queue import JobQueue
 from inference.scheduler import SettingsStore
 from inference.settings import SchedulerSettings, SettingError, env_int
@@ -50,6 +52,12 @@ def _warm_up_sizes(store: SettingsStore, new_tokens: int) -> dict[str, int]:
     }
 
 
+def pool_queue(url: str, base: str, identity: EngineIdentity) -> JobQueue:
+    """The queue of the pool this worker serves: its model on its class of device (inference.pools)."""
+    pool = Pool(identity.model, identity.device_class)
+    return JobQueue.from_url(url, pool.prefix(base), base=base, pool=pool.name)
+
+
 class BatchLoopStep(bootsteps.StartStopStep):
     """Subclasses say where results go (make_sink) and which Redis to use (redis_settings)."""
 
@@ -81,8 +89,7 @@ class BatchLoopStep(bootsteps.StartStopStep):
         except SettingError as error:
             log.critical("worker configuration error: %s", error)  # one clear line above Celery's traceback
             raise
-        url, prefix = self.redis_settings()
-        queue = JobQueue.from_url(url, prefix)
+        url, base = self.redis_settings()
         sink = self.make_sink()
         loaded = threading.Event()
         failure: list[Exception] = []
@@ -93,6 +100,7 @@ class BatchLoopStep(bootsteps.StartStopStep):
             lower_cpu_priority(nice)
             try:
                 model = load_engine_from_env()
+                queue = pool_queue(url, base, model.identity)
                 store = SettingsStore(queue, defaults)
                 self.loop = BatchWorker(
                     model=model,

@@ -14,6 +14,8 @@ Keys, under the prefix:
                                  they are queued (JobQueue.hold_place), so concurrent requests see each other
   wake               list        one token per enqueue, so idle workers block instead of polling
   stats              hash        measured batch times per lane and the arrival rate (moving averages)
+  pools              hash        (under the base prefix) pool name -> last heartbeat of a worker serving it
+  pools:used         set         (under the base prefix) every pool a job was queued in
   jobs:dead          stream      jobs buried after killing workers again and again (capped)
   waiting-by-owner   hash        sender (job:{id}'s owner) -> its jobs waiting in the lanes (fair share)
 All times in the queue come from Redis' clock (TIME), so hosts with skewed clocks agree. The scripts
@@ -49,10 +51,12 @@ local function owner_waiting(owners, key, delta)
 end
 """
 
-# KEYS: payload, lane, deadlines, wake, stats, owners, leased, held. ARGV: id, head_start_ms, deadline_in_ms, then
-# field pairs (a 'place' field names the place admission held for it: given up here). A job already waiting or
-# leased is left as it is: the sweep and the job's own request may both queue it (a request held by a table lock
-# commits with an old created_at, which the sweep reads as lost), and a second copy in a lane would run it twice.
+# KEYS: payload, lane, deadlines, wake, stats, owners, leased, held, pools used. ARGV: id, head_start_ms,
+# deadline_in_ms, the pool's name ('' for none), then field pairs (a 'place' field names the place admission held
+# for it: given up here). The pool is recorded as used, so a sweep finds its jobs whatever models it knows of.
+# A job already waiting or leased is left as it is: the sweep and the job's own request may both queue it (a
+# request held by a table lock commits with an old created_at, which the sweep reads as lost), and a second copy
+# in a lane would run it twice.
 _ENQUEUE = (
     _NOW
     + _OWNER_FN
@@ -62,7 +66,8 @@ if redis.call('ZSCORE', KEYS[2], ARGV[1]) or redis.call('ZSCORE', KEYS[7], ARGV[
   return {tonumber(held[1]) or now, tonumber(held[2]) or now}
 end
 local deadline = now + tonumber(ARGV[3])
-redis.call('HSET', KEYS[1], 'enqueued_ms', now, 'deadline_ms', deadline, 'deliveries', 0, unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], 'enqueued_ms', now, 'deadline_ms', deadline, 'deliveries', 0, unpack(ARGV, 5))
+if ARGV[4] ~= '' then redis.call('SADD', KEYS[9], ARGV[4]) end
 local place = redis.call('HGET', KEYS[1], 'place')
 if place and place ~= '' then redis.call('ZREM', KEYS[8], place) end
 -- Microseconds as a fraction keep equal deadlines in arrival order (a tie would sort by job id as text).
@@ -421,9 +426,16 @@ def _pairs(flat: list) -> dict[str, str]:
 
 
 class JobQueue:
-    def __init__(self, client: redis.Redis, prefix: str = "edgeportal"):
+    """One pool's queue (inference.pools) under `prefix`; `base` is the installation's prefix, under which
+    the keys all pools share live (the scheduler settings, the registry of pools)."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "edgeportal", *, base: str | None = None, pool: str = ""):
         self.redis = client
         self.prefix = prefix
+        self.base = prefix if base is None else base
+        self.pool = pool  # the pool's name, where known (a worker's queue; the web's queues by pool)
+        self.pools_key = f"{self.base}:pools"  # hash: pool name -> last heartbeat of a worker serving it
+        self.pools_used_key = f"{self.base}:pools:used"  # set: every pool a job was queued in
         self.deadlines = f"{prefix}:deadlines"
         self.leased = f"{prefix}:leased"
         self.wake = f"{prefix}:wake"
@@ -447,8 +459,24 @@ class JobQueue:
         self._forget_dead = client.register_script(_FORGET_DEAD)
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "edgeportal") -> JobQueue:
-        return cls(redis.Redis.from_url(url, decode_responses=True, socket_timeout=5), prefix)
+    def from_url(cls, url: str, prefix: str = "edgeportal", *, base: str | None = None, pool: str = "") -> JobQueue:
+        return cls(redis.Redis.from_url(url, decode_responses=True, socket_timeout=5), prefix, base=base, pool=pool)
+
+    def pool_queue(self, prefix: str, pool: str) -> JobQueue:
+        """The queue of another pool on the same Redis connection."""
+        return JobQueue(self.redis, prefix, base=self.base, pool=pool)
+
+    def pools_seen(self) -> dict[str, float]:
+        """Every pool a worker has served, with its last heartbeat (Redis clock, s)."""
+        return {name: float(seen) for name, seen in self.redis.hgetall(self.pools_key).items()}
+
+    def pools_used(self) -> set[str]:
+        """Every pool a job was queued in, and every pool a worker has served."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.smembers(self.pools_used_key)
+        pipe.hkeys(self.pools_key)
+        used, seen = pipe.execute()
+        return set(used) | set(seen)
 
     def lane_key(self, lane: str) -> str:
         return f"{self.lane_prefix}{lane}"
@@ -496,10 +524,10 @@ class JobQueue:
         fields = [item for pair in job.to_fields().items() for item in pair]
         keys = [
             self.job_prefix + str(job.job_id), self.lane_key(job.lane), self.deadlines, self.wake, self.stats,
-            self.owners, self.leased, self.held_key(job.lane),
+            self.owners, self.leased, self.held_key(job.lane), self.pools_used_key,
         ]  # fmt: skip
         job.enqueued_ms, job.deadline_ms = self._enqueue(
-            keys=keys, args=[job.job_id, job.head_start_ms, max(0, int(deadline_in_ms)), *fields]
+            keys=keys, args=[job.job_id, job.head_start_ms, max(0, int(deadline_in_ms)), self.pool, *fields]
         )
         return job
 

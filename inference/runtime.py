@@ -18,6 +18,7 @@ from inference.devices import resolve_device, resolve_dtype
 from inference.engine import EngineIdentity
 from inference.generation import BatchOutput, Generation, GenerationParams
 from inference.model_files import DEFAULT_CACHE_DIR, gguf_cache_dir, model_revision, resolve_model_path
+from inference.pools import ModelCatalog, model_name_of
 
 log = logging.getLogger(__name__)
 
@@ -206,10 +207,15 @@ class _PauseWanted(StoppingCriteria):
 
 
 def load_engine(
-    spec: str | None = None, *, dtype: str = "", device: str = "auto", cache_root: Path = DEFAULT_CACHE_DIR
+    spec: str | None = None,
+    *,
+    dtype: str = "",
+    device: str = "auto",
+    name: str | None = None,
+    cache_root: Path = DEFAULT_CACHE_DIR,
 ) -> TransformersEngine:
-    """The model named by spec (EDGE_MODEL: empty for the default), on device (EDGE_DEVICE), in dtype
-    (EDGE_DTYPE: empty for the device's default), loaded and warmed up."""
+    """The model at spec (a path as EDGE_MODEL takes it: empty for the default), on device (EDGE_DEVICE), in
+    dtype (EDGE_DTYPE: empty for the device's default), loaded and warmed up. Its name: `name`, or the path's."""
     device = resolve_device(device, cuda_devices=torch.cuda.device_count())
     on_gpu = device.startswith("cuda")
     dtype = resolve_dtype(dtype, device, bf16_supported=on_gpu and torch.cuda.is_bf16_supported())
@@ -218,7 +224,7 @@ def load_engine(
     folder = prepare_model_folder(spec, cache_root)
     model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=DTYPES[dtype]).to(device)
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    name = Path(spec).name if spec else "SmolLM2-135M-Instruct"
+    name = name or model_name_of(spec)
     identity = EngineIdentity(model=name, revision=model_revision(folder), dtype=dtype, device=device)
     engine = TransformersEngine(model, tokenizer, identity=identity)
     engine.warm_up()
@@ -227,6 +233,9 @@ def load_engine(
 
 
 def load_engine_from_env() -> TransformersEngine:
+    """The default model of EDGE_MODEL and EDGE_MODELS (inference.pools.ModelCatalog), as a worker serves it."""
+    catalog = ModelCatalog.from_env(os.getenv("EDGE_MODEL", ""), os.getenv("EDGE_MODELS", ""))
+    spec = catalog.spec_of(catalog.default) or None
     return load_engine(
-        os.getenv("EDGE_MODEL") or None, dtype=os.getenv("EDGE_DTYPE", ""), device=os.getenv("EDGE_DEVICE", "auto")
+        spec, dtype=os.getenv("EDGE_DTYPE", ""), device=os.getenv("EDGE_DEVICE", "auto"), name=catalog.default
     )

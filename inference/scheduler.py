@@ -34,7 +34,7 @@ class SettingsStore:
 
     def __init__(self, queue: JobQueue, defaults: SchedulerSettings):
         self.redis = queue.redis
-        self.key = f"{queue.prefix}:scheduler"
+        self.key = f"{queue.base}:scheduler"  # one set of settings for every pool
         self.defaults = defaults
 
     def current(self) -> SchedulerSettings:

@@ -520,12 +520,15 @@ class BatchWorker:
         now = self.queue.now()  # Redis' clock: the reclaim script judges silence by it
         pipe = self.queue.redis.pipeline()
         pipe.zadd(self.queue.workers_key, {self.name: now})
+        if self.queue.pool:
+            pipe.hset(self.queue.pools_key, self.queue.pool, now)
         for lane in self.lanes:
             pipe.zadd(self.queue.lane_workers_key(lane), {self.name: now})
         pipe.hset(
             self.queue.worker_key(self.name),
             mapping={
                 **self.model.identity.fields(),  # model, revision, dtype, device, engine
+                "pool": self.queue.pool,
                 "lanes": ",".join(self.lanes),
                 "state": "busy" if held else "idle",
                 "started_at": self.started_at,

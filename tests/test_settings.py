@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OURS = (
     "DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "SECURE_PROXY_SSL_HEADER", "SECURE_SSL_REDIRECT", "SECURE_COOKIES",
     "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD", "CSRF_TRUSTED_ORIGINS",
-    "LOGIN_FAILURE_LIMIT", "LOGIN_COOLOFF_MINUTES", "EDGE_DTYPE",
+    "LOGIN_FAILURE_LIMIT", "LOGIN_COOLOFF_MINUTES", "EDGE_DTYPE", "EDGE_MODELS",
 )  # fmt: skip
 TLS = {
     "SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto",
@@ -74,6 +74,11 @@ def test_the_dtype_of_the_cache_key_defaults_to_float32_and_a_bad_one_is_a_clear
     result = manage("check", EDGE_DTYPE="int3")
     assert result.returncode != 0
     assert "EDGE_DTYPE must be one of float32, bfloat16, float16 (or empty), got 'int3'" in result.stderr
+
+
+def test_a_bad_list_of_models_stops_the_node_at_start_with_a_clear_message():
+    result = manage("check", EDGE_MODELS="qwen")
+    assert result.returncode != 0 and "EDGE_MODELS: 'qwen' is not name=path" in result.stderr
 
 
 def test_the_generated_key_file_is_private_and_made_once(tmp_path):

@@ -11,12 +11,14 @@ VERSION = "1"  # bump when the recipe changes
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / f"tiny-model-v{VERSION}"
 
 
-def tiny_model_dir() -> Path:
-    if (CACHE / "config.json").is_file():
-        return CACHE
+def tiny_model_dir(variant: str = "") -> Path:
+    """The tiny model; a variant (say "b") is a second one with other random weights, for a second pool."""
+    cache = CACHE.with_name(f"{CACHE.name}-{variant}") if variant else CACHE
+    if (cache / "config.json").is_file():
+        return cache
     gguf = default_gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    torch.manual_seed(0)
+    torch.manual_seed(sum(map(ord, variant)))
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=64,
@@ -30,8 +32,8 @@ def tiny_model_dir() -> Path:
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    partial = CACHE.with_name(CACHE.name + ".partial")
+    partial = cache.with_name(cache.name + ".partial")
     LlamaForCausalLM(config).save_pretrained(partial)
     tokenizer.save_pretrained(partial)
-    partial.rename(CACHE)
-    return CACHE
+    partial.rename(cache)
+    return cache

@@ -1,23 +1,81 @@
-"""The JobQueue and the scheduler settings the web side talks to, built from settings (one per Redis URL and prefix)."""
+"""The queues of the pools and the scheduler settings the web side talks to, built from settings (one Redis
+client per URL, one JobQueue per pool)."""
 
 from functools import cache
 
+import redis
 from django.conf import settings
 
 from inference.batch_time import model_prior
 from inference.model_files import ModelConfigError, parameter_count
-from inference.queue import JobQueue
+from inference.pools import ModelCatalog, Pool
+from inference.queue import WORKER_ALIVE_S, JobQueue
 from inference.scheduler import SettingsStore
 from inference.settings import SchedulerSettings
 
 
-def get_queue() -> JobQueue:
-    return _queue_for(settings.REDIS_URL, settings.EDGE_REDIS_PREFIX)
+def model_catalog() -> ModelCatalog:
+    """The models this node serves (EDGE_MODEL and EDGE_MODELS, checked at start in settings.py)."""
+    return _catalog_for(settings.EDGE_MODEL, settings.EDGE_MODELS)
 
 
 @cache
-def _queue_for(url: str, prefix: str) -> JobQueue:
-    return JobQueue.from_url(url, prefix)
+def _catalog_for(model: str, models: str) -> ModelCatalog:
+    return ModelCatalog.from_env(model, models)
+
+
+def get_queue(pool: Pool | None = None) -> JobQueue:
+    """A pool's queue; without one, the default model's CPU pool. (queue.base: the prefix of what all pools
+    share.)"""
+    pool = pool or model_catalog().default_pool()
+    return _queue_for(settings.REDIS_URL, settings.EDGE_REDIS_PREFIX, pool.name)
+
+
+def pool_of(name: str) -> Pool:
+    """A pool by the name a job stored (an empty one: a job queued before pools, in the default pool)."""
+    return Pool.from_name(name) if name else model_catalog().default_pool()
+
+
+def pools_known() -> list[Pool]:
+    """Every pool that may hold jobs: each model's CPU pool, every pool a job was queued in (by any process,
+    whichever models it knows of), and every pool a worker has served."""
+    found = {Pool(name, "cpu") for name in model_catalog().names}
+    for name in get_queue().pools_used():
+        try:
+            found.add(Pool.from_name(name))
+        except ValueError:
+            continue  # not ours to read
+    default = model_catalog().default_pool()
+    return sorted(found, key=lambda pool: (pool != default, pool))
+
+
+def pools_for(model: str) -> list[Pool]:
+    """The pools a new job of this model may go to: those with a live worker, else the one served last,
+    else the model's CPU pool (its jobs wait there for a worker, or expire)."""
+    queue = get_queue()
+    now = queue.now()
+    seen = []
+    for name, at in queue.pools_seen().items():
+        try:
+            pool = Pool.from_name(name)
+        except ValueError:
+            continue
+        if pool.model == model:
+            seen.append((at, pool))
+    live = sorted(pool for at, pool in seen if now - at <= WORKER_ALIVE_S)
+    if live:
+        return live
+    return [max(seen)[1]] if seen else [Pool(model, "cpu")]
+
+
+@cache
+def _redis_for(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=5)
+
+
+@cache
+def _queue_for(url: str, base: str, pool: str) -> JobQueue:
+    return JobQueue(_redis_for(url), Pool.from_name(pool).prefix(base), base=base, pool=pool)
 
 
 def get_settings_store() -> SettingsStore:
@@ -29,9 +87,11 @@ def scheduler_settings() -> SchedulerSettings:
     return get_settings_store().current()
 
 
-def batch_time_prior() -> dict[str, str]:
-    """What admission plans a batch at before any worker measured one (inference.batch_time.model_prior)."""
-    return _prior_for(settings.EDGE_MODEL, settings.EDGE_DEFAULT_MAX_NEW_TOKENS, settings.EDGE_SCHEDULER.max_batch_size)
+def batch_time_prior(model: str | None = None) -> dict[str, str]:
+    """What admission plans a model's batch at before any worker measured one (batch_time.model_prior)."""
+    catalog = model_catalog()
+    spec = catalog.spec_of(model or catalog.default)
+    return _prior_for(spec, settings.EDGE_DEFAULT_MAX_NEW_TOKENS, settings.EDGE_SCHEDULER.max_batch_size)
 
 
 @cache

@@ -17,7 +17,7 @@ from edgeportal.jobs.entry import JobRejected, job_submit, rejection_record
 from edgeportal.prompts.selectors import template_as_json, templates_for_source
 from edgeportal.sources.services import source_authenticate
 
-ALLOWED_FIELDS = {"template", "variables", "prompt", "priority", "deadline_ms"}
+ALLOWED_FIELDS = {"template", "variables", "prompt", "priority", "deadline_ms", "model"}
 
 
 def error_response(
@@ -103,6 +103,7 @@ def job_create(request):
             variables=body.get("variables"),
             priority=body.get("priority"),
             deadline_ms=body.get("deadline_ms"),
+            model=body.get("model"),
             source=request.source,
             allow_free_prompt=request.source.allow_free_prompts,
         )
@@ -110,6 +111,7 @@ def job_create(request):
         return error_response(rejected.status, rejected.code, rejected.message, rejected.field, rejected.retry_after)
     url = request.build_absolute_uri(reverse("api:job-detail", args=[job.pk]))
     body = {"id": job.pk, "status": job.status, "url": url, "priority": job.priority, "lane": job.lane}
+    body["model"] = job.model
     return JsonResponse({**body, "deadline_at": job.deadline_at.isoformat()}, status=202)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -13,7 +14,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from edgeportal.core.queueing import batch_time_prior, get_queue, queue_owner, scheduler_settings
+from edgeportal.core.queueing import (
+    batch_time_prior,
+    get_queue,
+    model_catalog,
+    pools_for,
+    queue_owner,
+    scheduler_settings,
+)
 from edgeportal.echo import clipped, quoted
 from edgeportal.jobs.models import Job
 from edgeportal.jobs.refusals import refusal_count
@@ -38,7 +46,8 @@ from edgeportal.sources.models import Source
 from edgeportal.sources.rate_limit import rate_limit_hit
 from inference.admission import admission_estimate
 from inference.integers import IntegerError, parse_int
-from inference.planning import refusal, share_refusal
+from inference.planning import Estimate, refusal, share_refusal
+from inference.pools import Pool
 from inference.queue import JobQueue
 from inference.settings import SchedulerSettings
 
@@ -77,6 +86,7 @@ def job_submit(
     variables: object = None,
     priority: object = None,
     deadline_ms: object = None,
+    model: object = None,
     source: Source | None = None,
     user=None,
     allow_free_prompt: bool,
@@ -92,9 +102,11 @@ def job_submit(
         except redis.RedisError:
             raise QueueUnavailable() from None
         template = _template_named(template_slug, prompt)
-        text, values, tokens = _prompt_for(template, prompt, variables, allow_free_prompt, source)
+        model_name = _model(model, template)
+        text, values, tokens = _prompt_for(template, prompt, variables, allow_free_prompt, source, model_name)
         lane = scheduler.lane_for(tokens)
         ticket = Ticket(
+            model=model_name,
             priority=_priority(priority),
             deadline_ms=_deadline_ms(deadline_ms, template, source, scheduler, lane),
             lane=lane,
@@ -164,7 +176,20 @@ def _template_named(template_slug: object, prompt: object) -> PromptTemplate | N
     return template
 
 
-def _prompt_for(template, prompt, variables, allow_free_prompt, source):
+def _model(raw: object, template: PromptTemplate | None) -> str:
+    """The model the job runs on: the request's, else its template's, else the node's default."""
+    catalog = model_catalog()
+    if raw is None or raw == "":
+        return template.model if template is not None and template.model else catalog.default
+    if not isinstance(raw, str) or not catalog.knows(raw.strip()):
+        raise JobRejected(
+            f"Unknown model {quoted(raw if isinstance(raw, str) else str(raw))}; this node serves "
+            f"{', '.join(catalog.names)}.", code="unknown_model", field="model",
+        )  # fmt: skip
+    return raw.strip()
+
+
+def _prompt_for(template, prompt, variables, allow_free_prompt, source, model: str):
     """The guarded and normalised prompt text, the checked variable values and the prompt's tokens."""
     if template is not None:
         if source is not None and not template.usable_by_source(source):
@@ -198,7 +223,7 @@ def _prompt_for(template, prompt, variables, allow_free_prompt, source):
     if not text:
         raise JobRejected("The prompt is empty.", code="empty_prompt", field="prompt")
     limit = settings.EDGE_MAX_PROMPT_TOKENS
-    tokens = count_tokens(text)
+    tokens = count_tokens(text, model=model)
     if limit and tokens is not None and tokens > limit:
         raise JobRejected(
             f"The prompt has {tokens} tokens; the limit is {limit}.", code="too_many_tokens", field="prompt"
@@ -211,6 +236,7 @@ def _prompt_for(template, prompt, variables, allow_free_prompt, source):
 class Ticket:
     """How the scheduler treats an admitted job."""
 
+    model: str
     priority: str
     deadline_ms: int  # time it has from now
     lane: str
@@ -242,27 +268,46 @@ def _deadline_ms(raw: object, template, source, scheduler: SchedulerSettings, la
         raise JobRejected(error.message, code="invalid", field="deadline_ms") from None
 
 
-def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> str:
+def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> tuple[Pool, str]:
     """Refuse now what the queue cannot take or cannot finish in time, instead of queueing it to expire.
-    Returns the place held for the job in its lane (admission_estimate's hold), given up when it is queued."""
-    queue = get_queue()
-    estimate = admission_estimate(queue, scheduler, lane=ticket.lane, priority=ticket.priority,
-                                  deadline_ms=ticket.deadline_ms, tokens=ticket.prompt_tokens,
-                                  prior=batch_time_prior(), hold=True)  # fmt: skip
+    Returns the pool the job goes to and the place held for it in its lane (admission_estimate's hold),
+    given up when it is queued. Where several pools serve its model (a GPU's and a CPU's, say), the one
+    that would finish it first and admits it."""
+    planned = []
+    for pool in pools_for(ticket.model):
+        queue = get_queue(pool)
+        estimate = admission_estimate(queue, scheduler, lane=ticket.lane, priority=ticket.priority,
+                                      deadline_ms=ticket.deadline_ms, tokens=ticket.prompt_tokens,
+                                      prior=batch_time_prior(ticket.model), hold=True)  # fmt: skip
+        planned.append((math.inf if estimate.finish_ms is None else estimate.finish_ms, pool, queue, estimate))
+    planned.sort(key=lambda each: each[:2])
+    chosen, refused = None, None
+    for _, pool, queue, estimate in planned:
+        if chosen is None:
+            why = _refused(queue, estimate, ticket, scheduler)
+            if why is None:
+                chosen = (pool, estimate.place)
+                continue
+            refused = refused or (why, estimate)
+        queue.release_place(ticket.lane, estimate.place)
+    if chosen is not None:
+        return chosen
+    (code, reason), estimate = refused
+    raise JobRejected(f"{reason}; retry in {estimate.retry_after_s} s.", code=code, status=429,
+                      retry_after=estimate.retry_after_s)  # fmt: skip
+
+
+def _refused(queue: JobQueue, estimate: Estimate, ticket: Ticket, scheduler: SchedulerSettings):
+    """Why this pool refuses the job, as (code, message), or None. An idle lane takes one probe at a time:
+    a burst that finds it idle is planned behind the first."""
     share = _share_refusal(queue, ticket, scheduler)
-    # An idle lane takes one probe at a time: a burst that finds it idle is planned behind the first.
     probe = (
         not share
         and estimate.misses(ticket.deadline_ms)
         and estimate.probe_fits(ticket.deadline_ms)
         and queue.claim_probe(ticket.lane, estimate.probe_finish_ms)
     )
-    if refused := share or refusal(estimate, scheduler, lane=ticket.lane, deadline_ms=ticket.deadline_ms, probe=probe):
-        queue.release_place(ticket.lane, estimate.place)
-        code, reason = refused
-        raise JobRejected(f"{reason}; retry in {estimate.retry_after_s} s.", code=code, status=429,
-                          retry_after=estimate.retry_after_s)  # fmt: skip
-    return estimate.place
+    return share or refusal(estimate, scheduler, lane=ticket.lane, deadline_ms=ticket.deadline_ms, probe=probe)
 
 
 def _share_refusal(queue: JobQueue, ticket: Ticket, scheduler: SchedulerSettings) -> tuple[str, str] | None:
@@ -329,6 +374,7 @@ def _accept(template, text, values, source, user, started: float, ticket: Ticket
         "max_new_tokens": template.max_new_tokens if template else settings.EDGE_DEFAULT_MAX_NEW_TOKENS,
         "priority": ticket.priority,
         "lane": ticket.lane,
+        "model": ticket.model,
         "deadline_at": now + timedelta(milliseconds=ticket.deadline_ms),
         "prompt_tokens": ticket.prompt_tokens,
     }
@@ -340,11 +386,13 @@ def _accept(template, text, values, source, user, started: float, ticket: Ticket
                 system_prompt=fields["system_prompt"],
                 max_new_tokens=fields["max_new_tokens"],
                 template_version=fields["template_version"],
+                model=ticket.model,
             )
             hit = cache.cache_get(key)
             if hit is not None:
                 return _answer_from_cache(fields, key, hit, started)
-        place = _admit(ticket, scheduler)  # a cache hit needs no room in the queue
+        pool, place = _admit(ticket, scheduler)  # a cache hit needs no room in the queue
+        fields["pool"] = pool.name
     except redis.RedisError:
         raise QueueUnavailable() from None
 

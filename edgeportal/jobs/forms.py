@@ -3,6 +3,7 @@
 from django import forms
 from django.conf import settings
 
+from edgeportal.core.queueing import model_catalog
 from edgeportal.formfields import StrictIntegerField
 from edgeportal.jobs.models import Job
 from edgeportal.prompts.models import PromptTemplate
@@ -36,6 +37,13 @@ class JobSubmitForm(forms.Form):
     def __init__(self, *args, template: PromptTemplate | None, **kwargs):
         super().__init__(*args, **kwargs)
         self.template = template
+        models = model_catalog().names
+        if len(models) > 1:  # one model needs no choice
+            self.fields["model"] = forms.ChoiceField(
+                choices=[("", "the template's or the default")] + [(name, name) for name in models],
+                required=False,
+                help_text=f"The default is {models[0]}.",
+            )
         if template is None:
             self.fields["prompt"] = forms.CharField(
                 widget=forms.Textarea(attrs={"rows": 4}),
@@ -45,7 +53,7 @@ class JobSubmitForm(forms.Form):
         else:
             for variable in template.variable_spec():
                 self.fields[VARIABLE_PREFIX + variable.name] = field_for(variable)
-        self.order_fields([name for name in self.fields if name not in ("priority", "deadline_ms")])
+        self.order_fields([name for name in self.fields if name not in ("priority", "deadline_ms", "model")])
 
     def variables(self) -> dict[str, str]:
         return {

@@ -35,6 +35,10 @@ class Job(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
     lane = models.CharField(max_length=10, choices=Lane.choices, default=Lane.SHORT)
+    model = models.CharField(max_length=64, blank=True, help_text="The model it runs on (empty: the default).")
+    pool = models.CharField(
+        max_length=80, blank=True, help_text="The pool it was queued in: its model on a class of device."
+    )
     deadline_at = models.DateTimeField(null=True, blank=True, help_text="Not run after this; it expires instead.")
     output = models.TextField(blank=True)
     error = models.TextField(blank=True)

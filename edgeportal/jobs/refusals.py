@@ -45,7 +45,7 @@ return minute
 
 
 def _base() -> str:
-    return f"{get_queue().prefix}:refusals"
+    return f"{get_queue().base}:refusals"
 
 
 def refusal_count(*, rule: str, message: str, source: Source | None = None, user=None, template_slug: str = "") -> None:

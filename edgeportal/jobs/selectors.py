@@ -49,6 +49,7 @@ def job_as_json(job: Job) -> dict:
         "status": job.status,
         "priority": job.priority,
         "lane": job.lane,
+        "model": job.model or None,
         "deadline_at": _iso(job.deadline_at),
         "output": job.output if job.status == Job.Status.DONE else None,
         "error": job.error or None,

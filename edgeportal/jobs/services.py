@@ -10,14 +10,14 @@ import redis
 from django.db import transaction
 from django.utils import timezone
 
-from edgeportal.core.queueing import get_queue, queue_owner, scheduler_settings
+from edgeportal.core.queueing import get_queue, pool_of, pools_known, queue_owner, scheduler_settings
 from edgeportal.jobs.models import Job
 from edgeportal.latency.models import BatchRecord, JobLatency
 from edgeportal.monitoring import metrics
 from edgeportal.prompts import cache
 from inference.batch import BatchRun
 from inference.planning import expiry_reason
-from inference.queue import WORKER_ALIVE_S, QueuedJob
+from inference.queue import WORKER_ALIVE_S, JobQueue, QueuedJob
 from inference.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,11 @@ def _queued_job(job: Job, scheduler: SchedulerSettings) -> QueuedJob:
     )
 
 
+def job_queue(job: Job) -> JobQueue:
+    """The queue of the pool the job was admitted to."""
+    return get_queue(pool_of(job.pool))
+
+
 def _ms_left(job: Job, scheduler: SchedulerSettings) -> float:
     if job.deadline_at is None:  # queued before jobs had deadlines
         return scheduler.default_deadline_ms
@@ -54,7 +59,7 @@ def enqueue(job: Job, scheduler: SchedulerSettings, *, place: str = "") -> None:
     try:
         queued = _queued_job(job, scheduler)
         queued.place = place
-        get_queue().enqueue(queued, deadline_in_ms=_ms_left(job, scheduler))
+        job_queue(job).enqueue(queued, deadline_in_ms=_ms_left(job, scheduler))
     except redis.RedisError:
         # The job stays queued in the database; the periodic sweep puts it on Redis when it is back.
         log.exception("could not enqueue job %s; the sweep will retry", job.pk)
@@ -236,8 +241,11 @@ def flight_answer(*, answered_by: list[Job]) -> int:
         .exclude(pk__in=[job.pk for job in answered_by])
         .order_by()
     )
-    groups = dict(waiting.values_list("pk", "cache_key"))
-    withdrawn = get_queue().withdraw(list(groups))
+    groups, pools = {}, {}
+    for job_id, key, pool in waiting.values_list("pk", "cache_key", "pool"):
+        groups[job_id] = key
+        pools.setdefault(pool, []).append(job_id)
+    withdrawn = [job_id for pool, ids in pools.items() for job_id in get_queue(pool_of(pool)).withdraw(ids)]
     if not withdrawn:
         return 0
     return _answer_from(answers={job_id: leaders[groups[job_id]] for job_id in withdrawn})
@@ -252,7 +260,7 @@ def flight_join(*, job: Job) -> bool:
         .order_by("finished_at")
         .first()
     )
-    if leader is None or not get_queue().withdraw([job.pk]):
+    if leader is None or not job_queue(job).withdraw([job.pk]):
         return False
     return _answer_from(answers={job.pk: leader}) == 1
 
@@ -296,19 +304,10 @@ def jobs_prune(*, older_than_days: int, now: datetime | None = None) -> int:
     return deleted
 
 
-def jobs_requeue_lost(*, grace_s: float, limit: int = 1000) -> int:
-    """Put back on Redis the unfinished jobs it no longer holds (Redis keeps nothing on disk); expire
-    those whose deadline passed meanwhile, which no worker's expiry timer can see any more. Returns how
-    many it put back.
-
-    In a lane that no live worker serves, no expiry timer runs either: there it also expires the jobs
-    Redis holds whose deadline passed (taken out of Redis atomically first, so a worker that starts
-    meanwhile cannot also take them), after putting back the leases of workers that died.
-
-    The database is read before Redis: a job committed meanwhile is queued by its own request, which that
-    read of Redis sees. Read the other way round, jobs whose requests a table lock held (committed with an
-    old created_at) looked lost while the sweep waited for the same lock, and were queued twice."""
-    queue = get_queue()
+def _expire_unserved(queue: JobQueue) -> None:
+    """In a lane of this pool that no live worker serves, no expiry timer runs: expire here the jobs whose
+    deadline passed (taken out of Redis atomically first, so a worker that starts meanwhile cannot also take
+    them), after putting back the leases of workers that died."""
     if unserved := queue.lanes_without_workers(alive_s=WORKER_ALIVE_S):
         queue.reclaim()  # jobs leased by a worker that died: back in their lane once their lease ran out
         expired = queue.expire_due(dict.fromkeys(unserved, 0))
@@ -316,11 +315,24 @@ def jobs_requeue_lost(*, grace_s: float, limit: int = 1000) -> int:
             now_ms = queue.now() * 1000
             jobs_expire(reasons={job.job_id: expiry_reason(job, now_ms) for job in expired})
             log.warning("expired %d overdue job(s) in lanes no worker serves: %s", len(expired), unserved)
+
+
+def jobs_requeue_lost(*, grace_s: float, limit: int = 1000) -> int:
+    """Put back on Redis the unfinished jobs it no longer holds (Redis keeps nothing on disk); expire
+    those whose deadline passed meanwhile, which no worker's expiry timer can see any more. Returns how
+    many it put back. Every pool is swept, and a job goes back to the pool it was admitted to.
+
+    The database is read before Redis: a job committed meanwhile is queued by its own request, which that
+    read of Redis sees. Read the other way round, jobs whose requests a table lock held (committed with an
+    old created_at) looked lost while the sweep waited for the same lock, and were queued twice."""
+    pools = pools_known()
+    for pool in pools:
+        _expire_unserved(get_queue(pool))
     now = timezone.now()
     cutoff = now - timedelta(seconds=grace_s)
     unfinished = Job.objects.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING], created_at__lt=cutoff)
     candidates = list(unfinished.values_list("pk", flat=True))
-    live = queue.live_job_ids()
+    live = {job_id for pool in pools for job_id in get_queue(pool).live_job_ids()}
     # Still unfinished: a worker may have stored one between the two reads.
     lost = unfinished.filter(pk__in=[pk for pk in candidates if pk not in live])
     overdue = list(lost.filter(deadline_at__lte=now).values_list("pk", flat=True)[:limit])
@@ -330,7 +342,7 @@ def jobs_requeue_lost(*, grace_s: float, limit: int = 1000) -> int:
     scheduler = scheduler_settings()
     for job in lost:
         Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(status=Job.Status.QUEUED)
-        queue.enqueue(_queued_job(job, scheduler), deadline_in_ms=_ms_left(job, scheduler))
+        job_queue(job).enqueue(_queued_job(job, scheduler), deadline_in_ms=_ms_left(job, scheduler))
     if lost:
         log.warning("re-queued %d job(s) that Redis no longer held", len(lost))
     return len(lost)

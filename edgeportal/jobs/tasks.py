@@ -3,16 +3,17 @@
 from celery import shared_task
 from django.conf import settings
 
-from edgeportal.core.queueing import get_queue
+from edgeportal.core.queueing import get_queue, pools_known
 from edgeportal.jobs.refusals import refusals_flush
 from edgeportal.jobs.services import jobs_prune, jobs_requeue_lost
 
 
 @shared_task
 def requeue_lost_jobs() -> int:
-    queue = get_queue()
-    queue.recount_owners()  # fair share's counts heal here if they ever drifted
-    queue.forget_dead_workers()  # what workers that died (kill -9, a lost host) left in Redis
+    for pool in pools_known():
+        queue = get_queue(pool)
+        queue.recount_owners()  # fair share's counts heal here if they ever drifted
+        queue.forget_dead_workers()  # what workers that died (kill -9, a lost host) left in Redis
     return jobs_requeue_lost(grace_s=settings.EDGE_SWEEP_GRACE_S)
 
 

@@ -51,6 +51,7 @@ def job_new(request):
                     prompt=None if template else form.cleaned_data["prompt"],
                     priority=form.cleaned_data["priority"],
                     deadline_ms=form.cleaned_data["deadline_ms"],
+                    model=form.cleaned_data.get("model"),
                     user=request.user,
                     allow_free_prompt=may_free,
                 )

@@ -140,6 +140,17 @@ class QueueCollector:
         alive = GaugeMetricFamily("edgeportal_workers_alive", "Workers whose last heartbeat is recent.")
         alive.add_metric([], sum(1 for worker in state.workers if worker.alive))
         yield alive
+        # Per pool (a model on a class of device: inference.pools), beside the totals above.
+        pool_depth = GaugeMetricFamily(
+            "edgeportal_pool_queue_depth", "Jobs waiting in each lane of each pool.", labels=["pool", "lane"]
+        )
+        pool_alive = GaugeMetricFamily("edgeportal_pool_workers_alive", "Live workers of each pool.", labels=["pool"])
+        for pool in state.pools():
+            for lane, count in sorted(pool["depths"].items()):
+                pool_depth.add_metric([pool["name"], lane], count)
+            pool_alive.add_metric([pool["name"]], pool["live"])
+        yield pool_depth
+        yield pool_alive
 
 
 def exposition() -> bytes:

@@ -12,11 +12,12 @@ from django.db import DatabaseError, connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from edgeportal.core.queueing import get_queue
+from edgeportal.core.queueing import get_queue, pools_known
 from edgeportal.jobs.models import Job
 from edgeportal.jobs.refusals import refusals_by_rule
 from edgeportal.latency.buckets import rank
 from edgeportal.latency.models import JobLatency
+from inference.lanes import LANES
 from inference.queue import WORKER_ALIVE_S
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class WorkerStatus:
     model: str
     dtype: str
     device: str
+    pool: str
     heartbeat_age_s: float | None
     last_batch_age_s: float | None
 
@@ -77,6 +79,7 @@ def worker_status(fields: dict[str, str], *, now: float) -> WorkerStatus:
         model=fields.get("model", ""),
         dtype=fields.get("dtype", ""),
         device=fields.get("device", ""),
+        pool=fields.get("pool", ""),
         heartbeat_age_s=heartbeat_age,
         last_batch_age_s=now - last_batch_at if last_batch_at else None,
     )
@@ -85,20 +88,36 @@ def worker_status(fields: dict[str, str], *, now: float) -> WorkerStatus:
 @dataclass
 class QueueState:
     reachable: bool
-    lane_depths: dict[str, int] = field(default_factory=dict)
+    lane_depths: dict[str, int] = field(default_factory=dict)  # all pools together
     workers: list[WorkerStatus] = field(default_factory=list)
+    pool_depths: dict[str, dict[str, int]] = field(default_factory=dict)  # pool name -> lane -> jobs waiting
+
+    def pools(self) -> list[dict]:
+        """Each pool with its queue depths and its live workers, for the pages."""
+        return [
+            {"name": name, "depths": depths, "live": sum(1 for w in self.workers if w.alive and w.pool == name)}
+            for name, depths in self.pool_depths.items()
+        ]
 
 
 def queue_state() -> QueueState:
-    """Queue depth per lane and every worker heard from lately; reachable=False when Redis does not answer."""
-    queue = get_queue()
+    """Queue depth per lane (in all pools, and per pool) and every worker heard from lately; reachable=False
+    when Redis does not answer."""
     try:
-        depths = queue.lane_depths()
-        workers = queue.workers()
+        pool_depths, workers = {}, []
+        for pool in pools_known():
+            queue = get_queue(pool)
+            pool_depths[pool.name] = queue.lane_depths()
+            workers += [{**worker, "pool": worker.get("pool") or pool.name} for worker in queue.workers()]
+        now = get_queue().now()  # heartbeats are stamped on Redis' clock
     except redis.RedisError:
         return QueueState(reachable=False)
-    now = queue.now()  # heartbeats are stamped on Redis' clock
-    return QueueState(reachable=True, lane_depths=depths, workers=[worker_status(w, now=now) for w in workers])
+    totals = {lane: sum(depths.get(lane, 0) for depths in pool_depths.values()) for lane in LANES}
+    workers.sort(key=lambda worker: -float(worker.get("heartbeat_at") or 0))
+    return QueueState(
+        reachable=True, lane_depths=totals, workers=[worker_status(w, now=now) for w in workers],
+        pool_depths=pool_depths,
+    )  # fmt: skip
 
 
 def _percentile(values: QuerySet, percentile: int, count: int) -> float | None:

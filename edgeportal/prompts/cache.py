@@ -10,7 +10,7 @@ from functools import cache
 
 from django.conf import settings
 
-from edgeportal.core.queueing import get_queue, scheduler_settings
+from edgeportal.core.queueing import get_queue, model_catalog, scheduler_settings
 from inference.model_files import ModelConfigError, resolve_model_path
 
 
@@ -34,11 +34,13 @@ def model_identity(spec: str, dtype: str) -> str:
     return f"{path.name}:{stat.st_size}:{int(stat.st_mtime)}:{dtype}"
 
 
-def cache_key(*, prompt: str, system_prompt: str, max_new_tokens: int, template_version: int | None) -> str:
-    identity = [
-        prompt, system_prompt, max_new_tokens, model_identity(settings.EDGE_MODEL, settings.EDGE_DTYPE),
-        template_version,
-    ]  # fmt: skip
+def cache_key(
+    *, prompt: str, system_prompt: str, max_new_tokens: int, template_version: int | None, model: str | None = None
+) -> str:
+    """The key of a prompt's answer: the prompt, its settings and which weights answer it (each model its own)."""
+    catalog = model_catalog()
+    spec = catalog.spec_of(model or catalog.default)
+    identity = [prompt, system_prompt, max_new_tokens, model_identity(spec, settings.EDGE_DTYPE), template_version]
     return hashlib.sha256(json.dumps(identity, ensure_ascii=False).encode()).hexdigest()
 
 

@@ -25,7 +25,7 @@ class TemplateForm(forms.ModelForm):
         model = PromptTemplate
         fields = [
             "slug", "title", "body", "system_prompt", "language", "max_new_tokens", "variables",
-            "sources", "managers_may_use",
+            "sources", "managers_may_use", "model",
         ]  # fmt: skip
         widgets = {"body": forms.Textarea(attrs={"rows": 4}), "system_prompt": forms.Textarea(attrs={"rows": 2})}
 

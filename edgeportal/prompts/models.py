@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from edgeportal.core.queueing import model_catalog
 from edgeportal.prompts.guard import RAW_LENGTH_FACTOR
 from edgeportal.prompts.rendering import TemplateSyntaxProblem, template_variables
 from edgeportal.prompts.variables import Variable, VariableError, parse_spec
@@ -35,6 +36,9 @@ class PromptTemplate(models.Model):
         null=True, blank=True, help_text="Default deadline of its jobs in ms; empty uses the scheduler's default."
     )
     managers_may_use = models.BooleanField(default=True, help_text="Offer it in the managers' submit form.")
+    model = models.CharField(
+        max_length=64, blank=True, help_text="The model its jobs run on (one of EDGE_MODELS); empty: the default."
+    )
     version = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -62,6 +66,9 @@ class PromptTemplate(models.Model):
             raise ValidationError({"body": f"The body has {len(self.body)} characters; a prompt may have {limit}."})
         if not 1 <= self.max_new_tokens <= 1024:
             raise ValidationError({"max_new_tokens": "Must be between 1 and 1024."})
+        catalog = model_catalog()
+        if self.model and not catalog.knows(self.model):
+            raise ValidationError({"model": f"Unknown model; this node serves {', '.join(catalog.names)}."})
 
     def usable_by_source(self, source) -> bool:
         return not self.sources.exists() or self.sources.filter(pk=source.pk).exists()

@@ -3,9 +3,9 @@
 import logging
 from functools import cache
 
-from django.conf import settings
 from tokenizers import Tokenizer
 
+from edgeportal.core.queueing import model_catalog
 from inference.model_files import ModelConfigError, tokenizer_file
 
 log = logging.getLogger(__name__)
@@ -21,10 +21,12 @@ def _warn_no_tokenizer() -> None:
     log.warning("no tokenizer.json for the model yet: token limits apply once `manage.py prepare_model` has run")
 
 
-def count_tokens(text: str) -> int | None:
-    """Tokens of the prompt text (without the chat template); None until the model has been prepared."""
+def count_tokens(text: str, *, model: str | None = None) -> int | None:
+    """Tokens of the prompt text (without the chat template) for a model (the default if None); None until
+    the model has been prepared."""
+    catalog = model_catalog()
     try:
-        path = tokenizer_file(settings.EDGE_MODEL or None)
+        path = tokenizer_file(catalog.spec_of(model or catalog.default) or None)
     except ModelConfigError:
         return None
     if path is None:

@@ -13,9 +13,11 @@ from edgeportal.prompts.services import template_save
 from edgeportal.sources.models import Source
 from inference.integers import IntegerError, parse_int
 
-FIELDS = ("slug", "title", "body", "system_prompt", "language", "max_new_tokens", "variables", "managers_may_use")
+FIELDS = (
+    "slug", "title", "body", "system_prompt", "language", "max_new_tokens", "variables", "managers_may_use", "model",
+)  # fmt: skip
 REQUIRED = ("slug", "title", "body")
-TEXT = ("system_prompt", "language")
+TEXT = ("system_prompt", "language", "model")
 
 
 class ImportProblem(ValueError):

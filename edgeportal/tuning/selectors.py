@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db.models import Max
 
-from edgeportal.core.queueing import get_queue
+from edgeportal.core.queueing import get_queue, pools_known
 from edgeportal.tuning.models import SchedulerOverride, SettingChange
 from inference.queue import WORKER_ALIVE_S
 from inference.settings import SETTINGS, SchedulerSettings
@@ -25,10 +25,9 @@ def saved_settings() -> tuple[SchedulerSettings, int]:
 
 def workers_applied(*, version: int) -> list[dict]:
     """Live workers, with the settings version they picked up and the window they use now, and why."""
-    queue = get_queue()
-    now = queue.now()  # heartbeats are stamped on Redis' clock
+    now = get_queue().now()  # heartbeats are stamped on Redis' clock
     rows = []
-    for worker in queue.workers():
+    for worker in (worker for pool in pools_known() for worker in get_queue(pool).workers()):
         if now - float(worker["heartbeat_at"]) > WORKER_ALIVE_S:
             continue
         applied = int(worker.get("settings_version") or -1)

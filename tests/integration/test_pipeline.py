@@ -5,9 +5,9 @@ import time
 
 import pytest
 
+from edgeportal.core.queueing import get_queue
 from edgeportal.jobs.models import Job
 from edgeportal.latency.models import JobLatency
-from inference.queue import JobQueue
 from inference.scheduler import SettingsStore
 from inference.settings import SchedulerSettings
 from tests.conftest import make_template
@@ -56,8 +56,7 @@ def test_a_manager_form_job_finishes_with_its_output(manager_client, start_worke
 
 def test_a_settings_change_in_redis_applies_to_the_running_worker(api, start_worker, settings):
     start_worker(EDGE_WINDOW_MS="400", EDGE_MAX_BATCH_SIZE="8")
-    queue = JobQueue.from_url(settings.REDIS_URL, settings.EDGE_REDIS_PREFIX)
-    SettingsStore(queue, SchedulerSettings()).update(max_batch_size=2)
+    SettingsStore(get_queue(), SchedulerSettings()).update(max_batch_size=2)
     ids = [api.post({"prompt": f"Job {i}", "deadline_ms": 120_000}).json()["id"] for i in range(4)]
     wait_until(finished(*ids), what="four jobs")
     assert set(JobLatency.objects.values_list("batch_size", flat=True)) == {2}

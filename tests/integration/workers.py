@@ -79,12 +79,12 @@ class WorkerProcess(ChildProcess):
             self.env,
         )  # fmt: skip
         client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
-        key = f"{settings.EDGE_REDIS_PREFIX}:workers:{self.name}"
+        pattern = f"{settings.EDGE_REDIS_PREFIX}:pool:*:workers:{self.name}"  # in whichever pool it serves
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"worker {self.name} exited early:\n{self.log()}")
-            if client.exists(key):  # the heartbeat starts once the model is loaded and warmed up
+            if next(client.scan_iter(pattern), None):  # the heartbeat starts once the model is loaded and warmed up
                 return self
             time.sleep(0.1)
         raise TimeoutError(f"worker {self.name} not ready after {timeout}s:\n{self.log()}")

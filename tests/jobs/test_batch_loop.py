@@ -137,7 +137,7 @@ class RedisGoneAfterInference(JobQueue):
     """The real queue, with Redis gone at the first write after the model ran (the batch's measurement)."""
 
     def __init__(self, queue: JobQueue):
-        super().__init__(queue.redis, queue.prefix)
+        super().__init__(queue.redis, queue.prefix, base=queue.base, pool=queue.pool)
         self.gone = True
 
     def record_batch_time(self, *args, **kwargs):
@@ -346,7 +346,7 @@ def test_the_heartbeat_goes_on_while_the_database_keeps_an_expiry_waiting(submit
 
 def test_an_outage_logs_a_few_lines_not_a_traceback_every_100_ms(make_worker, queue, caplog):
     worker = make_worker()
-    worker.queue = JobQueue.from_url("redis://127.0.0.1:1/0", queue.prefix)  # Redis is gone
+    worker.queue = JobQueue.from_url("redis://127.0.0.1:1/0", queue.prefix, base=queue.base)  # Redis is gone
     worker.settings = SettingsStore(worker.queue, worker.settings.defaults)
     timer = threading.Thread(target=worker._timer_forever, daemon=True)
     timer.start()
@@ -433,7 +433,7 @@ class CommitsWhileTheSweepReads(JobQueue):
     job (created 60 s ago) and queues it."""
 
     def __init__(self, queue: JobQueue, commit):
-        super().__init__(queue.redis, queue.prefix)
+        super().__init__(queue.redis, queue.prefix, base=queue.base, pool=queue.pool)
         self.commit = commit
 
     def live_job_ids(self):
@@ -447,7 +447,7 @@ def test_the_sweep_leaves_a_job_committed_meanwhile_to_its_own_request(submit, q
         job = submit("held by a lock")
         Job.objects.filter(pk=job.pk).update(created_at=job.created_at - timedelta(seconds=60))
 
-    monkeypatch.setattr(services, "get_queue", lambda: CommitsWhileTheSweepReads(queue, commit))
+    monkeypatch.setattr(services, "get_queue", lambda pool=None: CommitsWhileTheSweepReads(queue, commit))
     assert jobs_requeue_lost(grace_s=10) == 0  # its request queued it: not queued a second time
     assert queue.lane_depths()["short"] == 1
 
@@ -634,7 +634,7 @@ class RedisGoneAtLongBatchEnd(JobQueue):
     """The real queue, with Redis gone when a long batch says it ended (its model run is over)."""
 
     def __init__(self, queue: JobQueue):
-        super().__init__(queue.redis, queue.prefix)
+        super().__init__(queue.redis, queue.prefix, base=queue.base, pool=queue.pool)
         self.gone = True
 
     def clear_long_run(self, worker):
@@ -662,7 +662,7 @@ class RedisGoneAsALongBatchStarts(JobQueue):
     """The real queue, with Redis gone when a long batch reads its measurements to plan its steps."""
 
     def __init__(self, queue: JobQueue):
-        super().__init__(queue.redis, queue.prefix)
+        super().__init__(queue.redis, queue.prefix, base=queue.base, pool=queue.pool)
         self.gone = False
 
     def measurements(self):

@@ -78,7 +78,7 @@ def test_a_source_over_its_rate_limit_gets_429_with_retry_after(api, queue):
     assert api.post({"prompt": "two"}).status_code == 202
     source = Source.objects.get()
     minute = int(time.time() // 60)
-    for key in (f"{queue.prefix}:rate:{source.pk}:{minute}", f"{queue.prefix}:rate:{source.pk}:{minute + 1}"):
+    for key in (f"{queue.base}:rate:{source.pk}:{minute}", f"{queue.base}:rate:{source.pk}:{minute + 1}"):
         queue.redis.set(key, 2, nx=True)  # the third request is over the limit even if a new minute begins now
     response = api.post({"prompt": "three"})
     assert response.status_code == 429

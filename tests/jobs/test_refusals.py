@@ -58,13 +58,13 @@ def test_the_flush_stores_a_closed_minute_as_one_row_with_its_count(api, full_qu
     row = Rejection.objects.get()
     assert (row.rule, row.count, row.source.name, row.template_slug) == ("queue_full", 3, "camera-c3", "")
     assert row.message.startswith("The queue is full (1 jobs waiting") and row.created_at.second == 0
-    assert list(queue.redis.scan_iter(f"{queue.prefix}:refusals*")) == []
+    assert list(queue.redis.scan_iter(f"{queue.base}:refusals*")) == []
     assert recent_refusals() == {"queue_full": 3}  # now from the database
 
 
 def test_a_flush_repeated_over_the_same_counts_stores_the_same_numbers(api, full_queue, queue):
     assert api.post({"prompt": "again"}).status_code == 429
-    keys = {key: queue.redis.dump(key) for key in queue.redis.scan_iter(f"{queue.prefix}:refusals*")}
+    keys = {key: queue.redis.dump(key) for key in queue.redis.scan_iter(f"{queue.base}:refusals*")}
     refusals_flush(now_s=time.time() + NEXT_MINUTE)
     for key, value in keys.items():  # as if the flush had died after the database commit
         queue.redis.restore(key, 0, value, replace=True)

@@ -56,6 +56,7 @@ def test_an_admin_creates_and_edits_a_template_and_each_save_is_a_version(admin_
         ({"variables": "[not json"}, "variables", "Enter a valid JSON"),
         ({"body": "Hello {user.name}"}, "body", "is not a variable"),
         ({"max_new_tokens": "5000"}, "max_new_tokens", "between 1 and 1024"),
+        ({"model": "gpt-4"}, "model", "Unknown model; this node serves tiny-model-v1."),
     ],
 )
 def test_bad_edits_are_shown_in_the_form_and_save_nothing(admin_client, overrides, field, message):
