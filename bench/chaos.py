@@ -54,11 +54,12 @@ from private_services import PrivatePostgres, PrivateRedis, free_port
 
 from edgeportal.serving import web_command, worker_command
 from edgeportal.supervisor import die_with_parent
-from inference.pools import DEFAULT_MODEL_NAME, Pool
+from inference.pools import Pool
+from tests.tiny_model import CACHE as TINY_MODEL
 
 ROOT = harness.ROOT
 PREFIX = "chaos"
-POOL = Pool(DEFAULT_MODEL_NAME, "cpu").prefix(PREFIX)  # the queue keys of the default model's pool
+POOL = Pool(TINY_MODEL.name, "cpu").prefix(PREFIX)  # the queue keys of the tiny model's pool, on the CPU
 WORKERS = ("w1@chaos", "w2@chaos")
 SENDERS = 16
 SOURCES = ("line-a-camera", "press-plc", "agv-fleet", "mes")
@@ -820,6 +821,7 @@ def main() -> int:
             "REDIS_URL": redis_server.url,
             "EDGE_REDIS_PREFIX": PREFIX,
             "EDGE_MODEL": str(tiny_model_dir()),
+            "EDGE_DEVICE": "cpu",
             "EDGE_MAX_PROMPT_TOKENS": "2048",  # the workload's shift logs run to 1 500 tokens
             "DEBUG": "false",
             "SECRET_KEY": "chaos-only",

@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from edgeportal.lab.simulator import percentile  # noqa: E402, F401 - the benchmarks' percentile, shared with the lab
 from edgeportal.serving import dev_web_command, web_command  # noqa: E402 - the commands `make run`/`make dev` use
-from inference.lab import percentile  # noqa: E402, F401 - the benchmarks' percentile, shared with the lab
 
 WORKLOAD = ROOT.parent / "shared" / "workload" / "factory_prompts.jsonl"
 BENCHMARKS = ROOT / "BENCHMARKS.md"
@@ -39,6 +39,7 @@ def configure(**env: str) -> None:
         DATABASE_URL=os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{BENCH_DB}",
         EDGE_REDIS_PREFIX=PREFIX,
         EDGE_RATE_LIMIT_PER_MINUTE="0",
+        EDGE_DEVICE="cpu",  # the benchmarks measure this CPU node, on a machine with a GPU too
         DEBUG="false",
         SECRET_KEY="bench-only",
         ALLOWED_HOSTS="127.0.0.1",

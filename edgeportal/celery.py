@@ -5,7 +5,7 @@ import os
 from celery import Celery
 from celery.signals import worker_shutdown
 
-from inference.celery_step import BatchLoopStep
+from edgeportal.worker_step import BatchLoopStep
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "edgeportal.settings")
 

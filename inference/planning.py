@@ -232,6 +232,7 @@ class Estimate:
     # window and a margin. A job that fits may go as a probe whatever the margins say (plan_admission).
     probe_finish_ms: float | None = None
     place: str | None = None  # the place held in the lane for this request (see AdmissionView)
+    lane_workers: int = 0  # live workers serving the job's lane (`workers` counts at least one, to plan)
 
     def misses(self, deadline_ms: int) -> bool:
         """The estimate finishes after the deadline."""
@@ -331,7 +332,7 @@ def plan_admission(
         probe_ms = central_ms + settings.window_ms + max(PROBE_MARGIN_MS, central_ms * PROBE_MARGIN)
     return Estimate(
         sum(depths.values()), view.ahead, max(1, len(workers)), finish_ms, retry_after_s, max(0.0, late_ms),
-        max(0.0, over_ms), probe_ms, view.place,
+        max(0.0, over_ms), probe_ms, view.place, len(workers),
     )  # fmt: skip
 
 

@@ -39,7 +39,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("default_deadline_ms", 10_000, 100, 3_600_000, "Default deadline"),
         Setting("long_deadline_ms", 30_000, 100, 3_600_000, "Long lane: default deadline"),
         Setting("max_deadline_ms", 300_000, 100, 86_400_000, "Longest deadline a request may ask for"),
-        Setting("queue_limit", 256, 1, 100_000, "Queue limit (jobs waiting, all lanes)", "jobs"),
+        Setting("queue_limit", 256, 1, 100_000, "Queue limit (jobs waiting in a pool, all lanes)", "jobs"),
         Setting("source_share_pct", 50, 1, 100, "Most of the queue limit one sender's waiting jobs may fill", "%"),
         Setting("priority_weight_high_ms", 8_000, 0, 3_600_000, "Head start of high priority"),
         Setting("priority_weight_normal_ms", 4_000, 0, 3_600_000, "Head start of normal priority"),

@@ -88,3 +88,16 @@ def test_the_text_functions_and_the_guard_are_pure():
         imported = module_imports(path)
         assert not {name for name in imported if name.split(".")[0] == "django"}, path
         assert not {name for name in imported if name.startswith("edgeportal.prompts")}, path
+
+
+def test_the_inference_core_imports_neither_django_nor_celery_nor_the_web_side():
+    # The Celery bootstep lives beside the Celery app (edgeportal/worker_step.py), the lab's simulator beside
+    # its pages (edgeportal/lab/simulator.py): inference/ is the model runtime and the scheduler, nothing more.
+    for path in (ROOT.parent / "inference").glob("*.py"):
+        roots = {name.split(".")[0] for name in module_imports(path)}
+        assert not roots & {"django", "celery", "edgeportal"}, path
+
+
+def test_the_planner_reads_no_clock_and_no_redis():
+    imported = module_imports(ROOT.parent / "inference" / "planning.py")
+    assert not imported & {"redis", "time", "inference.queue", "inference.admission", "inference.worker"}

@@ -10,12 +10,12 @@ from django.core.exceptions import ImproperlyConfigured
 
 from edgeportal.jobs.models import Job
 from edgeportal.lab.services import labrun_record
+from edgeportal.lab.simulator import Comparison
 from edgeportal.prompts.models import PromptTemplate
 from edgeportal.prompts.yaml_io import ImportProblem, templates_export, templates_import
 from edgeportal.settings import envint
 from edgeportal.sources.models import Source
 from edgeportal.tuning.models import SettingChange
-from inference.lab import Comparison
 from inference.scheduler import SettingsStore
 from inference.settings import SETTINGS, SchedulerSettings, SettingError, env_int, parse_setting
 from tests.conftest import make_template

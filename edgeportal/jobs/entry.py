@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
@@ -180,7 +181,15 @@ def _model(raw: object, template: PromptTemplate | None) -> str:
     """The model the job runs on: the request's, else its template's, else the node's default."""
     catalog = model_catalog()
     if raw is None or raw == "":
-        return template.model if template is not None and template.model else catalog.default
+        if template is None or not template.model:
+            return catalog.default
+        if not catalog.knows(template.model):  # EDGE_MODELS changed since the template was saved
+            raise JobRejected(
+                f"Template {template.slug!r} runs on model {quoted(template.model)}, which this node no longer "
+                f"serves ({', '.join(catalog.names)}); an admin must choose another.",
+                code="unknown_model", field="template", status=409,
+            )  # fmt: skip
+        return template.model
     if not isinstance(raw, str) or not catalog.knows(raw.strip()):
         raise JobRejected(
             f"Unknown model {quoted(raw if isinstance(raw, str) else str(raw))}; this node serves "
@@ -273,23 +282,27 @@ def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> tuple[Pool, str]:
     Returns the pool the job goes to and the place held for it in its lane (admission_estimate's hold),
     given up when it is queued. Where several pools serve its model (a GPU's and a CPU's, say), the one
     that would finish it first and admits it."""
-    planned = []
-    for pool in pools_for(ticket.model):
-        queue = get_queue(pool)
-        estimate = admission_estimate(queue, scheduler, lane=ticket.lane, priority=ticket.priority,
-                                      deadline_ms=ticket.deadline_ms, tokens=ticket.prompt_tokens,
-                                      prior=batch_time_prior(ticket.model), hold=True)  # fmt: skip
-        planned.append((math.inf if estimate.finish_ms is None else estimate.finish_ms, pool, queue, estimate))
-    planned.sort(key=lambda each: each[:2])
-    chosen, refused = None, None
-    for _, pool, queue, estimate in planned:
-        if chosen is None:
-            why = _refused(queue, estimate, ticket, scheduler)
-            if why is None:
+    planned, chosen, refused = [], None, None
+    try:
+        for pool in pools_for(ticket.model):
+            queue = get_queue(pool)
+            estimate = admission_estimate(queue, scheduler, lane=ticket.lane, priority=ticket.priority,
+                                          deadline_ms=ticket.deadline_ms, tokens=ticket.prompt_tokens,
+                                          prior=batch_time_prior(ticket.model), hold=True)  # fmt: skip
+            finish_ms = math.inf if estimate.finish_ms is None else estimate.finish_ms
+            # A pool none of whose live workers serves the lane goes last: its jobs would wait for a worker.
+            planned.append(((not estimate.lane_workers, finish_ms, pool), queue, estimate))
+        planned.sort(key=lambda each: each[0])
+        for (_, _, pool), queue, estimate in planned:
+            if chosen is None and (why := _refused(queue, estimate, ticket, scheduler)) is None:
                 chosen = (pool, estimate.place)
-                continue
-            refused = refused or (why, estimate)
-        queue.release_place(ticket.lane, estimate.place)
+            elif chosen is None:
+                refused = refused or (why, estimate)
+    finally:  # every place held but the chosen one goes, whatever failed on the way
+        for _, queue, estimate in planned:
+            if chosen is None or estimate.place != chosen[1]:
+                with contextlib.suppress(redis.RedisError):
+                    queue.release_place(ticket.lane, estimate.place)
     if chosen is not None:
         return chosen
     (code, reason), estimate = refused

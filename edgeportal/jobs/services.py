@@ -325,14 +325,14 @@ def jobs_requeue_lost(*, grace_s: float, limit: int = 1000) -> int:
     The database is read before Redis: a job committed meanwhile is queued by its own request, which that
     read of Redis sees. Read the other way round, jobs whose requests a table lock held (committed with an
     old created_at) looked lost while the sweep waited for the same lock, and were queued twice."""
-    pools = pools_known()
-    for pool in pools:
+    for pool in pools_known():
         _expire_unserved(get_queue(pool))
     now = timezone.now()
     cutoff = now - timedelta(seconds=grace_s)
     unfinished = Job.objects.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING], created_at__lt=cutoff)
     candidates = list(unfinished.values_list("pk", flat=True))
-    live = {job_id for pool in pools for job_id in get_queue(pool).live_job_ids()}
+    # Which pools, read after the database too: a job committed meanwhile may be its pool's first.
+    live = {job_id for pool in pools_known() for job_id in get_queue(pool).live_job_ids()}
     # Still unfinished: a worker may have stored one between the two reads.
     lost = unfinished.filter(pk__in=[pk for pk in candidates if pk not in live])
     overdue = list(lost.filter(deadline_at__lte=now).values_list("pk", flat=True)[:limit])

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from django.db import transaction
 
 from edgeportal.lab.models import LabPoint, LabRun
-from inference.lab import Comparison, WindowResult
+from edgeportal.lab.simulator import Comparison, WindowResult
 
 
 @transaction.atomic

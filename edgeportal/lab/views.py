@@ -6,7 +6,7 @@ from django.shortcuts import render
 from edgeportal.lab import selectors
 from edgeportal.lab.chart import chart_build
 from edgeportal.lab.forms import TargetForm
-from inference.lab import window_recommend
+from edgeportal.lab.simulator import window_recommend
 
 
 def run_list(request):

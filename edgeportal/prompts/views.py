@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from edgeportal.accounts.decorators import admin_required
+from edgeportal.core.queueing import model_catalog
 from edgeportal.core.text import normalise
 from edgeportal.jobs.entry import JobRejected, job_submit
 from edgeportal.prompts.cache import cache_clear
@@ -50,7 +51,11 @@ def template_versions(request, slug: str):
 def template_rollback_view(request, slug: str, version: int):
     template = get_object_or_404(PromptTemplate, slug=slug)
     get_object_or_404(TemplateVersion, template=template, version=version)
-    new = template_rollback(template=template, version=version, user=request.user)
+    try:
+        new = template_rollback(template=template, version=version, user=request.user)
+    except ValidationError as error:  # the template no longer saves as it is (its model left EDGE_MODELS, say)
+        messages.error(request, f"Version {version} was not restored: {' '.join(error.messages)}")
+        return redirect("prompts:versions", slug=slug)
     messages.success(request, f"Version {version} is current again, as version {new.version}.")
     return redirect("prompts:versions", slug=slug)
 
@@ -105,7 +110,9 @@ def _preview_context(form: TemplateForm) -> dict:
         return {"preview_error": str(error)}
     except (ValueError, RecursionError) as error:  # JSON: a syntax error, a huge integer, deep nesting
         return {"preview_error": f"Variables or sample are not valid JSON: {error}."}
-    return {"preview": prompt, "preview_tokens": count_tokens(prompt)}
+    model = data.get("model") if form.is_bound else form.instance.model
+    model = model if isinstance(model, str) and model_catalog().knows(model) else None
+    return {"preview": prompt, "preview_tokens": count_tokens(prompt, model=model)}
 
 
 @require_POST

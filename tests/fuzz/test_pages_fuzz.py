@@ -9,7 +9,7 @@ from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from edgeportal.lab.services import labrun_record
-from inference.lab import Comparison
+from edgeportal.lab.simulator import Comparison
 from inference.settings import SETTINGS
 from tests.fuzz.strategies import FUZZ_PAGES, NUMBERISH, TEXT
 

@@ -137,6 +137,7 @@ class WebServer:
             "REDIS_URL": settings.REDIS_URL,
             "EDGE_REDIS_PREFIX": settings.EDGE_REDIS_PREFIX,
             "EDGE_MODEL": str(model_path),
+            "EDGE_DEVICE": "cpu",
             "ALLOWED_HOSTS": "127.0.0.1",
             "SECRET_KEY": "test-only",
             "EDGE_RATE_LIMIT_PER_MINUTE": "0",

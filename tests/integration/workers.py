@@ -32,6 +32,7 @@ def process_env(**env: str) -> dict[str, str]:
         "EDGE_REDIS_PREFIX": settings.EDGE_REDIS_PREFIX,
         # The test run's own metrics folder (tests/conftest.py): the worker's numbers reach the web's /metrics.
         "PROMETHEUS_MULTIPROC_DIR": os.environ["PROMETHEUS_MULTIPROC_DIR"],
+        "EDGE_DEVICE": "cpu",  # the CPU pool the tests read, on a machine with a GPU too
         **env,
     }
 

@@ -1,7 +1,7 @@
 import pytest
 
 from edgeportal.lab.services import labrun_record
-from inference.lab import Comparison, JobTiming, window_summarise
+from edgeportal.lab.simulator import Comparison, JobTiming, window_summarise
 
 
 @pytest.fixture(autouse=True)

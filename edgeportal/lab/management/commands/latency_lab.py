@@ -12,9 +12,7 @@ from django.urls import reverse
 from tqdm import tqdm
 
 from edgeportal.lab.services import labrun_record
-from inference.generation import GenerationParams
-from inference.integers import IntegerError, parse_int
-from inference.lab import (
+from edgeportal.lab.simulator import (
     BUILT_IN_PROMPTS,
     LOAD_FACTOR,
     WindowResult,
@@ -26,6 +24,8 @@ from inference.lab import (
     window_recommend,
     window_sweep,
 )
+from inference.generation import GenerationParams
+from inference.integers import IntegerError, parse_int
 
 DEFAULT_WORKLOAD = "../shared/workload/factory_prompts.jsonl"  # relative to the repository root
 DEFAULT_JOBS = 40

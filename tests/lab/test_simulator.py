@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from inference.lab import (
+from edgeportal.lab.simulator import (
     Arrival,
     WorkloadError,
     arrivals_draw,
