@@ -24,8 +24,10 @@ touch job:{id} keys they build from the prefix: fine on one Redis, not on Redis 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -33,8 +35,10 @@ import redis
 
 from inference.batch_time import updated_measurements
 from inference.lanes import LANES, Lane, Priority
-from inference.planning import ExpiredJob, LanePeek
+from inference.planning import AdmissionView, ExpiredJob, LanePeek, needs_short_ranks
 
+RANKS_READ = 512  # short jobs whose ranks admission reads (the rest rank later: counted first, to be safe)
+HOLD_MS = 30_000  # a held place outlives its request that long at most (a database lock can hold a commit)
 WORKER_ALIVE_S = 6.0  # workers beat every 2 s: silent for three beats means gone
 CLOCK_SYNC_EVERY_S = 60.0
 
@@ -488,6 +492,66 @@ class JobQueue:
         """Hold a place of this rank in the lane (its answer, in the pipeline, is the place: see _HOLD)."""
         self._hold(keys=[self.held_key(lane)], args=[token, rank, hold_ms], client=pipe)
 
+    def admission_view(
+        self, lane: str, *, now: float, rank: float, prior: Mapping[str, str] | None = None, hold: bool = False
+    ) -> AdmissionView:
+        """Everything admission decides on for a job of this lane and rank, read in one round trip at `now`
+        (Redis clock, s): the lanes' depths, the jobs ahead, measurements (over `prior`, the model's, before a
+        worker measured any), the live workers of each lane, who is busy, the long batches in progress and
+        the long lane's head.
+
+        With `hold`, the job's place in its lane is held first, in the same round trip (view.place: the
+        caller releases it if it refuses the job; queueing the job gives it up). What others hold counts as
+        waiting, and as ahead whatever its rank: of two requests whose reads cross, the later reader must
+        count the other (their ranks come from clocks read before either held a place)."""
+        pipe = self.redis.pipeline(transaction=False)
+        if hold:
+            self.hold_place_in(pipe, lane, token=uuid.uuid4().hex, rank=rank, hold_ms=HOLD_MS)
+        for name in LANES:
+            pipe.zcard(self.lane_key(name))
+            pipe.zcard(self.held_key(name))
+        pipe.zcount(self.lane_key(lane), "-inf", rank)
+        pipe.hgetall(self.stats)
+        for name in LANES:
+            pipe.zrangebyscore(self.lane_workers_key(name), now - WORKER_ALIVE_S, "+inf")
+        pipe.hgetall(self.busy_key)
+        pipe.hgetall(self.long_runs_key)
+        self.peek_in(pipe, Lane.LONG, 1)
+        answers = pipe.execute()
+        place = answers.pop(0) if hold else None
+        queued_and_held, answers = answers[: 2 * len(LANES)], answers[2 * len(LANES) :]
+        ahead, stats, answers = answers[0], answers[1], answers[2:]
+        serving = dict(zip(LANES, answers[: len(LANES)], strict=True))
+        busy, long_runs, long_head = answers[len(LANES) :]
+        # This request's own place is itself, not a job ahead of it.
+        held = {name: int(n) - (hold and name == lane) for name, n in zip(LANES, queued_and_held[1::2], strict=True)}
+        depths = {name: int(queued) + held[name] for name, queued in zip(LANES, queued_and_held[::2], strict=True)}
+        view = AdmissionView(
+            now=now,
+            depths=depths,
+            ahead=int(ahead) + held[lane],
+            measurements=stats_read({**(prior or {}), **stats}, now),
+            serving=serving,
+            busy={name: float(until) for name, until in busy.items()},
+            long_runs={name: long_run_fields(run) for name, run in long_runs.items()},
+            long_head=lane_peek(long_head),
+            place=place,
+        )
+        if needs_short_ranks(view, lane):
+            view = dataclasses.replace(view, short_ranks=self._short_ranks(place, depths[Lane.SHORT]))
+        return view
+
+    def _short_ranks(self, place: str | None, waiting: int) -> list[float]:
+        """The ranks of the short jobs waiting (a second round trip, only where the planner needs them).
+        Places other requests hold, and jobs beyond RANKS_READ, count as ranked first."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrange(self.lane_key(Lane.SHORT), 0, RANKS_READ - 1, withscores=True)
+        pipe.zrange(self.held_key(Lane.SHORT), 0, RANKS_READ - 1)
+        ranks, held = pipe.execute()
+        others_held = sum(1 for member in held if member != place)
+        unread = waiting - len(ranks) - others_held
+        return [-math.inf] * (others_held + max(0, unread)) + [score for _, score in ranks]
+
     def release_place(self, lane: str, place: str) -> None:
         """Give up a held place whose job will not be queued (admission refused it)."""
         self.redis.zrem(self.held_key(lane), place)
@@ -708,6 +772,25 @@ class JobQueue:
 
     def worker_key(self, name: str) -> str:
         return f"{self.prefix}:workers:{name}"
+
+    def beat(self, name: str, *, lanes: Sequence[str], status: Mapping[str, object], ttl_s: float) -> None:
+        """A worker's heartbeat, in one round trip: it is alive (on Redis' clock: the reclaim script judges
+        silence by it), serves these lanes of this pool, and says what it runs (its hash, gone after ttl_s)."""
+        now = self.now()
+        pipe = self.redis.pipeline()
+        pipe.zadd(self.workers_key, {name: now})
+        if self.pool:
+            pipe.hset(self.pools_key, self.pool, now)
+        for lane in lanes:
+            pipe.zadd(self.lane_workers_key(lane), {name: now})
+        pipe.hset(self.worker_key(name), mapping={**status, "pool": self.pool, "heartbeat_at": now})
+        pipe.expire(self.worker_key(name), int(ttl_s))
+        pipe.execute()
+
+    def settings_applied(self, name: str, version: int, *, at: float) -> None:
+        """When a worker first applied a settings version (the tuning page shows it)."""
+        applied = {"settings_version": version, "settings_applied_version": version, "settings_applied_at": at}
+        self.redis.hset(self.worker_key(name), mapping=applied)
 
     def forget_dead_workers(self, *, dead_after_s: float = 60) -> int:
         """Drop, atomically, the lane-workers members and busy and long-runs fields of workers without a

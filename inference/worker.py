@@ -517,30 +517,17 @@ class BatchWorker:
         held = self._held_jobs()
         if held:
             self.queue.touch(held, self.reclaim_idle_ms)
-        now = self.queue.now()  # Redis' clock: the reclaim script judges silence by it
-        pipe = self.queue.redis.pipeline()
-        pipe.zadd(self.queue.workers_key, {self.name: now})
-        if self.queue.pool:
-            pipe.hset(self.queue.pools_key, self.queue.pool, now)
-        for lane in self.lanes:
-            pipe.zadd(self.queue.lane_workers_key(lane), {self.name: now})
-        pipe.hset(
-            self.queue.worker_key(self.name),
-            mapping={
-                **self.model.identity.fields(),  # model, revision, dtype, device, engine
-                "pool": self.queue.pool,
-                "lanes": ",".join(self.lanes),
-                "state": "busy" if held else "idle",
-                "started_at": self.started_at,
-                "last_batch_at": self.last_batch_at,
-                "heartbeat_at": now,
-                "settings_version": self.settings_version,
-                "window_ms": "" if self.window_ms is None else self.window_ms,
-                "window_reason": self.window_reason,
-            },
-        )
-        pipe.expire(self.queue.worker_key(self.name), HEARTBEAT_TTL_S)
-        pipe.execute()
+        status = {
+            **self.model.identity.fields(),  # model, revision, dtype, device, engine
+            "lanes": ",".join(self.lanes),
+            "state": "busy" if held else "idle",
+            "started_at": self.started_at,
+            "last_batch_at": self.last_batch_at,
+            "settings_version": self.settings_version,
+            "window_ms": "" if self.window_ms is None else self.window_ms,
+            "window_reason": self.window_reason,
+        }
+        self.queue.beat(self.name, lanes=self.lanes, status=status, ttl_s=HEARTBEAT_TTL_S)
         if self.baseline:
             self.queue.publish_baseline(self.baseline, replace=False)
 
@@ -566,8 +553,7 @@ class BatchWorker:
             if version <= self.settings_version:  # a slower reader's older version must not step it back
                 return False
             self.settings_version = version
-        applied = {"settings_version": version, "settings_applied_version": version, "settings_applied_at": time.time()}
-        self.queue.redis.hset(self.queue.worker_key(self.name), mapping=applied)
+        self.queue.settings_applied(self.name, version, at=time.time())
         return True
 
     def _held_jobs(self) -> list[QueuedJob]:
