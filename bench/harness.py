@@ -194,7 +194,7 @@ class Pipeline:
     def update_settings(self, **values) -> None:
         """Change scheduler settings live, as the tuning page does (workers pick them up within a second)."""
         from edgeportal.core.queueing import get_queue
-        from inference.scheduler import SettingsStore
+        from inference.queue import SettingsStore
         from inference.settings import SchedulerSettings
 
         SettingsStore(get_queue(), SchedulerSettings()).update(**values)

@@ -1,10 +1,12 @@
-"""The job queue in Redis: one sorted set per lane ordered by deadline, and a lease set for jobs in flight.
+"""The store: every Redis key of the scheduler. A pool's job queue (one sorted set per lane ordered by
+deadline, a lease set for jobs in flight), its measurements and its workers' heartbeats, under the pool's
+prefix; the scheduler settings and the registry of pools, under the installation's.
 
 Why sorted sets and Lua: earliest-deadline-first needs an order that arrival order (a stream, a list)
 does not give, and a worker must move the jobs it picks out of the lane and into a lease in one atomic
 step, so two workers never take the same job and a worker that dies leaves its jobs reclaimable.
 
-Keys, under the prefix:
+Keys, under the pool's prefix (<installation prefix>:pool:<model>@<device class>, see inference.pools):
   lane:{short|long}  sorted set  job id -> rank (deadline minus its priority's head start, ms)
   deadlines          sorted set  job id -> deadline (ms, Redis clock), for the expiry timer
   leased             sorted set  job id -> lease end (ms, Redis clock), jobs in a worker's batch
@@ -14,10 +16,15 @@ Keys, under the prefix:
                                  they are queued (JobQueue.hold_place), so concurrent requests see each other
   wake               list        one token per enqueue, so idle workers block instead of polling
   stats              hash        measured batch times per lane and the arrival rate (moving averages)
-  pools              hash        (under the base prefix) pool name -> last heartbeat of a worker serving it
-  pools:used         set         (under the base prefix) every pool a job was queued in
   jobs:dead          stream      jobs buried after killing workers again and again (capped)
   waiting-by-owner   hash        sender (job:{id}'s owner) -> its jobs waiting in the lanes (fair share)
+  busy, long-runs    hashes      worker -> when its batch should end; its long batch's finish-by and work left
+  probe:{lane}       string      the one probe an idle lane takes at a time
+  workers, lane-workers:{lane}, workers:{name}: the heartbeats (JobQueue.beat)
+Under the installation's prefix:
+  scheduler          hash        the live settings overrides and their _version (SettingsStore)
+  pools              hash        pool name -> last heartbeat of a worker serving it
+  pools:used         set         every pool a job was queued in
 All times in the queue come from Redis' clock (TIME), so hosts with skewed clocks agree. The scripts
 touch job:{id} keys they build from the prefix: fine on one Redis, not on Redis Cluster.
 """
@@ -36,6 +43,7 @@ import redis
 from inference.batch_time import updated_measurements
 from inference.lanes import LANES, Lane, Priority
 from inference.planning import AdmissionView, ExpiredJob, LanePeek, needs_short_ranks
+from inference.settings import SchedulerSettings, parse_setting
 
 RANKS_READ = 512  # short jobs whose ranks admission reads (the rest rank later: counted first, to be safe)
 HOLD_MS = 30_000  # a held place outlives its request that long at most (a database lock can hold a commit)
@@ -822,3 +830,50 @@ class JobQueue:
         for (name, beat), fields in zip(names, pipe.execute(), strict=True):
             found.append({"heartbeat_at": str(beat), **fields, "name": name})
         return found
+
+
+# --- scheduler settings, shared by every pool ------------------------------------------------
+
+
+class SettingsStore:
+    """Scheduler settings: environment defaults, overridden by a Redis hash that applies from the next window.
+
+    The hash also holds _version, raised on every save, so workers can say which settings they applied.
+    """
+
+    def __init__(self, queue: JobQueue, defaults: SchedulerSettings):
+        self.redis = queue.redis
+        self.key = f"{queue.base}:scheduler"  # one set of settings for every pool
+        self.defaults = defaults
+
+    def current(self) -> SchedulerSettings:
+        return self.defaults.overridden(self.redis.hgetall(self.key))
+
+    def current_with_version(self) -> tuple[SchedulerSettings, int]:
+        stored = self.redis.hgetall(self.key)
+        return self.defaults.overridden(stored), int(stored.get("_version", 0))
+
+    def update(self, **values: object) -> int:
+        """Store overrides (checked first, all or nothing); returns the new version."""
+        checked = {name: parse_setting(name, raw) for name, raw in values.items()}
+        pipe = self.redis.pipeline(transaction=True)
+        if checked:
+            pipe.hset(self.key, mapping=checked)
+        pipe.hincrby(self.key, "_version", 1)
+        return int(pipe.execute()[-1])
+
+    def publish(self, overrides: Mapping[str, object], version: int) -> bool:
+        """Put a full set of overrides with its version (the database's), in one atomic step, unless Redis
+        holds that version or a newer one: a save published late never undoes a newer one. True if written."""
+        checked = {name: parse_setting(name, raw) for name, raw in overrides.items()}
+        flat = [item for pair in checked.items() for item in pair]
+        return bool(self.redis.eval(_PUBLISH, 1, self.key, version, *flat))
+
+
+# KEYS: the settings hash. ARGV: version, then name/value pairs.
+_PUBLISH = """
+if tonumber(redis.call('HGET', KEYS[1], '_version') or '0') >= tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], '_version', ARGV[1], unpack(ARGV, 2))
+return 1
+"""

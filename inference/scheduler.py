@@ -1,4 +1,4 @@
-"""The scheduler: live settings in Redis, and the collection of one window of jobs (its rules: inference.planning)."""
+"""The scheduler: the collection of one window of jobs (its rules: inference.planning)."""
 
 from __future__ import annotations
 
@@ -18,56 +18,12 @@ from inference.planning import (
     window_close,
 )
 from inference.queue import JobQueue, QueuedJob
-from inference.settings import SchedulerSettings, parse_setting
+from inference.settings import SchedulerSettings
 
 if TYPE_CHECKING:
     from inference.batch import BatchRun
 
 log = logging.getLogger(__name__)
-
-
-class SettingsStore:
-    """Scheduler settings: environment defaults, overridden by a Redis hash that applies from the next window.
-
-    The hash also holds _version, raised on every save, so workers can say which settings they applied.
-    """
-
-    def __init__(self, queue: JobQueue, defaults: SchedulerSettings):
-        self.redis = queue.redis
-        self.key = f"{queue.base}:scheduler"  # one set of settings for every pool
-        self.defaults = defaults
-
-    def current(self) -> SchedulerSettings:
-        return self.defaults.overridden(self.redis.hgetall(self.key))
-
-    def current_with_version(self) -> tuple[SchedulerSettings, int]:
-        stored = self.redis.hgetall(self.key)
-        return self.defaults.overridden(stored), int(stored.get("_version", 0))
-
-    def update(self, **values: object) -> int:
-        """Store overrides (checked first, all or nothing); returns the new version."""
-        checked = {name: parse_setting(name, raw) for name, raw in values.items()}
-        pipe = self.redis.pipeline(transaction=True)
-        if checked:
-            pipe.hset(self.key, mapping=checked)
-        pipe.hincrby(self.key, "_version", 1)
-        return int(pipe.execute()[-1])
-
-    def publish(self, overrides: Mapping[str, object], version: int) -> bool:
-        """Put a full set of overrides with its version (the database's), in one atomic step, unless Redis
-        holds that version or a newer one: a save published late never undoes a newer one. True if written."""
-        checked = {name: parse_setting(name, raw) for name, raw in overrides.items()}
-        flat = [item for pair in checked.items() for item in pair]
-        return bool(self.redis.eval(_PUBLISH, 1, self.key, version, *flat))
-
-
-# KEYS: the settings hash. ARGV: version, then name/value pairs.
-_PUBLISH = """
-if tonumber(redis.call('HGET', KEYS[1], '_version') or '0') >= tonumber(ARGV[1]) then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], '_version', ARGV[1], unpack(ARGV, 2))
-return 1
-"""
 
 
 @dataclass(eq=False)  # a worker holds windows by identity: two may hold equal-looking jobs

@@ -30,8 +30,8 @@ from inference.planning import (
     short_at_risk,
     short_may_go,
 )
-from inference.queue import JobQueue, QueuedJob
-from inference.scheduler import SettingsStore, Window, collect_window
+from inference.queue import JobQueue, QueuedJob, SettingsStore
+from inference.scheduler import Window, collect_window
 from inference.settings import SchedulerSettings
 from inference.single_flight import distinct_runs, outputs_for_each
 

@@ -16,7 +16,7 @@ from edgeportal.prompts.yaml_io import ImportProblem, templates_export, template
 from edgeportal.settings import envint
 from edgeportal.sources.models import Source
 from edgeportal.tuning.models import SettingChange
-from inference.scheduler import SettingsStore
+from inference.queue import SettingsStore
 from inference.settings import SETTINGS, SchedulerSettings, SettingError, env_int, parse_setting
 from tests.conftest import make_template
 

@@ -9,8 +9,7 @@ from django.conf import settings
 from inference.batch_time import model_prior
 from inference.model_files import ModelConfigError, parameter_count
 from inference.pools import ModelCatalog, Pool
-from inference.queue import WORKER_ALIVE_S, JobQueue
-from inference.scheduler import SettingsStore
+from inference.queue import WORKER_ALIVE_S, JobQueue, SettingsStore
 from inference.settings import SchedulerSettings
 
 

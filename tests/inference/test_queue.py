@@ -1,4 +1,4 @@
-"""The Redis queue: lanes ordered by deadline and priority, atomic leases, expiry, reclaim."""
+"""The Redis queue: lanes ordered by deadline and priority, atomic leases, expiry, reclaim, the settings store."""
 
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -7,8 +7,8 @@ import pytest
 
 from inference.admission import admission_estimate
 from inference.planning import batch_ms_of_size, expires
-from inference.queue import WORKER_ALIVE_S, QueuedJob
-from inference.settings import SchedulerSettings
+from inference.queue import WORKER_ALIVE_S, QueuedJob, SettingsStore
+from inference.settings import SchedulerSettings, SettingError
 
 
 def job(job_id, prompt="p", *, lane="short", tokens=4, head_start_ms=0, priority="normal", owner=""):
@@ -291,3 +291,26 @@ def test_each_senders_waiting_jobs_are_counted_as_they_enter_and_leave_the_lanes
     queue.redis.hset(queue.owners, "source:1", 99)  # drifted somehow
     assert queue.recount_owners() == 1
     assert counts() == {"source:1": 3, "source:2": 0, "user:7": 0}
+
+
+def test_live_overrides_in_redis_apply_with_a_version_and_bad_stored_values_are_ignored(queue):
+    store = SettingsStore(queue, SchedulerSettings(window_ms=60, max_batch_size=8))
+    assert store.current_with_version() == (SchedulerSettings(window_ms=60, max_batch_size=8), 0)
+    assert store.update(window_ms=10) == 1
+    assert store.current_with_version() == (SchedulerSettings(window_ms=10, max_batch_size=8), 1)
+    queue.redis.hset(store.key, "max_batch_size", "lots")
+    assert store.current().max_batch_size == 8
+    with pytest.raises(SettingError):
+        store.update(max_batch_size=0)
+    assert store.current_with_version()[1] == 1  # a refused update changes nothing
+
+
+def test_published_settings_replace_older_ones_and_never_newer_ones(queue):
+    store = SettingsStore(queue, SchedulerSettings())
+    assert store.publish({"window_ms": 5, "queue_limit": 9}, version=7) is True
+    assert store.current_with_version() == (SchedulerSettings(window_ms=5, queue_limit=9), 7)
+    assert store.publish({"window_ms": 6}, version=8) is True  # the full set: queue_limit is back to its default
+    assert store.current_with_version() == (SchedulerSettings(window_ms=6), 8)
+    assert store.publish({"window_ms": 1}, version=8) is False
+    assert store.publish({"window_ms": 1}, version=3) is False  # a late, older save
+    assert store.current_with_version() == (SchedulerSettings(window_ms=6), 8)

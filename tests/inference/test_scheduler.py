@@ -1,14 +1,12 @@
-"""Scheduler settings, their live overrides in Redis, and the collection of one window."""
+"""The collection of one window: its lane, its wait, its lease."""
 
 import threading
 import time
 
-import pytest
-
 from inference.planning import ARRIVING_WAIT_MS
 from inference.queue import QueuedJob
-from inference.scheduler import SettingsStore, collect_window
-from inference.settings import SchedulerSettings, SettingError, parse_setting
+from inference.scheduler import collect_window
+from inference.settings import SchedulerSettings
 
 
 def put(queue, *ids, lane="short", tokens=4, deadline_in_ms=60_000):
@@ -113,49 +111,3 @@ def test_a_worker_serves_only_its_lanes(queue):
     put(queue, 1, lane="long", tokens=400)
     assert collect_window(queue, "w1", SchedulerSettings, lanes=("short",)) is None
     assert collect_window(queue, "w1", SchedulerSettings, lanes=("long",)).lane == "long"
-
-
-@pytest.mark.parametrize(
-    ("name", "raw", "message"),
-    [
-        ("window_ms", "-1", "from 0 to 10000"),
-        ("window_ms", "soon", "must be a whole number"),
-        ("max_batch_size", "0", "from 1 to 256"),
-        ("queue_limit", "0", "from 1 to 100000"),
-        ("adaptive_window", "2", "from 0 to 1"),
-        ("colour", "1", "unknown setting"),
-    ],
-)
-def test_bad_settings_are_refused_with_a_clear_message(name, raw, message):
-    with pytest.raises(SettingError, match=message):
-        parse_setting(name, raw)
-
-
-def test_settings_come_from_the_environment():
-    settings = SchedulerSettings.from_env({"EDGE_WINDOW_MS": "25", "EDGE_DEFAULT_DEADLINE_MS": "5000"})
-    assert (settings.window_ms, settings.default_deadline_ms, settings.max_batch_size) == (25, 5000, 8)
-    with pytest.raises(SettingError, match="EDGE_WINDOW_MS: must be a whole number"):
-        SchedulerSettings.from_env({"EDGE_WINDOW_MS": "fast"})
-
-
-def test_live_overrides_in_redis_apply_with_a_version_and_bad_stored_values_are_ignored(queue):
-    store = SettingsStore(queue, SchedulerSettings(window_ms=60, max_batch_size=8))
-    assert store.current_with_version() == (SchedulerSettings(window_ms=60, max_batch_size=8), 0)
-    assert store.update(window_ms=10) == 1
-    assert store.current_with_version() == (SchedulerSettings(window_ms=10, max_batch_size=8), 1)
-    queue.redis.hset(store.key, "max_batch_size", "lots")
-    assert store.current().max_batch_size == 8
-    with pytest.raises(SettingError):
-        store.update(max_batch_size=0)
-    assert store.current_with_version()[1] == 1  # a refused update changes nothing
-
-
-def test_published_settings_replace_older_ones_and_never_newer_ones(queue):
-    store = SettingsStore(queue, SchedulerSettings())
-    assert store.publish({"window_ms": 5, "queue_limit": 9}, version=7) is True
-    assert store.current_with_version() == (SchedulerSettings(window_ms=5, queue_limit=9), 7)
-    assert store.publish({"window_ms": 6}, version=8) is True  # the full set: queue_limit is back to its default
-    assert store.current_with_version() == (SchedulerSettings(window_ms=6), 8)
-    assert store.publish({"window_ms": 1}, version=8) is False
-    assert store.publish({"window_ms": 1}, version=3) is False  # a late, older save
-    assert store.current_with_version() == (SchedulerSettings(window_ms=6), 8)

@@ -8,7 +8,7 @@ import pytest
 from edgeportal.core.queueing import get_queue
 from edgeportal.jobs.models import Job
 from edgeportal.latency.models import JobLatency
-from inference.scheduler import SettingsStore
+from inference.queue import SettingsStore
 from inference.settings import SchedulerSettings
 from tests.conftest import make_template
 from tests.integration.workers import wait_until

@@ -17,9 +17,9 @@ from edgeportal.jobs.services import jobs_requeue_lost
 from edgeportal.jobs.sink import DatabaseSink
 from edgeportal.latency.models import BatchRecord
 from inference.generation import GenerationParams
-from inference.queue import JobQueue
+from inference.queue import JobQueue, SettingsStore
 from inference.runtime import TransformersEngine
-from inference.scheduler import SettingsStore, collect_window
+from inference.scheduler import collect_window
 from inference.settings import SchedulerSettings
 from inference.warm_up import measure_baseline
 from inference.worker import GIVE_UP_AFTER_S, HEARTBEAT_EVERY_S, LongRun, StorageUnavailable, retry_delay_s
