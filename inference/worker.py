@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import logging
 import socket
-import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import redis
@@ -21,84 +19,24 @@ from inference.batch_time import batch_estimate_ms, padded_tokens
 from inference.generation import BatchOutput, GenerationParams
 from inference.kept_results import batches_from_kept, kept_fields
 from inference.lanes import LANES, Lane
-from inference.planning import (
-    ExpiredJob,
-    batch_central_by_size,
-    expiry_reason,
-    long_finish_by,
-    long_left_ms,
-    short_at_risk,
-    short_may_go,
-)
+from inference.long_batches import LongBatches, LongRun
+from inference.planning import ExpiredJob, batch_central_by_size, expiry_reason
 from inference.queue import JobQueue, QueuedJob, SettingsStore
 from inference.scheduler import Window, collect_window
 from inference.settings import SchedulerSettings
 from inference.single_flight import distinct_runs, outputs_for_each
+from inference.worker_threads import FailureLog, retry_delay_s, start_beside
 
 if TYPE_CHECKING:
     from inference.engine import Engine
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_EVERY_S = 2.0
 RECLAIM_EVERY_S = 1.0  # looking for leases that ran out: one small Lua call over the jobs in flight
-TIMER_EVERY_S = 0.1  # expiry checks and settings pick-up: well inside the one second a change may take
 HEARTBEAT_TTL_S = 15
 # A batch that cannot start for this long (its tries failing in a row) fails, rather than block the worker: about
 # what a passing outage (a restart of Redis or the database) never takes.
 GIVE_UP_AFTER_S = 60.0
-RETRY_MAX_DELAY_S = 2.0  # the loop's longest wait between tries: work resumes this soon after an outage ends
-
-
-def retry_delay_s(failures: int) -> float:
-    """The loop's wait after this many failed steps in a row: 0.5 s, 1 s, then 2 s between tries for as long as
-    the outage lasts. A try costs one connection attempt, and a longer wait would only delay the work once
-    Redis or the database answer again (doubling to 30 s, a 3 s Redis restart held batches back 7 s)."""
-    return min(RETRY_MAX_DELAY_S, 0.25 * 2 ** min(failures, 8))
-
-
-class FailureLog:
-    """Logs a failure that repeats without flooding the log: the first with its traceback, then the 2nd, 4th,
-    8th ... as one line each, and one line once it works again: an outage does not log a traceback every tick."""
-
-    def __init__(self, what: str):
-        self.what = what
-        self.count = 0
-
-    def failed(self) -> int:
-        """Call in an except block; returns the failures in a row."""
-        self.count += 1
-        if self.count == 1:
-            log.exception("%s failed", self.what)
-        elif self.count & (self.count - 1) == 0:
-            log.error("%s still fails (%d tries in a row): %s", self.what, self.count, sys.exc_info()[1])
-        return self.count
-
-    def worked(self) -> None:
-        if self.count:
-            log.warning("%s works again after %d failed tries", self.what, self.count)
-            self.count = 0
-
-
-@dataclass(eq=False)
-class LongRun:
-    """A long batch in progress, which short batches may interrupt between its steps."""
-
-    deadline: float  # its earliest job deadline, local time
-    measurements: dict[str, float]
-    tokens: int  # its padded prompt tokens
-    started: float = field(default_factory=time.time)
-    paused_s: float = 0.0
-    may_pause: bool = True
-    finish_by: float = 0.0  # its deadline, or earlier when long jobs wait behind it (see _long_finish_by)
-    paused_since: float | None = None  # in a pause now, since then
-
-    def model_s(self, now: float) -> float:
-        """Its time on the model so far: time since it started, less its pauses."""
-        return now - self.started - self.paused_s - (now - self.paused_since if self.paused_since else 0.0)
-
-    def __post_init__(self):
-        self.finish_by = self.finish_by or self.deadline
 
 
 def batch_inputs(jobs: list[QueuedJob]) -> dict:
@@ -161,10 +99,7 @@ class BatchWorker:
         # Windows whose batch did not complete, retried first: one, or two while a short batch runs
         # inside a paused long one. The timer renews their leases.
         self.in_flight: list[Window] = []
-        self.long_run: LongRun | None = None
-        self._long_run_lock = threading.Lock()  # the timer publishes a long run only while it runs
-        self.short_waiting = threading.Event()  # set by the timer while a long batch runs and short jobs wait
-        self.short_at_risk = threading.Event()  # the same, when the first of them is about to expire
+        self.long_batches = LongBatches(self.name)  # the long batch in steps, shared with the timer
         self.retrying_since: float | None = None  # when the batch in flight first needed a retry
         self.recovered_own = False
         self.last_batch_at = 0.0
@@ -175,7 +110,6 @@ class BatchWorker:
         self.window_ms: int | None = None
         self.window_reason = ""
         self._last_reclaim = 0.0
-        self.long_run_left = False  # its entry in the long-runs hash outlived the long batch (Redis was away)
 
     # --- steps: each returns True when it did work -----------------------------------------
 
@@ -392,7 +326,7 @@ class BatchWorker:
 
     def _generate_long(self, jobs: list[QueuedJob], batch: BatchRun) -> BatchOutput:
         """A long batch in steps (prefill chunks, then decoding), letting short batches run in between
-        while it is ahead of its pace (see _short_may_go)."""
+        while it is ahead of its pace (planning.short_may_go, through LongBatches)."""
         run = LongRun(
             deadline=min(job.deadline_ms for job in jobs) / 1000 - self.queue.clock_offset,
             measurements=self.queue.measurements(),
@@ -401,86 +335,33 @@ class BatchWorker:
         steps = self.model.generate_in_steps(
             **batch_inputs(jobs),
             chunk_tokens=batch.settings.long_chunk_tokens,
-            pause_wanted=lambda: self._short_may_go(run),
+            pause_wanted=lambda: self.long_batches.short_may_go(run, self.live_settings),
         )
-        self.long_run = run
+        self.queue.clear_busy(self.name)  # it stands aside for short batches: its long run says the rest
         try:
-            self._long_finish_by(run)  # published before the first step: admission sees it at once
-            self.queue.clear_busy(self.name)  # it stands aside for short batches: its long run says the rest
-            while True:
-                try:
-                    next(steps)
-                except StopIteration as done:
-                    return done.value
-                if self._short_may_go(run):
-                    self._pause_for_short(run)
+            return self.long_batches.run_in_steps(
+                self.queue,
+                run,
+                steps,
+                settings=lambda: self.live_settings,
+                run_short=lambda: self._run_short_batch(run),
+            )
         finally:
-            with self._long_run_lock:
-                self.long_run = None
-                try:
-                    self.queue.clear_long_run(self.name)
-                except redis.RedisError:  # the model's work is done: the timer clears it once Redis answers
-                    self.long_run_left = True
             batch.paused_ms = run.paused_s * 1000
 
-    def _short_may_go(self, run: LongRun) -> bool:
-        """Called during decoding after every token: no Redis here (the timer sets short_waiting and
-        short_at_risk). The rule: planning.short_may_go."""
-        if not (run.may_pause and self.short_waiting.is_set()):
+    def _run_short_batch(self, run: LongRun) -> bool:
+        """One short batch while a long one stands aside; False when the short lane had none."""
+        window = collect_window(
+            self.queue, self.name, lambda: self.live_settings, lanes=(Lane.SHORT,), lease_ms=self.reclaim_idle_ms
+        )
+        if window is None:
             return False
-        return short_may_go(run, self.live_settings, now=time.time(), short_at_risk=self.short_at_risk.is_set())
-
-    def _short_lane_check(self, run: LongRun) -> None:
-        """While a long batch runs: do short jobs wait, and is the first about to expire?"""
-        head = self.queue.peek(Lane.SHORT, 1)
-        if head.waiting:
-            self.short_waiting.set()
-        if short_at_risk(head, self.live_settings, run.measurements):
-            self.short_at_risk.set()
-        else:
-            self.short_at_risk.clear()
-
-    def _long_finish_by(self, run: LongRun) -> None:
-        """Long jobs waiting behind this batch need their time too (planning.long_finish_by)."""
-        finish_by = long_finish_by(run, self.queue.peek(Lane.LONG, 1), clock_offset=self.queue.clock_offset)
-        run.finish_by = finish_by  # one assignment: the batch thread reads it between tokens
-        # For admission: by when it must finish, and how much model time it has left.
-        left_ms = long_left_ms(run, now=time.time())
-        with self._long_run_lock:
-            if self.long_run is run:  # not after the batch ended and cleared it
-                self.queue.set_long_run(self.name, finish_by + self.queue.clock_offset, left_ms)
-
-    def _pause_for_short(self, run: LongRun) -> None:
-        """Run short batches while the long batch may stand aside; each counts at once as paused time,
-        so the next check sees where the long batch really stands."""
-        while self._short_may_go(run):
-            paused_at, window = time.time(), None
-            run.paused_since = paused_at
-            try:
-                window = collect_window(
-                    self.queue,
-                    self.name,
-                    lambda: self.live_settings,
-                    lanes=(Lane.SHORT,),
-                    lease_ms=self.reclaim_idle_ms,
-                )
-                if window is not None and window.jobs:
-                    self.run_batch(window)  # holds the window from its first line
-                    run.measurements = self.queue.measurements()
-                elif window is not None and window.expired:
-                    self._expire(window.expired)
-            except Exception:
-                # Redis or the database failed: finish the long batch first; retry_step then finishes the
-                # short one (it is in flight, its leases renewed).
-                log.exception("%s: a short batch inside a long one failed", self.name)
-                run.may_pause = False
-            finally:
-                run.paused_s += time.time() - paused_at
-                run.paused_since = None
-            if window is None:
-                self.short_waiting.clear()  # the timer sets them again if more arrive
-                self.short_at_risk.clear()
-                return
+        if window.jobs:
+            self.run_batch(window)  # holds the window from its first line
+            run.measurements = self.queue.measurements()
+        elif window.expired:
+            self._expire(window.expired)
+        return True
 
     def _generate_each(self, jobs: list[QueuedJob]) -> list[BatchOutput | str]:
         outputs: list[BatchOutput | str] = []
@@ -564,50 +445,7 @@ class BatchWorker:
         Redis only (the expiry timer, which writes to the database, has a thread of its own)."""
         self.settings_step()
         self.reclaim_step()
-        run = self.long_run
-        if run is not None:
-            self._short_lane_check(run)
-            self._long_finish_by(run)
-        elif self.long_run_left:  # a long batch ended while Redis was away: admission must not count it
-            self.queue.clear_long_run(self.name)
-            self.long_run_left = False
-
-    def _timer_forever(self) -> None:
-        failures = FailureLog(f"{self.name}: the timer")
-        while not self.stopping.is_set():
-            try:
-                self.timer_step()
-                failures.worked()
-            except Exception:
-                failures.failed()
-            self.stopping.wait(TIMER_EVERY_S)
-
-    def _expiry_forever(self) -> None:
-        """Beside the batch thread: the expiry timer, in a thread of its own because it writes to the database."""
-        failures = FailureLog(f"{self.name}: the expiry timer")
-        while not self.stopping.is_set():
-            try:
-                self.expiry_step()
-                failures.worked()
-            except Exception:
-                failures.failed()
-            self.stopping.wait(TIMER_EVERY_S)
-
-    def _beat_forever(self) -> None:
-        """The heartbeat, which renews the leases of the jobs in flight, in a thread of its own that touches
-        nothing but Redis: a database that hangs (the expiry timer's writes, the batch's storing) never
-        silences it, or other workers would take this worker's jobs for a dead one's (and /readyz and the
-        dashboard call it gone). It beats until the batch thread is done, so a worker stopping gracefully
-        keeps the batch it finishes."""
-        failures = FailureLog(f"{self.name}: the heartbeat")
-        while not self.finished.is_set():
-            try:
-                self.heartbeat()
-                self.queue.sync_clock()
-                failures.worked()
-            except Exception:
-                failures.failed()
-            self.finished.wait(HEARTBEAT_EVERY_S)
+        self.long_batches.observe(self.queue, self.live_settings)
 
     def run_forever(self) -> None:
         log.info("%s serves the %s lane(s) of %s", self.name, " and ".join(self.lanes), self.queue.prefix)
@@ -618,9 +456,7 @@ class BatchWorker:
                 try:
                     if not ready:  # inside the retrying loop: a Redis that is down at start must not end the thread
                         self.announce()
-                        for target, name in [(self._timer_forever, "timer"), (self._expiry_forever, "expiry"),
-                                             (self._beat_forever, "heartbeat")]:  # fmt: skip
-                            threading.Thread(target=target, name=name, daemon=True).start()
+                        start_beside(self)  # the timer, the expiry timer and the heartbeat
                         ready = True
                     self.step()
                     failures.worked()

@@ -17,12 +17,14 @@ from edgeportal.jobs.services import jobs_requeue_lost
 from edgeportal.jobs.sink import DatabaseSink
 from edgeportal.latency.models import BatchRecord
 from inference.generation import GenerationParams
+from inference.long_batches import LongRun
 from inference.queue import JobQueue, SettingsStore
 from inference.runtime import TransformersEngine
 from inference.scheduler import collect_window
 from inference.settings import SchedulerSettings
 from inference.warm_up import measure_baseline
-from inference.worker import GIVE_UP_AFTER_S, HEARTBEAT_EVERY_S, LongRun, StorageUnavailable, retry_delay_s
+from inference.worker import GIVE_UP_AFTER_S, StorageUnavailable
+from inference.worker_threads import HEARTBEAT_EVERY_S, retry_delay_s, timer_forever
 from tests.conftest import make_template
 from tests.integration.workers import wait_until
 
@@ -348,7 +350,7 @@ def test_an_outage_logs_a_few_lines_not_a_traceback_every_100_ms(make_worker, qu
     worker = make_worker()
     worker.queue = JobQueue.from_url("redis://127.0.0.1:1/0", queue.prefix, base=queue.base)  # Redis is gone
     worker.settings = SettingsStore(worker.queue, worker.settings.defaults)
-    timer = threading.Thread(target=worker._timer_forever, daemon=True)
+    timer = threading.Thread(target=timer_forever, args=(worker,), daemon=True)
     timer.start()
     time.sleep(3)  # about 30 tries of the timer
     worker.stop()
@@ -583,7 +585,7 @@ def long_job(submit, queue):
 
 def run_with_timer(worker):
     """Run one batch step with the worker's timer thread beside it, as run_forever does."""
-    timer = threading.Thread(target=worker._timer_forever, daemon=True)
+    timer = threading.Thread(target=timer_forever, args=(worker,), daemon=True)
     timer.start()
     try:
         worker.batch_step()
@@ -699,27 +701,29 @@ def test_a_long_batch_stands_aside_only_while_ahead_of_its_pace(make_worker, que
     queue.record_batch_time("long", 3_000)  # planned at 6 s
     queue.record_batch_time("short", 480)  # 0.96 s and the 30 ms window: a span of about 20 s
     worker = make_worker()
-    worker.short_waiting.set()
+    worker.long_batches.short_waiting.set()
     now = time.time()
     run = LongRun(now + 11, queue.measurements(), tokens=1_500, started=now - 10, paused_s=paused_s)  # 10 s in
-    assert worker._short_may_go(run) is stands_aside
-    worker.short_waiting.clear()
-    assert worker._short_may_go(run) is False  # nothing waits
+    assert worker.long_batches.short_may_go(run, worker.live_settings) is stands_aside
+    worker.long_batches.short_waiting.clear()
+    assert worker.long_batches.short_may_go(run, worker.live_settings) is False  # nothing waits
 
 
 def test_a_short_job_about_to_expire_goes_first_while_the_long_deadline_allows(make_worker, queue):
     queue.record_batch_time("long", 3_000)  # planned at 6 s
     queue.record_batch_time("short", 480)  # planned at about 1 s
     worker = make_worker()
-    worker.short_waiting.set()
+    worker.long_batches.short_waiting.set()
     now = time.time()
     # 3 s of its 6 s done; long jobs waiting behind it leave it no pace to spare (finish by now + 3 s)...
     run = LongRun(now + 30, queue.measurements(), tokens=1_500, started=now - 3, finish_by=now + 3)
-    assert worker._short_may_go(run) is False
-    worker.short_at_risk.set()  # ...but a short job would expire: its own deadline has room for it
-    assert worker._short_may_go(run) is True
+    assert worker.long_batches.short_may_go(run, worker.live_settings) is False
+    worker.long_batches.short_at_risk.set()  # ...but a short job would expire: its own deadline has room for it
+    assert worker.long_batches.short_may_go(run, worker.live_settings) is True
     late = LongRun(now + 3.5, queue.measurements(), tokens=1_500, started=now - 3)
-    assert worker._short_may_go(late) is False  # 3 s of work in 3.5 s: one short batch would break it
+    assert (
+        worker.long_batches.short_may_go(late, worker.live_settings) is False
+    )  # 3 s of work in 3.5 s: one short batch would break it
 
 
 def test_a_worker_publishes_its_warm_up_baseline_at_start_and_again_when_redis_lost_it(make_worker, queue, tiny_model):
