@@ -217,9 +217,10 @@ class Pipeline:
         round_trip_ms = (time.perf_counter() - sent) * 1000
         return {"status": status, "body": answer, "round_trip_ms": round_trip_ms, "server_ms": server_ms(headers)}
 
-    def submit(self, prompt: str) -> dict:
-        """POST one prompt that must be accepted; returns the API's answer plus the round trip."""
-        answer = self.post({"prompt": prompt})
+    def submit(self, prompt: str, **fields) -> dict:
+        """POST one prompt (and more fields of the API) that must be accepted; returns the API's answer plus
+        the round trip."""
+        answer = self.post({"prompt": prompt, **fields})
         if answer["status"] >= 400:
             raise RuntimeError(f"job refused: {answer['status']} {answer['body']}")
         return {**answer["body"], "round_trip_ms": answer["round_trip_ms"]}
