@@ -24,7 +24,8 @@ def steps(count: int, done: list):
 
 def test_short_batches_run_between_steps_while_short_jobs_wait_and_count_as_paused(queue):
     batches, done, shorts = LongBatches("w1"), [], []
-    run = LongRun(deadline=time.time() + 60, measurements=ROOMY, tokens=1_000)
+    # Five seconds of its ten done, a minute to go: well ahead of its pace, whatever a slow machine adds.
+    run = LongRun(deadline=time.time() + 60, measurements=ROOMY, tokens=1_000, started=time.time() - 5)
 
     def run_short() -> bool:
         shorts.append(len(done))
