@@ -25,4 +25,3 @@ class Priority(StrEnum):
 
 
 LANES: tuple[Lane, ...] = tuple(Lane)  # in the order the scheduler prefers them
-PRIORITIES: tuple[Priority, ...] = tuple(Priority)

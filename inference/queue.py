@@ -437,6 +437,11 @@ def _pairs(flat: list) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
+def redis_client(url: str) -> redis.Redis:
+    """A client as every queue uses one: text answers, and a socket timeout, so an outage fails a call."""
+    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=5)
+
+
 class JobQueue:
     """One pool's queue (inference.pools) under `prefix`; `base` is the installation's prefix, under which
     the keys all pools share live (the scheduler settings, the registry of pools)."""
@@ -472,11 +477,7 @@ class JobQueue:
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "edgeportal", *, base: str | None = None, pool: str = "") -> JobQueue:
-        return cls(redis.Redis.from_url(url, decode_responses=True, socket_timeout=5), prefix, base=base, pool=pool)
-
-    def pool_queue(self, prefix: str, pool: str) -> JobQueue:
-        """The queue of another pool on the same Redis connection."""
-        return JobQueue(self.redis, prefix, base=self.base, pool=pool)
+        return cls(redis_client(url), prefix, base=base, pool=pool)
 
     def pools_seen(self) -> dict[str, float]:
         """Every pool a worker has served, with its last heartbeat (Redis clock, s)."""

@@ -1,6 +1,7 @@
 """The queues of the pools and the scheduler settings the web side talks to, built from settings (one Redis
 client per URL, one JobQueue per pool)."""
 
+from collections.abc import Iterable, Iterator
 from functools import cache
 
 import redis
@@ -9,7 +10,7 @@ from django.conf import settings
 from inference.batch_time import model_prior
 from inference.model_files import ModelConfigError, parameter_count
 from inference.pools import ModelCatalog, Pool
-from inference.queue import WORKER_ALIVE_S, JobQueue, SettingsStore
+from inference.queue import WORKER_ALIVE_S, JobQueue, SettingsStore, redis_client
 from inference.settings import SchedulerSettings
 
 
@@ -38,12 +39,7 @@ def pool_of(name: str) -> Pool:
 def pools_known() -> list[Pool]:
     """Every pool that may hold jobs: each model's CPU pool, every pool a job was queued in (by any process,
     whichever models it knows of), and every pool a worker has served."""
-    found = {Pool(name, "cpu") for name in model_catalog().names}
-    for name in get_queue().pools_used():
-        try:
-            found.add(Pool.from_name(name))
-        except ValueError:
-            continue  # not ours to read
+    found = {Pool(name, "cpu") for name in model_catalog().names} | set(_pools_named(get_queue().pools_used()))
     default = model_catalog().default_pool()
     return sorted(found, key=lambda pool: (pool != default, pool))
 
@@ -53,23 +49,26 @@ def pools_for(model: str) -> list[Pool]:
     else the model's CPU pool (its jobs wait there for a worker, or expire)."""
     queue = get_queue()
     now = queue.now()
-    seen = []
-    for name, at in queue.pools_seen().items():
-        try:
-            pool = Pool.from_name(name)
-        except ValueError:
-            continue
-        if pool.model == model:
-            seen.append((at, pool))
+    seen_at = queue.pools_seen()
+    seen = [(seen_at[pool.name], pool) for pool in _pools_named(seen_at) if pool.model == model]
     live = sorted(pool for at, pool in seen if now - at <= WORKER_ALIVE_S)
     if live:
         return live
     return [max(seen)[1]] if seen else [Pool(model, "cpu")]
 
 
+def _pools_named(names: Iterable[str]) -> Iterator[Pool]:
+    """The pools of these names, skipping any that is not a pool's (not ours to read)."""
+    for name in names:
+        try:
+            yield Pool.from_name(name)
+        except ValueError:
+            continue
+
+
 @cache
 def _redis_for(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=5)
+    return redis_client(url)
 
 
 @cache
