@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run dev test fuzz lint format bench bench-cache bench-overload bench-phases bench-web chaos clean
+.PHONY: install run dev test fuzz lint format bench bench-cache bench-overload bench-phases bench-web bench-openai chaos clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -64,6 +64,12 @@ bench-web: install
 	$(PY) manage.py prepare_model
 	$(PY) bench/web.py
 	BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/edgeportal_bench $(PY) bench/web.py --servers production,production-2,production-asgi-only
+
+# The OpenAI-compatible API: time to first token, streaming's cost, 64 concurrent streams (about 6 minutes).
+bench-openai: install
+	scripts/ensure-redis.sh
+	$(PY) manage.py prepare_model
+	$(PY) bench/openai_api.py
 
 # Faults injected into a running node, on a private Redis and PostgreSQL (about 12 minutes): RELIABILITY in BENCHMARKS.md.
 chaos: install

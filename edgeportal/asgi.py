@@ -1,11 +1,11 @@
 """The ASGI application `make run` serves (gunicorn with uvicorn workers). Request bodies are limited
 before Django reads them (edgeportal.body_limit).
 
-Two ways into Django. Paths under STREAMING_PREFIXES (the OpenAI-compatible API, whose streams must hold
-no thread) go to Django's ASGI handler. Every other request runs Django's WSGI handler on a thread of a
-pool (a2wsgi): a short request then stays on one thread from the first middleware to the response, where
-the ASGI handler switches threads around each synchronous middleware method and the view (about 20
-switches per submission here; BENCHMARKS.md, web server, compares both).
+Two ways into Django. Paths under STREAMING_PREFIXES (the OpenAI-compatible API and the pages' job streams,
+which must hold no thread while they wait) go to Django's ASGI handler. Every other request runs Django's
+WSGI handler on a thread of a pool (a2wsgi): a short request then stays on one thread from the first
+middleware to the response, where the ASGI handler switches threads around each synchronous middleware
+method and the view (about 20 switches per submission here; BENCHMARKS.md, web server, compares both).
 """
 
 import os
@@ -19,7 +19,7 @@ from edgeportal.body_limit import BodyLimit
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "edgeportal.settings")
 
-STREAMING_PREFIXES = ("/v1/",)
+STREAMING_PREFIXES = ("/v1/", "/stream/")
 
 
 class PathRouter:

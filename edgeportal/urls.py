@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from edgeportal.jobs import api as jobs_api
+from edgeportal.jobs import live as jobs_live
 from edgeportal.jobs import views as jobs_views
 from edgeportal.latency import views as latency_views
 from edgeportal.monitoring import views as monitoring_views
@@ -69,6 +70,8 @@ urlpatterns = [
     path("templates/", include(prompts_patterns)),
     path("tuning/", include(tuning_patterns)),
     path("api/", include(api_patterns)),
+    path("v1/", include("edgeportal.openai_api.urls")),  # OpenAI-compatible (async: edgeportal.asgi)
+    path("stream/jobs/<int:job_id>", jobs_live.job_stream, name="job-stream"),  # async too
     path("latency/", include(latency_patterns)),
     path("lab/", include("edgeportal.lab.urls")),
     path("dashboard/", include(monitoring_patterns)),

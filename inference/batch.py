@@ -15,6 +15,7 @@ class JobResult:
     prompt_tokens: int
     new_tokens: int
     picked_at: float
+    finish_reason: str = "stop"  # or "length": it reached its token limit
 
 
 @dataclass
@@ -30,6 +31,7 @@ class BatchRun:
     window_opened_at: float
     inference_started_at: float
     inference_ended_at: float | None = None
+    first_token_at: float | None = None  # when its first decoding step ended (None: not measured)
     paused_ms: float = 0.0  # a long batch's time standing aside for short batches (inside inference_ms)
     padded_tokens: int = 0
     results: list[JobResult] = field(default_factory=list)

@@ -11,8 +11,9 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Protocol, runtime_checkable
 
+from inference.decoding import Decoding
 from inference.devices import device_class
-from inference.generation import BatchOutput, GenerationParams
+from inference.generation import BatchOutput, GenerationParams, StepCallback
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,20 @@ class EngineIdentity:
 @runtime_checkable
 class Engine(Protocol):
     """A model loaded once, warmed up, and run in batches. Greedy decoding: a batch's outputs are those of
-    each prompt run alone, and generate_in_steps gives the outputs of generate_batch."""
+    each prompt run alone, and generate_in_steps gives the outputs of generate_batch. A row whose Decoding
+    samples draws from its own seeded generator; each row ends at its own limit and stop strings
+    (inference.decoding.final_text), with finish_reason "length" or "stop"."""
 
     identity: EngineIdentity
+    context_length: int | None  # the most tokens, prompt and output, it reads (None: unknown)
 
-    def count_tokens(self, prompt: str, system_prompt: str | None = None) -> int:
-        """The prompt's tokens as the model reads it (its chat template applied): what lanes are chosen by."""
+    def count_tokens(self, prompt: str, system_prompt: str | None = None, raw: bool = False) -> int:
+        """The prompt's tokens as the model reads it (its chat template applied unless raw): what lanes are
+        chosen by, and what usage reports."""
+        ...
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        """The text of generated tokens (what on_step's tokens stream as)."""
         ...
 
     def generate_batch(
@@ -52,8 +61,11 @@ class Engine(Protocol):
         *,
         system_prompts: Sequence[str | None] | None = None,
         max_new_tokens_each: Sequence[int] | None = None,
+        decodings: Sequence[Decoding] | None = None,
+        on_step: StepCallback | None = None,
     ) -> BatchOutput:
-        """Generate for a whole batch; each job's output is cut to its own token limit."""
+        """Generate for a whole batch; each job's output is cut to its own token limit. on_step gets every
+        decoding step's new tokens, one per row (None for a row that ended), as they are made."""
         ...
 
     def generate_in_steps(
@@ -63,6 +75,8 @@ class Engine(Protocol):
         *,
         system_prompts: Sequence[str | None] | None = None,
         max_new_tokens_each: Sequence[int] | None = None,
+        decodings: Sequence[Decoding] | None = None,
+        on_step: StepCallback | None = None,
         chunk_tokens: int = 256,
         pause_wanted: Callable[[], bool] = lambda: False,
     ) -> Generator[None, None, BatchOutput]:

@@ -1,6 +1,10 @@
 """What a generation takes and returns; kept apart from runtime.py so importing it never loads torch."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+# Called after each decoding step with every row's new token (None for a row that has ended): what streams.
+StepCallback = Callable[[list[int | None]], None]
 
 
 @dataclass(frozen=True)
@@ -14,6 +18,7 @@ class Generation:
     text: str
     prompt_tokens: int
     new_tokens: int
+    finish_reason: str = "stop"  # "stop": it ended (end-of-text or a stop string); "length": its token limit
 
 
 @dataclass(frozen=True)

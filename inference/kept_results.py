@@ -27,6 +27,7 @@ def kept_fields(batch: BatchRun) -> dict[int, str]:
         "window_opened_at": batch.window_opened_at,
         "inference_started_at": batch.inference_started_at,
         "inference_ended_at": batch.inference_ended_at,
+        "first_token_at": batch.first_token_at,
         "paused_ms": batch.paused_ms,
         "padded_tokens": batch.padded_tokens,
         "picked": {str(job.job_id): job.picked_at for job in batch.jobs},
@@ -35,6 +36,7 @@ def kept_fields(batch: BatchRun) -> dict[int, str]:
     kept = {}
     for result in batch.results:
         output = {"text": result.text, "prompt_tokens": result.prompt_tokens, "new_tokens": result.new_tokens}
+        output["finish_reason"] = result.finish_reason
         kept[result.job_id] = json.dumps({**record, "output": output})
     for job_id, reason in batch.failures.items():
         kept[job_id] = json.dumps({**record, "failure": reason})
@@ -60,6 +62,7 @@ def batches_from_kept(jobs: list[QueuedJob]) -> list[BatchRun]:
                 window_opened_at=kept["window_opened_at"],
                 inference_started_at=kept["inference_started_at"],
                 inference_ended_at=kept["inference_ended_at"],
+                first_token_at=kept.get("first_token_at"),
                 paused_ms=kept["paused_ms"],
                 padded_tokens=kept["padded_tokens"],
                 copies={int(job_id): run for job_id, run in kept.get("copies", {}).items()},
@@ -67,7 +70,10 @@ def batches_from_kept(jobs: list[QueuedJob]) -> list[BatchRun]:
         if "output" in kept:
             output = kept["output"]
             picked_at = kept["picked"][str(job.job_id)]
-            result = JobResult(job.job_id, output["text"], output["prompt_tokens"], output["new_tokens"], picked_at)
+            result = JobResult(
+                job.job_id, output["text"], output["prompt_tokens"], output["new_tokens"], picked_at,
+                finish_reason=output.get("finish_reason", "stop"),
+            )  # fmt: skip
             batch.results.append(result)
         else:
             batch.failures[job.job_id] = kept["failure"]

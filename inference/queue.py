@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 import redis
 
 from inference.batch_time import updated_measurements
+from inference.decoding import GREEDY, Decoding
 from inference.lanes import LANES, Lane, Priority
 from inference.planning import AdmissionView, ExpiredJob, LanePeek, needs_short_ranks
 from inference.settings import SchedulerSettings, parse_setting
@@ -373,6 +374,7 @@ class QueuedJob:
     picked_at: float = field(default=0.0)  # local time it entered a worker's window (see collect_window)
     kept: str = ""  # its output from an earlier run, not stored yet (inference.kept_results)
     place: str = ""  # the place admission held for it until it is queued (JobQueue.hold_place)
+    decoding: Decoding = GREEDY  # sampling, stop strings, raw prompt, streaming (inference.decoding)
 
     def to_fields(self) -> dict[str, str]:
         return {
@@ -387,6 +389,7 @@ class QueuedJob:
             "place": self.place,
             "cache_key": self.cache_key,
             "owner": self.owner,
+            "decoding": self.decoding.to_json(),
         }
 
     @classmethod
@@ -407,6 +410,7 @@ class QueuedJob:
             owner=fields.get("owner", ""),
             picked_at=time.time(),
             kept=fields.get("kept", ""),
+            decoding=Decoding.from_json(fields.get("decoding", "")),
         )
 
 

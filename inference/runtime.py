@@ -6,17 +6,27 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import random
 import time
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, StoppingCriteria, StoppingCriteriaList
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    DynamicCache,
+    LogitsProcessor,
+    LogitsProcessorList,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
 from transformers.utils import logging as hf_logging
 
+from inference.decoding import GREEDY, Decoding, final_text
 from inference.devices import resolve_device, resolve_dtype
 from inference.engine import EngineIdentity
-from inference.generation import BatchOutput, Generation, GenerationParams
+from inference.generation import BatchOutput, Generation, GenerationParams, StepCallback
 from inference.model_files import DEFAULT_CACHE_DIR, gguf_cache_dir, model_revision, resolve_model_path
 from inference.pools import ModelCatalog, model_name_of
 
@@ -62,6 +72,7 @@ class TransformersEngine:
         self.tokenizer = tokenizer
         self.identity = identity
         self.device = torch.device(identity.device)
+        self.context_length = getattr(model.config, "max_position_embeddings", None)
         tokenizer.padding_side = "left"  # decoder-only models continue from the right edge
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -70,15 +81,21 @@ class TransformersEngine:
         accepts = "logits_to_keep" in inspect.signature(model.forward).parameters
         self._prefill_options = {"logits_to_keep": 1} if accepts else {}
 
-    def format_prompt(self, prompt: str, system_prompt: str | None = None) -> str:
-        if not self.tokenizer.chat_template:
+    def format_prompt(self, prompt: str, system_prompt: str | None = None, raw: bool = False) -> str:
+        """The text the model reads: the chat template around the prompt, or the prompt itself when raw."""
+        if raw or not self.tokenizer.chat_template:
             return prompt
         messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
         messages.append({"role": "user", "content": prompt})
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    def count_tokens(self, prompt: str, system_prompt: str | None = None) -> int:
-        return len(self.tokenizer(self.format_prompt(prompt, system_prompt), add_special_tokens=False).input_ids)
+    def count_tokens(self, prompt: str, system_prompt: str | None = None, raw: bool = False) -> int:
+        text = self.format_prompt(prompt, system_prompt, raw)
+        return len(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        """The text of these generated tokens, as an output is made of them (before final_text)."""
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True)
 
     def generate_batch(
         self,
@@ -87,12 +104,18 @@ class TransformersEngine:
         *,
         system_prompts: Sequence[str | None] | None = None,
         max_new_tokens_each: Sequence[int] | None = None,
+        decodings: Sequence[Decoding] | None = None,
+        on_step: StepCallback | None = None,
     ) -> BatchOutput:
-        """Greedy generation for a whole batch; each job's output is cut to its own token limit."""
+        """Generation for a whole batch (greedy, unless a row's decoding samples); each job's output is cut to
+        its own token limit and stop strings. on_step gets each step's new token of every row."""
         params = params or GenerationParams()
         if not prompts:
             return BatchOutput([], 0, 0.0)
-        encoded = self._encode(prompts, system_prompts)
+        decodings = decodings or [GREEDY] * len(prompts)
+        encoded = self._encode(prompts, system_prompts, decodings)
+        limits = max_new_tokens_each or [params.max_new_tokens] * len(prompts)
+        processors, steps = self._controls(encoded, decodings, limits, on_step)
         started = time.perf_counter()
         with torch.inference_mode():
             output = self.model.generate(
@@ -101,10 +124,12 @@ class TransformersEngine:
                 min_new_tokens=params.min_new_tokens or None,
                 do_sample=False,
                 pad_token_id=self.tokenizer.pad_token_id,
+                logits_processor=processors,
+                stopping_criteria=StoppingCriteriaList([steps]),
             )
         self._synchronize()
         inference_ms = (time.perf_counter() - started) * 1000
-        return self._output(encoded, output, params, max_new_tokens_each, inference_ms)
+        return self._output(encoded, output, steps, inference_ms)
 
     def generate_in_steps(
         self,
@@ -113,6 +138,8 @@ class TransformersEngine:
         *,
         system_prompts: Sequence[str | None] | None = None,
         max_new_tokens_each: Sequence[int] | None = None,
+        decodings: Sequence[Decoding] | None = None,
+        on_step: StepCallback | None = None,
         chunk_tokens: int = 256,
         pause_wanted: Callable[[], bool] = lambda: False,
     ) -> Generator[None, None, BatchOutput]:
@@ -120,7 +147,11 @@ class TransformersEngine:
         chunk_tokens, and during decoding whenever pause_wanted() says so. Between two steps the caller
         may run other batches; this batch's KV cache waits in memory. Greedy output is that of
         generate_batch; inference_ms counts only the time spent on this batch, not the pauses."""
-        encoded = self._encode(prompts, system_prompts)
+        decodings = decodings or [GREEDY] * len(prompts)
+        encoded = self._encode(prompts, system_prompts, decodings)
+        limits = max_new_tokens_each or [params.max_new_tokens] * len(prompts)
+        # One sampler and one step hook for the whole run: their generators and row states last across pauses.
+        processors, steps = self._controls(encoded, decodings, limits, on_step)
         ids, mask = encoded.input_ids, encoded.attention_mask
         # Positions as generate() computes them, so left padding does not shift a prompt.
         positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)
@@ -143,7 +174,7 @@ class TransformersEngine:
             busy_s += time.perf_counter() - started
             yield
         limit = params.max_new_tokens
-        stop = StoppingCriteriaList([_PauseWanted(pause_wanted)])
+        stop = StoppingCriteriaList([steps, _PauseWanted(pause_wanted)])
         sequences = ids
         while True:
             started = time.perf_counter()
@@ -155,6 +186,7 @@ class TransformersEngine:
                     max_new_tokens=limit - (sequences.shape[1] - ids.shape[1]),
                     do_sample=False,
                     pad_token_id=self.tokenizer.pad_token_id,
+                    logits_processor=processors,
                     stopping_criteria=stop,
                     return_dict_in_generate=True,
                 )
@@ -162,38 +194,103 @@ class TransformersEngine:
             busy_s += time.perf_counter() - started
             sequences, cache = out.sequences, out.past_key_values
             new = sequences[:, ids.shape[1] :]
-            if new.shape[1] >= limit or all(any(t in self.stop_ids for t in row.tolist()) for row in new):
+            if new.shape[1] >= limit or all(steps.done):
                 break
             yield  # paused: generate() stopped early because pause_wanted() said so
-        return self._output(encoded, sequences, params, max_new_tokens_each, busy_s * 1000)
+        return self._output(encoded, sequences, steps, busy_s * 1000)
 
-    def _encode(self, prompts: Sequence[str], system_prompts: Sequence[str | None] | None):
+    def _encode(self, prompts: Sequence[str], system_prompts: Sequence[str | None] | None, decodings):
         systems = system_prompts or [None] * len(prompts)
-        texts = [self.format_prompt(p, s) for p, s in zip(prompts, systems, strict=True)]
+        texts = [self.format_prompt(p, s, d.raw) for p, s, d in zip(prompts, systems, decodings, strict=True)]
         return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+
+    def _controls(self, encoded, decodings, limits, on_step):
+        """The batch's per-row sampler (none when every row is greedy) and its step hook."""
+        sampled = [(row, d) for row, d in enumerate(decodings) if d.sampled]
+        processors = LogitsProcessorList([_RowSampling(sampled, self.device)] if sampled else [])
+        steps = _Steps(self, prompt_len=encoded.input_ids.shape[1], decodings=decodings, limits=limits, on_step=on_step)
+        return processors, steps
 
     def _synchronize(self) -> None:
         """A GPU runs its kernels after the call returns: a batch's time ends when they finish."""
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def _output(self, encoded, sequences, params, max_new_tokens_each, inference_ms: float) -> BatchOutput:
+    def _output(self, encoded, sequences, steps: _Steps, inference_ms: float) -> BatchOutput:
+        """Each row's output: the tokens the step hook counted for it (after them, a row holds padding, or
+        tokens made after a pause that it ignored), cut at its stop strings."""
         prompt_len = encoded.input_ids.shape[1]
-        limits = max_new_tokens_each or [params.max_new_tokens] * len(sequences)
         generations = []
-        for row, mask, limit in zip(sequences, encoded.attention_mask, limits, strict=True):
-            new_ids = row[prompt_len:].tolist()[:limit]
-            for i, token in enumerate(new_ids):
-                if token in self.stop_ids:
-                    new_ids = new_ids[:i]
-                    break
-            # Model output is untrusted text: drop NUL, which no database stores.
-            text = self.tokenizer.decode(new_ids, skip_special_tokens=True).replace("\x00", "").strip()
-            generations.append(Generation(text=text, prompt_tokens=int(mask.sum()), new_tokens=len(new_ids)))
+        for row, (ids, mask) in enumerate(zip(sequences, encoded.attention_mask, strict=True)):
+            made = steps.made[row]
+            text, _ = final_text(self.decode(ids[prompt_len : prompt_len + made].tolist()), steps.decodings[row].stop)
+            generations.append(Generation(text, int(mask.sum()), made, finish_reason=steps.finish[row]))
         return BatchOutput(generations, padded_tokens=int(encoded.input_ids.numel()), inference_ms=inference_ms)
 
     def warm_up(self) -> None:
         self.generate_batch(["Hello"], GenerationParams(max_new_tokens=2))
+
+
+class _Steps(StoppingCriteria):
+    """Called by generate() after each new token: ends each row at its end-of-text token, its own token limit
+    or a stop string (the batch goes on for the others), and hands every step's new tokens to on_step."""
+
+    def __init__(self, engine: TransformersEngine, *, prompt_len: int, decodings, limits, on_step):
+        self.engine, self.prompt_len, self.decodings, self.limits = engine, prompt_len, decodings, limits
+        self.on_step = on_step
+        self.done = [False] * len(decodings)
+        self.made = [0] * len(decodings)  # tokens each row made, its end-of-text token not counted
+        self.finish = ["length"] * len(decodings)  # "stop" once a row ends by its end-of-text or a stop string
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        newest = input_ids[:, -1].tolist()
+        step: list[int | None] = []
+        for row, token in enumerate(newest):
+            if self.done[row] or token in self.engine.stop_ids:
+                if not self.done[row]:
+                    self.done[row], self.finish[row] = True, "stop"
+                step.append(None)
+                continue
+            step.append(token)
+            self.made[row] += 1
+            stop = self.decodings[row].stop
+            if stop and self._stopped(input_ids[row], stop):
+                self.done[row], self.finish[row] = True, "stop"
+            elif self.made[row] >= self.limits[row]:
+                self.done[row] = True
+        if self.on_step is not None:
+            self.on_step(step)
+        return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
+
+    def _stopped(self, ids: torch.LongTensor, stop: tuple[str, ...]) -> bool:
+        """A stop string ended the row: its tokens so far (all counted: it has not ended) decode to one."""
+        return final_text(self.engine.decode(ids[self.prompt_len :].tolist()), stop)[1]
+
+
+class _RowSampling(LogitsProcessor):
+    """Sampling for some rows of a greedy batch: each sampled row draws its token (temperature, then top-p)
+    from its own seeded generator, and leaves only that token for the greedy choice to pick. Greedy rows are
+    untouched, so a batch mixes both and a seeded row draws the same tokens whatever its batch."""
+
+    def __init__(self, sampled: list[tuple[int, Decoding]], device: torch.device):
+        self.rows = []
+        for row, decoding in sampled:
+            seed = decoding.seed if decoding.seed is not None else random.SystemRandom().randrange(2**63)
+            generator = torch.Generator(device=device).manual_seed(seed)
+            self.rows.append((row, decoding.temperature, decoding.top_p, generator))
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for row, temperature, top_p, generator in self.rows:
+            probs = torch.softmax(scores[row].float() / temperature, dim=-1)
+            if top_p < 1.0:
+                ordered, order = torch.sort(probs, descending=True)
+                # Keep the most likely tokens until their mass reaches top_p (the first always stays).
+                outside = ordered.cumsum(-1) - ordered > top_p
+                probs = probs.scatter(0, order, ordered.masked_fill(outside, 0.0))
+            token = torch.multinomial(probs, 1, generator=generator)
+            scores[row] = torch.finfo(scores.dtype).min
+            scores[row, token] = 0.0
+        return scores
 
 
 class _PauseWanted(StoppingCriteria):

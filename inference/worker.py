@@ -16,7 +16,8 @@ import redis
 
 from inference.batch import BatchRun, JobResult
 from inference.batch_time import batch_estimate_ms, padded_tokens
-from inference.generation import BatchOutput, GenerationParams
+from inference.generation import BatchOutput, GenerationParams, StepCallback
+from inference.job_events import JobEvents
 from inference.kept_results import batches_from_kept, kept_fields
 from inference.lanes import LANES, Lane
 from inference.long_batches import LongBatches, LongRun
@@ -25,6 +26,7 @@ from inference.queue import JobQueue, QueuedJob, SettingsStore
 from inference.scheduler import Window, collect_window
 from inference.settings import SchedulerSettings
 from inference.single_flight import distinct_runs, outputs_for_each
+from inference.token_stream import TokenStreams
 from inference.worker_threads import FailureLog, retry_delay_s, start_beside
 
 if TYPE_CHECKING:
@@ -39,7 +41,7 @@ HEARTBEAT_TTL_S = 15
 GIVE_UP_AFTER_S = 60.0
 
 
-def batch_inputs(jobs: list[QueuedJob]) -> dict:
+def batch_inputs(jobs: list[QueuedJob], on_step: StepCallback | None = None) -> dict:
     """The arguments of an Engine's generate_batch and generate_in_steps for these jobs: the batch
     runs to its longest output, each job is cut to its own."""
     return {
@@ -47,6 +49,8 @@ def batch_inputs(jobs: list[QueuedJob]) -> dict:
         "params": GenerationParams(max_new_tokens=max(job.max_new_tokens for job in jobs)),
         "system_prompts": [job.system_prompt or None for job in jobs],
         "max_new_tokens_each": [job.max_new_tokens for job in jobs],
+        "decodings": [job.decoding for job in jobs],
+        "on_step": on_step,
     }
 
 
@@ -100,6 +104,7 @@ class BatchWorker:
         # inside a paused long one. The timer renews their leases.
         self.in_flight: list[Window] = []
         self.long_batches = LongBatches(self.name)  # the long batch in steps, shared with the timer
+        self.events = JobEvents(queue.redis, queue.base)  # streamed text of the jobs that ask for it
         self.retrying_since: float | None = None  # when the batch in flight first needed a retry
         self.recovered_own = False
         self.last_batch_at = 0.0
@@ -272,7 +277,12 @@ class BatchWorker:
         # A job that already crashed a worker runs alone, so it cannot take its batch-mates down again.
         isolate = len(jobs) > 1 and any(job.deliveries > 1 for job in jobs)
         runs, batch.copies = distinct_runs(jobs)  # identical prompts run once (single flight)
-        outputs = self._generate_each(runs) if isolate else self._generate(runs, batch)
+        if isolate:
+            outputs = self._generate_each(runs)
+        else:
+            streams = self._streams(runs, jobs, batch.copies)
+            outputs = self._generate(runs, batch, streams)
+            batch.first_token_at = streams.first_at
         outputs = outputs_for_each(jobs, runs, outputs, batch.copies)
         batch.inference_ended_at = time.time()
         ids = " ".join(str(job.job_id) for job in jobs)
@@ -290,10 +300,21 @@ class BatchWorker:
                 continue
             [generation] = output.generations
             batch.padded_tokens += output.padded_tokens
-            batch.results.append(
-                JobResult(job.job_id, generation.text, generation.prompt_tokens, generation.new_tokens, job.picked_at)
-            )
+            counts = (generation.prompt_tokens, generation.new_tokens)
+            result = JobResult(job.job_id, generation.text, *counts, job.picked_at, generation.finish_reason)
+            batch.results.append(result)
         return batch
+
+    def _streams(self, runs: list[QueuedJob], jobs: list[QueuedJob], copies: dict[int, int]) -> TokenStreams:
+        """The step callback that publishes the text of the jobs that stream (none: it decodes no text) and
+        times the first token. A run streams to its own job and to the identical ones it answers (copies:
+        single flight)."""
+        streaming = [job.job_id for job in jobs if job.decoding.stream]
+        row_of = {job.job_id: row for row, job in enumerate(runs)}
+        rows: list[list[int]] = [[] for _ in runs]
+        for job_id in streaming:
+            rows[row_of[copies.get(job_id, job_id)]].append(job_id)
+        return TokenStreams(rows, [job.decoding for job in runs], self.model.decode, self.events.publish_text)
 
     def _store_kept(self, jobs: list[QueuedJob]) -> None:
         """Store the outputs an earlier run of these jobs kept in Redis (it stopped before storing them)."""
@@ -302,13 +323,15 @@ class BatchWorker:
             self.sink.batch_finished(batch)
         self.queue.ack(jobs)
 
-    def _generate(self, jobs: list[QueuedJob], batch: BatchRun) -> list[BatchOutput | str]:
+    def _generate(
+        self, jobs: list[QueuedJob], batch: BatchRun, on_step: StepCallback | None
+    ) -> list[BatchOutput | str]:
         """One call for the whole batch; if it fails, each job alone, so only the bad ones fail."""
         try:
             if batch.lane == Lane.LONG and self._steps_long(batch.settings):
-                output = self._generate_long(jobs, batch)
+                output = self._generate_long(jobs, batch, on_step)
             else:
-                output = self.model.generate_batch(**batch_inputs(jobs))
+                output = self.model.generate_batch(**batch_inputs(jobs, on_step))
         except redis.RedisError:
             raise  # an outage, not the job's fault (a long batch reads Redis): the window is retried
         except Exception as error:
@@ -324,7 +347,7 @@ class BatchWorker:
         """Long batches run in steps that short batches may come between: when this worker serves both."""
         return bool(settings.long_chunk_tokens) and set(self.lanes) == set(LANES)
 
-    def _generate_long(self, jobs: list[QueuedJob], batch: BatchRun) -> BatchOutput:
+    def _generate_long(self, jobs: list[QueuedJob], batch: BatchRun, on_step: StepCallback | None) -> BatchOutput:
         """A long batch in steps (prefill chunks, then decoding), letting short batches run in between
         while it is ahead of its pace (planning.short_may_go, through LongBatches)."""
         run = LongRun(
@@ -333,7 +356,7 @@ class BatchWorker:
             tokens=padded_tokens(jobs),
         )
         steps = self.model.generate_in_steps(
-            **batch_inputs(jobs),
+            **batch_inputs(jobs, on_step),
             chunk_tokens=batch.settings.long_chunk_tokens,
             pause_wanted=lambda: self.long_batches.short_may_go(run, self.live_settings),
         )
@@ -367,13 +390,7 @@ class BatchWorker:
         outputs: list[BatchOutput | str] = []
         for job in jobs:
             try:
-                outputs.append(
-                    self.model.generate_batch(
-                        [job.prompt],
-                        GenerationParams(max_new_tokens=job.max_new_tokens),
-                        system_prompts=[job.system_prompt or None],
-                    )
-                )
+                outputs.append(self.model.generate_batch(**batch_inputs([job])))
             except Exception as error:
                 log.exception("job %s failed", job.job_id)
                 outputs.append(failure_reason(error))
@@ -400,6 +417,7 @@ class BatchWorker:
             self.queue.touch(held, self.reclaim_idle_ms)
         status = {
             **self.model.identity.fields(),  # model, revision, dtype, device, engine
+            "context_length": self.model.context_length or "",
             "lanes": ",".join(self.lanes),
             "state": "busy" if held else "idle",
             "started_at": self.started_at,

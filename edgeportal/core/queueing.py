@@ -1,13 +1,17 @@
 """The queues of the pools and the scheduler settings the web side talks to, built from settings (one Redis
 client per URL, one JobQueue per pool)."""
 
+import asyncio
+import weakref
 from collections.abc import Iterable, Iterator
 from functools import cache
 
 import redis
+import redis.asyncio
 from django.conf import settings
 
 from inference.batch_time import model_prior
+from inference.job_events import JobEvents
 from inference.model_files import ModelConfigError, parameter_count
 from inference.pools import ModelCatalog, Pool
 from inference.queue import WORKER_ALIVE_S, JobQueue, SettingsStore, redis_client
@@ -71,9 +75,28 @@ def _redis_for(url: str) -> redis.Redis:
     return redis_client(url)
 
 
+_async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def async_redis() -> redis.asyncio.Redis:
+    """The Redis client of this event loop, for views that wait on Redis without holding a thread (the
+    OpenAI-compatible API). Its socket timeout outlasts the longest block those views ask for (10 s)."""
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None:
+        client = redis.asyncio.Redis.from_url(settings.REDIS_URL, decode_responses=True, socket_timeout=30)
+        _async_clients[loop] = client
+    return client
+
+
 @cache
 def _queue_for(url: str, base: str, pool: str) -> JobQueue:
     return JobQueue(_redis_for(url), Pool.from_name(pool).prefix(base), base=base, pool=pool)
+
+
+def job_events() -> JobEvents:
+    """Jobs' streamed text and ends (one stream per job, whichever pool runs it)."""
+    return JobEvents(get_queue().redis, settings.EDGE_REDIS_PREFIX)
 
 
 def get_settings_store() -> SettingsStore:

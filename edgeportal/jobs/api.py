@@ -59,6 +59,16 @@ def body_limit() -> int:
 
 
 def _json_body(request) -> dict:
+    body = json_object(request)
+    unknown = sorted(set(body) - ALLOWED_FIELDS)
+    if unknown:
+        names = ", ".join(quoted(name, 40) for name in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise JobRejected(f"Unknown field(s): {names}.", code="unknown_field", field=unknown[0])
+    return body
+
+
+def json_object(request) -> dict:
+    """The request's body as a JSON object, refused (JobRejected) when too large, empty or not one."""
     limit = body_limit()
     too_large = JobRejected(f"The request body is larger than {limit} bytes.", code="too_large", status=413)
     try:
@@ -81,10 +91,6 @@ def _json_body(request) -> dict:
         raise JobRejected(f"The body is not valid JSON: {error}.", code="invalid_json") from None
     if not isinstance(body, dict):
         raise JobRejected("The body must be a JSON object.", code="invalid_json")
-    unknown = sorted(set(body) - ALLOWED_FIELDS)
-    if unknown:
-        names = ", ".join(quoted(name, 40) for name in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
-        raise JobRejected(f"Unknown field(s): {names}.", code="unknown_field", field=unknown[0])
     return body
 
 

@@ -7,7 +7,7 @@ import logging
 import math
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import redis
@@ -46,6 +46,7 @@ from edgeportal.prompts.variables import VariableError
 from edgeportal.sources.models import Source
 from edgeportal.sources.rate_limit import rate_limit_hit
 from inference.admission import admission_estimate
+from inference.decoding import GREEDY, Decoding
 from inference.integers import IntegerError, parse_int
 from inference.planning import Estimate, refusal, share_refusal
 from inference.pools import Pool
@@ -54,6 +55,7 @@ from inference.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
 SLUG = re.compile(r"[-a-zA-Z0-9_]+\Z")
+PAGE_DECODING = Decoding(stream=True)  # a job from a page streams its output to its page (edgeportal.jobs.live)
 
 
 class JobRejected(Exception):
@@ -88,11 +90,16 @@ def job_submit(
     priority: object = None,
     deadline_ms: object = None,
     model: object = None,
+    system_prompt: object = None,
+    max_new_tokens: object = None,
+    decoding: Decoding = GREEDY,
     source: Source | None = None,
     user=None,
     allow_free_prompt: bool,
 ) -> Job:
-    """Check, render and normalise the request; answer it from the cache, or admit it, store it and queue it."""
+    """Check, render and normalise the request; answer it from the cache, or admit it, store it and queue it.
+    A free prompt may bring its own system prompt and output limit (a template has its own); decoding says
+    how it is decoded (the OpenAI-compatible API's sampling, stop strings, raw prompts and streaming)."""
     started = time.perf_counter()
     template = None
     try:
@@ -105,6 +112,7 @@ def job_submit(
         template = _template_named(template_slug, prompt)
         model_name = _model(model, template)
         text, values, tokens = _prompt_for(template, prompt, variables, allow_free_prompt, source, model_name)
+        own = _own_settings(template, system_prompt, max_new_tokens)
         lane = scheduler.lane_for(tokens)
         ticket = Ticket(
             model=model_name,
@@ -117,7 +125,7 @@ def job_submit(
                 user_id=user.pk if user is not None and user.is_authenticated else None,
             ),
         )
-        return _accept(template, text, values, source, user, started, ticket, scheduler)
+        return _accept(template, text, values, source, user, started, ticket, scheduler, own, decoding)
     except JobRejected as rejected:
         if rejected.status != 503:  # 503: Redis is down, nothing is stored or counted
             rejection_record(rejected, source=source, user=user, template=template)
@@ -239,6 +247,33 @@ def _prompt_for(template, prompt, variables, allow_free_prompt, source, model: s
         )
     # Until the model's tokenizer is prepared, about four characters a token is close enough to pick a lane.
     return text, values, tokens if tokens is not None else len(text) // 4 + 1
+
+
+MAX_NEW_TOKENS = 1024  # a request's own output limit: the range a template's has (PromptTemplate.clean)
+
+
+def _own_settings(template, system_prompt: object, max_new_tokens: object) -> dict:
+    """The system prompt and output limit of the job: its template's, or a free prompt's own (the system
+    prompt guarded like the prompt), else the defaults."""
+    if template is not None:
+        if system_prompt is not None or max_new_tokens is not None:
+            field = "system_prompt" if system_prompt is not None else "max_new_tokens"
+            raise JobRejected(f"{field} comes from the template; send it only with a prompt.", code="invalid",
+                              field=field)  # fmt: skip
+        return {"system_prompt": template.system_prompt, "max_new_tokens": template.max_new_tokens}
+    own = {"system_prompt": "", "max_new_tokens": settings.EDGE_DEFAULT_MAX_NEW_TOKENS}
+    if system_prompt is not None:
+        if not isinstance(system_prompt, str):
+            raise JobRejected("system_prompt must be text.", code="invalid", field="system_prompt")
+        own["system_prompt"] = _guarded(
+            system_prompt, "system_prompt", guard_rules(max_chars=settings.EDGE_MAX_PROMPT_CHARS)
+        )
+    if max_new_tokens is not None:
+        try:
+            own["max_new_tokens"] = parse_int(max_new_tokens, field="max_new_tokens", low=1, high=MAX_NEW_TOKENS)
+        except IntegerError as error:
+            raise JobRejected(error.message, code="invalid", field="max_new_tokens") from None
+    return own
 
 
 @dataclass(frozen=True)
@@ -374,7 +409,7 @@ def _check_rendered(body: str, values: dict, rules: GuardRules) -> None:
                 raise blocked("variables", pattern)
 
 
-def _accept(template, text, values, source, user, started: float, ticket: Ticket, scheduler) -> Job:
+def _accept(template, text, values, source, user, started: float, ticket: Ticket, scheduler, own, decoding) -> Job:
     now = timezone.now()
     fields = {
         "source": source,
@@ -383,8 +418,8 @@ def _accept(template, text, values, source, user, started: float, ticket: Ticket
         "template_version": template.version if template else None,
         "variables": values,  # as checked and normalised: what was really rendered
         "prompt": text,
-        "system_prompt": template.system_prompt if template else "",
-        "max_new_tokens": template.max_new_tokens if template else settings.EDGE_DEFAULT_MAX_NEW_TOKENS,
+        **own,  # system_prompt, max_new_tokens
+        "decoding": decoding.as_dict() if decoding != GREEDY else {},
         "priority": ticket.priority,
         "lane": ticket.lane,
         "model": ticket.model,
@@ -393,13 +428,15 @@ def _accept(template, text, values, source, user, started: float, ticket: Ticket
     }
     key = ""
     try:
-        if settings.EDGE_CACHE_ENABLED:
+        # A sampled answer is one draw among many: never cached, never shared with an identical request.
+        if settings.EDGE_CACHE_ENABLED and not decoding.sampled:
             key = cache.cache_key(
                 prompt=text,
                 system_prompt=fields["system_prompt"],
                 max_new_tokens=fields["max_new_tokens"],
                 template_version=fields["template_version"],
                 model=ticket.model,
+                decoding=replace(decoding, stream=False).to_json(),  # streamed or not, the same output
             )
             hit = cache.cache_get(key)
             if hit is not None:
@@ -428,6 +465,7 @@ def _answer_from_cache(fields: dict, key: str, hit: cache.CachedResult, started:
             status=Job.Status.DONE,
             output=hit.output,
             output_tokens=hit.output_tokens,
+            finish_reason=hit.finish_reason,
             finished_at=now,
         )
         latency = latency_for(job)

@@ -31,6 +31,11 @@ class Job(models.Model):
     prompt = models.TextField(help_text="The rendered prompt the model ran.")
     system_prompt = models.TextField(blank=True)
     max_new_tokens = models.PositiveIntegerField()
+    decoding = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="How it is decoded when not greedy chat: sampling, stop strings, raw, stream.",
+    )
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
@@ -44,6 +49,9 @@ class Job(models.Model):
     error = models.TextField(blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    finish_reason = models.CharField(
+        max_length=10, blank=True, help_text="Why its output ended: stop (its end, or a stop string) or length."
+    )
     batch = models.ForeignKey(
         "latency.BatchRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
     )

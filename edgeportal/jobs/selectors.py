@@ -2,15 +2,26 @@
 
 from datetime import timedelta
 
-from django.db.models import Count, Q, QuerySet
+import redis
+from django.db.models import Count, Q
 from django.utils import timezone
 
+from edgeportal.core.queueing import job_events
 from edgeportal.jobs.models import Job
 from edgeportal.sources.models import Source
 
 
-def job_list(*, limit: int = 50) -> QuerySet[Job]:
-    return Job.objects.select_related("template", "source", "submitted_by", "latency")[:limit]
+def job_list(*, limit: int = 50) -> list[Job]:
+    """The newest jobs; each running job that streams says how many tokens it has made (job.tokens_made)."""
+    jobs = list(Job.objects.select_related("template", "source", "submitted_by", "latency")[:limit])
+    running = [job.pk for job in jobs if job.status == Job.Status.RUNNING and job.decoding.get("stream")]
+    try:
+        made = job_events().tokens_made(running)
+    except redis.RedisError:  # the list still shows; only the progress is missing
+        made = {}
+    for job in jobs:
+        job.tokens_made = made.get(job.pk)
+    return jobs
 
 
 def queue_depth() -> dict[str, int | None]:
@@ -59,6 +70,7 @@ def job_as_json(job: Job) -> dict:
         "batch_size": job.batch.size if job.batch else None,
         "prompt_tokens": job.prompt_tokens,
         "output_tokens": job.output_tokens,
+        "finish_reason": job.finish_reason or None,
         "worker": job.worker or None,
         "cache_hit": job.cache_hit,
         "template_version": job.template_version,
@@ -66,6 +78,7 @@ def job_as_json(job: Job) -> dict:
             "queue_wait_ms": latency.queue_wait_ms if latency else None,
             "window_wait_ms": latency.window_wait_ms if latency else None,
             "inference_ms": latency.inference_ms if latency else None,
+            "first_token_ms": latency.first_token_ms if latency else None,
             "total_ms": latency.total_ms if latency else None,
         },
     }

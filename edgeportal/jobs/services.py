@@ -10,12 +10,13 @@ import redis
 from django.db import transaction
 from django.utils import timezone
 
-from edgeportal.core.queueing import get_queue, pool_of, pools_known, queue_owner, scheduler_settings
+from edgeportal.core.queueing import get_queue, job_events, pool_of, pools_known, queue_owner, scheduler_settings
 from edgeportal.jobs.models import Job
 from edgeportal.latency.models import BatchRecord, JobLatency
 from edgeportal.monitoring import metrics
 from edgeportal.prompts import cache
 from inference.batch import BatchRun
+from inference.decoding import Decoding
 from inference.planning import expiry_reason
 from inference.queue import WORKER_ALIVE_S, JobQueue, QueuedJob
 from inference.settings import SchedulerSettings
@@ -39,6 +40,7 @@ def _queued_job(job: Job, scheduler: SchedulerSettings) -> QueuedJob:
         head_start_ms=scheduler.head_start_ms(job.priority),
         cache_key=job.cache_key,
         owner=queue_owner(source_id=job.source_id, user_id=job.submitted_by_id),
+        decoding=Decoding.from_dict(job.decoding),
     )
 
 
@@ -161,6 +163,7 @@ def batch_record(*, batch: BatchRun) -> BatchRecord | None:
         job.error = "" if result else batch.failures[job.pk]
         job.prompt_tokens = result.prompt_tokens if result else None
         job.output_tokens = result.new_tokens if result else None
+        job.finish_reason = result.finish_reason if result else ""
         job.batch = record
         job.worker = batch.worker
         job.picked_at = _at(picked[job.pk])
@@ -170,15 +173,18 @@ def batch_record(*, batch: BatchRun) -> BatchRecord | None:
     Job.objects.bulk_update(
         open_jobs,
         [
-            "status", "output", "error", "prompt_tokens", "output_tokens", "batch", "worker",
+            "status", "output", "error", "prompt_tokens", "output_tokens", "finish_reason", "batch", "worker",
             "picked_at", "inference_started_at", "inference_ended_at", "finished_at", "cache_hit", "follows",
         ],
     )  # fmt: skip
-    latencies = JobLatency.objects.bulk_create(
-        [latency_for(job, batch_size=size, inference_ms=batch.inference_ms) for job in open_jobs]
-    )
+    latencies = [latency_for(job, batch_size=size, inference_ms=batch.inference_ms) for job in open_jobs]
+    if batch.first_token_at is not None:
+        for latency in latencies:
+            latency.first_token_ms = _ms(_at(batch.first_token_at), latency.job.created_at)
+    latencies = JobLatency.objects.bulk_create(latencies)
     metrics.jobs_finished(latencies)
     _results_published(open_jobs)
+    jobs_ended(open_jobs)
     return record
 
 
@@ -191,6 +197,7 @@ def jobs_fail(*, job_ids: list[int], reason: str) -> int:
         job.status, job.error, job.finished_at = Job.Status.FAILED, reason, now
     Job.objects.bulk_update(jobs, ["status", "error", "finished_at"])
     metrics.jobs_finished(JobLatency.objects.bulk_create([latency_for(job) for job in jobs]))
+    jobs_ended(jobs)
     return len(jobs)
 
 
@@ -203,7 +210,17 @@ def jobs_expire(*, reasons: dict[int, str]) -> int:
         job.status, job.error, job.finished_at = Job.Status.EXPIRED, reasons[job.pk], now
     Job.objects.bulk_update(jobs, ["status", "error", "finished_at"])
     metrics.jobs_finished(JobLatency.objects.bulk_create([latency_for(job) for job in jobs]))
+    jobs_ended(jobs)
     return len(jobs)
+
+
+def jobs_ended(jobs: list[Job]) -> None:
+    """Once these jobs' rows are committed, tell whoever waits on them (inference.job_events): a request of
+    the OpenAI-compatible API reads the job then, instead of polling the database."""
+    statuses = {job.pk: job.status for job in jobs}
+    if statuses:
+        # robust: a reader that misses it still ends at its job's deadline; the job itself is stored.
+        transaction.on_commit(lambda: job_events().publish_end(statuses), robust=True)
 
 
 def _results_published(jobs: list[Job]) -> None:
@@ -217,7 +234,9 @@ def _results_published(jobs: list[Job]) -> None:
 
     def publish():
         for job in done.values():
-            result = cache.CachedResult(job.output, job.prompt_tokens or 0, job.output_tokens or 0, job.pk)
+            result = cache.CachedResult(
+                job.output, job.prompt_tokens or 0, job.output_tokens or 0, job.pk, job.finish_reason
+            )
             cache.cache_put(job.cache_key, result)
         flight_answer(answered_by=list(done.values()))
 
@@ -275,11 +294,14 @@ def _answer_from(*, answers: dict[int, Job]) -> int:
         leader = answers[job.pk]
         job.status, job.cache_hit, job.output, job.error = Job.Status.DONE, True, leader.output, ""
         job.prompt_tokens, job.output_tokens = leader.prompt_tokens, leader.output_tokens
-        job.follows_id, job.finished_at = leader.pk, now
+        job.finish_reason, job.follows_id, job.finished_at = leader.finish_reason, leader.pk, now
     Job.objects.bulk_update(
-        jobs, ["status", "cache_hit", "output", "error", "prompt_tokens", "output_tokens", "follows", "finished_at"]
-    )
+        jobs,
+        ["status", "cache_hit", "output", "error", "prompt_tokens", "output_tokens", "finish_reason", "follows",
+         "finished_at"],
+    )  # fmt: skip
     metrics.jobs_finished(JobLatency.objects.bulk_create([latency_for(job) for job in jobs]))
+    jobs_ended(jobs)
     return len(jobs)
 
 

@@ -7,7 +7,7 @@ from edgeportal.accounts.decorators import manager_required
 from edgeportal.accounts.roles import is_admin
 from edgeportal.echo import quoted
 from edgeportal.jobs import selectors
-from edgeportal.jobs.entry import JobRejected, job_submit
+from edgeportal.jobs.entry import PAGE_DECODING, JobRejected, job_submit
 from edgeportal.jobs.forms import JobSubmitForm
 from edgeportal.jobs.models import Job
 from edgeportal.prompts.models import PromptTemplate
@@ -52,6 +52,7 @@ def job_new(request):
                     priority=form.cleaned_data["priority"],
                     deadline_ms=form.cleaned_data["deadline_ms"],
                     model=form.cleaned_data.get("model"),
+                    decoding=PAGE_DECODING,
                     user=request.user,
                     allow_free_prompt=may_free,
                 )

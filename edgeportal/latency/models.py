@@ -49,6 +49,7 @@ class JobLatency(models.Model):
     queue_wait_ms = models.FloatField(null=True, help_text="Created until read into a batch window.")
     window_wait_ms = models.FloatField(null=True, help_text="Read into the window until inference started.")
     inference_ms = models.FloatField(null=True)
+    first_token_ms = models.FloatField(null=True, help_text="Created until its batch decoded its first token.")
     total_ms = models.FloatField(help_text="Created until finished.")
     batch_size = models.PositiveIntegerField(null=True)
     prompt_tokens = models.PositiveIntegerField(null=True)

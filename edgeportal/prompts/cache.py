@@ -20,6 +20,7 @@ class CachedResult:
     prompt_tokens: int
     output_tokens: int
     job_id: int
+    finish_reason: str = ""  # "" in entries cached before it was kept
 
 
 @cache
@@ -35,12 +36,21 @@ def model_identity(spec: str, dtype: str) -> str:
 
 
 def cache_key(
-    *, prompt: str, system_prompt: str, max_new_tokens: int, template_version: int | None, model: str | None = None
+    *,
+    prompt: str,
+    system_prompt: str,
+    max_new_tokens: int,
+    template_version: int | None,
+    model: str | None = None,
+    decoding: str = "",
 ) -> str:
-    """The key of a prompt's answer: the prompt, its settings and which weights answer it (each model its own)."""
+    """The key of a prompt's answer: the prompt, its settings and which weights answer it (each model its own).
+    decoding: the options that change a greedy output (stop strings, a raw prompt), as Decoding.to_json."""
     catalog = model_catalog()
     spec = catalog.spec_of(model or catalog.default)
     identity = [prompt, system_prompt, max_new_tokens, model_identity(spec, settings.EDGE_DTYPE), template_version]
+    if decoding:  # appended only when set: every plain job keeps the key it had
+        identity.append(decoding)
     return hashlib.sha256(json.dumps(identity, ensure_ascii=False).encode()).hexdigest()
 
 

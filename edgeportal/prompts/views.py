@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from edgeportal.accounts.decorators import admin_required
 from edgeportal.core.queueing import model_catalog
 from edgeportal.core.text import normalise
-from edgeportal.jobs.entry import JobRejected, job_submit
+from edgeportal.jobs.entry import PAGE_DECODING, JobRejected, job_submit
 from edgeportal.prompts.cache import cache_clear
 from edgeportal.prompts.forms import TemplateForm, sample_values
 from edgeportal.prompts.guard import RAW_LENGTH_FACTOR
@@ -132,7 +132,9 @@ def template_try(request, slug: str):
         sample = {}
     values = sample_values(template.variable_spec(), sample)
     try:
-        job = job_submit(template_slug=slug, variables=values, user=request.user, allow_free_prompt=False)
+        job = job_submit(
+            template_slug=slug, variables=values, user=request.user, allow_free_prompt=False, decoding=PAGE_DECODING
+        )
     except JobRejected as rejected:
         # 200, so htmx swaps it in: the message is the answer to "try it".
         return render(request, "prompts/try_error.html", {"message": rejected.message})

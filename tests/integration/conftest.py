@@ -3,7 +3,7 @@ import os
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.integration.workers import BeatProcess, WorkerProcess
+from tests.integration.workers import BeatProcess, WebServer, WorkerProcess
 
 
 @pytest.fixture
@@ -19,6 +19,21 @@ def start_worker(transactional_db, tiny_model_path, tmp_path):
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def start_web(transactional_db, tiny_model_path, tmp_path):
+    """Start the production web server (gunicorn, uvicorn workers) on the test database; stopped at the end."""
+    started = []
+
+    def start(**env):
+        server = WebServer(model_path=tiny_model_path, log_dir=tmp_path, **env).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture

@@ -2,9 +2,11 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import redis
@@ -89,6 +91,38 @@ class WorkerProcess(ChildProcess):
                 return self
             time.sleep(0.1)
         raise TimeoutError(f"worker {self.name} not ready after {timeout}s:\n{self.log()}")
+
+
+class WebServer(ChildProcess):
+    """The production web server as `make run` starts it, on a free port, sharing the test's database and Redis."""
+
+    def __init__(self, *, model_path: Path, log_dir: Path, **env: str):
+        self.log_path = log_dir / "web.log"
+        self.env = process_env(**{"EDGE_MODEL": str(model_path), "WEB_WORKERS": "1", **env})
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90) -> "WebServer":
+        from edgeportal.serving import web_command
+
+        # As `make run` does first: WhiteNoise serves the collected files (htmx and its SSE extension among them).
+        subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=self.env,
+                       check=True)  # fmt: skip
+        self.spawn(web_command(host="127.0.0.1", port=self.port), self.env)
+
+        def answers():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the web server exited early:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=5) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+
+        wait_until(answers, timeout=timeout, what="the web server to answer")
+        return self
 
 
 class BeatProcess(ChildProcess):

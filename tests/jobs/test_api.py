@@ -35,8 +35,19 @@ def test_a_job_reads_back_with_nulls_until_known(api):
     job_id = api.post({"prompt": "hello"}).json()["id"]
     body = api.get(job_id).json()
     assert body["status"] == "queued" and body["output"] is None and body["batch_id"] is None
-    assert body["latency"] == {"queue_wait_ms": None, "window_wait_ms": None, "inference_ms": None, "total_ms": None}
-    for key in ("id", "error", "created_at", "finished_at", "batch_size", "prompt_tokens", "output_tokens"):
+    assert body["latency"] == dict.fromkeys(
+        ["queue_wait_ms", "window_wait_ms", "inference_ms", "first_token_ms", "total_ms"]
+    )
+    for key in (
+        "id",
+        "error",
+        "created_at",
+        "finished_at",
+        "batch_size",
+        "prompt_tokens",
+        "output_tokens",
+        "finish_reason",
+    ):
         assert key in body
 
 

@@ -1,0 +1,75 @@
+"""The database and queue reads and writes behind the OpenAI-compatible views (synchronous: the views call
+them through sync_to_async)."""
+
+from __future__ import annotations
+
+from edgeportal.core.queueing import get_queue, model_catalog, pools_known
+from edgeportal.jobs.entry import JobRejected, job_submit
+from edgeportal.jobs.models import Job
+from edgeportal.openai_api.requests import CompletionRequest
+from edgeportal.openai_api.responses import api_error
+from edgeportal.sources.models import Source
+from inference.queue import WORKER_ALIVE_S
+
+# job_submit's field names as this API calls them.
+PARAMS = {"max_new_tokens": "max_tokens", "system_prompt": "messages", "model": "model"}
+
+
+def submit(completion: CompletionRequest, source: Source) -> Job:
+    """The request through the same entry as /api/jobs: rate limit, guard, cache, admission."""
+    if completion.model and not model_catalog().knows(completion.model):
+        raise api_error(404, f"The model {completion.model!r} does not exist on this node; GET /v1/models lists "
+                        "those it serves.", code="model_not_found", param="model")  # fmt: skip
+    extensions = completion.extensions
+    try:
+        return job_submit(
+            prompt=completion.prompt,
+            template_slug=extensions.get("template"),
+            variables=extensions.get("variables"),
+            priority=extensions.get("priority"),
+            deadline_ms=extensions.get("deadline_ms"),
+            model=completion.model,
+            system_prompt=completion.system_prompt,
+            max_new_tokens=completion.max_new_tokens,
+            decoding=completion.decoding,
+            source=source,
+            allow_free_prompt=source.allow_free_prompts,
+        )
+    except JobRejected as rejected:
+        param = rejected.field
+        if param == "prompt" and completion.chat:
+            param = "messages"
+        raise api_error(rejected.status, rejected.message, code=rejected.code, param=PARAMS.get(param, param),
+                        retry_after=rejected.retry_after) from None  # fmt: skip
+
+
+def finished_job(job: Job) -> Job:
+    """The job as stored now, with its latency record: one query."""
+    return Job.objects.select_related("latency").get(pk=job.pk)
+
+
+def served_models() -> list[dict]:
+    """The models the live workers serve (OpenAI's model objects), with their context length and dtype."""
+    served: dict[str, dict] = {}
+    for pool in pools_known():
+        queue = get_queue(pool)
+        now = queue.now()
+        for worker in queue.workers():
+            if "model" not in worker or now - float(worker["heartbeat_at"]) > WORKER_ALIVE_S:
+                continue
+            entry = served.setdefault(worker["model"], {
+                "id": worker["model"], "object": "model", "created": int(float(worker.get("started_at") or 0)),
+                "owned_by": "edgeportal", "context_length": _int(worker.get("context_length")), "dtypes": [],
+                "devices": [], "workers": 0,
+            })  # fmt: skip
+            entry["workers"] += 1
+            for key, value in (("dtypes", worker.get("dtype")), ("devices", worker.get("device"))):
+                if value and value not in entry[key]:
+                    entry[key].append(value)
+    for entry in served.values():
+        entry["dtype"] = entry["dtypes"][0] if len(entry["dtypes"]) == 1 else ",".join(entry["dtypes"])
+    return sorted(served.values(), key=lambda entry: entry["id"])
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None

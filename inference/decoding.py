@@ -1,0 +1,82 @@
+"""How one job is decoded, beside the batch it shares: sampling, stop strings, the prompt's form, streaming.
+
+A batch runs jobs with different decodings together: greedy rows stay greedy, sampled rows draw from their
+own seeded generator (runtime._RowSampling), and each row stops at its own stop strings. Kept apart from
+runtime.py so the web reads it without torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass(frozen=True)
+class Decoding:
+    temperature: float = 0.0  # 0: greedy
+    top_p: float = 1.0  # 1: the whole distribution
+    seed: int | None = None  # a sampled job's draws; None: a fresh seed each run
+    stop: tuple[str, ...] = ()  # the output ends before the first of these (cut on the server)
+    raw: bool = False  # the prompt as sent, without the chat template (a completion, not a chat)
+    stream: bool = False  # the worker publishes each step's new text (inference.token_stream)
+
+    @property
+    def sampled(self) -> bool:
+        return self.temperature > 0
+
+    def to_json(self) -> str:
+        """Only what differs from greedy chat, so a plain job carries an empty string."""
+        changed = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != f.default}
+        return json.dumps(changed, separators=(",", ":")) if changed else ""
+
+    def as_dict(self) -> dict:
+        return {key: list(value) if key == "stop" else value for key, value in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, text: str) -> Decoding:
+        return cls.from_dict(json.loads(text)) if text else cls()
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Decoding:
+        known = {f.name for f in fields(cls)}
+        values = {key: value for key, value in values.items() if key in known}
+        if "stop" in values:
+            values["stop"] = tuple(values["stop"])
+        return cls(**values)
+
+
+GREEDY = Decoding()
+
+
+def final_text(raw: str, stop: tuple[str, ...] = ()) -> tuple[str, bool]:
+    """A job's output from the text its tokens decode to: cut before the first stop string, without NUL (no
+    database stores it; model output is untrusted text) and surrounding white space. True when a stop
+    string cut it."""
+    raw = raw.replace("\x00", "")
+    cut = min((at for at in (raw.find(s) for s in stop if s) if at >= 0), default=-1)
+    if cut >= 0:
+        raw = raw[:cut]
+    return raw.strip(), cut >= 0
+
+
+def settled_text(raw: str, stop: tuple[str, ...] = ()) -> str:
+    """The part of final_text that no later token can change, so a stream may send it now: the end that
+    begins a stop string, trailing white space (stripped if the output ends there) and a
+    character whose bytes are not all decoded yet (U+FFFD at the end) wait for the next token."""
+    text, stopped = final_text(raw, stop)
+    if stopped:
+        return text
+    # final_text strips: white space at the end may still be followed by more text, and then belongs in it.
+    body = raw.replace("\x00", "").lstrip()
+    hold = max((_begun(body, s) for s in stop if s), default=0)
+    if hold:
+        body = body[:-hold]
+    return body.rstrip("\ufffd").rstrip()
+
+
+def _begun(text: str, stop: str) -> int:
+    """How many of text's last characters begin stop (at most all of it but one: a whole one would have cut)."""
+    for size in range(min(len(stop) - 1, len(text)), 0, -1):
+        if text.endswith(stop[:size]):
+            return size
+    return 0

@@ -1,0 +1,87 @@
+"""Per-row decoding in one batch on the real (tiny) transformers model: sampling, stop strings, raw prompts,
+and the step hook that streams tokens."""
+
+from inference.decoding import GREEDY, Decoding, final_text
+from inference.generation import GenerationParams
+
+PROMPTS = ["Camera C3 detected a dent.", "Translate this work order into English: replace the worn belt."]
+PARAMS = GenerationParams(max_new_tokens=8)
+
+
+# The tiny model's greedy choice is a newline, again and again: sampled rows with a seed make varied text.
+VARIED = Decoding(temperature=1.0, seed=11)
+
+
+def run(engine, decodings, prompts=PROMPTS, **kwargs):
+    return engine.generate_batch(prompts, PARAMS, decodings=decodings, **kwargs).generations
+
+
+def tokens(engine, decodings, prompts=PROMPTS) -> list[list[int]]:
+    """Each row's new tokens, as the step hook handed them over."""
+    steps = []
+    run(engine, decodings, prompts, on_step=steps.append)
+    return [[step[row] for step in steps if step[row] is not None] for row in range(len(prompts))]
+
+
+def test_a_sampled_row_does_not_change_its_greedy_batch_mate(tiny_model):
+    greedy = run(tiny_model, None)
+    mixed = run(tiny_model, [GREEDY, Decoding(temperature=1.5, seed=1)])
+    assert mixed[0] == greedy[0]
+    assert all(g.finish_reason == "length" and g.new_tokens == 8 for g in greedy)  # random weights: no end token
+
+
+def test_a_seed_draws_the_same_tokens_in_any_batch_and_another_seed_others(tiny_model):
+    seeded = Decoding(temperature=2.0, seed=7)
+    alone = run(tiny_model, [seeded], prompts=PROMPTS[:1])[0]
+    in_batch = run(tiny_model, [seeded, GREEDY])[0]
+    assert in_batch.text == alone.text
+    others = {run(tiny_model, [Decoding(temperature=2.0, seed=seed)], prompts=PROMPTS[:1])[0].text for seed in range(4)}
+    assert len(others) > 1
+    assert alone.text != run(tiny_model, [GREEDY], prompts=PROMPTS[:1])[0].text
+
+
+def test_top_p_near_zero_keeps_only_the_most_likely_token(tiny_model):
+    nucleus = tokens(tiny_model, [Decoding(temperature=1.0, top_p=1e-6, seed=3)] * 2)
+    assert nucleus == tokens(tiny_model, [GREEDY] * 2)
+    assert tokens(tiny_model, [Decoding(temperature=1.0, top_p=0.9, seed=3)] * 2) != nucleus
+
+
+def test_a_stop_string_ends_its_row_only_and_is_cut_from_the_output(tiny_model):
+    varied = run(tiny_model, [VARIED, VARIED])
+    words = varied[0].text.split()
+    stop = words[len(words) // 2]
+    stopped = run(tiny_model, [Decoding(temperature=1.0, seed=11, stop=(stop,)), VARIED])
+    assert stopped[0].text == final_text(varied[0].text, (stop,))[0] and stop not in stopped[0].text
+    assert stopped[0].finish_reason == "stop" and stopped[0].new_tokens < varied[0].new_tokens
+    assert stopped[1] == varied[1]
+
+
+def test_a_raw_prompt_is_read_without_the_chat_template(tiny_model):
+    raw = run(tiny_model, [Decoding(raw=True)], prompts=PROMPTS[:1])[0]
+    assert raw.prompt_tokens == tiny_model.count_tokens(PROMPTS[0], raw=True) < tiny_model.count_tokens(PROMPTS[0])
+
+
+def test_each_step_hands_over_every_row_new_token_and_they_make_the_output(tiny_model):
+    steps = []
+    stop = run(tiny_model, [VARIED, VARIED])[1].text.split()[1]
+    decodings = [VARIED, Decoding(temperature=1.0, seed=11, stop=(stop,))]
+    output = run(tiny_model, decodings, on_step=steps.append)
+    assert len(steps) == 8 and all(len(step) == 2 for step in steps)
+    first = [step[0] for step in steps]
+    assert tiny_model.decode(first).strip() == output[0].text != ""
+    second = [token for step in steps if (token := step[1]) is not None]
+    assert len(second) == output[1].new_tokens < 8  # nothing after its stop string
+    assert final_text(tiny_model.decode(second), (stop,))[0] == output[1].text
+
+
+def test_in_steps_the_decodings_give_what_one_call_gives(tiny_model):
+    stop = run(tiny_model, [VARIED, VARIED])[1].text.split()[1]
+    decodings = [Decoding(temperature=1.2, seed=5), Decoding(temperature=1.0, seed=11, stop=(stop,))]
+    pause = lambda: True  # noqa: E731 (every step pauses)
+    steps = tiny_model.generate_in_steps(PROMPTS, PARAMS, decodings=decodings, chunk_tokens=4, pause_wanted=pause)
+    try:
+        while True:
+            next(steps)
+    except StopIteration as done:
+        stepped = done.value
+    assert stepped.generations == run(tiny_model, decodings)
