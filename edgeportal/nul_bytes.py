@@ -2,6 +2,7 @@
 lookup with it raises instead of finding nothing. Refuse such a request whole, with a 400 that names the
 field, before any view builds a query from it."""
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpResponseBadRequest
 
 
@@ -15,15 +16,30 @@ def nul_field(query_dicts) -> str | None:
 
 
 class RejectNulMiddleware:
+    """Sync and async: the streaming paths' chain is async throughout (edgeportal.asgi)."""
+
+    sync_capable = async_capable = True
+
     def __init__(self, get_response):
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
     def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        return self._refusal(request) or self.get_response(request)
+
+    async def _acall(self, request):
+        return self._refusal(request) or await self.get_response(request)
+
+    @staticmethod
+    def _refusal(request):
         # request.POST parses only form bodies; a JSON body is left for the API's own validation.
         field = nul_field([request.GET, request.POST] if request.method == "POST" else [request.GET])
-        if field is not None:
-            return HttpResponseBadRequest(
-                f"Field {field!r} contains a NUL character, which no field accepts.",
-                content_type="text/plain; charset=utf-8",
-            )
-        return self.get_response(request)
+        if field is None:
+            return None
+        return HttpResponseBadRequest(
+            f"Field {field!r} contains a NUL character, which no field accepts.",
+            content_type="text/plain; charset=utf-8",
+        )

@@ -80,3 +80,26 @@ def _begun(text: str, stop: str) -> int:
         if text.endswith(stop[:size]):
             return size
     return 0
+
+
+class Detokenizer:
+    """A row's text, token by token, without decoding all its tokens again at each step (a step would cost
+    more the longer the output): each new token is decoded with the few before it, whose text is known,
+    and a token that ends inside a character waits for the next (as vLLM and TGI stream)."""
+
+    def __init__(self, decode):
+        self.decode = decode
+        self.tokens: list[int] = []
+        self.text = ""  # the raw text of the tokens up to self.read
+        self.prefix = 0  # tokens before this one are settled in self.text
+        self.read = 0
+
+    def push(self, token: int) -> str:
+        """Add a token; returns the raw text so far (what decode(all tokens) gives, up to a half character)."""
+        self.tokens.append(token)
+        known = self.decode(self.tokens[self.prefix : self.read])
+        current = self.decode(self.tokens[self.prefix :])
+        if len(current) > len(known) and not current.endswith("\ufffd"):
+            self.text += current[len(known) :]
+            self.prefix, self.read = self.read, len(self.tokens)
+        return self.text

@@ -9,11 +9,21 @@ so an event written before it began to read is never missed. Streams expire a wh
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import redis
 
 EVENTS_TTL_S = 600  # longer than any deadline a reader waits for (the scheduler caps them at 10 minutes)
-TOKEN = "t"  # field of a text event: the new text; "n": the job's tokens so far
+TOKEN = "t"  # field of a text event: the new text ("" in a job's token count alone)
+OFFSET = "o"  # where that text begins in the job's text: a batch that runs again sends it again, and readers skip
+MADE = "n"  # the job's tokens so far
 END = "end"  # field of the last event (its value: the job's status)
+
+
+class TextEvent(NamedTuple):
+    text: str
+    offset: int
+    made: int
 
 
 def events_key(base: str, job_id: int) -> str:
@@ -24,20 +34,13 @@ class JobEvents:
     def __init__(self, client: redis.Redis, base: str):
         self.redis, self.base = client, base
 
-    def publish_text(self, texts: dict[int, tuple[str, int]]) -> None:
-        """One step's new text of each job that streams: job id -> (text, its tokens so far). One round trip."""
-        if not texts:
-            return
-        pipe = self.redis.pipeline(transaction=False)
-        for job_id, (text, tokens) in texts.items():
-            key = events_key(self.base, job_id)
-            pipe.xadd(key, {TOKEN: text, "n": tokens})
-            pipe.expire(key, EVENTS_TTL_S)
-        pipe.execute()
+    def publish_text(self, texts: dict[int, TextEvent]) -> None:
+        """One step's new text of each job that streams (and the token counts of those that do not)."""
+        self._append({job_id: {TOKEN: e.text, OFFSET: e.offset, MADE: e.made} for job_id, e in texts.items()})
 
     def tokens_made(self, job_ids: list[int]) -> dict[int, int]:
-        """How many tokens each of these jobs has made so far, as its last streamed text said (jobs that do
-        not stream, or have made none yet, are left out). One round trip."""
+        """How many tokens each of these jobs has made so far, as its last event said (a job that has made
+        none yet, or fewer than a count is sent for, is left out). One round trip."""
         if not job_ids:
             return {}
         pipe = self.redis.pipeline(transaction=False)
@@ -45,18 +48,22 @@ class JobEvents:
             pipe.xrevrange(events_key(self.base, job_id), count=1)
         made = {}
         for job_id, last in zip(job_ids, pipe.execute(), strict=True):
-            if last and "n" in last[0][1]:
-                made[job_id] = int(last[0][1]["n"])
+            if last and MADE in last[0][1]:
+                made[job_id] = int(last[0][1][MADE])
         return made
 
     def publish_end(self, statuses: dict[int, str]) -> None:
         """These jobs ended (their rows are committed): job id -> status."""
-        if not statuses:
+        self._append({job_id: {END: status} for job_id, status in statuses.items()})
+
+    def _append(self, events: dict[int, dict]) -> None:
+        """One event to each job's stream, in one round trip; each stream lives EVENTS_TTL_S past its last."""
+        if not events:
             return
         pipe = self.redis.pipeline(transaction=False)
-        for job_id, status in statuses.items():
+        for job_id, fields in events.items():
             key = events_key(self.base, job_id)
-            pipe.xadd(key, {END: status})
+            pipe.xadd(key, fields)
             pipe.expire(key, EVENTS_TTL_S)
         pipe.execute()
 

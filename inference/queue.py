@@ -39,6 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import redis
+import redis.asyncio
 
 from inference.batch_time import updated_measurements
 from inference.decoding import GREEDY, Decoding
@@ -444,6 +445,12 @@ def _pairs(flat: list) -> dict[str, str]:
 def redis_client(url: str) -> redis.Redis:
     """A client as every queue uses one: text answers, and a socket timeout, so an outage fails a call."""
     return redis.Redis.from_url(url, decode_responses=True, socket_timeout=5)
+
+
+def async_redis_client(url: str) -> redis.asyncio.Redis:
+    """The same for an event loop, whose reads block up to 10 s on a job's events (inference.job_events):
+    its socket timeout outlasts them."""
+    return redis.asyncio.Redis.from_url(url, decode_responses=True, socket_timeout=30)
 
 
 class JobQueue:

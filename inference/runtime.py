@@ -23,7 +23,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from inference.decoding import GREEDY, Decoding, final_text
+from inference.decoding import GREEDY, Decoding, Detokenizer, final_text
 from inference.devices import resolve_device, resolve_dtype
 from inference.engine import EngineIdentity
 from inference.generation import BatchOutput, Generation, GenerationParams, StepCallback
@@ -76,7 +76,10 @@ class TransformersEngine:
         tokenizer.padding_side = "left"  # decoder-only models continue from the right edge
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        self.stop_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
+        # generate() also ends a row at the generation config's end-of-text ids (several, for some models).
+        configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        configured = configured if isinstance(configured, list) else [configured]
+        self.stop_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id, *configured} - {None}
         # A prefill chunk needs no logits; most causal LMs can skip all but the last position.
         accepts = "logits_to_keep" in inspect.signature(model.forward).parameters
         self._prefill_options = {"logits_to_keep": 1} if accepts else {}
@@ -115,7 +118,7 @@ class TransformersEngine:
         decodings = decodings or [GREEDY] * len(prompts)
         encoded = self._encode(prompts, system_prompts, decodings)
         limits = max_new_tokens_each or [params.max_new_tokens] * len(prompts)
-        processors, steps = self._controls(encoded, decodings, limits, on_step)
+        processors, steps = self._controls(decodings, limits, on_step)
         started = time.perf_counter()
         with torch.inference_mode():
             output = self.model.generate(
@@ -151,7 +154,7 @@ class TransformersEngine:
         encoded = self._encode(prompts, system_prompts, decodings)
         limits = max_new_tokens_each or [params.max_new_tokens] * len(prompts)
         # One sampler and one step hook for the whole run: their generators and row states last across pauses.
-        processors, steps = self._controls(encoded, decodings, limits, on_step)
+        processors, steps = self._controls(decodings, limits, on_step)
         ids, mask = encoded.input_ids, encoded.attention_mask
         # Positions as generate() computes them, so left padding does not shift a prompt.
         positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)
@@ -174,7 +177,8 @@ class TransformersEngine:
             busy_s += time.perf_counter() - started
             yield
         limit = params.max_new_tokens
-        stop = StoppingCriteriaList([steps, _PauseWanted(pause_wanted)])
+        pause = _PauseWanted(pause_wanted)
+        stop = StoppingCriteriaList([steps, pause])
         sequences = ids
         while True:
             started = time.perf_counter()
@@ -194,8 +198,8 @@ class TransformersEngine:
             busy_s += time.perf_counter() - started
             sequences, cache = out.sequences, out.past_key_values
             new = sequences[:, ids.shape[1] :]
-            if new.shape[1] >= limit or all(steps.done):
-                break
+            if new.shape[1] >= limit or all(steps.done) or not pause.fired:
+                break  # generate() ended on its own: every row did
             yield  # paused: generate() stopped early because pause_wanted() said so
         return self._output(encoded, sequences, steps, busy_s * 1000)
 
@@ -204,11 +208,11 @@ class TransformersEngine:
         texts = [self.format_prompt(p, s, d.raw) for p, s, d in zip(prompts, systems, decodings, strict=True)]
         return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
 
-    def _controls(self, encoded, decodings, limits, on_step):
+    def _controls(self, decodings, limits, on_step):
         """The batch's per-row sampler (none when every row is greedy) and its step hook."""
         sampled = [(row, d) for row, d in enumerate(decodings) if d.sampled]
         processors = LogitsProcessorList([_RowSampling(sampled, self.device)] if sampled else [])
-        steps = _Steps(self, prompt_len=encoded.input_ids.shape[1], decodings=decodings, limits=limits, on_step=on_step)
+        steps = _Steps(self, decodings=decodings, limits=limits, on_step=on_step)
         return processors, steps
 
     def _synchronize(self) -> None:
@@ -235,12 +239,14 @@ class _Steps(StoppingCriteria):
     """Called by generate() after each new token: ends each row at its end-of-text token, its own token limit
     or a stop string (the batch goes on for the others), and hands every step's new tokens to on_step."""
 
-    def __init__(self, engine: TransformersEngine, *, prompt_len: int, decodings, limits, on_step):
-        self.engine, self.prompt_len, self.decodings, self.limits = engine, prompt_len, decodings, limits
+    def __init__(self, engine: TransformersEngine, *, decodings, limits, on_step):
+        self.engine, self.decodings, self.limits = engine, decodings, limits
         self.on_step = on_step
         self.done = [False] * len(decodings)
         self.made = [0] * len(decodings)  # tokens each row made, its end-of-text token not counted
         self.finish = ["length"] * len(decodings)  # "stop" once a row ends by its end-of-text or a stop string
+        # The text of the rows with stop strings, kept up step by step (the others are never decoded here).
+        self.texts = {row: Detokenizer(engine.decode) for row, d in enumerate(decodings) if d.stop}
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
         newest = input_ids[:, -1].tolist()
@@ -253,18 +259,13 @@ class _Steps(StoppingCriteria):
                 continue
             step.append(token)
             self.made[row] += 1
-            stop = self.decodings[row].stop
-            if stop and self._stopped(input_ids[row], stop):
+            if row in self.texts and final_text(self.texts[row].push(token), self.decodings[row].stop)[1]:
                 self.done[row], self.finish[row] = True, "stop"
             elif self.made[row] >= self.limits[row]:
                 self.done[row] = True
         if self.on_step is not None:
             self.on_step(step)
         return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
-
-    def _stopped(self, ids: torch.LongTensor, stop: tuple[str, ...]) -> bool:
-        """A stop string ended the row: its tokens so far (all counted: it has not ended) decode to one."""
-        return final_text(self.engine.decode(ids[self.prompt_len :].tolist()), stop)[1]
 
 
 class _RowSampling(LogitsProcessor):
@@ -281,7 +282,9 @@ class _RowSampling(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         for row, temperature, top_p, generator in self.rows:
-            probs = torch.softmax(scores[row].float() / temperature, dim=-1)
+            probs = torch.softmax(scores[row].double() / temperature, dim=-1)
+            if not torch.isfinite(probs).all():  # logits too far apart for this temperature: its limit, greedy
+                continue
             if top_p < 1.0:
                 ordered, order = torch.sort(probs, descending=True)
                 # Keep the most likely tokens until their mass reaches top_p (the first always stays).
@@ -298,9 +301,11 @@ class _PauseWanted(StoppingCriteria):
 
     def __init__(self, pause_wanted: Callable[[], bool]):
         self.pause_wanted = pause_wanted
+        self.fired = False  # whether the last generate() call ended because of it
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
-        return torch.full((input_ids.shape[0],), self.pause_wanted(), dtype=torch.bool)
+        self.fired = bool(self.pause_wanted())
+        return torch.full((input_ids.shape[0],), self.fired, dtype=torch.bool)
 
 
 def load_engine(

@@ -306,15 +306,15 @@ class BatchWorker:
         return batch
 
     def _streams(self, runs: list[QueuedJob], jobs: list[QueuedJob], copies: dict[int, int]) -> TokenStreams:
-        """The step callback that publishes the text of the jobs that stream (none: it decodes no text) and
-        times the first token. A run streams to its own job and to the identical ones it answers (copies:
-        single flight)."""
-        streaming = [job.job_id for job in jobs if job.decoding.stream]
+        """The step callback: the text of the jobs that stream, every job's token count, the first token's
+        time. A run speaks for its own job and for the identical ones it answers (copies: single flight)."""
         row_of = {job.job_id: row for row, job in enumerate(runs)}
         rows: list[list[int]] = [[] for _ in runs]
-        for job_id in streaming:
-            rows[row_of[copies.get(job_id, job_id)]].append(job_id)
-        return TokenStreams(rows, [job.decoding for job in runs], self.model.decode, self.events.publish_text)
+        for job in jobs:
+            rows[row_of[copies.get(job.job_id, job.job_id)]].append(job.job_id)
+        streaming = {job.job_id for job in jobs if job.decoding.stream}
+        decodings = [job.decoding for job in runs]
+        return TokenStreams(rows, streaming, decodings, self.model.decode, self.events.publish_text)
 
     def _store_kept(self, jobs: list[QueuedJob]) -> None:
         """Store the outputs an earlier run of these jobs kept in Redis (it stopped before storing them)."""
@@ -390,7 +390,8 @@ class BatchWorker:
         outputs: list[BatchOutput | str] = []
         for job in jobs:
             try:
-                outputs.append(self.model.generate_batch(**batch_inputs([job])))
+                streams = self._streams([job], [job], {})
+                outputs.append(self.model.generate_batch(**batch_inputs([job], streams)))
             except Exception as error:
                 log.exception("job %s failed", job.job_id)
                 outputs.append(failure_reason(error))

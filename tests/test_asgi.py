@@ -104,3 +104,19 @@ def test_a_page_that_sets_a_cookie_has_headers_the_http_server_accepts():
     cookies = [value for name, value in headers if name.lower() == b"set-cookie"]
     assert cookies and all(value == value.strip() for value in cookies)
     h11.Response(status_code=status, headers=headers)  # raises on a value h11 would refuse
+
+
+def test_the_streaming_paths_middleware_is_async_throughout_so_a_wait_holds_no_thread(settings, caplog):
+    """Django adapts (and runs in a thread, for the whole request) each sync-only middleware of an async
+    chain: the streaming handler's has none, the full chain has WhiteNoise."""
+    from django.core.handlers.asgi import ASGIHandler
+
+    from edgeportal.asgi import StreamingHandler
+
+    settings.DEBUG = True  # Django says what it adapts only then
+    with caplog.at_level("DEBUG", logger="django.request"):
+        StreamingHandler().load_middleware(is_async=True)
+    assert not [r for r in caplog.records if "adapted" in r.getMessage()]
+    with caplog.at_level("DEBUG", logger="django.request"):
+        ASGIHandler().load_middleware(is_async=True)
+    assert any("WhiteNoise" in r.getMessage() for r in caplog.records if "adapted" in r.getMessage())

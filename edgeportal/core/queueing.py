@@ -14,7 +14,7 @@ from inference.batch_time import model_prior
 from inference.job_events import JobEvents
 from inference.model_files import ModelConfigError, parameter_count
 from inference.pools import ModelCatalog, Pool
-from inference.queue import WORKER_ALIVE_S, JobQueue, SettingsStore, redis_client
+from inference.queue import WORKER_ALIVE_S, JobQueue, SettingsStore, async_redis_client, redis_client
 from inference.settings import SchedulerSettings
 
 
@@ -80,12 +80,11 @@ _async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def async_redis() -> redis.asyncio.Redis:
     """The Redis client of this event loop, for views that wait on Redis without holding a thread (the
-    OpenAI-compatible API). Its socket timeout outlasts the longest block those views ask for (10 s)."""
+    OpenAI-compatible API, the pages' job streams). Each waiting request holds one of its connections."""
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        client = redis.asyncio.Redis.from_url(settings.REDIS_URL, decode_responses=True, socket_timeout=30)
-        _async_clients[loop] = client
+        client = _async_clients[loop] = async_redis_client(settings.REDIS_URL)
     return client
 
 

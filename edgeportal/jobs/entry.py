@@ -6,6 +6,7 @@ import contextlib
 import logging
 import math
 import re
+import secrets
 import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -419,13 +420,17 @@ def _accept(template, text, values, source, user, started: float, ticket: Ticket
         "variables": values,  # as checked and normalised: what was really rendered
         "prompt": text,
         **own,  # system_prompt, max_new_tokens
-        "decoding": decoding.as_dict() if decoding != GREEDY else {},
         "priority": ticket.priority,
         "lane": ticket.lane,
         "model": ticket.model,
         "deadline_at": now + timedelta(milliseconds=ticket.deadline_ms),
         "prompt_tokens": ticket.prompt_tokens,
     }
+    if decoding.sampled and decoding.seed is None:
+        # Its own seed, kept with it: a batch that runs again (a retry, a worker's crash) draws the same text,
+        # so what was streamed stays the start of what is stored.
+        decoding = replace(decoding, seed=secrets.randbelow(2**63))
+    fields["decoding"] = decoding.as_dict() if decoding != GREEDY else {}
     key = ""
     try:
         # A sampled answer is one draw among many: never cached, never shared with an identical request.

@@ -12,9 +12,9 @@ from edgeportal.sources.models import Source
 
 
 def job_list(*, limit: int = 50) -> list[Job]:
-    """The newest jobs; each running job that streams says how many tokens it has made (job.tokens_made)."""
+    """The newest jobs; each running job says how many tokens it has made (job.tokens_made, None until known)."""
     jobs = list(Job.objects.select_related("template", "source", "submitted_by", "latency")[:limit])
-    running = [job.pk for job in jobs if job.status == Job.Status.RUNNING and job.decoding.get("stream")]
+    running = [job.pk for job in jobs if job.status == Job.Status.RUNNING]
     try:
         made = job_events().tokens_made(running)
     except redis.RedisError:  # the list still shows; only the progress is missing

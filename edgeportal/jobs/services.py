@@ -183,8 +183,8 @@ def batch_record(*, batch: BatchRun) -> BatchRecord | None:
             latency.first_token_ms = _ms(_at(batch.first_token_at), latency.job.created_at)
     latencies = JobLatency.objects.bulk_create(latencies)
     metrics.jobs_finished(latencies)
+    jobs_ended(open_jobs)  # first: a waiting request need not wait for the cache and single flight below
     _results_published(open_jobs)
-    jobs_ended(open_jobs)
     return record
 
 

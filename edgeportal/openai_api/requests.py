@@ -93,7 +93,8 @@ def parse_request(body: object, *, chat: bool) -> CompletionRequest:
         prompt=prompt,
         system_prompt=system,
         max_new_tokens=_max_tokens(body, chat),
-        decoding=_decoding(body, raw=not chat, stream=stream),
+        # A template is written for the chat form, whichever endpoint sends it.
+        decoding=_decoding(body, raw=not chat and template is None, stream=stream),
         stream=stream,
         include_usage=bool(options.get("include_usage")),
         extensions={name: body[name] for name in EXTENSIONS if name in body},
@@ -144,12 +145,18 @@ def _max_tokens(body: dict, chat: bool) -> int | None:
     return value
 
 
+MIN_TEMPERATURE = 0.01  # below it, sampling is greedy in all but name (and logits overflow): greedy
+
+
 def _decoding(body: dict, *, raw: bool, stream: bool) -> Decoding:
-    """temperature 0 or absent: greedy. A top_p below 1 alone samples at temperature 1 (OpenAI's default)."""
+    """temperature or top_p 0, or both absent: greedy. A top_p below 1 alone samples at temperature 1
+    (OpenAI's default)."""
     temperature = _number(body, "temperature", 0, 2)
     top_p = _number(body, "top_p", 0, 1)
     if temperature is None and top_p is not None and 0 < top_p < 1:
         temperature = 1.0
+    if top_p == 0 or (temperature or 0) < MIN_TEMPERATURE:
+        temperature, top_p = 0.0, None
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
         raise invalid("seed must be a whole number from 0 to 2^63-1.", "seed")
@@ -204,7 +211,7 @@ def _chat_prompt(body: dict, template: object) -> tuple[str | None, str | None]:
             )  # fmt: skip
         else:
             raise invalid("role must be system, developer or user.", f"{param}.role")
-        extra = set(message) - {"role", "content", "name"}
+        extra = set(message) - {"role", "content"}
         if extra:
             raise invalid(f"Unsupported message field: {sorted(extra)[0]!r}.", param, "unsupported_parameter")
     if len(users) != 1:

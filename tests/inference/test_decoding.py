@@ -46,3 +46,14 @@ def test_a_finished_stream_sent_everything_but_what_it_held_back(raw, stops):
     final, stopped = final_text(raw, stop)
     if stopped:
         assert settled_text(raw, stop) == final
+
+
+def test_text_decoded_token_by_token_is_the_text_decoded_at_once(tiny_model):
+    """Chinese and a Euro sign take several tokens per character: the half-decoded ones wait."""
+    from inference.decoding import Detokenizer
+
+    ids = tiny_model.tokenizer("压机 P3 停机 10 分钟 · 5 € — line A", add_special_tokens=False).input_ids
+    detokenizer = Detokenizer(tiny_model.decode)
+    texts = [detokenizer.push(token) for token in ids]
+    assert texts[-1] == tiny_model.decode(ids)
+    assert all("\ufffd" not in text and texts[-1].startswith(text) for text in texts)

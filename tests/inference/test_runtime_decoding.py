@@ -85,3 +85,26 @@ def test_in_steps_the_decodings_give_what_one_call_gives(tiny_model):
     except StopIteration as done:
         stepped = done.value
     assert stepped.generations == run(tiny_model, decodings)
+
+
+def test_a_row_ends_at_every_end_of_text_id_the_generation_config_names(tiny_model):
+    """Some models end at several ids (Llama 3's <|eot_id|> beside <|end_of_text|>): an end id that only the
+    generation config names ends the row too, in one call and in steps, and is not counted as output."""
+    from inference.runtime import TransformersEngine
+
+    newline = tiny_model.tokenizer("\n", add_special_tokens=False).input_ids[0]  # the tiny model's greedy choice
+    config = tiny_model.model.generation_config
+    original = config.eos_token_id
+    config.eos_token_id = [tiny_model.tokenizer.eos_token_id, newline]
+    try:
+        engine = TransformersEngine(tiny_model.model, tiny_model.tokenizer, identity=tiny_model.identity)
+        [once] = engine.generate_batch(PROMPTS[:1], PARAMS).generations
+        steps = engine.generate_in_steps(PROMPTS[:1], PARAMS, chunk_tokens=4)
+        try:
+            while True:
+                next(steps)
+        except StopIteration as done:
+            [stepped] = done.value.generations
+    finally:
+        config.eos_token_id = original
+    assert once == stepped and (once.new_tokens, once.finish_reason) == (0, "stop")

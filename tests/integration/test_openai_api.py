@@ -2,7 +2,10 @@
 real worker (the tiny model), as a user's tools would talk to the node."""
 
 import json
+import shutil
+import subprocess
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import openai
 import pytest
@@ -158,3 +161,43 @@ def test_raw_server_sent_events_as_curl_reads_them(node, source_token):
     assert all(chunk["object"] == "text_completion" for chunk in chunks)
     assert chunks[-1]["choices"][0]["finish_reason"] == "length"
     wait_until(lambda: Job.objects.filter(status=Job.Status.DONE).exists(), what="the job stored")
+
+
+def test_curl_reads_the_raw_stream(node, source_token):
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    client, web, _ = node
+    body = json.dumps({"model": model_name(client), "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4,
+                       "stream": True, **SAMPLED})  # fmt: skip
+    out = subprocess.run(
+        ["curl", "-sN", f"{web.url}/v1/chat/completions", "-H", f"Authorization: Bearer {source_token}",
+         "-H", "Content-Type: application/json", "-d", body],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    events = [line for line in out.split("\n\n") if line.strip()]
+    assert events[-1] == "data: [DONE]" and all(event.startswith("data: ") for event in events)
+    assert json.loads(events[0].removeprefix("data: "))["object"] == "chat.completion.chunk"
+
+
+def test_a_client_that_hangs_up_mid_stream_stops_no_one_else(node):
+    """Two streams share a batch; one client disconnects after its first piece. The other reads to the end,
+    and the job of the one that left still finishes (its output stored)."""
+    client, _, _ = node
+    messages = [{"role": "user", "content": "Write a notice: line A restarts."}]
+    options = {"model": model_name(client), "messages": messages, "max_tokens": 24, "stream": True, **SAMPLED}
+
+    def leave():
+        stream = client.chat.completions.create(**options)
+        first = next(iter(stream))
+        stream.close()  # hangs up
+        return first
+
+    with ThreadPoolExecutor(2) as pool:
+        leaving = pool.submit(leave)
+        staying = pool.submit(lambda: list(client.chat.completions.create(**options)))
+        first = leaving.result(timeout=60)
+        chunks = staying.result(timeout=60)
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["length"]
+    job_id = int(first.id.removeprefix("chatcmpl-"))
+    wait_until(lambda: Job.objects.get(pk=job_id).is_finished, what="the left job to finish")
+    assert Job.objects.get(pk=job_id).status == Job.Status.DONE and Job.objects.get(pk=job_id).output_tokens == 24

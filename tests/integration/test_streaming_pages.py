@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 from edgeportal.core.queueing import get_queue
 from edgeportal.jobs.models import Job
 from edgeportal.jobs.services import jobs_ended
-from inference.job_events import JobEvents
+from inference.job_events import JobEvents, TextEvent
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -26,10 +26,10 @@ def test_the_job_page_appends_the_output_as_it_streams_then_shows_the_finished_j
     page.evaluate("window.samePage = true")
 
     events = JobEvents(get_queue().redis, settings.EDGE_REDIS_PREFIX)
-    events.publish_text({job.pk: ("Line A <b>stops</b>", 3)})
+    events.publish_text({job.pk: TextEvent("Line A <b>stops</b>", 0, 3)})
     expect(page.get_by_test_id("job-output-live")).to_have_text("Line A <b>stops</b>")  # as text, not markup
     expect(page.get_by_test_id("job-status")).to_have_text("running")
-    events.publish_text({job.pk: (" at ten.", 5)})
+    events.publish_text({job.pk: TextEvent(" at ten.", 18, 5)})
     expect(page.get_by_test_id("job-output-live")).to_have_text("Line A <b>stops</b> at ten.")
 
     Job.objects.filter(pk=job.pk).update(status=Job.Status.DONE, output="Line A stops at ten.", output_tokens=5)

@@ -179,3 +179,23 @@ def test_too_many_tokens_is_shown_in_the_form(manager_client, settings):
     assert response.status_code == 400
     assert "the limit is 3" in response.context["form"].errors["prompt"][0]
     assert Job.objects.count() == 0
+
+
+def test_a_streaming_job_page_listens_to_its_stream_instead_of_polling(manager_client):
+    job = Job.objects.create(prompt="p", max_new_tokens=4, decoding={"stream": True})
+    fragment = manager_client.get(f"/jobs/{job.pk}/", headers={"HX-Request": "true"}).content.decode()
+    assert f'sse-connect="/stream/jobs/{job.pk}"' in fragment and 'hx-trigger="sse:end"' in fragment
+    assert "every 1s" not in fragment and 'sse-swap="text"' in fragment
+
+
+def test_the_list_shows_a_running_job_tokens_so_far(manager_client):
+    from django.conf import settings
+
+    from edgeportal.core.queueing import get_queue
+    from inference.job_events import JobEvents, TextEvent
+
+    running = Job.objects.create(prompt="c", max_new_tokens=48, status=Job.Status.RUNNING)
+    Job.objects.create(prompt="d", max_new_tokens=48, status=Job.Status.RUNNING)  # no count yet
+    JobEvents(get_queue().redis, settings.EDGE_REDIS_PREFIX).publish_text({running.pk: TextEvent("", 0, 16)})
+    html = manager_client.get("/jobs/").content.decode()
+    assert html.count('data-testid="job-progress"') == 1 and "16 / 48 tokens" in html

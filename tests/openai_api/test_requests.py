@@ -37,6 +37,15 @@ def test_absent_or_zero_temperature_is_greedy_and_top_p_alone_samples():
     assert parse_request({"messages": USER, "top_p": 0.5}, chat=True).decoding == Decoding(temperature=1.0, top_p=0.5)
 
 
+def test_a_tiny_temperature_or_a_zero_top_p_is_greedy():
+    assert parse_request({"messages": USER, "temperature": 1e-300}, chat=True).decoding == Decoding()
+    assert parse_request({"messages": USER, "temperature": 0.7, "top_p": 0}, chat=True).decoding == Decoding()
+
+
+def test_a_completion_from_a_template_keeps_the_chat_form():
+    assert not parse_request({"template": "defect"}, chat=False).decoding.raw
+
+
 def test_a_completion_reads_its_prompt_raw():
     request = parse_request({"prompt": ["Line A"], "max_tokens": 3, "echo": False}, chat=False)
     assert request.prompt == "Line A" and request.decoding.raw and request.max_new_tokens == 3
@@ -74,6 +83,7 @@ def test_extensions_come_from_the_top_level_or_extra_body():
         ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]}, "messages[0].content"),
         ({"messages": USER, "template": "defect"}, "messages"),
         ({"messages": USER, "extra_body": "x"}, "extra_body"),
+        ({"messages": [{"role": "user", "content": "hi", "name": "line-3"}]}, "messages[0]"),
     ],
 )
 def test_what_would_change_the_output_and_is_not_supported_is_refused_by_name(body, param):
