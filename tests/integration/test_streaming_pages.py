@@ -29,7 +29,7 @@ def test_the_job_page_appends_the_output_as_it_streams_then_shows_the_finished_j
     events.publish_text({job.pk: TextEvent("Line A <b>stops</b>", 0, 3)})
     expect(page.get_by_test_id("job-output-live")).to_have_text("Line A <b>stops</b>")  # as text, not markup
     expect(page.get_by_test_id("job-status")).to_have_text("running")
-    events.publish_text({job.pk: TextEvent(" at ten.", 18, 5)})
+    events.publish_text({job.pk: TextEvent(" at ten.", len("Line A <b>stops</b>"), 5)})
     expect(page.get_by_test_id("job-output-live")).to_have_text("Line A <b>stops</b> at ten.")
 
     Job.objects.filter(pk=job.pk).update(status=Job.Status.DONE, output="Line A stops at ten.", output_tokens=5)
