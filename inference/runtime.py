@@ -6,7 +6,6 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-import random
 import time
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
@@ -23,12 +22,14 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from inference.decoding import GREEDY, Decoding, Detokenizer, final_text
+from inference.chat_tokens import ChatTokens
+from inference.decoding import GREEDY, Decoding, final_text
 from inference.devices import resolve_device, resolve_dtype
 from inference.engine import EngineIdentity
 from inference.generation import BatchOutput, Generation, GenerationParams, StepCallback
 from inference.model_files import DEFAULT_CACHE_DIR, gguf_cache_dir, model_revision, resolve_model_path
 from inference.pools import ModelCatalog, model_name_of
+from inference.rows import Rows, draw, row_generator
 
 log = logging.getLogger(__name__)
 
@@ -64,41 +65,18 @@ def prepare_model_folder(spec: str | None, cache_root: Path = DEFAULT_CACHE_DIR)
     return convert_gguf(path, target)
 
 
-class TransformersEngine:
+class TransformersEngine(ChatTokens):
     """A causal LM and its tokenizer, loaded once on its device and reused for every batch."""
 
     def __init__(self, model, tokenizer, *, identity: EngineIdentity):
         self.model = model.eval()
-        self.tokenizer = tokenizer
         self.identity = identity
         self.device = torch.device(identity.device)
         self.context_length = getattr(model.config, "max_position_embeddings", None)
-        tokenizer.padding_side = "left"  # decoder-only models continue from the right edge
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        # generate() also ends a row at the generation config's end-of-text ids (several, for some models).
-        configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-        configured = configured if isinstance(configured, list) else [configured]
-        self.stop_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id, *configured} - {None}
+        self._tokens_ready(tokenizer, getattr(getattr(model, "generation_config", None), "eos_token_id", None))
         # A prefill chunk needs no logits; most causal LMs can skip all but the last position.
         accepts = "logits_to_keep" in inspect.signature(model.forward).parameters
         self._prefill_options = {"logits_to_keep": 1} if accepts else {}
-
-    def format_prompt(self, prompt: str, system_prompt: str | None = None, raw: bool = False) -> str:
-        """The text the model reads: the chat template around the prompt, or the prompt itself when raw."""
-        if raw or not self.tokenizer.chat_template:
-            return prompt
-        messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-        messages.append({"role": "user", "content": prompt})
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-    def count_tokens(self, prompt: str, system_prompt: str | None = None, raw: bool = False) -> int:
-        text = self.format_prompt(prompt, system_prompt, raw)
-        return len(self.tokenizer(text, add_special_tokens=False).input_ids)
-
-    def decode(self, token_ids: Sequence[int]) -> str:
-        """The text of these generated tokens, as an output is made of them (before final_text)."""
-        return self.tokenizer.decode(token_ids, skip_special_tokens=True)
 
     def generate_batch(
         self,
@@ -198,7 +176,7 @@ class TransformersEngine:
             busy_s += time.perf_counter() - started
             sequences, cache = out.sequences, out.past_key_values
             new = sequences[:, ids.shape[1] :]
-            if new.shape[1] >= limit or all(steps.done) or not pause.fired:
+            if new.shape[1] >= limit or all(steps.rows.done) or not pause.fired:
                 break  # generate() ended on its own: every row did
             yield  # paused: generate() stopped early because pause_wanted() said so
         return self._output(encoded, sequences, steps, busy_s * 1000)
@@ -212,7 +190,7 @@ class TransformersEngine:
         """The batch's per-row sampler (none when every row is greedy) and its step hook."""
         sampled = [(row, d) for row, d in enumerate(decodings) if d.sampled]
         processors = LogitsProcessorList([_RowSampling(sampled, self.device)] if sampled else [])
-        steps = _Steps(self, decodings=decodings, limits=limits, on_step=on_step)
+        steps = _Steps(Rows(decodings, limits, self.stop_ids, self.decode, on_step))
         return processors, steps
 
     def _synchronize(self) -> None:
@@ -221,14 +199,15 @@ class TransformersEngine:
             torch.cuda.synchronize(self.device)
 
     def _output(self, encoded, sequences, steps: _Steps, inference_ms: float) -> BatchOutput:
+        rows = steps.rows
         """Each row's output: the tokens the step hook counted for it (after them, a row holds padding, or
         tokens made after a pause that it ignored), cut at its stop strings."""
         prompt_len = encoded.input_ids.shape[1]
         generations = []
         for row, (ids, mask) in enumerate(zip(sequences, encoded.attention_mask, strict=True)):
-            made = steps.made[row]
-            text, _ = final_text(self.decode(ids[prompt_len : prompt_len + made].tolist()), steps.decodings[row].stop)
-            generations.append(Generation(text, int(mask.sum()), made, finish_reason=steps.finish[row]))
+            made = rows.made[row]
+            text, _ = final_text(self.decode(ids[prompt_len : prompt_len + made].tolist()), rows.decodings[row].stop)
+            generations.append(Generation(text, int(mask.sum()), made, finish_reason=rows.finish[row]))
         return BatchOutput(generations, padded_tokens=int(encoded.input_ids.numel()), inference_ms=inference_ms)
 
     def warm_up(self) -> None:
@@ -236,63 +215,31 @@ class TransformersEngine:
 
 
 class _Steps(StoppingCriteria):
-    """Called by generate() after each new token: ends each row at its end-of-text token, its own token limit
-    or a stop string (the batch goes on for the others), and hands every step's new tokens to on_step."""
+    """generate()'s view of the batch's Rows (inference.rows): called after each new token, it ends each row
+    on its own (the batch goes on for the others) and hands every step's tokens to on_step."""
 
-    def __init__(self, engine: TransformersEngine, *, decodings, limits, on_step):
-        self.engine, self.decodings, self.limits = engine, decodings, limits
-        self.on_step = on_step
-        self.done = [False] * len(decodings)
-        self.made = [0] * len(decodings)  # tokens each row made, its end-of-text token not counted
-        self.finish = ["length"] * len(decodings)  # "stop" once a row ends by its end-of-text or a stop string
-        # The text of the rows with stop strings, kept up step by step (the others are never decoded here).
-        self.texts = {row: Detokenizer(engine.decode) for row, d in enumerate(decodings) if d.stop}
+    def __init__(self, rows: Rows):
+        self.rows = rows
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
-        newest = input_ids[:, -1].tolist()
-        step: list[int | None] = []
-        for row, token in enumerate(newest):
-            if self.done[row] or token in self.engine.stop_ids:
-                if not self.done[row]:
-                    self.done[row], self.finish[row] = True, "stop"
-                step.append(None)
-                continue
-            step.append(token)
-            self.made[row] += 1
-            if row in self.texts and final_text(self.texts[row].push(token), self.decodings[row].stop)[1]:
-                self.done[row], self.finish[row] = True, "stop"
-            elif self.made[row] >= self.limits[row]:
-                self.done[row] = True
-        if self.on_step is not None:
-            self.on_step(step)
-        return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
+        done = self.rows.step(input_ids[:, -1].tolist())
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 class _RowSampling(LogitsProcessor):
-    """Sampling for some rows of a greedy batch: each sampled row draws its token (temperature, then top-p)
-    from its own seeded generator, and leaves only that token for the greedy choice to pick. Greedy rows are
+    """Sampling for some rows of a greedy batch: each sampled row draws its token (inference.rows.draw) from
+    its own seeded generator, and leaves only that token for the greedy choice to pick. Greedy rows are
     untouched, so a batch mixes both and a seeded row draws the same tokens whatever its batch."""
 
     def __init__(self, sampled: list[tuple[int, Decoding]], device: torch.device):
-        self.rows = []
-        for row, decoding in sampled:
-            seed = decoding.seed if decoding.seed is not None else random.SystemRandom().randrange(2**63)
-            generator = torch.Generator(device=device).manual_seed(seed)
-            self.rows.append((row, decoding.temperature, decoding.top_p, generator))
+        self.rows = [(row, decoding, row_generator(decoding, device)) for row, decoding in sampled]
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        for row, temperature, top_p, generator in self.rows:
-            probs = torch.softmax(scores[row].double() / temperature, dim=-1)
-            if not torch.isfinite(probs).all():  # logits too far apart for this temperature: its limit, greedy
-                continue
-            if top_p < 1.0:
-                ordered, order = torch.sort(probs, descending=True)
-                # Keep the most likely tokens until their mass reaches top_p (the first always stays).
-                outside = ordered.cumsum(-1) - ordered > top_p
-                probs = probs.scatter(0, order, ordered.masked_fill(outside, 0.0))
-            token = torch.multinomial(probs, 1, generator=generator)
-            scores[row] = torch.finfo(scores.dtype).min
-            scores[row, token] = 0.0
+        for row, decoding, generator in self.rows:
+            token = draw(scores[row], decoding, generator)
+            if token is not None:
+                scores[row] = torch.finfo(scores.dtype).min
+                scores[row, token] = 0.0
         return scores
 
 
@@ -334,10 +281,14 @@ def load_engine(
     return engine
 
 
-def load_engine_from_env() -> TransformersEngine:
-    """The default model of EDGE_MODEL and EDGE_MODELS (inference.pools.ModelCatalog), as a worker serves it."""
+def load_engine_from_env():
+    """The default model of EDGE_MODEL and EDGE_MODELS (inference.pools.ModelCatalog), as a worker serves it,
+    on the engine EDGE_ENGINE chooses (inference.engine_choice)."""
+    from inference.engine_choice import load_chosen_engine
+
     catalog = ModelCatalog.from_env(os.getenv("EDGE_MODEL", ""), os.getenv("EDGE_MODELS", ""))
     spec = catalog.spec_of(catalog.default) or None
-    return load_engine(
-        spec, dtype=os.getenv("EDGE_DTYPE", ""), device=os.getenv("EDGE_DEVICE", "auto"), name=catalog.default
-    )
+    return load_chosen_engine(
+        spec, os.getenv("EDGE_ENGINE", "auto"), dtype=os.getenv("EDGE_DTYPE", ""),
+        device=os.getenv("EDGE_DEVICE", "auto"), name=catalog.default,
+    )  # fmt: skip

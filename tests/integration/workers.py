@@ -35,6 +35,9 @@ def process_env(**env: str) -> dict[str, str]:
         # The test run's own metrics folder (tests/conftest.py): the worker's numbers reach the web's /metrics.
         "PROMETHEUS_MULTIPROC_DIR": os.environ["PROMETHEUS_MULTIPROC_DIR"],
         "EDGE_DEVICE": "cpu",  # the CPU pool the tests read, on a machine with a GPU too
+        # The reference engine: the tests' timings (a batch that takes seconds) are its. The llama.cpp engine's
+        # own tests ask for it (tests/integration/test_llama_worker.py).
+        "EDGE_ENGINE": "transformers",
         **env,
     }
 

@@ -1,0 +1,110 @@
+"""The engines side by side on the default model (BENCHMARKS.md, "Engines"): raw generate_batch at batch 1
+and 8 on the factory workload, greedy, 32 new tokens, and how many outputs match the transformers float32
+reference. Then a pipeline (web server and worker as `make run` starts them) on each engine that runs on
+this machine: one request at a time (end to end) and a saturating burst.
+
+    python bench/engines.py [--prompts 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import harness
+from harness import Pipeline, load_prompts
+
+NEW_TOKENS = 32
+
+
+def raw_run(engine, prompts: list[str], size: int) -> tuple[float, list[str]]:
+    from inference.generation import GenerationParams
+
+    engine.generate_batch(prompts[:size], GenerationParams(max_new_tokens=4))  # its first batch of this size
+    started = time.perf_counter()
+    texts = []
+    for start in range(0, len(prompts), size):
+        batch = engine.generate_batch(prompts[start : start + size], GenerationParams(max_new_tokens=NEW_TOKENS))
+        texts += [generation.text for generation in batch.generations]
+    return len(prompts) / (time.perf_counter() - started), texts
+
+
+def pipeline_run(engine: str, prompts: list[str], port: int) -> dict:
+    """One request at a time (p50 end to end, as the client saw it), then all at once (requests a second)."""
+    with Pipeline(port, window_ms=60, workers={f"bench-{engine.replace('.', '')}": {"EDGE_ENGINE": engine}}) as p:
+        p.submit(prompts[0], deadline_ms=300_000)
+        totals = []
+        for prompt in prompts[:8]:
+            sent = time.perf_counter()
+            p.wait([p.submit(prompt, deadline_ms=300_000)["id"]], timeout=120)
+            totals.append((time.perf_counter() - sent) * 1000)
+        started = time.time()
+        ids = [p.submit(prompt, deadline_ms=300_000)["id"] for prompt in prompts]
+        jobs = p.wait(ids)
+        burst_s = max(job.finished_at.timestamp() for job in jobs) - started
+        return {"single_p50": statistics.median(totals), "saturated": len(prompts) / burst_s}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prompts", type=int, default=16)
+    parser.add_argument("--port", type=int, default=8767)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    harness.configure(EDGE_CACHE_ENABLED="false")
+    prompts = load_prompts(args.prompts)
+
+    from inference.llama_engine import LlamaCppEngine, available, load_llama_engine
+    from inference.model_files import default_gguf_path, model_revision
+    from inference.runtime import load_engine, prepare_model_folder
+
+    reference = load_engine(None, dtype="float32", device="cpu")
+    rows = [("transformers, float32 (the reference)", reference)]
+    why_not = available()
+    if why_not is None:
+        folder = prepare_model_folder(None)
+        fast = load_llama_engine(folder, name="default", revision=model_revision(folder))
+        shipped = LlamaCppEngine(
+            default_gguf_path(), fast.tokenizer, identity=fast.identity
+        )  # the 4-bit file as shipped
+        rows += [("llama.cpp, float32 GGUF of the same weights", fast), ("llama.cpp, the shipped Q4_1 GGUF", shipped)]
+    results = {}
+    for name, engine in rows:
+        results[name] = {size: raw_run(engine, prompts, size) for size in (1, 8)}
+        print(name, {size: f"{r[0]:.2f} req/s" for size, r in results[name].items()}, flush=True)
+    del rows, reference
+    pipelines = {"transformers": pipeline_run("transformers", prompts, args.port)}
+    if why_not is None:
+        pipelines["llama.cpp"] = pipeline_run("llama.cpp", prompts, args.port + 1)
+    print(pipelines, flush=True)
+
+    base = results["transformers, float32 (the reference)"]
+    lines = [
+        "## Engines: transformers and llama.cpp on the same model",
+        "",
+        f"Command: `make bench-engines`. {harness.machine()}; the default model (SmolLM2-135M-Instruct), "
+        f"{len(prompts)} prompts of the factory workload, chat template, greedy, {NEW_TOKENS} new tokens. "
+        "llama.cpp: llama-cpp-python 0.3.36 built for this CPU without AMX (scripts/build-llama-cpp.sh).",
+        "",
+        "| engine | batch 1 | batch 8 | batch 8 vs the reference | outputs identical to the reference |",
+        "|---|---|---|---|---|",
+    ]
+    for name, runs in results.items():
+        same = sum(a == b for a, b in zip(runs[8][1], base[8][1], strict=True))
+        lines.append(f"| {name} | {runs[1][0]:.2f} req/s | {runs[8][0]:.2f} req/s | {runs[8][0] / base[8][0]:.2f}x "
+                     f"| {same} of {len(prompts)} |")  # fmt: skip
+    if why_not is not None:
+        lines.append(f"\nllama.cpp did not run here: {why_not}.")
+    lines += ["", "Through the pipeline (`make run`'s web server and one worker, window 60 ms, default settings):", ""]
+    lines += ["| engine | one request at a time, p50 end to end | saturated (all at once) |", "|---|---|---|"]
+    for engine, numbers in pipelines.items():
+        lines.append(f"| {engine} | {numbers['single_p50']:.0f} ms | {numbers['saturated']:.2f} req/s |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if not args.no_write:
+        harness.write_section("engines", text)
+
+
+if __name__ == "__main__":
+    main()

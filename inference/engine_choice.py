@@ -1,0 +1,86 @@
+"""Which engine serves a model (EDGE_ENGINE): the fastest that keeps the reference's outputs, checked on the
+machine it runs on, and said in the log with why.
+
+`auto` (the default) runs the llama.cpp engine (inference.llama_engine: 2 to 3 times faster on a CPU, see
+BENCHMARKS.md) when it is built, the model runs on the CPU in float32, and its greedy outputs on the check
+prompts are those of the transformers engine, the reference; otherwise transformers. `transformers` and
+`llama.cpp` ask for one (llama.cpp without the check; one that cannot run stops the worker with why).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from inference.engine import ENGINES, Engine
+from inference.generation import GenerationParams
+from inference.model_files import DEFAULT_CACHE_DIR, ModelConfigError, model_revision
+from inference.pools import model_name_of
+from inference.runtime import load_engine, prepare_model_folder
+
+log = logging.getLogger(__name__)
+
+# Greedy outputs compared before the faster engine is trusted: requests of the factory workload's kinds.
+CHECK_PROMPTS = (
+    "Camera C3 detected a scratch on plate P3. Describe the defect for the quality ticket.",
+    "Translate this work order into English: 更换三号线传送带的磨损皮带。",
+    "Write a notice for the line screen: line A restarts in 10 minutes.",
+)
+CHECK_TOKENS = 16
+
+
+def load_chosen_engine(
+    spec: str | None, requested: str = "auto", *, dtype: str = "", device: str = "auto", name: str | None = None,
+    cache_root: Path = DEFAULT_CACHE_DIR,
+) -> Engine:  # fmt: skip
+    requested = (requested or "auto").strip().lower()
+    if requested not in ENGINES:
+        raise ModelConfigError(f"EDGE_ENGINE must be one of {', '.join(ENGINES)}, got {requested!r}")
+    if requested == "llama.cpp":
+        if why_not := _llama_refusal(device, dtype):
+            raise ModelConfigError(f"EDGE_ENGINE=llama.cpp cannot run: {why_not}")
+        engine = _load_llama(spec, name, cache_root)
+        log.info("engine: llama.cpp (EDGE_ENGINE=llama.cpp)")
+        return engine
+    reference = load_engine(spec, dtype=dtype, device=device, name=name, cache_root=cache_root)
+    if requested == "transformers":
+        log.info("engine: transformers (EDGE_ENGINE=transformers)")
+        return reference
+    if why_not := _llama_refusal(reference.identity.device, reference.identity.dtype):
+        log.info("engine: transformers (llama.cpp not used: %s)", why_not)
+        return reference
+    fast = _load_llama(spec, reference.identity.model, cache_root)
+    differing = outputs_differing(reference, fast)
+    if differing:
+        log.warning("engine: transformers (llama.cpp's greedy outputs differ on %d of %d check prompts)",
+                    differing, len(CHECK_PROMPTS))  # fmt: skip
+        return reference
+    log.info("engine: llama.cpp (its greedy outputs match the transformers reference on %d check prompts; "
+             "2-3x faster on a CPU: BENCHMARKS.md)", len(CHECK_PROMPTS))  # fmt: skip
+    return fast
+
+
+def outputs_differing(reference: Engine, candidate: Engine) -> int:
+    """On how many check prompts the two engines' greedy outputs (text and token count) differ."""
+    params = GenerationParams(max_new_tokens=CHECK_TOKENS)
+    ours = candidate.generate_batch(list(CHECK_PROMPTS), params).generations
+    theirs = reference.generate_batch(list(CHECK_PROMPTS), params).generations
+    return sum(a != b for a, b in zip(ours, theirs, strict=True))
+
+
+def _llama_refusal(device: str, dtype: str) -> str | None:
+    from inference.llama_engine import available
+
+    if device not in ("", "auto", "cpu"):
+        return f"the model runs on {device}; llama.cpp is built for the CPU"
+    if dtype not in ("", "float32"):
+        return f"EDGE_DTYPE={dtype}; llama.cpp runs the float32 weights"
+    return available()
+
+
+def _load_llama(spec: str | None, name: str | None, cache_root: Path) -> Engine:
+    from inference.llama_engine import load_llama_engine
+
+    folder = prepare_model_folder(spec, cache_root)
+    return load_llama_engine(folder, name=name or model_name_of(spec), revision=model_revision(folder),
+                             cache_root=cache_root)  # fmt: skip

@@ -1,0 +1,266 @@
+"""The llama.cpp engine: the same weights as the reference engine, run by llama.cpp (llama-cpp-python's
+low-level API) about 2 to 3 times faster on a CPU (BENCHMARKS.md, engines).
+
+It runs a float32 GGUF that llama.cpp's own converter writes once from the prepared model folder (for the
+default model: the folder the transformers engine loads, dequantised from the shipped GGUF), so both
+engines compute with identical weights, and their greedy outputs agree (the shipped 4-bit file itself is
+faster still, but changes most outputs). Prompts are tokenised by the folder's tokenizer, as the reference
+engine does (inference.chat_tokens). A batch is one llama_batch of several sequences, as llama.cpp's
+server batches them; prefill runs in chunks and decoding a step at a time, so a batch can pause between
+steps (long batches standing aside for short ones) and hand each step's tokens to streaming.
+
+Capabilities (the worker's needs): batching several jobs per step, chunked prefill and pausing, per-step
+tokens, exact token counts, per-row sampling and stop strings. CPU only: a GPU pool runs transformers.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Generator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from inference.chat_tokens import ChatTokens
+from inference.decoding import GREEDY, Decoding, final_text
+from inference.engine import EngineIdentity
+from inference.generation import BatchOutput, Generation, GenerationParams, StepCallback
+from inference.model_files import DEFAULT_CACHE_DIR, ModelConfigError
+from inference.rows import Rows, draw, row_generator
+
+log = logging.getLogger(__name__)
+
+MAX_SEQUENCES = 64  # sequences in one batch: the most max_batch_size allows
+DEFAULT_CONTEXT = 16_384  # tokens of all the sequences of a batch together (EDGE_LLAMA_CONTEXT)
+BATCH_TOKENS = 2048  # the most tokens one llama_decode call takes
+
+
+def available() -> str | None:
+    """Why the llama.cpp engine cannot run here (None: it can)."""
+    try:
+        import llama_cpp  # noqa: F401
+    except Exception as error:  # not built (no compiler), or a library that does not load
+        return f"llama-cpp-python is not installed ({type(error).__name__}: {error})"
+    if converter() is None:
+        return "llama.cpp's converter is not in the build cache (run scripts/build-llama-cpp.sh)"
+    return None
+
+
+def build_cache() -> Path:
+    """Where scripts/build-llama-cpp.sh keeps the wheel and llama.cpp's converter."""
+    import llama_cpp
+
+    root = Path(os.getenv("EDGE_BUILD_CACHE") or Path.home() / ".cache" / "edgeportal")
+    return root / f"llama-cpp-python-{llama_cpp.__version__}-{platform.machine()}"
+
+
+def converter() -> Path | None:
+    script = build_cache() / "convert_hf_to_gguf.py"
+    return script if script.is_file() else None
+
+
+def gguf_of(folder: Path, revision: str, cache_root: Path = DEFAULT_CACHE_DIR) -> Path:
+    """The float32 GGUF of a prepared model folder, written once by llama.cpp's converter (atomically)."""
+    target = cache_root / f"{folder.name}-{revision}-f32.gguf"
+    if target.is_file():
+        return target
+    script = converter()
+    if script is None:
+        raise ModelConfigError("llama.cpp's converter is missing: run scripts/build-llama-cpp.sh")
+    partial = target.with_name(target.name + ".partial")
+    env = {**os.environ, "PYTHONPATH": str(script.parent / "gguf-py")}
+    command = [sys.executable, str(script), str(folder), "--outtype", "f32", "--outfile", str(partial)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ModelConfigError(f"llama.cpp could not convert {folder}: {done.stderr.strip()[-500:]}")
+    partial.rename(target)
+    return target
+
+
+class LlamaCppEngine(ChatTokens):
+    def __init__(self, gguf: Path, tokenizer, *, identity: EngineIdentity, generation_eos=None,
+                 context: int = DEFAULT_CONTEXT, threads: int | None = None):  # fmt: skip
+        import llama_cpp
+
+        self.lib = llama_cpp
+        self.identity = identity
+        self._tokens_ready(tokenizer, generation_eos)
+        llama_cpp.llama_backend_init()
+        llama_cpp.llama_log_set(_quiet_log, ctypes.c_void_p(0))  # its load log is pages long: ours says what matters
+        self.model = llama_cpp.llama_model_load_from_file(str(gguf).encode(), llama_cpp.llama_model_default_params())
+        if not self.model:
+            raise ModelConfigError(f"llama.cpp could not load {gguf}")
+        self.vocab_size = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(self.model))
+        self.context_length = llama_cpp.llama_model_n_ctx_train(self.model)
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx, params.n_batch, params.n_ubatch = context, BATCH_TOKENS, 512
+        params.n_seq_max, params.kv_unified = MAX_SEQUENCES, True  # one cache that sequences share as they need
+        params.n_threads = params.n_threads_batch = threads or os.cpu_count() or 1
+        self.context = llama_cpp.llama_init_from_model(self.model, params)
+        if not self.context:
+            raise ModelConfigError(f"llama.cpp could not make a context of {context} tokens for {gguf}")
+        self.capacity = context
+        self.memory = llama_cpp.llama_get_memory(self.context)
+
+    def generate_batch(
+        self,
+        prompts: Sequence[str],
+        params: GenerationParams | None = None,
+        *,
+        system_prompts: Sequence[str | None] | None = None,
+        max_new_tokens_each: Sequence[int] | None = None,
+        decodings: Sequence[Decoding] | None = None,
+        on_step: StepCallback | None = None,
+    ) -> BatchOutput:
+        """The whole batch at once: generate_in_steps without pauses, its prefill in one piece."""
+        steps = self.generate_in_steps(
+            prompts, params or GenerationParams(), system_prompts=system_prompts,
+            max_new_tokens_each=max_new_tokens_each, decodings=decodings, on_step=on_step, chunk_tokens=0,
+        )  # fmt: skip
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+
+    def generate_in_steps(
+        self,
+        prompts: Sequence[str],
+        params: GenerationParams,
+        *,
+        system_prompts: Sequence[str | None] | None = None,
+        max_new_tokens_each: Sequence[int] | None = None,
+        decodings: Sequence[Decoding] | None = None,
+        on_step: StepCallback | None = None,
+        chunk_tokens: int = 256,
+        pause_wanted: Callable[[], bool] = lambda: False,
+    ) -> Generator[None, None, BatchOutput]:
+        """Prefill in chunks of chunk_tokens per sequence (0: at once), yielding after each, then decode a step
+        at a time, yielding whenever pause_wanted() says so. inference_ms counts only this batch's time."""
+        if not prompts:
+            return BatchOutput([], 0, 0.0)
+        decodings = decodings or [GREEDY] * len(prompts)
+        systems = system_prompts or [None] * len(prompts)
+        ids = [self.token_ids(p, s, d.raw) for p, s, d in zip(prompts, systems, decodings, strict=True)]
+        limits = list(max_new_tokens_each or [params.max_new_tokens] * len(prompts))
+        self._check_room(ids, limits)
+        rows = Rows(decodings, limits, self.stop_ids, self.decode, on_step)
+        generators = {row: row_generator(d) for row, d in enumerate(decodings) if d.sampled}
+        made: list[list[int]] = [[] for _ in prompts]
+        batch = self.lib.llama_batch_init(max(BATCH_TOKENS, len(prompts)), 0, 1)
+        busy_s = 0.0
+        try:
+            self.lib.llama_memory_clear(self.memory, True)
+            # Every prompt token but the last, in chunks; then each prompt's last token together, whose logits
+            # (all read from that one call) choose the first new tokens.
+            longest = max(len(row) for row in ids) - 1
+            chunk = chunk_tokens or max(longest, 1)
+            for start in range(0, longest, chunk):
+                started = time.perf_counter()
+                pieces = [(row, pos, ids[row][pos], False) for row in range(len(ids))
+                          for pos in range(start, min(start + chunk, len(ids[row]) - 1))]  # fmt: skip
+                self._decode(batch, pieces)
+                busy_s += time.perf_counter() - started
+                yield
+            started = time.perf_counter()
+            last = self._decode(batch, [(row, len(ids[row]) - 1, ids[row][-1], True) for row in range(len(ids))])
+            busy_s += time.perf_counter() - started
+            while True:
+                started = time.perf_counter()
+                newest = [self._pick(row, last[row], decodings[row], generators) if row in last else -1
+                          for row in range(len(ids))]  # fmt: skip
+                before = list(rows.made)
+                done = rows.step(newest)
+                for row, count in enumerate(before):
+                    if rows.made[row] > count:
+                        made[row].append(newest[row])
+                going = [row for row in range(len(ids)) if not done[row]]
+                if going:
+                    pieces = [(row, len(ids[row]) + rows.made[row] - 1, newest[row], True) for row in going]
+                    last = self._decode(batch, pieces)
+                busy_s += time.perf_counter() - started
+                if not going:
+                    break
+                if pause_wanted():
+                    yield
+        finally:
+            self.lib.llama_batch_free(batch)
+        generations = []
+        for row in range(len(ids)):
+            text, _ = final_text(self.decode(made[row]), decodings[row].stop)
+            generations.append(Generation(text, len(ids[row]), rows.made[row], finish_reason=rows.finish[row]))
+        return BatchOutput(generations, padded_tokens=sum(len(row) for row in ids), inference_ms=busy_s * 1000)
+
+    def warm_up(self) -> None:
+        self.generate_batch(["Hello"], GenerationParams(max_new_tokens=2))
+
+    def _check_room(self, ids: list[list[int]], limits: list[int]) -> None:
+        if len(ids) > MAX_SEQUENCES:
+            raise ValueError(f"a batch of {len(ids)} is more than the {MAX_SEQUENCES} sequences llama.cpp runs at once")
+        needed = sum(len(row) for row in ids) + sum(limits)
+        if needed > self.capacity:
+            raise ValueError(f"this batch needs {needed} tokens of context; the engine has {self.capacity} "
+                             "(EDGE_LLAMA_CONTEXT)")  # fmt: skip
+
+    def _decode(self, batch, pieces: list[tuple[int, int, int, bool]]) -> dict[int, int]:
+        """Run (row, position, token, keep its logits) pieces through the model, BATCH_TOKENS a call. The
+        pieces whose logits are kept go last, so all are in the last call (a row's order stays as it was).
+        Returns each row's index of its kept logits in that call."""
+        pieces = sorted(pieces, key=lambda piece: piece[3])  # stable: each row keeps its order
+        kept: dict[int, int] = {}
+        for start in range(0, len(pieces), BATCH_TOKENS):
+            part = pieces[start : start + BATCH_TOKENS]
+            kept = {}
+            for index, (row, pos, token, keep) in enumerate(part):
+                batch.token[index], batch.pos[index], batch.logits[index] = token, pos, keep
+                batch.n_seq_id[index], batch.seq_id[index][0] = 1, row
+                if keep:
+                    kept[row] = index
+            batch.n_tokens = len(part)
+            status = self.lib.llama_decode(self.context, batch)
+            if status != 0:
+                raise RuntimeError(f"llama_decode failed ({status})")
+        return kept
+
+    def _pick(self, row: int, index: int, decoding: Decoding, generators: dict) -> int:
+        logits = np.ctypeslib.as_array(self.lib.llama_get_logits_ith(self.context, index), shape=(self.vocab_size,))
+        if decoding.sampled:
+            token = draw(torch.from_numpy(logits.copy()), decoding, generators[row])
+            if token is not None:
+                return token
+        return int(logits.argmax())
+
+
+@ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+def _quiet_log(level, text, data):
+    """llama.cpp's log callback: only its errors (level 4), to our log."""
+    if level == 4:
+        log.error("llama.cpp: %s", text.decode(errors="replace").rstrip())
+
+
+def load_llama_engine(
+    folder: Path, *, name: str, revision: str, cache_root: Path = DEFAULT_CACHE_DIR
+) -> LlamaCppEngine:
+    """The llama.cpp engine on a prepared model folder (its float32 GGUF made once), warmed up."""
+    from transformers import AutoTokenizer, GenerationConfig
+
+    started = time.perf_counter()
+    gguf = gguf_of(folder, revision, cache_root)
+    try:
+        eos = GenerationConfig.from_pretrained(str(folder)).eos_token_id
+    except OSError:  # a folder without generation_config.json
+        eos = None
+    identity = EngineIdentity(model=name, revision=revision, dtype="float32", device="cpu", engine="llama.cpp")
+    context = int(os.getenv("EDGE_LLAMA_CONTEXT") or DEFAULT_CONTEXT)
+    engine = LlamaCppEngine(gguf, AutoTokenizer.from_pretrained(str(folder)), identity=identity,
+                            generation_eos=eos, context=context)  # fmt: skip
+    engine.warm_up()
+    log.info("model %s (float32 on cpu, llama.cpp) loaded and warmed up in %.2f s", name, time.perf_counter() - started)
+    return engine

@@ -1,0 +1,87 @@
+"""The llama.cpp engine on the tiny model, beside the transformers reference: the same interface, the same
+outputs (greedy, seeded samples, stop strings, steps with pauses), and the choice of engine at start."""
+
+import logging
+
+import pytest
+
+from inference.decoding import Decoding
+from inference.engine import Engine
+from inference.generation import GenerationParams
+from inference.llama_engine import available
+
+pytestmark = pytest.mark.skipif(available() is not None, reason=f"llama.cpp engine: {available()}")
+
+PROMPTS = ["Camera C3 detected a dent.", "Translate this work order into English: replace the worn belt."]
+PARAMS = GenerationParams(max_new_tokens=8)
+VARIED = Decoding(temperature=1.0, seed=11)  # the tiny model's greedy answer is only newlines
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tiny_model_path):
+    from inference.llama_engine import load_llama_engine
+    from inference.model_files import model_revision
+
+    return load_llama_engine(tiny_model_path, name=tiny_model_path.name, revision=model_revision(tiny_model_path))
+
+
+def test_it_keeps_the_engine_interface_and_says_what_it_runs(tiny_llama, tiny_model_path):
+    assert isinstance(tiny_llama, Engine)
+    assert (tiny_llama.identity.engine, tiny_llama.identity.dtype, tiny_llama.identity.device) == (
+        "llama.cpp", "float32", "cpu",
+    )  # fmt: skip
+    assert tiny_llama.context_length == 4096
+
+
+def test_its_outputs_are_the_reference_engines(tiny_llama, tiny_model):
+    stop = tiny_model.generate_batch(PROMPTS, PARAMS, decodings=[VARIED, VARIED]).generations[1].text.split()[1]
+    for decodings in (
+        None,
+        [Decoding(temperature=0.7, top_p=0.9, seed=5), Decoding(temperature=1.0, seed=11, stop=(stop,))],
+    ):
+        ours = tiny_llama.generate_batch(PROMPTS, PARAMS, decodings=decodings, max_new_tokens_each=[3, 8])
+        theirs = tiny_model.generate_batch(PROMPTS, PARAMS, decodings=decodings, max_new_tokens_each=[3, 8])
+        assert ours.generations == theirs.generations
+    assert ours.generations[1].finish_reason == "stop" and ours.generations[0].new_tokens == 3
+
+
+def test_steps_with_pauses_give_what_one_call_gives_and_hand_over_each_token(tiny_llama):
+    steps_seen = []
+    steps = tiny_llama.generate_in_steps(PROMPTS, PARAMS, decodings=[VARIED, VARIED], chunk_tokens=4,
+                                         on_step=steps_seen.append, pause_wanted=lambda: True)  # fmt: skip
+    yields = 0
+    try:
+        while True:
+            next(steps)
+            yields += 1
+    except StopIteration as done:
+        stepped = done.value
+    assert stepped.generations == tiny_llama.generate_batch(PROMPTS, PARAMS, decodings=[VARIED, VARIED]).generations
+    assert yields > 8  # prefill chunks, then a pause after each step
+    assert tiny_llama.decode([step[0] for step in steps_seen]).strip() == stepped.generations[0].text
+
+
+def test_a_batch_that_does_not_fit_its_context_is_refused_before_it_runs(tiny_llama):
+    with pytest.raises(ValueError, match="tokens of context"):
+        tiny_llama.generate_batch(["word " * 600] * 30, GenerationParams(max_new_tokens=32))
+
+
+def test_auto_takes_llama_cpp_when_it_keeps_the_reference_outputs_and_says_why(tiny_model_path, caplog):
+    from inference.engine_choice import load_chosen_engine
+
+    with caplog.at_level(logging.INFO, logger="inference.engine_choice"):
+        engine = load_chosen_engine(str(tiny_model_path), "auto", device="cpu")
+    assert engine.identity.engine == "llama.cpp"
+    assert "engine: llama.cpp (its greedy outputs match the transformers reference" in caplog.text
+    reference = load_chosen_engine(str(tiny_model_path), "auto", device="cpu", dtype="bfloat16")
+    assert reference.identity.engine == "transformers"
+
+
+def test_an_engine_that_cannot_run_or_an_unknown_one_stops_with_why(tiny_model_path):
+    from inference.engine_choice import load_chosen_engine
+    from inference.model_files import ModelConfigError
+
+    with pytest.raises(ModelConfigError, match=r"llama\.cpp is built for the CPU"):
+        load_chosen_engine(str(tiny_model_path), "llama.cpp", device="cuda")
+    with pytest.raises(ModelConfigError, match=r"EDGE_ENGINE must be one of auto, transformers, llama\.cpp"):
+        load_chosen_engine(str(tiny_model_path), "vllm")
