@@ -130,7 +130,8 @@ def report(command: str, results: dict) -> str:
         "## OpenAI-compatible API and streaming",
         "",
         f"Command: `{command}`. {harness.machine()}; the default model (SmolLM2-135M-Instruct, float32), "
-        f"window {WINDOW_MS} ms, {NEW_TOKENS} new tokens, greedy, prompt cache off, gunicorn as `make run` serves.",
+        f"engine {results['engine']}, window {WINDOW_MS} ms, {NEW_TOKENS} new tokens, greedy, prompt cache off, "
+        "gunicorn as `make run` serves.",
         "",
         "| measure | value | goal |",
         "|---|---|---|",
@@ -179,9 +180,10 @@ def main() -> None:
     prompts = harness.load_prompts(max(args.jobs, args.streams))
     with Pipeline(args.port, window_ms=WINDOW_MS) as pipeline:
         client = client_for(pipeline)
-        MODEL = client.models.list().data[0].id
+        served = client.models.list().data[0]
+        MODEL, engine = served.id, ", ".join(served.model_extra["engines"])
         chat(client, prompts[0], stream=False)  # the web workers' first request loads what they load lazily
-        results = {"jobs": args.jobs, "low": low_load(client, prompts[:12])}
+        results = {"jobs": args.jobs, "engine": engine, "low": low_load(client, prompts[:12])}
         burst = prompts[: args.jobs]
         # Interleaved, twice each: the two settings see the same machine state.
         offs, ons, opens, apis = [], [], [], []

@@ -60,10 +60,15 @@ def served_models() -> list[dict]:
             entry = served.setdefault(worker["model"], {
                 "id": worker["model"], "object": "model", "created": int(float(worker.get("started_at") or 0)),
                 "owned_by": "edgeportal", "context_length": _int(worker.get("context_length")), "dtypes": [],
-                "devices": [], "workers": 0,
+                "devices": [], "engines": [], "workers": 0,
             })  # fmt: skip
             entry["workers"] += 1
-            for key, value in (("dtypes", worker.get("dtype")), ("devices", worker.get("device"))):
+            pairs = (
+                ("dtypes", worker.get("dtype")),
+                ("devices", worker.get("device")),
+                ("engines", worker.get("engine")),
+            )
+            for key, value in pairs:
                 if value and value not in entry[key]:
                     entry[key].append(value)
     for entry in served.values():
