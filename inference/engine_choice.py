@@ -49,11 +49,19 @@ def load_chosen_engine(
     if why_not := _llama_refusal(reference.identity.device, reference.identity.dtype):
         log.info("engine: transformers (llama.cpp not used: %s)", why_not)
         return reference
-    fast = _load_llama(spec, reference.identity.model, cache_root)
-    differing = outputs_differing(reference, fast)
+    fast = None
+    try:
+        fast = _load_llama(spec, reference.identity.model, cache_root)
+        differing = outputs_differing(reference, fast)
+    except Exception as error:  # a model llama.cpp cannot convert, load or run: the reference serves it
+        log.warning("engine: transformers (llama.cpp could not run this model: %s)", error)
+        if fast is not None:
+            fast.close()
+        return reference
     if differing:
         log.warning("engine: transformers (llama.cpp's greedy outputs differ on %d of %d check prompts)",
                     differing, len(CHECK_PROMPTS))  # fmt: skip
+        fast.close()
         return reference
     log.info("engine: llama.cpp (its greedy outputs match the transformers reference on %d check prompts; "
              "2-3x faster on a CPU: BENCHMARKS.md)", len(CHECK_PROMPTS))  # fmt: skip

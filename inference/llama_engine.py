@@ -18,7 +18,6 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -37,7 +36,7 @@ from inference.rows import Rows, draw, row_generator
 
 log = logging.getLogger(__name__)
 
-MAX_SEQUENCES = 64  # sequences in one batch: the most max_batch_size allows
+MAX_SEQUENCES = 256  # sequences in one batch: the most max_batch_size allows (and llama.cpp's own limit)
 DEFAULT_CONTEXT = 16_384  # tokens of all the sequences of a batch together (EDGE_LLAMA_CONTEXT)
 BATCH_TOKENS = 2048  # the most tokens one llama_decode call takes
 
@@ -49,20 +48,13 @@ def available() -> str | None:
     except Exception as error:  # not built (no compiler), or a library that does not load
         return f"llama-cpp-python is not installed ({type(error).__name__}: {error})"
     if converter() is None:
-        return "llama.cpp's converter is not in the build cache (run scripts/build-llama-cpp.sh)"
+        return "llama.cpp's converter is not installed (run scripts/build-llama-cpp.sh)"
     return None
 
 
-def build_cache() -> Path:
-    """Where scripts/build-llama-cpp.sh keeps the wheel and llama.cpp's converter."""
-    import llama_cpp
-
-    root = Path(os.getenv("EDGE_BUILD_CACHE") or Path.home() / ".cache" / "edgeportal")
-    return root / f"llama-cpp-python-{llama_cpp.__version__}-{platform.machine()}"
-
-
 def converter() -> Path | None:
-    script = build_cache() / "convert_hf_to_gguf.py"
+    """llama.cpp's converter, which scripts/build-llama-cpp.sh copies into the virtual environment."""
+    script = Path(sys.prefix) / "share" / "edgeportal-llama" / "convert_hf_to_gguf.py"
     return script if script.is_file() else None
 
 
@@ -74,13 +66,16 @@ def gguf_of(folder: Path, revision: str, cache_root: Path = DEFAULT_CACHE_DIR) -
     script = converter()
     if script is None:
         raise ModelConfigError("llama.cpp's converter is missing: run scripts/build-llama-cpp.sh")
-    partial = target.with_name(target.name + ".partial")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A file of this process's own: two workers that convert at once never write into one file.
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
     env = {**os.environ, "PYTHONPATH": str(script.parent / "gguf-py")}
     command = [sys.executable, str(script), str(folder), "--outtype", "f32", "--outfile", str(partial)]
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
+        partial.unlink(missing_ok=True)
         raise ModelConfigError(f"llama.cpp could not convert {folder}: {done.stderr.strip()[-500:]}")
-    partial.rename(target)
+    os.replace(partial, target)
     return target
 
 
@@ -99,15 +94,32 @@ class LlamaCppEngine(ChatTokens):
             raise ModelConfigError(f"llama.cpp could not load {gguf}")
         self.vocab_size = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(self.model))
         self.context_length = llama_cpp.llama_model_n_ctx_train(self.model)
-        params = llama_cpp.llama_context_default_params()
-        params.n_ctx, params.n_batch, params.n_ubatch = context, BATCH_TOKENS, 512
+        self.capacity, self.threads = context, threads or os.cpu_count() or 1
+        # A context holds one batch's sequences (their KV cache and logits). A short batch runs while a long one
+        # pauses: each takes an idle context, the second made when first needed, so neither sees the other's.
+        self._idle: list = []
+        self._contexts: list = []
+        self._idle.append(self._new_context())
+
+    def _new_context(self):
+        params = self.lib.llama_context_default_params()
+        params.n_ctx, params.n_batch, params.n_ubatch = self.capacity, BATCH_TOKENS, 512
         params.n_seq_max, params.kv_unified = MAX_SEQUENCES, True  # one cache that sequences share as they need
-        params.n_threads = params.n_threads_batch = threads or os.cpu_count() or 1
-        self.context = llama_cpp.llama_init_from_model(self.model, params)
-        if not self.context:
-            raise ModelConfigError(f"llama.cpp could not make a context of {context} tokens for {gguf}")
-        self.capacity = context
-        self.memory = llama_cpp.llama_get_memory(self.context)
+        params.n_threads = params.n_threads_batch = self.threads
+        context = self.lib.llama_init_from_model(self.model, params)
+        if not context:
+            raise ModelConfigError(f"llama.cpp could not make a context of {self.capacity} tokens")
+        self._contexts.append(context)
+        return context
+
+    def close(self) -> None:
+        """Free the contexts and the model (an engine that was loaded and then not chosen)."""
+        for context in self._contexts:
+            self.lib.llama_free(context)
+        self._contexts, self._idle = [], []
+        if self.model:
+            self.lib.llama_model_free(self.model)
+            self.model = None
 
     def generate_batch(
         self,
@@ -154,10 +166,11 @@ class LlamaCppEngine(ChatTokens):
         rows = Rows(decodings, limits, self.stop_ids, self.decode, on_step)
         generators = {row: row_generator(d) for row, d in enumerate(decodings) if d.sampled}
         made: list[list[int]] = [[] for _ in prompts]
+        context = self._idle.pop() if self._idle else self._new_context()
         batch = self.lib.llama_batch_init(max(BATCH_TOKENS, len(prompts)), 0, 1)
         busy_s = 0.0
         try:
-            self.lib.llama_memory_clear(self.memory, True)
+            self.lib.llama_memory_clear(self.lib.llama_get_memory(context), True)
             # Every prompt token but the last, in chunks; then each prompt's last token together, whose logits
             # (all read from that one call) choose the first new tokens.
             longest = max(len(row) for row in ids) - 1
@@ -166,15 +179,17 @@ class LlamaCppEngine(ChatTokens):
                 started = time.perf_counter()
                 pieces = [(row, pos, ids[row][pos], False) for row in range(len(ids))
                           for pos in range(start, min(start + chunk, len(ids[row]) - 1))]  # fmt: skip
-                self._decode(batch, pieces)
+                self._decode(context, batch, pieces)
                 busy_s += time.perf_counter() - started
                 yield
             started = time.perf_counter()
-            last = self._decode(batch, [(row, len(ids[row]) - 1, ids[row][-1], True) for row in range(len(ids))])
+            last = self._decode(
+                context, batch, [(row, len(ids[row]) - 1, ids[row][-1], True) for row in range(len(ids))]
+            )
             busy_s += time.perf_counter() - started
             while True:
                 started = time.perf_counter()
-                newest = [self._pick(row, last[row], decodings[row], generators) if row in last else -1
+                newest = [self._pick(context, row, last[row], decodings[row], generators) if row in last else -1
                           for row in range(len(ids))]  # fmt: skip
                 before = list(rows.made)
                 done = rows.step(newest)
@@ -184,7 +199,7 @@ class LlamaCppEngine(ChatTokens):
                 going = [row for row in range(len(ids)) if not done[row]]
                 if going:
                     pieces = [(row, len(ids[row]) + rows.made[row] - 1, newest[row], True) for row in going]
-                    last = self._decode(batch, pieces)
+                    last = self._decode(context, batch, pieces)
                 busy_s += time.perf_counter() - started
                 if not going:
                     break
@@ -192,6 +207,7 @@ class LlamaCppEngine(ChatTokens):
                     yield
         finally:
             self.lib.llama_batch_free(batch)
+            self._idle.append(context)
         generations = []
         for row in range(len(ids)):
             text, _ = final_text(self.decode(made[row]), decodings[row].stop)
@@ -209,11 +225,11 @@ class LlamaCppEngine(ChatTokens):
             raise ValueError(f"this batch needs {needed} tokens of context; the engine has {self.capacity} "
                              "(EDGE_LLAMA_CONTEXT)")  # fmt: skip
 
-    def _decode(self, batch, pieces: list[tuple[int, int, int, bool]]) -> dict[int, int]:
-        """Run (row, position, token, keep its logits) pieces through the model, BATCH_TOKENS a call. The
-        pieces whose logits are kept go last, so all are in the last call (a row's order stays as it was).
-        Returns each row's index of its kept logits in that call."""
-        pieces = sorted(pieces, key=lambda piece: piece[3])  # stable: each row keeps its order
+    def _decode(self, context, batch, pieces: list[tuple[int, int, int, bool]]) -> dict[int, int]:
+        """Run (row, position, token, keep its logits) pieces through the model, BATCH_TOKENS a call. Only the
+        last call's logits can be read: a call whose logits are kept (a prompt's last tokens, a decoding step)
+        has one piece per row, so it is one call. Returns each row's index of its kept logits."""
+        assert not any(keep for *_, keep in pieces) or len(pieces) <= BATCH_TOKENS
         kept: dict[int, int] = {}
         for start in range(0, len(pieces), BATCH_TOKENS):
             part = pieces[start : start + BATCH_TOKENS]
@@ -224,13 +240,13 @@ class LlamaCppEngine(ChatTokens):
                 if keep:
                     kept[row] = index
             batch.n_tokens = len(part)
-            status = self.lib.llama_decode(self.context, batch)
+            status = self.lib.llama_decode(context, batch)
             if status != 0:
                 raise RuntimeError(f"llama_decode failed ({status})")
         return kept
 
-    def _pick(self, row: int, index: int, decoding: Decoding, generators: dict) -> int:
-        logits = np.ctypeslib.as_array(self.lib.llama_get_logits_ith(self.context, index), shape=(self.vocab_size,))
+    def _pick(self, context, row: int, index: int, decoding: Decoding, generators: dict) -> int:
+        logits = np.ctypeslib.as_array(self.lib.llama_get_logits_ith(context, index), shape=(self.vocab_size,))
         if decoding.sampled:
             token = draw(torch.from_numpy(logits.copy()), decoding, generators[row])
             if token is not None:

@@ -85,3 +85,35 @@ def test_an_engine_that_cannot_run_or_an_unknown_one_stops_with_why(tiny_model_p
         load_chosen_engine(str(tiny_model_path), "llama.cpp", device="cuda")
     with pytest.raises(ModelConfigError, match=r"EDGE_ENGINE must be one of auto, transformers, llama\.cpp"):
         load_chosen_engine(str(tiny_model_path), "vllm")
+
+
+def test_a_batch_run_while_another_pauses_changes_neither(tiny_llama):
+    """As the worker does: a short batch runs while a long one stands aside. Each has its own context (KV
+    cache and logits), so the long one resumes where it was."""
+    alone = tiny_llama.generate_batch(PROMPTS, PARAMS, decodings=[VARIED, VARIED]).generations
+    short = ["Short note.", "Another one."]
+    short_alone = tiny_llama.generate_batch(short, GenerationParams(max_new_tokens=3), decodings=[VARIED, VARIED])
+    steps = tiny_llama.generate_in_steps(PROMPTS, PARAMS, decodings=[VARIED, VARIED], chunk_tokens=4,
+                                         pause_wanted=lambda: True)  # fmt: skip
+    between = []
+    try:
+        while True:
+            next(steps)
+            between.append(tiny_llama.generate_batch(short, GenerationParams(max_new_tokens=3),
+                                                     decodings=[VARIED, VARIED]))  # fmt: skip
+    except StopIteration as done:
+        stepped = done.value.generations
+    assert stepped == alone
+    assert len(between) > 8 and all(b.generations == short_alone.generations for b in between)
+
+
+def test_auto_falls_back_to_the_reference_when_llama_cpp_cannot_load_the_model(tiny_model_path, monkeypatch, caplog):
+    from inference import engine_choice
+
+    def broken(*args):
+        raise ValueError("an architecture the converter does not know")
+
+    monkeypatch.setattr(engine_choice, "_load_llama", broken)
+    with caplog.at_level(logging.WARNING, logger="inference.engine_choice"):
+        engine = engine_choice.load_chosen_engine(str(tiny_model_path), "auto", device="cpu")
+    assert engine.identity.engine == "transformers" and "could not run this model" in caplog.text

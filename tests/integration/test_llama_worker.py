@@ -17,7 +17,7 @@ pytestmark = [
 
 
 def test_a_llama_cpp_worker_batches_streams_and_says_its_engine(start_worker, start_web, api, source_token):
-    worker = start_worker(EDGE_ENGINE="llama.cpp", EDGE_WINDOW_MS="300")
+    worker = start_worker(EDGE_ENGINE="llama.cpp", EDGE_WINDOW_MS="1000")  # the three share a window
     ids = [api.post({"prompt": f"Describe dent {i} on plate P3."}).json()["id"] for i in range(3)]
     wait_until(lambda: all(Job.objects.get(pk=i).is_finished for i in ids), timeout=60, what="three jobs")
     jobs = [Job.objects.get(pk=i) for i in ids]
