@@ -3,7 +3,7 @@ them through sync_to_async)."""
 
 from __future__ import annotations
 
-from edgeportal.core.queueing import get_queue, model_catalog, pools_known
+from edgeportal.core.queueing import get_queue, pools_known
 from edgeportal.jobs.entry import JobRejected, job_submit
 from edgeportal.jobs.models import Job
 from edgeportal.openai_api.requests import CompletionRequest
@@ -12,14 +12,11 @@ from edgeportal.sources.models import Source
 from inference.queue import WORKER_ALIVE_S
 
 # job_submit's field names as this API calls them.
-PARAMS = {"max_new_tokens": "max_tokens", "system_prompt": "messages", "model": "model"}
+PARAMS = {"max_new_tokens": "max_tokens", "system_prompt": "messages"}
 
 
 def submit(completion: CompletionRequest, source: Source) -> Job:
     """The request through the same entry as /api/jobs: rate limit, guard, cache, admission."""
-    if completion.model and not model_catalog().knows(completion.model):
-        raise api_error(404, f"The model {completion.model!r} does not exist on this node; GET /v1/models lists "
-                        "those it serves.", code="model_not_found", param="model")  # fmt: skip
     extensions = completion.extensions
     try:
         return job_submit(
@@ -39,6 +36,9 @@ def submit(completion: CompletionRequest, source: Source) -> Job:
         param = rejected.field
         if param == "prompt" and completion.chat:
             param = "messages"
+        if rejected.code == "unknown_model" and param == "model":  # OpenAI's answer to a model it lacks
+            raise api_error(404, f"{rejected.message} GET /v1/models lists them.", code="model_not_found",
+                            param="model") from None  # fmt: skip
         raise api_error(rejected.status, rejected.message, code=rejected.code, param=PARAMS.get(param, param),
                         retry_after=rejected.retry_after) from None  # fmt: skip
 
