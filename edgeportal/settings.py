@@ -3,6 +3,7 @@
 import os
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -45,6 +46,18 @@ def envsecret(name: str, default: str) -> str:
             raise ImproperlyConfigured(f"{name}_FILE={path} is empty.")
         return value
     return os.getenv(name, default)
+
+
+def plant_time_zone(name: str) -> str:
+    """EDGE_TIME_ZONE as an IANA name (Asia/Shanghai, Europe/Berlin); empty means UTC."""
+    name = name.strip() or "UTC"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ImproperlyConfigured(
+            f"EDGE_TIME_ZONE={name!r} is not an IANA time zone: use a name such as Asia/Shanghai or Europe/Berlin."
+        ) from None
+    return name
 
 
 def envlist(name: str, default: str = "") -> list[str]:
@@ -92,6 +105,7 @@ INSTALLED_APPS = [
     "axes",
     "edgeportal.accounts",
     "edgeportal.sources",
+    "edgeportal.core",
     "edgeportal.prompts",
     "edgeportal.jobs",
     "edgeportal.latency",
@@ -176,7 +190,9 @@ AXES_LOCKOUT_CALLABLE = "edgeportal.accounts.lockout.lockout_response"
 AXES_HTTP_RESPONSE_CODE = 429
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+# The plant's zone (EDGE_TIME_ZONE): pages show and read local times in it. Stored times, the API, CSV and
+# the hourly aggregates stay UTC-based (ISO 8601 with an offset).
+TIME_ZONE = plant_time_zone(os.getenv("EDGE_TIME_ZONE", ""))
 USE_I18N = True
 USE_TZ = True
 

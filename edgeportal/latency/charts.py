@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from html import escape
 
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.timezone import localtime
 
 WIDTH, HEIGHT = 720, 240
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 24, 44  # room for the axes' labels
@@ -47,13 +48,15 @@ def duration_text(seconds: int) -> str:
 
 
 def time_ticks(start: datetime, end: datetime, *, count: int = 6) -> list[tuple[float, str]]:
-    """Evenly spaced x-axis ticks between two moments, labelled by date, or date and time for short ranges."""
+    """Evenly spaced x-axis ticks between two moments, labelled by the plant's local date, or date and time
+    for short ranges."""
     first, last = start.timestamp(), end.timestamp()
     if last <= first:
         last = first + 1
     fmt = "%m-%d" if last - first > 4 * 86400 else "%m-%d %H:%M"
     step = (last - first) / (count - 1)
-    return [(first + i * step, datetime.fromtimestamp(first + i * step, tz=UTC).strftime(fmt)) for i in range(count)]
+    moments = [first + i * step for i in range(count)]
+    return [(moment, localtime(datetime.fromtimestamp(moment, tz=UTC)).strftime(fmt)) for moment in moments]
 
 
 def _open(title: str, testid: str, data: dict[str, str]) -> list[str]:

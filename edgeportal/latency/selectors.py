@@ -329,10 +329,14 @@ class Timeline:
 
 
 def timeline_slots(start: datetime, end: datetime, *, minimum_s: int = 0) -> tuple[datetime, int]:
-    """The aligned start and the width of the slots that cover start..end in at most MAX_SLOTS slots."""
+    """The aligned start and the width of the slots that cover start..end in at most MAX_SLOTS slots.
+
+    Slots align to the plant's wall clock (a day slot starts at local midnight), by the zone's offset at
+    start: across a daylight-saving change later slots stay the same length and shift by the change."""
     span = max((end - start).total_seconds(), 1)
     width = next((w for w in SLOT_WIDTHS_S if w >= minimum_s and span / w <= MAX_SLOTS), SLOT_WIDTHS_S[-1])
-    origin = int(start.timestamp()) // width * width
+    offset = int(timezone.localtime(start).utcoffset().total_seconds())
+    origin = (int(start.timestamp()) + offset) // width * width - offset
     return datetime.fromtimestamp(origin, tz=UTC), width
 
 

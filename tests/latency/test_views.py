@@ -3,6 +3,7 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.test import override_settings
 from django.utils import timezone
 
 from edgeportal.latency.models import BatchRecord
@@ -154,3 +155,15 @@ def test_the_batch_page_offers_only_the_filters_a_batch_has(manager_client, db):
     html = manager_client.get("/latency/batches/").content.decode()
     assert 'name="lane"' in html and 'name="worker"' in html and 'name="batch_size"' in html
     assert 'name="status"' not in html and 'name="template"' not in html and 'name="cache_hit"' not in html
+
+
+@override_settings(TIME_ZONE="Europe/Berlin")
+def test_the_history_page_shows_local_times_while_the_csv_keeps_iso_8601_with_an_offset(manager_client, make_record):
+    at = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)
+    make_record(total_ms=12.0, created_at=at)
+    page = manager_client.get("/latency/?date_from=2026-07-01T11:30&date_to=2026-07-01T12:30").content.decode()
+    assert ">2026-07-01 12:00:00 CEST</time>" in page  # the record, in the plant's time
+    assert "local times (Europe/Berlin)" in page and 'data-testid="plant-zone">Europe/Berlin<' in page
+    response = manager_client.get("/latency/export.csv?date_from=2026-07-01T11:30&date_to=2026-07-01T12:30")
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [row["created_at"] for row in rows] == ["2026-07-01T10:00:00+00:00"]
