@@ -119,6 +119,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "edgeportal.core.language.PageLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "edgeportal.nul_bytes.RejectNulMiddleware",
@@ -189,7 +190,12 @@ AXES_RESET_ON_SUCCESS = True  # a typo or two before the right password never ad
 AXES_LOCKOUT_CALLABLE = "edgeportal.accounts.lockout.lockout_response"
 AXES_HTTP_RESPONSE_CODE = 429
 
-LANGUAGE_CODE = "en-us"
+# Pages in English and Simplified Chinese (catalogs in locale/, `make messages`); the header's switcher
+# remembers a person's choice in a cookie, else the browser's Accept-Language decides.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 # The plant's zone (EDGE_TIME_ZONE): pages show and read local times in it. Stored times, the API, CSV and
 # the hourly aggregates stay UTC-based (ISO 8601 with an offset).
 TIME_ZONE = plant_time_zone(os.getenv("EDGE_TIME_ZONE", ""))

@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
+from django.views.i18n import set_language
 from django.views.generic import RedirectView
 
 from edgeportal.jobs import api as jobs_api
@@ -66,6 +68,8 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="jobs:list"), name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # The header's language switcher (a POST form): also on the login page, before anyone is logged in.
+    path("language/", login_not_required(set_language), name="set_language"),
     path("jobs/", include(jobs_patterns)),
     path("templates/", include(prompts_patterns)),
     path("tuning/", include(tuning_patterns)),
