@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run dev test fuzz lint format bench bench-cache bench-overload bench-phases bench-web bench-openai bench-engines chaos clean
+.PHONY: install run dev test messages fuzz lint format bench bench-cache bench-overload bench-phases bench-web bench-openai bench-engines chaos clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,6 +23,14 @@ run: install
 # The same, but with Django's development server (reloads on code changes) and DEBUG on: never on a plant.
 dev: install
 	DEBUG=$${DEBUG:-true} scripts/run.sh --dev
+
+# Regenerate the Chinese catalog from the marked texts, then compile it (both files are in git). New texts
+# arrive empty: translate them in locale/zh_Hans/LC_MESSAGES/django.po and run this again; `make test` fails
+# until every one is translated (tests/test_translations.py).
+messages: install
+	$(PY) manage.py makemessages -l zh_Hans --no-obsolete --add-location=file \
+		--ignore='tests/*' --ignore='bench/*' --ignore='scripts/*' --ignore='docs/*' --ignore='staticfiles/*' --ignore='node_modules/*' --ignore='.venv'
+	$(PY) manage.py compilemessages -l zh_Hans --ignore='.venv' --ignore='node_modules'
 
 test: install
 	scripts/ensure-redis.sh

@@ -13,10 +13,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from inference.batch_time import batch_estimate_ms, central_estimate_ms, tokens_per_job
 from inference.lanes import LANES, Lane
+from inference.messages import gettext_noop
 from inference.settings import SchedulerSettings
 
 PROBE_MARGIN_MS, PROBE_MARGIN = 100, 0.1  # a probe's margin: at least 100 ms, or a tenth of its batch
@@ -356,42 +357,73 @@ def _free_in_ms(worker: str, view: AdmissionView, lane: str) -> float:
     return max(0.0, until - view.now) * 1000
 
 
+class Refusal(NamedTuple):
+    """Why admission refuses a job: its code for machines, and its English text with %(name)s fields, which
+    the web side translates for pages before filling them in (message gives the English)."""
+
+    code: str
+    text: str
+    params: Mapping[str, object]
+
+    @property
+    def message(self) -> str:
+        return self.text % self.params
+
+
 def refusal(
     estimate: Estimate, settings: SchedulerSettings, *, lane: str, deadline_ms: int, probe: bool = False
-) -> tuple[str, str] | None:
-    """The first reason admission refuses the job, as (code, message), or None. A probe of an idle lane is
-    not refused for the estimate's time."""
+) -> Refusal | None:
+    """The first reason admission refuses the job, or None. A probe of an idle lane is not refused for the
+    estimate's time."""
     if estimate.waiting >= settings.queue_limit:
-        return "queue_full", (
-            f"The queue is full ({estimate.waiting} jobs waiting, the limit is {settings.queue_limit})"
+        return Refusal(
+            "queue_full",
+            gettext_noop("The queue is full (%(waiting)d jobs waiting, the limit is %(limit)d)"),
+            {"waiting": estimate.waiting, "limit": settings.queue_limit},
         )
     if estimate.misses(deadline_ms) and not probe:
-        return "deadline_unreachable", (
-            f"The job would finish in about {estimate.finish_ms:.0f} ms ({estimate.ahead} jobs ahead in the "
-            f"{lane} lane), after its {deadline_ms} ms deadline"
+        return Refusal(
+            "deadline_unreachable",
+            gettext_noop(
+                "The job would finish in about %(finish_ms).0f ms (%(ahead)d jobs ahead in the %(lane)s lane), "
+                "after its %(deadline_ms)d ms deadline"
+            ),
+            {"finish_ms": estimate.finish_ms, "ahead": estimate.ahead, "lane": lane, "deadline_ms": deadline_ms},
         )
     if estimate.long_late_ms > 0:
-        return "long_jobs_due", (
-            f"The worker's time until then is promised to accepted long jobs: this job would make one finish "
-            f"about {estimate.long_late_ms:.0f} ms after its deadline"
+        return Refusal(
+            "long_jobs_due",
+            gettext_noop(
+                "The worker's time until then is promised to accepted long jobs: this job would make one finish "
+                "about %(late_ms).0f ms after its deadline"
+            ),
+            {"late_ms": estimate.long_late_ms},
         )
     if estimate.long_share_over_ms > 0:
-        return "long_lane_share", (
-            f"The long lane has booked its share ({settings.long_share_pct} %) of the worker's time until this "
-            f"job's deadline, short jobs keep the rest"
+        return Refusal(
+            "long_lane_share",
+            gettext_noop(
+                "The long lane has booked its share (%(share_pct)d %%) of the worker's time until this job's "
+                "deadline, short jobs keep the rest"
+            ),
+            {"share_pct": settings.long_share_pct},
         )
     return None
 
 
-def share_refusal(waiting: int, settings: SchedulerSettings) -> tuple[str, str] | None:
+def share_refusal(waiting: int, settings: SchedulerSettings) -> Refusal | None:
     """Fair share: one sender's waiting jobs may fill only source_share_pct of the queue limit, so a source
     that sends too much cannot give every other one queue_full."""
     share = settings.source_share()
     if share is None or waiting < share:
         return None
-    return "source_share", (
-        f"This sender already has {waiting} jobs waiting, its share of the queue ({settings.source_share_pct} % "
-        f"of the limit of {settings.queue_limit}); other senders keep the rest"
+    return Refusal(
+        "source_share",
+        gettext_noop(
+            "This sender already has %(waiting)d jobs waiting, its share of the queue (%(share_pct)d %% of the "
+            "limit of %(limit)d); other senders keep the rest"
+        ),
+        {"waiting": waiting, "share_pct": settings.source_share_pct, "limit": settings.queue_limit},
     )
 
 

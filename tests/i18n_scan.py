@@ -32,7 +32,7 @@ class Unmarked:
 
 def words(text: str) -> list[str]:
     text = re.sub(r"&[#\w]+;", " ", text)
-    return [word for word in re.findall(r"[A-Za-z][A-Za-z'’]*", text) if word not in KEEP]
+    return [word for word in re.findall(r"[A-Za-z][A-Za-z0-9'’]*", text) if word not in KEEP]
 
 
 def _template_skeleton(source: str) -> str:
@@ -73,7 +73,7 @@ def template_unmarked(source: str, where: str) -> list[Unmarked]:
                     found.append(Unmarked(where, f"{name}={value}"))
     for text in re.split(r"<[^>]*>", html):
         if words(text):
-            found.append(Unmarked(where, " ".join(text.split())))
+            found.append(Unmarked(where, " ".join(text.replace(PLACEHOLDER, " ").split())))
     return found
 
 
@@ -86,10 +86,14 @@ def templates_unmarked() -> list[Unmarked]:
 
 # --- Python ---------------------------------------------------------------------------------------------
 
-SHOWN_KEYWORDS = {"label", "help_text", "verbose_name", "verbose_name_plural", "empty_label", "description"}
+SHOWN_KEYWORDS = {
+    "label", "help_text", "verbose_name", "verbose_name_plural", "empty_label", "description", "title", "y_label",
+    "preview_error", "note",
+}  # fmt: skip
 # Calls whose first text argument people read: (the callable's last name, the argument's position).
 SHOWN_CALLS = {
     "ValidationError": 0, "add_error": 1, "success": 1, "info": 1, "warning": 1, "error": 1, "JobRejected": 0,
+    "Series": 0, "GuardRejected": 1, "Refusal": 1, "PermissionDenied": 0, "Http404": 0, "role_required": 1,
 }  # fmt: skip
 # Not shown to people: machine interfaces (English by design), commands, the worker side, migrations.
 PYTHON_SKIP = ("migrations", "management", "openai_api", "api.py", "metrics.py", "settings.py", "celery.py")
@@ -125,7 +129,18 @@ def python_unmarked(source: str, where: str) -> list[Unmarked]:
         if _is_plain_text(node):
             found.append(Unmarked(f"{where}:{node.lineno}", ast.unparse(node)[:80]))
 
-    for node in ast.walk(ast.parse(source)):
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and where.endswith("forms.py"):
+            for statement in node.body:  # a form field without a label shows its attribute name, in English
+                call = statement.value if isinstance(statement, ast.Assign) else None
+                if (
+                    isinstance(call, ast.Call)
+                    and _call_name(call).endswith("Field")
+                    and not any(keyword.arg == "label" for keyword in call.keywords)
+                ):
+                    name = statement.targets[0].id if isinstance(statement.targets[0], ast.Name) else "?"
+                    found.append(Unmarked(f"{where}:{statement.lineno}", f"{name}: a field without a label"))
         if isinstance(node, ast.Call):
             for keyword in node.keywords:
                 if keyword.arg in SHOWN_KEYWORDS:
@@ -136,11 +151,14 @@ def python_unmarked(source: str, where: str) -> list[Unmarked]:
             position = SHOWN_CALLS.get(_call_name(node))
             if position is not None and len(node.args) > position:
                 flag(node.args[position])
-        elif isinstance(node, ast.Assign) and any(
-            isinstance(target, ast.Name) and target.id.endswith("_CHOICES") for target in node.targets
-        ):
-            for label in _choice_labels(node.value):
-                flag(label)
+        elif isinstance(node, ast.Assign):
+            names = [target.id for target in node.targets if isinstance(target, ast.Name)]
+            if any(name.endswith("_CHOICES") for name in names):
+                for label in _choice_labels(node.value):
+                    flag(label)
+            if any(name.endswith("_LABELS") for name in names) and isinstance(node.value, ast.Dict):
+                for label in node.value.values:
+                    flag(label)
     return found
 
 

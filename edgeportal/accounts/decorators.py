@@ -2,6 +2,7 @@
 
 from django.contrib.auth.decorators import user_passes_test
 from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext_lazy as _
 
 from edgeportal.accounts.roles import is_admin, is_manager
 
@@ -18,5 +19,5 @@ def role_required(has_role, message: str):
     return decorator
 
 
-manager_required = role_required(is_manager, "Only managers and admins can use the job pages.")
-admin_required = role_required(is_admin, "Only admins can use this page.")
+manager_required = role_required(is_manager, _("Only managers and admins can use the job pages."))
+admin_required = role_required(is_admin, _("Only admins can use this page."))

@@ -15,6 +15,7 @@ import redis
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from edgeportal.core.queueing import (
     batch_time_prior,
@@ -49,7 +50,7 @@ from edgeportal.sources.rate_limit import rate_limit_hit
 from inference.admission import admission_estimate
 from inference.decoding import GREEDY, Decoding
 from inference.integers import IntegerError, parse_int
-from inference.planning import Estimate, refusal, share_refusal
+from inference.planning import Estimate, Refusal, refusal, share_refusal
 from inference.pools import Pool
 from inference.queue import JobQueue
 from inference.settings import SchedulerSettings
@@ -77,7 +78,7 @@ class JobRejected(Exception):
 class QueueUnavailable(JobRejected):
     def __init__(self):
         super().__init__(
-            "The job queue (Redis) is not reachable; nothing was stored. Try again shortly.",
+            _("The job queue (Redis) is not reachable; nothing was stored. Try again shortly."),
             code="queue_unavailable",
             status=503,
         )
@@ -156,7 +157,8 @@ def _check_rate(source: Source) -> None:
         raise QueueUnavailable() from None
     if retry_after is not None:
         raise JobRejected(
-            f"Source {quoted(source.name)} sent more requests than its limit per minute; retry in {retry_after} s.",
+            _("Source %(source)s sent more requests than its limit per minute; retry in %(seconds)d s.")
+            % {"source": quoted(source.name), "seconds": retry_after},
             code="rate_limited",
             status=429,
             retry_after=retry_after,
@@ -167,22 +169,26 @@ def _guarded(text: str, field: str, rules: GuardRules) -> str:
     try:
         return guard_text(text, field=field, rules=rules)
     except GuardRejected as rejected:
-        raise JobRejected(rejected.message, code=rejected.rule, field=rejected.field) from None
+        raise JobRejected(_(rejected.text) % rejected.params, code=rejected.rule, field=rejected.field) from None
 
 
 def _template_named(template_slug: object, prompt: object) -> PromptTemplate | None:
     """The template the request names, or None for a free prompt."""
     if template_slug is not None and prompt is not None:
-        raise JobRejected("Send either a template or a prompt, not both.", code="invalid", field="prompt")
+        raise JobRejected(_("Send either a template or a prompt, not both."), code="invalid", field="prompt")
     if template_slug is None:
         return None
     if not isinstance(template_slug, str) or not SLUG.match(template_slug.strip()):
         raise JobRejected(
-            "template must be a template slug (letters, digits, - and _).", code="invalid", field="template"
+            _("template must be a template slug (letters, digits, - and _)."), code="invalid", field="template"
         )
     template = PromptTemplate.objects.filter(slug=template_slug.strip()).first()
     if template is None:
-        raise JobRejected(f"Unknown template {quoted(template_slug)}.", code="unknown_template", field="template")
+        raise JobRejected(
+            _("Unknown template %(template)s.") % {"template": quoted(template_slug)},
+            code="unknown_template",
+            field="template",
+        )
     return template
 
 
@@ -194,15 +200,18 @@ def _model(raw: object, template: PromptTemplate | None) -> str:
             return catalog.default
         if not catalog.knows(template.model):  # EDGE_MODELS changed since the template was saved
             raise JobRejected(
-                f"Template {template.slug!r} runs on model {quoted(template.model)}, which this node no longer "
-                f"serves ({', '.join(catalog.names)}); an admin must choose another.",
+                _(
+                    "Template %(template)r runs on model %(model)s, which this node no longer serves "
+                    "(%(models)s); an admin must choose another."
+                ) % {"template": template.slug, "model": quoted(template.model), "models": ", ".join(catalog.names)},
                 code="unknown_model", field="template", status=409,
             )  # fmt: skip
         return template.model
     if not isinstance(raw, str) or not catalog.knows(raw.strip()):
         raise JobRejected(
-            f"Unknown model {quoted(raw if isinstance(raw, str) else str(raw))}; this node serves "
-            f"{', '.join(catalog.names)}.", code="unknown_model", field="model",
+            _("Unknown model %(model)s; this node serves %(models)s.")
+            % {"model": quoted(raw if isinstance(raw, str) else str(raw)), "models": ", ".join(catalog.names)},
+            code="unknown_model", field="model",
         )  # fmt: skip
     return raw.strip()
 
@@ -212,13 +221,15 @@ def _prompt_for(template, prompt, variables, allow_free_prompt, source, model: s
     if template is not None:
         if source is not None and not template.usable_by_source(source):
             raise JobRejected(
-                f"Source {quoted(source.name)} may not use template {template.slug!r}.",
+                _("Source %(source)s may not use template %(template)r.")
+                % {"source": quoted(source.name), "template": template.slug},
                 code="template_not_allowed", field="template", status=403,
             )  # fmt: skip
         if len(template.body) > settings.EDGE_MAX_PROMPT_CHARS * RAW_LENGTH_FACTOR:  # saved before the limit
             raise JobRejected(
-                f"Template {template.slug!r} has a body of {len(template.body)} characters; a prompt may have at "
-                f"most {settings.EDGE_MAX_PROMPT_CHARS}.", code="too_long", field="template",
+                _("Template %(template)r has a body of %(chars)d characters; a prompt may have at most %(limit)d.")
+                % {"template": template.slug, "chars": len(template.body), "limit": settings.EDGE_MAX_PROMPT_CHARS},
+                code="too_long", field="template",
             )  # fmt: skip
         text, values = _render(template, variables)
         # The admin's body is trusted (no pattern check), but body plus values must still fit the limit.
@@ -226,25 +237,27 @@ def _prompt_for(template, prompt, variables, allow_free_prompt, source, model: s
     elif prompt is not None:
         if not allow_free_prompt:
             raise JobRejected(
-                "This sender may only use prompt templates.", code="forbidden", field="prompt", status=403
+                _("This sender may only use prompt templates."), code="forbidden", field="prompt", status=403
             )
         if not isinstance(prompt, str):
-            raise JobRejected("prompt must be text.", code="invalid", field="prompt")
+            raise JobRejected(_("prompt must be text."), code="invalid", field="prompt")
         if variables:
-            raise JobRejected("variables are only used with a template.", code="invalid", field="variables")
+            raise JobRejected(_("variables are only used with a template."), code="invalid", field="variables")
         text, values = prompt, {}
         whole_prompt_rules = guard_rules(max_chars=settings.EDGE_MAX_PROMPT_CHARS)
     else:
-        raise JobRejected("Send a template with its variables, or a prompt.", code="missing", field="template")
+        raise JobRejected(_("Send a template with its variables, or a prompt."), code="missing", field="template")
 
     text = _guarded(text, "prompt", whole_prompt_rules)
     if not text:
-        raise JobRejected("The prompt is empty.", code="empty_prompt", field="prompt")
+        raise JobRejected(_("The prompt is empty."), code="empty_prompt", field="prompt")
     limit = settings.EDGE_MAX_PROMPT_TOKENS
     tokens = count_tokens(text, model=model)
     if limit and tokens is not None and tokens > limit:
         raise JobRejected(
-            f"The prompt has {tokens} tokens; the limit is {limit}.", code="too_many_tokens", field="prompt"
+            _("The prompt has %(tokens)d tokens; the limit is %(limit)d.") % {"tokens": tokens, "limit": limit},
+            code="too_many_tokens",
+            field="prompt",
         )
     # Until the model's tokenizer is prepared, about four characters a token is close enough to pick a lane.
     return text, values, tokens if tokens is not None else len(text) // 4 + 1
@@ -259,13 +272,13 @@ def _own_settings(template, system_prompt: object, max_new_tokens: object) -> di
     if template is not None:
         if system_prompt is not None or max_new_tokens is not None:
             field = "system_prompt" if system_prompt is not None else "max_new_tokens"
-            raise JobRejected(f"{field} comes from the template; send it only with a prompt.", code="invalid",
-                              field=field)  # fmt: skip
+            raise JobRejected(_("%(field)s comes from the template; send it only with a prompt.") % {"field": field},
+                              code="invalid", field=field)  # fmt: skip
         return {"system_prompt": template.system_prompt, "max_new_tokens": template.max_new_tokens}
     own = {"system_prompt": "", "max_new_tokens": settings.EDGE_DEFAULT_MAX_NEW_TOKENS}
     if system_prompt is not None:
         if not isinstance(system_prompt, str):
-            raise JobRejected("system_prompt must be text.", code="invalid", field="system_prompt")
+            raise JobRejected(_("system_prompt must be text."), code="invalid", field="system_prompt")
         own["system_prompt"] = _guarded(
             system_prompt, "system_prompt", guard_rules(max_chars=settings.EDGE_MAX_PROMPT_CHARS)
         )
@@ -294,7 +307,9 @@ def _priority(raw: object) -> str:
         return Job.Priority.NORMAL
     if raw not in Job.Priority.values:
         raise JobRejected(
-            f"priority must be one of {', '.join(Job.Priority.values)}.", code="invalid", field="priority"
+            _("priority must be one of %(choices)s.") % {"choices": ", ".join(Job.Priority.values)},
+            code="invalid",
+            field="priority",
         )
     return raw
 
@@ -329,25 +344,28 @@ def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> tuple[Pool, str]:
             # A pool none of whose live workers serves the lane goes last: its jobs would wait for a worker.
             planned.append(((not estimate.lane_workers, finish_ms, pool), queue, estimate))
         planned.sort(key=lambda each: each[0])
-        for (_, _, pool), queue, estimate in planned:
+        for (_model, _lane, pool), queue, estimate in planned:
             if chosen is None and (why := _refused(queue, estimate, ticket, scheduler)) is None:
                 chosen = (pool, estimate.place)
             elif chosen is None:
                 refused = refused or (why, estimate)
     finally:  # every place held but the chosen one goes, whatever failed on the way
-        for _, queue, estimate in planned:
+        for _pool, queue, estimate in planned:
             if chosen is None or estimate.place != chosen[1]:
                 with contextlib.suppress(redis.RedisError):
                     queue.release_place(ticket.lane, estimate.place)
     if chosen is not None:
         return chosen
-    (code, reason), estimate = refused
-    raise JobRejected(f"{reason}; retry in {estimate.retry_after_s} s.", code=code, status=429,
-                      retry_after=estimate.retry_after_s)  # fmt: skip
+    reason, estimate = refused
+    # Translated for pages (machine paths run in English): the refusal's own text, then its fields.
+    seconds = estimate.retry_after_s
+    params = {**reason.params, **({"lane": _(reason.params["lane"])} if "lane" in reason.params else {})}
+    message = _("%(reason)s; retry in %(seconds)d s.") % {"reason": _(reason.text) % params, "seconds": seconds}
+    raise JobRejected(message, code=reason.code, status=429, retry_after=seconds)
 
 
 def _refused(queue: JobQueue, estimate: Estimate, ticket: Ticket, scheduler: SchedulerSettings):
-    """Why this pool refuses the job, as (code, message), or None. An idle lane takes one probe at a time:
+    """Why this pool refuses the job, as a Refusal, or None. An idle lane takes one probe at a time:
     a burst that finds it idle is planned behind the first."""
     share = _share_refusal(queue, ticket, scheduler)
     probe = (
@@ -359,7 +377,7 @@ def _refused(queue: JobQueue, estimate: Estimate, ticket: Ticket, scheduler: Sch
     return share or refusal(estimate, scheduler, lane=ticket.lane, deadline_ms=ticket.deadline_ms, probe=probe)
 
 
-def _share_refusal(queue: JobQueue, ticket: Ticket, scheduler: SchedulerSettings) -> tuple[str, str] | None:
+def _share_refusal(queue: JobQueue, ticket: Ticket, scheduler: SchedulerSettings) -> Refusal | None:
     """Fair share (planning.share_refusal). Read apart from the estimate, and like the queue limit not locked
     against a simultaneous request of the same sender: a share may overshoot by one."""
     if scheduler.source_share() is None or not ticket.owner:
@@ -373,7 +391,7 @@ def _render(template: PromptTemplate, variables: object) -> tuple[str, dict]:
     prompt they make."""
     if variables is not None and not isinstance(variables, dict):
         raise JobRejected(
-            "variables must be an object mapping names to values.", code="invalid_variables", field="variables"
+            _("variables must be an object mapping names to values."), code="invalid_variables", field="variables"
         )
     values = dict(variables or {})
     as_sent = {}  # text values before normalisation: the pattern checks see every form of them
@@ -393,7 +411,7 @@ def _render(template: PromptTemplate, variables: object) -> tuple[str, dict]:
         _check_rendered(template.body, {**values, **as_sent}, rules)
         return prompt, values
     except GuardRejected as rejected:
-        raise JobRejected(rejected.message, code=rejected.rule, field=rejected.field) from None
+        raise JobRejected(_(rejected.text) % rejected.params, code=rejected.rule, field=rejected.field) from None
     except (RenderError, VariableError) as error:
         raise JobRejected(str(error), code="invalid_variables", field=error.field or "variables") from None
 

@@ -2,6 +2,7 @@
 
 from django import forms
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from edgeportal.core.queueing import model_catalog
 from edgeportal.formfields import StrictIntegerField
@@ -28,10 +29,11 @@ class JobSubmitForm(forms.Form):
         choices=Job.Priority.choices,
         initial=Job.Priority.NORMAL,
         required=False,  # empty is normal
-        help_text="High: safety and line stops.",
+        label=_("Priority"),
+        help_text=_("High: safety and line stops."),
     )
     deadline_ms = StrictIntegerField(
-        label="Deadline (ms)", required=False, min_value=1, help_text="Empty: the template's or the default."
+        label=_("Deadline (ms)"), required=False, min_value=1, help_text=_("Empty: the template's or the default.")
     )
 
     def __init__(self, *args, template: PromptTemplate | None, **kwargs):
@@ -40,15 +42,17 @@ class JobSubmitForm(forms.Form):
         models = model_catalog().names
         if len(models) > 1:  # one model needs no choice
             self.fields["model"] = forms.ChoiceField(
-                choices=[("", "the template's or the default")] + [(name, name) for name in models],
+                choices=[("", _("the template's or the default"))] + [(name, name) for name in models],
                 required=False,
-                help_text=f"The default is {models[0]}.",
+                label=_("Model"),
+                help_text=_("The default is %(model)s.") % {"model": models[0]},
             )
         if template is None:
             self.fields["prompt"] = forms.CharField(
                 widget=forms.Textarea(attrs={"rows": 4}),
                 max_length=settings.EDGE_MAX_PROMPT_CHARS,
-                help_text=f"At most {settings.EDGE_MAX_PROMPT_CHARS} characters.",
+                label=_("Prompt"),
+                help_text=_("At most %(count)d characters.") % {"count": settings.EDGE_MAX_PROMPT_CHARS},
             )
         else:
             for variable in template.variable_spec():

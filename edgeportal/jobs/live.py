@@ -10,6 +10,7 @@ import redis
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.utils.html import escape
+from django.utils.translation import gettext as _
 
 from edgeportal.accounts.roles import is_manager
 from edgeportal.jobs.models import Job
@@ -33,10 +34,10 @@ async def job_stream(request, job_id: int):
 
 def _job_for(user, job_id: int) -> Job:
     if not is_manager(user):
-        raise PermissionDenied("Only managers and admins can use the job pages.")
+        raise PermissionDenied(_("Only managers and admins can use the job pages."))
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
-        raise Http404(f"No job {job_id}.")
+        raise Http404(_("No job %(id)d.") % {"id": job_id})
     return job
 
 
@@ -62,5 +63,6 @@ async def _while_running(job: Job, after: str):
         event_id, text = piece
         if not running:
             running = True
-            yield sse("status", '<span class="status status-running" data-testid="job-status">running</span>')
+            label = escape(Job.Status.RUNNING.label)  # in the page's language
+            yield sse("status", f'<span class="status status-running" data-testid="job-status">{label}</span>')
         yield sse("text", escape(text), event_id)  # model output is untrusted text

@@ -2,21 +2,25 @@
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from inference import lanes
+
+PRIORITY_LABELS = {"high": _("high"), "normal": _("normal"), "low": _("low")}
+LANE_LABELS = {"short": _("short"), "long": _("long")}
 
 
 class Job(models.Model):
     class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
-        EXPIRED = "expired"  # its deadline passed, or could no longer be met, before it ran
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        DONE = "done", _("done")
+        FAILED = "failed", _("failed")
+        EXPIRED = "expired", _("expired")  # its deadline passed, or could no longer be met, before it ran
 
-    # The scheduler's own names (inference.lanes), as choices for forms and the admin.
-    Priority = models.TextChoices("Priority", [(priority.name, priority.value) for priority in lanes.Priority])
-    Lane = models.TextChoices("Lane", [(lane.name, lane.value) for lane in lanes.Lane])
+    # The scheduler's own names (inference.lanes), as choices for forms and the admin; labels for pages.
+    Priority = models.TextChoices("Priority", [(p.name, (p.value, PRIORITY_LABELS[p.value])) for p in lanes.Priority])
+    Lane = models.TextChoices("Lane", [(lane.name, (lane.value, LANE_LABELS[lane.value])) for lane in lanes.Lane])
 
     FINISHED = (Status.DONE, Status.FAILED, Status.EXPIRED)
 
@@ -28,44 +32,46 @@ class Job(models.Model):
         "prompts.PromptTemplate", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
     )
     variables = models.JSONField(default=dict, blank=True)
-    prompt = models.TextField(help_text="The rendered prompt the model ran.")
+    prompt = models.TextField(help_text=_("The rendered prompt the model ran."))
     system_prompt = models.TextField(blank=True)
     max_new_tokens = models.PositiveIntegerField()
     decoding = models.JSONField(
         default=dict,
         blank=True,
-        help_text="How it is decoded when not greedy chat: sampling, stop strings, raw, stream.",
+        help_text=_("How it is decoded when not greedy chat: sampling, stop strings, raw, stream."),
     )
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
     lane = models.CharField(max_length=10, choices=Lane.choices, default=Lane.SHORT)
-    model = models.CharField(max_length=64, blank=True, help_text="The model it runs on (empty: the default).")
+    model = models.CharField(max_length=64, blank=True, help_text=_("The model it runs on (empty: the default)."))
     pool = models.CharField(
-        max_length=80, blank=True, help_text="The pool it was queued in: its model on a class of device."
+        max_length=80, blank=True, help_text=_("The pool it was queued in: its model on a class of device.")
     )
-    deadline_at = models.DateTimeField(null=True, blank=True, help_text="Not run after this; it expires instead.")
+    deadline_at = models.DateTimeField(null=True, blank=True, help_text=_("Not run after this; it expires instead."))
     output = models.TextField(blank=True)
     error = models.TextField(blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
     finish_reason = models.CharField(
-        max_length=10, blank=True, help_text="Why its output ended: stop (its end, or a stop string) or length."
+        max_length=10, blank=True, help_text=_("Why its output ended: stop (its end, or a stop string) or length.")
     )
     batch = models.ForeignKey(
         "latency.BatchRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
     )
     worker = models.CharField(max_length=200, blank=True)
     template_version = models.PositiveIntegerField(null=True, blank=True)
-    cache_key = models.CharField(max_length=64, blank=True, help_text="The prompt cache key; identical jobs share it.")
-    cache_hit = models.BooleanField(default=False, help_text="Answered from the prompt cache or another job's run.")
+    cache_key = models.CharField(
+        max_length=64, blank=True, help_text=_("The prompt cache key; identical jobs share it.")
+    )
+    cache_hit = models.BooleanField(default=False, help_text=_("Answered from the prompt cache or another job's run."))
     follows = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="followers",
-        help_text="The identical job whose result answered this one (single flight), if any.",
+        help_text=_("The identical job whose result answered this one (single flight), if any."),
     )  # fmt: skip
 
     created_at = models.DateTimeField(auto_now_add=True)
-    picked_at = models.DateTimeField(null=True, blank=True, help_text="Entered a worker's batch window.")
+    picked_at = models.DateTimeField(null=True, blank=True, help_text=_("Entered a worker's batch window."))
     inference_started_at = models.DateTimeField(null=True, blank=True)
     inference_ended_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -99,11 +105,11 @@ class Rejection(models.Model):
 
     source = models.ForeignKey("sources.Source", null=True, blank=True, on_delete=models.SET_NULL)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    template_slug = models.CharField(max_length=80, blank=True, help_text="The template, when it exists.")
+    template_slug = models.CharField(max_length=80, blank=True, help_text=_("The template, when it exists."))
     rule = models.CharField(max_length=40, db_index=True)
-    count = models.PositiveIntegerField(default=1, help_text="Refusals in this minute.")
-    message = models.TextField(help_text="The first refusal's message in this minute, cut to 300 characters.")
-    created_at = models.DateTimeField(db_index=True, help_text="The start of the minute (UTC).")
+    count = models.PositiveIntegerField(default=1, help_text=_("Refusals in this minute."))
+    message = models.TextField(help_text=_("The first refusal's message in this minute, cut to 300 characters."))
+    created_at = models.DateTimeField(db_index=True, help_text=_("The start of the minute (UTC)."))
 
     class Meta:
         ordering = ["-created_at", "rule"]

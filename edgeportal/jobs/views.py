@@ -2,6 +2,7 @@
 
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 
 from edgeportal.accounts.decorators import manager_required
 from edgeportal.accounts.roles import is_admin
@@ -25,7 +26,9 @@ def _chosen_template(request, templates) -> tuple[PromptTemplate | None, str]:
     if not slug:
         return None, ""
     template = templates.filter(slug=slug).first()
-    return template, "" if template else f"There is no template {quoted(slug)}; pick one from the list."
+    return template, "" if template else _("There is no template %(slug)s; pick one from the list.") % {
+        "slug": quoted(slug)
+    }
 
 
 @manager_required
@@ -35,7 +38,7 @@ def job_new(request):
     template, template_error = _chosen_template(request, templates)
     if template is None and not may_free:
         if request.method == "POST" and not template_error:
-            raise PermissionDenied("You may only submit jobs from prompt templates.")
+            raise PermissionDenied(_("You may only submit jobs from prompt templates."))
         template = templates.first()
     status = 200
     if template_error:

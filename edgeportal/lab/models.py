@@ -1,17 +1,18 @@
 """Latency lab runs: one per `manage.py latency_lab`, with one point per window of its sweep."""
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class LabRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     model_name = models.CharField(max_length=200)
     dtype = models.CharField(max_length=20)
-    parameters = models.JSONField(default=dict, help_text="Every option the run was made with, and its rate.")
+    parameters = models.JSONField(default=dict, help_text=_("Every option the run was made with, and its rate."))
     comparison = models.JSONField(
-        default=dict, help_text="The same prompts as single requests one after another, then as one batch."
+        default=dict, help_text=_("The same prompts as single requests one after another, then as one batch.")
     )
-    target_p95_ms = models.FloatField(null=True, blank=True, help_text="The p95 target given to the run, if any.")
+    target_p95_ms = models.FloatField(null=True, blank=True, help_text=_("The p95 target given to the run, if any."))
     notes = models.TextField(blank=True)
 
     class Meta:
@@ -29,14 +30,14 @@ class LabPoint(models.Model):
     jobs = models.PositiveIntegerField()
     batches = models.PositiveIntegerField()
     mean_batch_size = models.FloatField()
-    throughput = models.FloatField(help_text="Jobs per second, from the first arrival to the last result.")
+    throughput = models.FloatField(help_text=_("Jobs per second, from the first arrival to the last result."))
     p50_ms = models.FloatField()
     p95_ms = models.FloatField()
     p99_ms = models.FloatField()
-    end_to_end_p95_ms = models.FloatField(help_text="From the send, network jitter included.")
-    queue_wait_p50_ms = models.FloatField(help_text="Arrival until its batch started.")
+    end_to_end_p95_ms = models.FloatField(help_text=_("From the send, network jitter included."))
+    queue_wait_p50_ms = models.FloatField(help_text=_("Arrival until its batch started."))
     queue_wait_p95_ms = models.FloatField()
-    samples = models.JSONField(default=list, help_text="Each job's timings on the run's virtual clock.")
+    samples = models.JSONField(default=list, help_text=_("Each job's timings on the run's virtual clock."))
 
     class Meta:
         ordering = ["run", "window_ms"]

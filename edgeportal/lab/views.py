@@ -2,6 +2,7 @@
 
 from django.http import Http404
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 
 from edgeportal.lab import selectors
 from edgeportal.lab.chart import chart_build
@@ -16,7 +17,7 @@ def run_list(request):
 def run_detail(request, run_id: int):
     run = selectors.labrun_get(run_id=run_id)
     if run is None:
-        raise Http404("There is no such lab run.")
+        raise Http404(_("There is no such lab run."))
     points = selectors.labpoint_list(run=run)
     status = 200
     if "target_p95_ms" in request.GET:

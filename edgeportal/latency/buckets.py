@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
+
 # The four stages of a job's latency: name used in forms, charts and LatencyHour -> JobLatency column.
 STAGES = {
     "queue_wait": "queue_wait_ms",
@@ -9,7 +11,9 @@ STAGES = {
     "inference": "inference_ms",
     "total": "total_ms",
 }
-STAGE_LABELS = {"queue_wait": "Queue wait", "window_wait": "Window wait", "inference": "Inference", "total": "Total"}
+STAGE_LABELS = {
+    "queue_wait": _("Queue wait"), "window_wait": _("Window wait"), "inference": _("Inference"), "total": _("Total"),
+}  # fmt: skip
 PERCENTILES = (50, 95, 99)
 
 # Upper bounds (exclusive) of the buckets in ms, 1-2-5 steps; one more bucket holds everything from the last bound.

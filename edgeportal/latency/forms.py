@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from django import forms
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from edgeportal.formfields import StrictIntegerField
 from edgeportal.jobs.models import Job
@@ -15,18 +16,19 @@ from edgeportal.sources.models import Source
 
 PERIODS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 PERIOD_CHOICES = [
-    ("1h", "last hour"), ("24h", "last 24 hours"), ("7d", "last 7 days"), ("30d", "last 30 days"), ("all", "all time"),
+    ("1h", _("last hour")), ("24h", _("last 24 hours")), ("7d", _("last 7 days")), ("30d", _("last 30 days")),
+    ("all", _("all time")),
 ]  # fmt: skip
 SORT_CHOICES = [
-    ("-created_at", "newest first"),
-    ("created_at", "oldest first"),
-    ("-total_ms", "slowest total first"),
-    ("total_ms", "fastest total first"),
-    ("-queue_wait_ms", "longest queue wait first"),
-    ("-window_wait_ms", "longest window wait first"),
-    ("-inference_ms", "longest inference first"),
-    ("-batch_size", "largest batch first"),
-    ("batch_size", "smallest batch first"),
+    ("-created_at", _("newest first")),
+    ("created_at", _("oldest first")),
+    ("-total_ms", _("slowest total first")),
+    ("total_ms", _("fastest total first")),
+    ("-queue_wait_ms", _("longest queue wait first")),
+    ("-window_wait_ms", _("longest window wait first")),
+    ("-inference_ms", _("longest inference first")),
+    ("-batch_size", _("largest batch first")),
+    ("batch_size", _("smallest batch first")),
 ]
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]
 DEFAULTS = {"period": "24h", "sort": "-created_at"}
@@ -52,30 +54,38 @@ def _yes_no(value: str) -> bool:
 
 
 class HistoryFilterForm(forms.Form):
-    period = forms.ChoiceField(choices=PERIOD_CHOICES, required=False)
+    period = forms.ChoiceField(label=_("Period"), choices=PERIOD_CHOICES, required=False)
     date_from = forms.DateTimeField(
-        required=False, label="From", input_formats=DATETIME_FORMATS,
+        required=False, label=_("From"), input_formats=DATETIME_FORMATS,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )  # fmt: skip
     date_to = forms.DateTimeField(
-        required=False, label="To", input_formats=DATETIME_FORMATS,
+        required=False, label=_("To"), input_formats=DATETIME_FORMATS,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )  # fmt: skip
     template = forms.ModelChoiceField(
-        queryset=PromptTemplate.objects.order_by("slug"), to_field_name="slug", required=False, empty_label="any"
-    )
-    source = forms.ModelChoiceField(
-        queryset=Source.objects.order_by("name"), to_field_name="name", required=False, empty_label="any"
-    )
-    lane = forms.ChoiceField(choices=[("", "any"), *Job.Lane.choices], required=False)
-    status = forms.ChoiceField(choices=[("", "any"), *((status, status) for status in Job.FINISHED)], required=False)
-    batch_size = StrictIntegerField(min_value=1, max_value=100_000, required=False)
-    worker = forms.CharField(max_length=200, required=False, widget=forms.TextInput(attrs={"list": "worker-names"}))
-    cache_hit = forms.TypedChoiceField(
-        choices=[("", "any"), ("yes", "cache hits only"), ("no", "model runs only")],
-        coerce=_yes_no, empty_value=None, required=False, label="Cache",
+        label=_("Template"), queryset=PromptTemplate.objects.order_by("slug"), to_field_name="slug", required=False,
+        empty_label=_("any"),
     )  # fmt: skip
-    sort = forms.ChoiceField(choices=SORT_CHOICES, required=False)
+    source = forms.ModelChoiceField(
+        label=_("Source"), queryset=Source.objects.order_by("name"), to_field_name="name", required=False,
+        empty_label=_("any"),
+    )  # fmt: skip
+    lane = forms.ChoiceField(label=_("Lane"), choices=[("", _("any")), *Job.Lane.choices], required=False)
+    status = forms.ChoiceField(
+        label=_("Status"),
+        choices=[("", _("any")), *((status.value, status.label) for status in Job.FINISHED)],
+        required=False,
+    )
+    batch_size = StrictIntegerField(label=_("Batch size"), min_value=1, max_value=100_000, required=False)
+    worker = forms.CharField(
+        label=_("Worker"), max_length=200, required=False, widget=forms.TextInput(attrs={"list": "worker-names"})
+    )
+    cache_hit = forms.TypedChoiceField(
+        choices=[("", _("any")), ("yes", _("cache hits only")), ("no", _("model runs only"))],
+        coerce=_yes_no, empty_value=None, required=False, label=_("Cache"),
+    )  # fmt: skip
+    sort = forms.ChoiceField(label=_("Sort"), choices=SORT_CHOICES, required=False)
 
     def __init__(self, data=None, **kwargs):
         # Always bound, so a bare URL shows the defaults' results; missing keys take the defaults.
@@ -89,7 +99,7 @@ class HistoryFilterForm(forms.Form):
         cleaned = super().clean()
         start, end = cleaned.get("date_from"), cleaned.get("date_to")
         if start and end and start >= end:
-            self.add_error("date_to", "The end of the range must be after its start.")
+            self.add_error("date_to", _("The end of the range must be after its start."))
         return cleaned
 
     def filters(self, *, now: datetime | None = None) -> HistoryFilters:

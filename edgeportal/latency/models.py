@@ -1,6 +1,7 @@
 """Latency records: one per finished job and one per batch, the facts every latency page reads."""
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from inference.lanes import Lane, Priority
 
@@ -9,17 +10,19 @@ class BatchRecord(models.Model):
     batch_id = models.CharField(max_length=32, unique=True)
     worker = models.CharField(max_length=200)
     size = models.PositiveIntegerField()
-    prompt_tokens = models.PositiveIntegerField(help_text="Real prompt tokens, without padding.")
-    padded_tokens = models.PositiveIntegerField(help_text="Batch size times the padded prompt length.")
+    prompt_tokens = models.PositiveIntegerField(help_text=_("Real prompt tokens, without padding."))
+    padded_tokens = models.PositiveIntegerField(help_text=_("Batch size times the padded prompt length."))
     output_tokens = models.PositiveIntegerField()
     window_opened_at = models.DateTimeField()
     inference_started_at = models.DateTimeField()
-    inference_ms = models.FloatField(help_text="The model's time on this batch, without pauses.")
-    paused_ms = models.FloatField(default=0, help_text="Time a long batch stood aside for short batches.")
+    inference_ms = models.FloatField(help_text=_("The model's time on this batch, without pauses."))
+    paused_ms = models.FloatField(default=0, help_text=_("Time a long batch stood aside for short batches."))
     lane = models.CharField(max_length=10, default=Lane.SHORT, db_index=True)
-    window_ms = models.PositiveIntegerField(help_text="Window this batch waited with (the effective one if adaptive).")
-    max_batch_size = models.PositiveIntegerField(help_text="Scheduler setting this batch ran with.")
-    settings = models.JSONField(default=dict, blank=True, help_text="Every scheduler setting this batch ran with.")
+    window_ms = models.PositiveIntegerField(
+        help_text=_("Window this batch waited with (the effective one if adaptive).")
+    )
+    max_batch_size = models.PositiveIntegerField(help_text=_("Scheduler setting this batch ran with."))
+    settings = models.JSONField(default=dict, blank=True, help_text=_("Every scheduler setting this batch ran with."))
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -38,19 +41,19 @@ class JobLatency(models.Model):
     # history reads, and is rolled into hourly aggregates after EDGE_LATENCY_RETENTION_DAYS.
     job = models.OneToOneField("jobs.Job", null=True, on_delete=models.SET_NULL, related_name="latency")
     batch = models.ForeignKey(BatchRecord, null=True, on_delete=models.SET_NULL, related_name="job_latencies")
-    status = models.CharField(max_length=10, db_index=True, help_text="How the job ended: done, failed or expired.")
+    status = models.CharField(max_length=10, db_index=True, help_text=_("How the job ended: done, failed or expired."))
     cache_hit = models.BooleanField(default=False)
     template = models.ForeignKey("prompts.PromptTemplate", null=True, blank=True, on_delete=models.SET_NULL)
     source = models.ForeignKey("sources.Source", null=True, blank=True, on_delete=models.SET_NULL)
     lane = models.CharField(max_length=10, default=Lane.SHORT)
     priority = models.CharField(max_length=10, default=Priority.NORMAL)
-    deadline_ms = models.FloatField(null=True, help_text="Time the job had: created until its deadline.")
+    deadline_ms = models.FloatField(null=True, help_text=_("Time the job had: created until its deadline."))
     # Null where the job never reached that stage (a failed job may never have run).
-    queue_wait_ms = models.FloatField(null=True, help_text="Created until read into a batch window.")
-    window_wait_ms = models.FloatField(null=True, help_text="Read into the window until inference started.")
+    queue_wait_ms = models.FloatField(null=True, help_text=_("Created until read into a batch window."))
+    window_wait_ms = models.FloatField(null=True, help_text=_("Read into the window until inference started."))
     inference_ms = models.FloatField(null=True)
-    first_token_ms = models.FloatField(null=True, help_text="Created until its batch decoded its first token.")
-    total_ms = models.FloatField(help_text="Created until finished.")
+    first_token_ms = models.FloatField(null=True, help_text=_("Created until its batch decoded its first token."))
+    total_ms = models.FloatField(help_text=_("Created until finished."))
     batch_size = models.PositiveIntegerField(null=True)
     prompt_tokens = models.PositiveIntegerField(null=True)
     output_tokens = models.PositiveIntegerField(null=True)
@@ -86,14 +89,14 @@ class LatencyHour(models.Model):
     Counts, sums and maxima are exact; percentiles come from the fixed buckets in LatencyHourBucket.
     """
 
-    hour = models.DateTimeField(help_text="Start of the hour (UTC).")
+    hour = models.DateTimeField(help_text=_("Start of the hour (UTC)."))
     template = models.ForeignKey("prompts.PromptTemplate", null=True, blank=True, on_delete=models.SET_NULL)
     source = models.ForeignKey("sources.Source", null=True, blank=True, on_delete=models.SET_NULL)
     lane = models.CharField(max_length=10)
     status = models.CharField(max_length=10)
     cache_hit = models.BooleanField()
     worker = models.CharField(max_length=200, blank=True)
-    count = models.PositiveIntegerField(help_text="Jobs in this hour and combination.")
+    count = models.PositiveIntegerField(help_text=_("Jobs in this hour and combination."))
     # Per stage: how many jobs reached it (the stage is empty for the others), their sum and maximum.
     queue_wait_count = models.PositiveIntegerField(default=0)
     queue_wait_sum = models.FloatField(default=0)
@@ -120,8 +123,8 @@ class LatencyHourBucket(models.Model):
     """How many jobs of one LatencyHour fell into one fixed latency bucket of one stage (only non-empty buckets)."""
 
     hour = models.ForeignKey(LatencyHour, on_delete=models.CASCADE, related_name="buckets")
-    metric = models.CharField(max_length=20, help_text="queue_wait, window_wait, inference or total.")
-    bucket = models.PositiveSmallIntegerField(help_text="Index into edgeportal.latency.buckets.BOUNDS_MS.")
+    metric = models.CharField(max_length=20, help_text=_("queue_wait, window_wait, inference or total."))
+    bucket = models.PositiveSmallIntegerField(help_text=_("Index into edgeportal.latency.buckets.BOUNDS_MS."))
     count = models.PositiveIntegerField()
 
     class Meta:

@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from edgeportal.accounts.roles import is_manager
 from edgeportal.latency import batch_reads, charts, selectors
@@ -54,7 +55,7 @@ def history(request):
             rows=rows,
             histogram_chart=charts.bar_chart(
                 labels=[bucket_label(i) for i in range(BUCKET_COUNT)], values=summary.histogram,
-                title="Jobs per total latency bucket", y_label="jobs", testid="histogram",
+                title=_("Jobs per total latency bucket"), y_label=_("jobs"), testid="histogram",
             ),
             timeline_chart=_timeline_chart(timeline),
             timeline=timeline,
@@ -74,11 +75,11 @@ def _timeline_chart(timeline):
     points = timeline.points
     return charts.line_chart(
         series=[
-            charts.Series("mean total ms", [(p.start.timestamp(), p.mean_ms) for p in points]),
-            charts.Series("max total ms", [(p.start.timestamp(), p.max_ms) for p in points]),
+            charts.Series(_("mean total ms"), [(p.start.timestamp(), p.mean_ms) for p in points]),
+            charts.Series(_("max total ms"), [(p.start.timestamp(), p.max_ms) for p in points]),
         ],
         x_ticks=charts.time_ticks(timeline.start, points[-1].start),
-        title="Total latency over time",
+        title=_("Total latency over time"),
         y_label="ms",
         testid="timeline",
     )
@@ -120,24 +121,24 @@ def _batch_charts(slots, curve) -> dict:
     return {
         "size_chart": charts.line_chart(
             series=[
-                charts.Series("mean batch size", over_time(lambda slot: slot.mean_size)),
-                charts.Series("largest batch", over_time(lambda slot: slot.max_size)),
+                charts.Series(_("mean batch size"), over_time(lambda slot: slot.mean_size)),
+                charts.Series(_("largest batch"), over_time(lambda slot: slot.max_size)),
             ],
-            x_ticks=ticks, title="Batch size over time", y_label="jobs", testid="batch-size",
+            x_ticks=ticks, title=_("Batch size over time"), y_label=_("jobs"), testid="batch-size",
         ),
         "padding_chart": charts.line_chart(
             series=[
-                charts.Series("prompt tokens", over_time(lambda slot: slot.prompt_tokens)),
-                charts.Series("padded tokens", over_time(lambda slot: slot.padded_tokens)),
+                charts.Series(_("prompt tokens"), over_time(lambda slot: slot.prompt_tokens)),
+                charts.Series(_("padded tokens"), over_time(lambda slot: slot.padded_tokens)),
             ],
-            x_ticks=ticks, title="Prompt tokens with and without padding", y_label="tokens", testid="padding",
+            x_ticks=ticks, title=_("Prompt tokens with and without padding"), y_label=_("tokens"), testid="padding",
         ),
         "curve_chart": charts.line_chart(
             series=[
-                charts.Series("inference ms per batch", [(r.size, r.mean_inference_ms) for r in curve]),
-                charts.Series("inference ms per job", [(r.size, r.per_job_ms) for r in curve]),
+                charts.Series(_("inference ms per batch"), [(r.size, r.mean_inference_ms) for r in curve]),
+                charts.Series(_("inference ms per job"), [(r.size, r.per_job_ms) for r in curve]),
             ],
-            x_ticks=[(r.size, str(r.size)) for r in curve], title="Inference time per batch size",
+            x_ticks=[(r.size, str(r.size)) for r in curve], title=_("Inference time per batch size"),
             y_label="ms", testid="batch-curve",
         ),
     }  # fmt: skip

@@ -1,6 +1,7 @@
 """The admin's template editor form, and sample values for its live preview."""
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from edgeportal.formfields import JSONTextField, StrictIntegerField
 from edgeportal.prompts.models import PromptTemplate
@@ -8,8 +9,9 @@ from edgeportal.prompts.variables import Variable
 
 
 class TemplateForm(forms.ModelForm):
-    max_new_tokens = StrictIntegerField(initial=32)  # its range: PromptTemplate.clean
+    max_new_tokens = StrictIntegerField(label=_("Max new tokens"), initial=32)  # its range: PromptTemplate.clean
     variables = JSONTextField(
+        label=_("Variables"),
         required=False,
         initial=list,
         widget=forms.Textarea(attrs={"rows": 4}),
@@ -18,7 +20,8 @@ class TemplateForm(forms.ModelForm):
     sample = JSONTextField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text='Values for the preview and "Try it", e.g. {"line": "A"}; missing ones are made up.',
+        label=_("Sample values"),
+        help_text=_('Values for the preview and "Try it", e.g. {"line": "A"}; missing ones are made up.'),
     )
 
     class Meta:

@@ -11,6 +11,7 @@ import regex
 
 from edgeportal.core.text import INVISIBLE, normalise, skeleton
 from edgeportal.echo import quoted
+from inference.messages import gettext_noop
 
 # Prompt-injection phrases refused in variable values and free prompts; admins add their own.
 DEFAULT_BLOCKED_PATTERNS = (
@@ -28,14 +29,18 @@ RAW_LENGTH_FACTOR = 2
 CONTROLS = regex.compile(r"[^\P{Cc}\t\n\r]+")
 MARKS = regex.compile(r"\p{M}+")  # accents and other combining marks, once NFD has taken them apart
 NOT_A_WORD = regex.compile(r"[^\p{L}\p{N}]+")
+TOO_LONG = gettext_noop("%(field)s has %(chars)d characters; the limit is %(limit)d.")
 
 
 class GuardRejected(Exception):
-    def __init__(self, rule: str, message: str, field: str):
-        super().__init__(message)
-        self.rule = rule
-        self.message = message
-        self.field = field
+    """A refused text: its rule's code, and its English text with %(name)s fields (params), which pages show
+    translated (message is the English)."""
+
+    def __init__(self, rule: str, text: str, field: str, **params: object):
+        self.rule, self.text, self.field = rule, text, field
+        self.params = {"field": field, **params}
+        self.message = text % self.params
+        super().__init__(self.message)
 
 
 @dataclass(frozen=True)
@@ -112,9 +117,8 @@ def check_patterns(text: str, *, field: str, rules: GuardRules) -> None:
 
 
 def blocked(field: str, pattern: re.Pattern) -> GuardRejected:
-    return GuardRejected(
-        "blocked_pattern", f"{field} matches a blocked pattern ({quoted(pattern.pattern)}); nothing was run.", field
-    )
+    why = gettext_noop("%(field)s matches a blocked pattern (%(pattern)s); nothing was run.")
+    return GuardRejected("blocked_pattern", why, field, pattern=quoted(pattern.pattern))
 
 
 def guard_text(text: str, *, field: str, rules: GuardRules) -> str:
@@ -122,21 +126,21 @@ def guard_text(text: str, *, field: str, rules: GuardRules) -> str:
 
     The raw length is checked first, so oversized text is refused before any work grows with it."""
     if len(text) > rules.max_raw_chars:
-        raise GuardRejected("too_long", f"{field} has {len(text)} characters; the limit is {rules.max_chars}.", field)
+        raise GuardRejected("too_long", TOO_LONG, field, chars=len(text), limit=rules.max_chars)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise GuardRejected("encoding", f"{field} is not valid Unicode text (unpaired surrogate).", field) from None
+        why = gettext_noop("%(field)s is not valid Unicode text (unpaired surrogate).")
+        raise GuardRejected("encoding", why, field) from None
     controls = {ch for ch in text if unicodedata.category(ch) == "Cc" and ch not in KEEP_CONTROLS}
     if controls:
         if rules.control_chars == "reject":
             shown = ", ".join(f"U+{ord(ch):04X}" for ch in sorted(controls))
-            raise GuardRejected("control_characters", f"{field} contains control characters ({shown}).", field)
+            why = gettext_noop("%(field)s contains control characters (%(shown)s).")
+            raise GuardRejected("control_characters", why, field, shown=shown)
         text = "".join(ch for ch in text if ch not in controls)
     normalised = normalise(text)
     if len(normalised) > rules.max_chars:
-        raise GuardRejected(
-            "too_long", f"{field} has {len(normalised)} characters; the limit is {rules.max_chars}.", field
-        )
+        raise GuardRejected("too_long", TOO_LONG, field, chars=len(normalised), limit=rules.max_chars)
     check_patterns(text, field=field, rules=rules)
     return normalised

@@ -5,6 +5,7 @@ import re
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from edgeportal.core.queueing import model_catalog
 from edgeportal.prompts.guard import RAW_LENGTH_FACTOR
@@ -18,26 +19,31 @@ CONTENT_FIELDS = ("body", "system_prompt", "language", "max_new_tokens", "variab
 class PromptTemplate(models.Model):
     slug = models.SlugField(max_length=80, unique=True)
     title = models.CharField(max_length=200)
-    body = models.TextField(help_text="Use {name} for a variable; names are letters, digits and underscores.")
+    body = models.TextField(help_text=_("Use {name} for a variable; names are letters, digits and underscores."))
     system_prompt = models.TextField(blank=True)
-    language = models.CharField(max_length=20, default="en", help_text="Language of the output, e.g. en, zh, es.")
+    language = models.CharField(max_length=20, default="en", help_text=_("Language of the output, e.g. en, zh, es."))
     max_new_tokens = models.PositiveIntegerField(default=32)
     variables = models.JSONField(
         default=list,
         blank=True,
-        help_text='Declared types, e.g. [{"name": "line", "type": "choice", "choices": ["A", "B"]}, '
-        '{"name": "minutes", "type": "integer", "min": 1, "max": 60}, {"name": "defect", "max_length": 80}]. '
-        "Undeclared variables are text.",
+        help_text=_(
+            'Declared types, e.g. [{"name": "line", "type": "choice", "choices": ["A", "B"]}, '
+            '{"name": "minutes", "type": "integer", "min": 1, "max": 60}, {"name": "defect", "max_length": 80}]. '
+            "Undeclared variables are text."
+        ),
     )
     sources = models.ManyToManyField(
-        "sources.Source", blank=True, related_name="templates", help_text="Machine sources that may use it; none: all."
+        "sources.Source",
+        blank=True,
+        related_name="templates",
+        help_text=_("Machine sources that may use it; none: all."),
     )
     deadline_ms = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Default deadline of its jobs in ms; empty uses the scheduler's default."
+        null=True, blank=True, help_text=_("Default deadline of its jobs in ms; empty uses the scheduler's default.")
     )
-    managers_may_use = models.BooleanField(default=True, help_text="Offer it in the managers' submit form.")
+    managers_may_use = models.BooleanField(default=True, help_text=_("Offer it in the managers' submit form."))
     model = models.CharField(
-        max_length=64, blank=True, help_text="The model its jobs run on (one of EDGE_MODELS); empty: the default."
+        max_length=64, blank=True, help_text=_("The model its jobs run on (one of EDGE_MODELS); empty: the default.")
     )
     version = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

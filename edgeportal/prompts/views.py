@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from edgeportal.accounts.decorators import admin_required
@@ -33,7 +34,7 @@ def template_list(request):
 @require_POST
 @admin_required
 def cache_clear_view(request):
-    messages.success(request, f"Cleared the prompt cache ({cache_clear()} result(s)).")
+    messages.success(request, _("Cleared the prompt cache (%(count)d result(s)).") % {"count": cache_clear()})
     return redirect("prompts:list")
 
 
@@ -54,9 +55,15 @@ def template_rollback_view(request, slug: str, version: int):
     try:
         new = template_rollback(template=template, version=version, user=request.user)
     except ValidationError as error:  # the template no longer saves as it is (its model left EDGE_MODELS, say)
-        messages.error(request, f"Version {version} was not restored: {' '.join(error.messages)}")
+        messages.error(
+            request,
+            _("Version %(version)d was not restored: %(why)s") % {"version": version, "why": " ".join(error.messages)},
+        )
         return redirect("prompts:versions", slug=slug)
-    messages.success(request, f"Version {version} is current again, as version {new.version}.")
+    messages.success(
+        request,
+        _("Version %(version)d is current again, as version %(new)d.") % {"version": version, "new": new.version},
+    )
     return redirect("prompts:versions", slug=slug)
 
 
@@ -72,7 +79,11 @@ def _editor(request, template: PromptTemplate):
             else:
                 form.save_m2m()
                 saved = form.instance
-                note = f"Saved as version {saved.version}." if version else "Saved; what the model sees is unchanged."
+                note = (
+                    _("Saved as version %(version)d.") % {"version": saved.version}
+                    if version
+                    else _("Saved; what the model sees is unchanged.")
+                )
                 messages.success(request, note)
                 return redirect("prompts:edit", slug=saved.slug)
         status = 400
@@ -104,12 +115,15 @@ def _preview_context(form: TemplateForm) -> dict:
         rendered = render_body(body, values)
         limit = settings.EDGE_MAX_PROMPT_CHARS
         if len(rendered) > limit * RAW_LENGTH_FACTOR:  # refused before NFKC, which can grow it 18-fold
-            return {"preview_error": f"The prompt has {len(rendered)} characters; the limit is {limit}."}
+            return {
+                "preview_error": _("The prompt has %(chars)d characters; the limit is %(limit)d.")
+                % {"chars": len(rendered), "limit": limit}
+            }
         prompt = normalise(rendered)
     except (TemplateSyntaxProblem, VariableError, RenderError) as error:
         return {"preview_error": str(error)}
     except (ValueError, RecursionError) as error:  # JSON: a syntax error, a huge integer, deep nesting
-        return {"preview_error": f"Variables or sample are not valid JSON: {error}."}
+        return {"preview_error": _("Variables or sample are not valid JSON: %(error)s.") % {"error": error}}
     model = data.get("model") if form.is_bound else form.instance.model
     model = model if isinstance(model, str) and model_catalog().knows(model) else None
     return {"preview": prompt, "preview_tokens": count_tokens(prompt, model=model)}

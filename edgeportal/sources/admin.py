@@ -1,5 +1,7 @@
 from django.contrib import admin, messages
 from django.db import models
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from edgeportal.formfields import StrictIntegerField
 from edgeportal.sources.models import Source
@@ -19,17 +21,28 @@ class SourceAdmin(admin.ModelAdmin):
             super().save_model(request, obj, form, change)
             return
         token = source_rotate_token(source=obj)  # saves the new source with the token's hash
-        messages.warning(request, f"Token for {obj.name} (shown once, store it now): {token}")
+        messages.warning(
+            request,
+            _("Token for %(source)s (shown once, store it now): %(token)s") % {"source": obj.name, "token": token},
+        )
 
     @admin.action(
-        description="Rotate the token of the selected sources (old tokens stop working at once)", permissions=["change"]
+        description=gettext_lazy("Rotate the token of the selected sources (old tokens stop working at once)"),
+        permissions=["change"],
     )
     def rotate_tokens(self, request, queryset):
         for source in queryset:
             token = source_rotate_token(source=source)
-            messages.warning(request, f"New token for {source.name} (shown once, store it now): {token}")
+            messages.warning(
+                request,
+                _("New token for %(source)s (shown once, store it now): %(token)s")
+                % {"source": source.name, "token": token},
+            )
 
-    @admin.action(description="Disable the selected sources (their tokens are refused at once)", permissions=["change"])
+    @admin.action(
+        description=gettext_lazy("Disable the selected sources (their tokens are refused at once)"),
+        permissions=["change"],
+    )
     def disable(self, request, queryset):
         count = queryset.update(is_active=False)
-        messages.success(request, f"Disabled {count} source(s).")
+        messages.success(request, _("Disabled %(count)d source(s).") % {"count": count})

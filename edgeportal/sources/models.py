@@ -1,6 +1,7 @@
 """Machine sources (cameras, PLCs, AGVs, MES) and their API tokens, stored hashed."""
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Source(models.Model):
@@ -16,13 +17,17 @@ class Source(models.Model):
     token_hash = models.CharField(max_length=64, unique=True)
     is_active = models.BooleanField(default=True)
     allow_free_prompts = models.BooleanField(
-        default=True, help_text="Untick to restrict this source to prompt templates."
+        default=True, help_text=_("Untick to restrict this source to prompt templates.")
     )
     rate_limit_per_minute = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Requests per minute; empty uses EDGE_RATE_LIMIT_PER_MINUTE, 0 means no limit."
+        null=True,
+        blank=True,
+        help_text=_("Requests per minute; empty uses EDGE_RATE_LIMIT_PER_MINUTE, 0 means no limit."),
     )
     deadline_ms = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Default deadline of its jobs in ms (wins over the template's); empty: none."
+        null=True,
+        blank=True,
+        help_text=_("Default deadline of its jobs in ms (wins over the template's); empty: none."),
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -4,6 +4,7 @@ import hashlib
 import secrets
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 
 from edgeportal.sources.models import Source
 
@@ -17,11 +18,14 @@ def source_create(*, name: str, kind: str = Source.Kind.MES) -> tuple[Source, st
     """Returns the source and its token; the token itself is never stored."""
     name = name.strip()
     if not name:
-        raise ValidationError("A source needs a name.")
+        raise ValidationError(_("A source needs a name."))
     if kind not in Source.Kind.values:
-        raise ValidationError(f"Unknown source kind {kind!r}; choose one of {', '.join(Source.Kind.values)}.")
+        raise ValidationError(
+            _("Unknown source kind %(kind)r; choose one of %(kinds)s.")
+            % {"kind": kind, "kinds": ", ".join(Source.Kind.values)}
+        )
     if Source.objects.filter(name=name).exists():
-        raise ValidationError(f"A source named {name!r} already exists.")
+        raise ValidationError(_("A source named %(name)r already exists.") % {"name": name})
     token = secrets.token_urlsafe(32)
     source = Source.objects.create(name=name, kind=kind, token_hash=token_hash(token))
     return source, token
@@ -37,7 +41,7 @@ def source_rotate_token(*, source: Source) -> str:
 
 def source_authenticate(*, authorization: str) -> Source | None:
     """The active source behind an 'Authorization: Bearer <token>' header, or None."""
-    scheme, _, token = authorization.partition(" ")
+    scheme, _space, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return Source.objects.filter(token_hash=token_hash(token.strip()), is_active=True).first()

@@ -1,6 +1,7 @@
 """The tuning form: one field per scheduler setting, with its range in the help text and in the error."""
 
 from django import forms
+from django.utils.translation import gettext as _
 
 from edgeportal.formfields import StrictIntegerField
 from inference.settings import SETTINGS
@@ -8,18 +9,27 @@ from inference.settings import SETTINGS
 
 def _field(name: str) -> forms.Field:
     setting = SETTINGS[name]
-    unit = f" {setting.unit}" if setting.unit else ""
+    unit = f" {_(setting.unit)}" if setting.unit else ""
     if name == "adaptive_window":
-        return forms.TypedChoiceField(label=setting.label, coerce=int, choices=[(0, "off"), (1, "on")])
-    outside = f"Must be between {setting.low} and {setting.high}{unit}."
+        return forms.TypedChoiceField(label=_(setting.label), coerce=int, choices=[(0, _("off")), (1, _("on"))])
+    outside = _("Must be between %(low)s and %(high)s%(unit)s.") % {
+        "low": setting.low,
+        "high": setting.high,
+        "unit": unit,
+    }
     # Django formats the range messages with %-style params: a literal % (long_share_pct) must be doubled.
     formatted = outside.replace("%", "%%")
     return StrictIntegerField(
-        label=setting.label,
+        label=_(setting.label),
         min_value=setting.low,
         max_value=setting.high,
-        help_text=f"{setting.low} to {setting.high}{unit}, default {setting.default}",
-        error_messages={"min_value": formatted, "max_value": formatted, "invalid": f"Enter a whole number. {outside}"},
+        help_text=_("%(low)s to %(high)s%(unit)s, default %(default)s")
+        % {"low": setting.low, "high": setting.high, "unit": unit, "default": setting.default},
+        error_messages={
+            "min_value": formatted,
+            "max_value": formatted,
+            "invalid": _("Enter a whole number. %(range)s") % {"range": outside},
+        },
     )
 
 
@@ -35,5 +45,5 @@ class TuningForm(forms.Form):
         for name in ("default_deadline_ms", "long_deadline_ms"):
             deadline = data.get(name)
             if deadline is not None and longest is not None and deadline > longest:
-                self.add_error(name, "A default deadline cannot be longer than the longest deadline.")
+                self.add_error(name, _("A default deadline cannot be longer than the longest deadline."))
         return data

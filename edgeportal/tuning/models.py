@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class SchedulerOverride(models.Model):
@@ -21,7 +22,7 @@ class SettingChange(models.Model):
     name = models.CharField(max_length=40)
     old_value = models.BigIntegerField()
     new_value = models.BigIntegerField()
-    version = models.PositiveIntegerField(help_text="Settings version the save produced; workers report it.")
+    version = models.PositiveIntegerField(help_text=_("Settings version the save produced; workers report it."))
 
     class Meta:
         ordering = ["-changed_at", "-id"]

@@ -5,13 +5,14 @@ from dataclasses import asdict
 import redis
 from django.db import DatabaseError
 from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
 
 from edgeportal.accounts.decorators import admin_required
 from edgeportal.tuning.forms import TuningForm
 from edgeportal.tuning.selectors import saved_settings, setting_changes, workers_applied
 from edgeportal.tuning.services import TuningRejected, settings_save
 
-DATABASE_DOWN = "The database did not answer: nothing was saved. Try again shortly."
+DATABASE_DOWN = _("The database did not answer: nothing was saved. Try again shortly.")
 
 
 @admin_required
@@ -48,6 +49,6 @@ def tuning_workers(request):
     try:
         workers, error = workers_applied(version=version), None
     except redis.RedisError:
-        workers, error = [], "Redis is not reachable: no worker status."
+        workers, error = [], _("Redis is not reachable: no worker status.")
     context = {"workers": workers, "version": version, "error": error}
     return render(request, "tuning/workers.html", context)

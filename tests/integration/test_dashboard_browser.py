@@ -12,7 +12,7 @@ def test_the_dashboard_follows_the_queue_depth_without_reloading(live_server, pa
     page.goto(f"{live_server.url}/dashboard/")
     page.fill("#id_username", "otto-outsider")
     page.fill("#id_password", "pw-outsider")
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")
     expect(page.get_by_test_id("depth-short")).to_have_text("0")
     page.evaluate("window.samePage = true")  # lost if the browser reloads the page
 

@@ -23,7 +23,7 @@ def test_filtering_the_history_swaps_in_new_charts_without_reloading(live_server
     page.goto(f"{live_server.url}/latency/")
     page.fill("#id_username", "otto-outsider")
     page.fill("#id_password", "pw-outsider")
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")
 
     histogram = page.get_by_test_id("histogram")
     expect(histogram).to_have_attribute("data-total", "5")

@@ -21,7 +21,7 @@ def test_the_job_page_appends_the_output_as_it_streams_then_shows_the_finished_j
     page.goto(f"{web.url}/login/?next=/jobs/{job.pk}/")
     page.fill("#id_username", "mia-manager")
     page.fill("#id_password", "pw-manager")
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")
     expect(page.get_by_test_id("job-status")).to_have_text("queued")
     page.evaluate("window.samePage = true")
 
