@@ -3,9 +3,13 @@ field that refuses what json.loads raises on besides a syntax error."""
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
+
 from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.fields import InvalidJSONInput
+from django.utils.translation import gettext_lazy as _
 
 from inference.integers import IntegerError, parse_int
 
@@ -17,7 +21,7 @@ class StrictIntegerField(forms.IntegerField):
     (min_value, max_value) is then checked by Django's validators, with the field's messages.
     """
 
-    default_error_messages = {"invalid": "Enter a whole number (digits 0-9)."}
+    default_error_messages = {"invalid": _("Enter a whole number (digits 0-9).")}
 
     def to_python(self, value):
         if value in self.empty_values:
@@ -26,6 +30,32 @@ class StrictIntegerField(forms.IntegerField):
             return parse_int(value if isinstance(value, int) else str(value), field="value")
         except IntegerError:
             raise ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+
+class SecondsField(forms.Field):
+    """A duration in seconds as people type it ("2", "2.5", "0.75"), in ASCII digits with at most three
+    decimals, more than 0 and at most max_seconds; cleaned to a Decimal (exact, so ms are whole)."""
+
+    PATTERN = re.compile(r"[0-9]{1,7}(\.[0-9]{1,3})?")
+    default_error_messages = {
+        "invalid": _("Enter seconds as digits 0-9, with at most three decimals (for example 2.5)."),
+        "range": _("Enter more than 0 and at most %(max)s seconds."),
+    }
+
+    def __init__(self, *, max_seconds: float = 86_400, **kwargs):
+        super().__init__(widget=forms.TextInput(attrs={"inputmode": "decimal"}), **kwargs)
+        self.max_seconds = max_seconds
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        text = str(value).strip()
+        if not self.PATTERN.fullmatch(text):
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        seconds = Decimal(text)
+        if not 0 < seconds <= Decimal(str(self.max_seconds)):
+            raise ValidationError(self.error_messages["range"], code="range", params={"max": f"{self.max_seconds:g}"})
+        return seconds
 
 
 class JSONTextField(forms.JSONField):

@@ -17,6 +17,7 @@ DEMO_TEMPLATES = [
     {
         "slug": "defect-description",
         "title": "Defect description for QA",
+        "description": "A camera found a defect: get a short description for the QA inspector, in their language.",
         "body": (
             "Camera {camera} detected {defect}. Write a short defect description for the QA inspector in {language}."
         ),
@@ -24,21 +25,27 @@ DEMO_TEMPLATES = [
         "language": "en",
         "max_new_tokens": 48,
         "variables": [
-            {"name": "camera", "max_length": 20},
-            {"name": "defect", "max_length": 120},
+            {"name": "camera", "max_length": 20, "help": "The camera that saw it.", "example": "C3"},
+            {"name": "defect", "max_length": 120, "help": "What it saw, in a few words.", "example": "a scratch"},
             {"name": "language", "type": "choice", "choices": ["English", "Chinese", "Spanish", "German"]},
         ],
     },
     {
         "slug": "work-order-translation",
         "title": "Translate a work order",
+        "description": "A work order for a team that reads another language.",
         "body": "Translate this work order into {language}: {work_order}",
         "system_prompt": "",
         "language": "en",
         "max_new_tokens": 64,
         "variables": [
             {"name": "language", "type": "choice", "choices": ["English", "Chinese", "Spanish", "German"]},
-            {"name": "work_order", "max_length": 400},
+            {
+                "name": "work_order",
+                "label": "Work order",
+                "max_length": 400,
+                "example": "Replace the worn belt on conveyor 2 and check its tension.",
+            },
         ],
     },
 ]

@@ -64,11 +64,13 @@ class JobRejected(Exception):
     """Bad input: the message is shown to the person or machine that sent it."""
 
     def __init__(
-        self, message: str, *, code: str, field: str | None = None, status: int = 400, retry_after: int | None = None
-    ):
+        self, message: str, *, code: str, field: str | None = None, status: int = 400, retry_after: int | None = None,
+        reason: str = "",
+    ):  # fmt: skip
         message, field = clipped(message), clipped(field, 80) if field is not None else None
         super().__init__(message)
         self.message = message
+        self.reason = reason  # an admission refusal's why, without its "retry in" (pages say that their own way)
         self.code = code
         self.field = field
         self.status = status
@@ -360,8 +362,9 @@ def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> tuple[Pool, str]:
     # Translated for pages (machine paths run in English): the refusal's own text, then its fields.
     seconds = estimate.retry_after_s
     params = {**reason.params, **({"lane": _(reason.params["lane"])} if "lane" in reason.params else {})}
-    message = _("%(reason)s; retry in %(seconds)d s.") % {"reason": _(reason.text) % params, "seconds": seconds}
-    raise JobRejected(message, code=reason.code, status=429, retry_after=seconds)
+    why = _(reason.text) % params
+    message = _("%(reason)s; retry in %(seconds)d s.") % {"reason": why, "seconds": seconds}
+    raise JobRejected(message, code=reason.code, status=429, retry_after=seconds, reason=why)
 
 
 def _refused(queue: JobQueue, estimate: Estimate, ticket: Ticket, scheduler: SchedulerSettings):

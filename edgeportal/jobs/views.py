@@ -3,14 +3,16 @@
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
 from edgeportal.accounts.decorators import manager_required
 from edgeportal.accounts.roles import is_admin
 from edgeportal.echo import quoted
 from edgeportal.jobs import selectors
 from edgeportal.jobs.entry import PAGE_DECODING, JobRejected, job_submit
-from edgeportal.jobs.forms import JobSubmitForm
+from edgeportal.jobs.forms import VARIABLE_PREFIX, JobSubmitForm
 from edgeportal.jobs.models import Job
+from edgeportal.jobs.previews import SubmitPreview, submit_preview
 from edgeportal.prompts.models import PromptTemplate
 
 
@@ -53,14 +55,14 @@ def job_new(request):
                     variables=form.variables() if template else None,
                     prompt=None if template else form.cleaned_data["prompt"],
                     priority=form.cleaned_data["priority"],
-                    deadline_ms=form.cleaned_data["deadline_ms"],
+                    deadline_ms=form.deadline_ms(),
                     model=form.cleaned_data.get("model"),
                     decoding=PAGE_DECODING,
                     user=request.user,
                     allow_free_prompt=may_free,
                 )
             except JobRejected as rejected:
-                form.add_rejection(rejected.field, rejected.message)
+                form.add_rejection(rejected.field, _page_message(rejected))
                 status = rejected.status
             else:
                 return redirect("jobs:detail", job_id=job.pk)
@@ -74,9 +76,40 @@ def job_new(request):
         "template_error": template_error,
         "templates": templates,
         "may_free": may_free,
+        "preview": _preview(form, template),
     }
     name = "jobs/submit_form.html" if request.htmx and request.method == "GET" else "jobs/new.html"
     return render(request, name, context, status=status)
+
+
+def _page_message(rejected: JobRejected) -> str:
+    """A refusal as a person reads it: when the node is busy, say so first, with when to try again."""
+    if rejected.status == 429 and rejected.reason:
+        busy = _("The node is busy: retry in %(seconds)d s.") % {"seconds": rejected.retry_after}
+        return f"{busy} {rejected.reason}."
+    return rejected.message
+
+
+def _preview(form: JobSubmitForm, template: PromptTemplate | None) -> SubmitPreview:
+    data = form.data if form.is_bound else {}
+    values = {
+        name.removeprefix(VARIABLE_PREFIX): data.get(name, "")
+        for name in form.fields
+        if name.startswith(VARIABLE_PREFIX)
+    }
+    return submit_preview(template=template, values=values, prompt=data.get("prompt", ""))
+
+
+@require_POST
+@manager_required
+def job_preview(request):
+    """The submit form's live preview (htmx, on input): the prompt the model would read and its tokens."""
+    may_free = request.user.has_perm("jobs.submit_free_prompt")
+    template, template_error = _chosen_template(request, _templates_for(request.user))
+    if template_error or (template is None and not may_free):
+        return render(request, "jobs/submit_preview.html", {"preview": SubmitPreview(problem=template_error)})
+    form = JobSubmitForm(request.POST, template=template)
+    return render(request, "jobs/submit_preview.html", {"preview": _preview(form, template)})
 
 
 @manager_required

@@ -27,10 +27,14 @@ class TemplateForm(forms.ModelForm):
     class Meta:
         model = PromptTemplate
         fields = [
-            "slug", "title", "body", "system_prompt", "language", "max_new_tokens", "variables",
+            "slug", "title", "description", "body", "system_prompt", "language", "max_new_tokens", "variables",
             "sources", "managers_may_use", "model",
         ]  # fmt: skip
-        widgets = {"body": forms.Textarea(attrs={"rows": 4}), "system_prompt": forms.Textarea(attrs={"rows": 2})}
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 2}),
+            "body": forms.Textarea(attrs={"rows": 4}),
+            "system_prompt": forms.Textarea(attrs={"rows": 2}),
+        }
 
     def clean_variables(self):
         return self.cleaned_data.get("variables") or []

@@ -19,6 +19,9 @@ CONTENT_FIELDS = ("body", "system_prompt", "language", "max_new_tokens", "variab
 class PromptTemplate(models.Model):
     slug = models.SlugField(max_length=80, unique=True)
     title = models.CharField(max_length=200)
+    description = models.CharField(
+        blank=True, max_length=500, help_text=_("One or two lines for the submit form: what it is for, when to use it.")
+    )
     body = models.TextField(help_text=_("Use {name} for a variable; names are letters, digits and underscores."))
     system_prompt = models.TextField(blank=True)
     language = models.CharField(max_length=20, default="en", help_text=_("Language of the output, e.g. en, zh, es."))
@@ -29,7 +32,8 @@ class PromptTemplate(models.Model):
         help_text=_(
             'Declared types, e.g. [{"name": "line", "type": "choice", "choices": ["A", "B"]}, '
             '{"name": "minutes", "type": "integer", "min": 1, "max": 60}, {"name": "defect", "max_length": 80}]. '
-            "Undeclared variables are text."
+            "Undeclared variables are text. Each may also have a label, a help line and an example for the "
+            "submit form."
         ),
     )
     sources = models.ManyToManyField(

@@ -11,6 +11,8 @@ TYPES = ("text", "choice", "integer")
 # Declared bounds stay in a range every database and JSON reader keeps exact.
 BOUND = 10**15
 MAX_LENGTH = 100_000
+WORDS = ("label", "help", "example")  # what the submit form shows about a variable
+MAX_WORDS = 200
 FULL_WIDTH_DIGITS = {0xFF10 + digit: str(digit) for digit in range(10)} | {0xFF0B: "+", 0xFF0D: "-"}
 
 
@@ -28,6 +30,10 @@ class Variable:
     choices: list[str] = field(default_factory=list)  # choice: one of these
     min: int | None = None  # integer bounds
     max: int | None = None
+    # For people filling the form: a label (else the name), one line of help and an example value.
+    label: str | None = None
+    help: str | None = None
+    example: str | None = None
 
     def as_dict(self) -> dict:
         return {key: value for key, value in asdict(self).items() if value not in (None, [])}
@@ -71,7 +77,7 @@ def parse_spec(raw: object, body_variables: list[str]) -> list[Variable]:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise VariableError("Each variable needs a name.", "variables")
         name = item["name"]
-        unknown = set(item) - {"name", "type", "max_length", "choices", "min", "max"}
+        unknown = set(item) - {"name", "type", "max_length", "choices", "min", "max", *WORDS}
         if unknown:
             raise VariableError(f"Variable {name!r} has unknown keys: {', '.join(sorted(unknown))}.", name)
         kind = item.get("type", "text")
@@ -95,5 +101,14 @@ def parse_spec(raw: object, body_variables: list[str]) -> list[Variable]:
                     bounds[bound] = parse_int(item[bound], field=f"Variable {name!r}: {bound}", low=low, high=high)
                 except IntegerError as error:
                     raise VariableError(error.message, name) from None
-        declared[name] = Variable(name=name, type=kind, choices=list(choices) if kind == "choice" else [], **bounds)
+        words = {}
+        for key in WORDS:
+            if item.get(key) is not None:
+                if not isinstance(item[key], str) or len(item[key]) > MAX_WORDS:
+                    raise VariableError(
+                        f"Variable {name!r}: {key} must be text of at most {MAX_WORDS} characters.", name
+                    )
+                words[key] = item[key]
+        choice_list = list(choices) if kind == "choice" else []
+        declared[name] = Variable(name=name, type=kind, choices=choice_list, **bounds, **words)
     return [declared.get(name, Variable(name=name)) for name in body_variables]

@@ -14,10 +14,11 @@ from edgeportal.sources.models import Source
 from inference.integers import IntegerError, parse_int
 
 FIELDS = (
-    "slug", "title", "body", "system_prompt", "language", "max_new_tokens", "variables", "managers_may_use", "model",
+    "slug", "title", "description", "body", "system_prompt", "language", "max_new_tokens", "variables",
+    "managers_may_use", "model",
 )  # fmt: skip
 REQUIRED = ("slug", "title", "body")
-TEXT = ("system_prompt", "language", "model")
+TEXT = ("description", "system_prompt", "language", "model")
 
 
 class ImportProblem(ValueError):

@@ -44,3 +44,44 @@ def test_a_manager_switches_the_pages_to_chinese_and_reads_the_plants_local_time
     assert stamp.get_attribute("datetime").endswith("+08:00")
     page.goto(f"{web.url}/jobs/{job.pk}/")  # the choice is remembered
     expect(page.get_by_test_id("job-status")).to_have_text("排队中")
+
+
+def _tab_to(page, selector: str, *, limit: int = 40) -> None:
+    """Press Tab until the element matching selector has the focus (keyboard only, as a person would)."""
+    for _ in range(limit):
+        if page.evaluate(f"document.activeElement.matches({selector!r})"):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+def test_a_manager_picks_a_template_card_fills_it_and_submits_with_the_keyboard_alone(live_server, page, manager):
+    from tests.conftest import make_template
+
+    make_template(
+        slug="stop", title="Line stop notice", description="Tell the line a stop is coming.",
+        body="Line {line} stops for {minutes} minutes.",
+        variables=[{"name": "line", "type": "choice", "choices": ["A", "B"]},
+                   {"name": "minutes", "type": "integer", "min": 1, "max": 60}],
+    )  # fmt: skip
+    page.goto(f"{live_server.url}/jobs/new/")
+    page.fill("#id_username", "mia-manager")
+    page.fill("#id_password", "pw-manager")
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("template-cards")).to_be_visible()
+    _tab_to(page, "input[name=template]")
+    page.keyboard.press("ArrowUp")  # from the free prompt (checked) to the template's card: its form comes in
+    expect(page.locator("#id_var_line")).to_be_visible()
+    _tab_to(page, "#id_var_line")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    _tab_to(page, "#id_var_minutes")
+    page.keyboard.type("15")
+    expect(page.get_by_test_id("preview-prompt")).to_have_text("Line B stops for 15 minutes.")
+    expect(page.get_by_test_id("preview-tokens")).to_contain_text("token")
+    _tab_to(page, "input[name=priority]")  # the checked one, normal
+    page.keyboard.press("ArrowUp")
+    _tab_to(page, "#submit-form button[type=submit]")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/jobs/\d+/$"))
+    expect(page.get_by_test_id("job-scheduling")).to_contain_text("high")

@@ -303,7 +303,7 @@ def test_long_jobs_may_book_only_their_share_of_a_worker_that_serves_both_lanes(
 def test_manager_form_takes_priority_and_deadline(manager_client):
     make_template(slug="stop", title="Line stop", body="Line {line} stopped.")
     response = manager_client.post(
-        "/jobs/new/", {"template": "stop", "var_line": "B", "priority": "high", "deadline_ms": "4000"}
+        "/jobs/new/", {"template": "stop", "var_line": "B", "priority": "high", "deadline_s": "4"}
     )
     job = Job.objects.get()
     assert response.status_code == 302 and job.priority == "high"

@@ -30,13 +30,13 @@ def test_the_form_builds_its_fields_from_the_template_variables(manager_client, 
     response = manager_client.get("/jobs/new/?template=defect")
     assert response.status_code == 200
     form = response.context["form"]
-    assert list(form.fields) == ["var_camera", "var_defect", "priority", "deadline_ms"]
+    assert list(form.fields) == ["var_camera", "var_defect", "priority", "deadline_s"]
 
 
 def test_an_htmx_template_switch_returns_only_the_form_fragment(manager_client, defect_template):
     response = manager_client.get("/jobs/new/?template=defect", headers={"HX-Request": "true"})
     html = response.content.decode()
-    assert html.startswith('<form id="submit-form"') and "<html" not in html
+    assert html.startswith('<div id="submit-area"') and "<html" not in html and 'id="submit-preview"' in html
 
 
 def test_an_unknown_template_is_an_error_in_the_form(manager_client):

@@ -128,8 +128,13 @@ def test_yaml_export_and_import_round_trip(notice):
     data = yaml.safe_load(text)
     assert data["templates"][0]["slug"] == "notice"
     data["templates"][0]["body"] += " Be brief."
+    data["templates"][0]["description"] = "For the line screens."
+    data["templates"][0]["variables"][0].update(label="Line", help="The line that stops.", example="A")
     assert templates_import(yaml.safe_dump(data)) == ["updated notice to version 2"]
     assert templates_import(yaml.safe_dump(data)) == ["unchanged notice (version 2)"]
+    notice.refresh_from_db()
+    assert notice.description == "For the line screens." and notice.variable_spec()[0].example == "A"
+    assert yaml.safe_load(templates_export())["templates"][0]["description"] == "For the line screens."
 
 
 @pytest.mark.parametrize(
@@ -142,6 +147,9 @@ def test_yaml_export_and_import_round_trip(notice):
         (lambda t: t.update(sources={"a": 1}), "template 'second' sources: must be a list of source names"),
         (lambda t: t.pop("title"), "template 'second' title: is required"),
         (lambda t: t.update(colour="red"), "unknown field(s) colour"),
+        (lambda t: t.update(description="x" * 501), "template 'second' description"),
+        (lambda t: t.update(description=7), "template 'second' description: must be text"),
+        (lambda t: t.update(body="Hi {x}", variables=[{"name": "x", "help": 5}]), "help must be text"),
         # Found by the fuzzer on PostgreSQL: a "\0" escape in a slug or name broke the lookup (500).
         (lambda t: t.update(slug="sec\x00ond"), "NUL character"),
         (lambda t: t.update(sources=["line\x00a"]), "NUL character"),
