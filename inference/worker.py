@@ -108,6 +108,7 @@ class BatchWorker:
         self.retrying_since: float | None = None  # when the batch in flight first needed a retry
         self.recovered_own = False
         self.last_batch_at = 0.0
+        self.last_batch: tuple[int, float, str] | None = None  # size, inference ms, lane: for the dashboard
         self.started_at = time.time()
         self.settings_version = -1
         self._settings_lock = threading.Lock()  # the batch thread and the timer both apply new versions
@@ -250,6 +251,7 @@ class BatchWorker:
         self.in_flight.remove(window)
         self.retrying_since = None
         self.last_batch_at = time.time()
+        self.last_batch = (len(batch.jobs), batch.inference_ms, batch.lane)
         return batch
 
     def _infer(self, window: Window, jobs: list[QueuedJob]) -> BatchRun:
@@ -423,6 +425,8 @@ class BatchWorker:
             "state": "busy" if held else "idle",
             "started_at": self.started_at,
             "last_batch_at": self.last_batch_at,
+            **_last_batch_fields(self.last_batch),
+            "running": len(held),  # jobs of the batch (or batches) in flight now
             "settings_version": self.settings_version,
             "window_ms": "" if self.window_ms is None else self.window_ms,
             "window_reason": self.window_reason,
@@ -487,3 +491,10 @@ class BatchWorker:
 
     def stop(self) -> None:
         self.stopping.set()
+
+
+def _last_batch_fields(last: tuple[int, float, str] | None) -> dict:
+    if last is None:
+        return {"last_batch_size": "", "last_batch_ms": "", "last_batch_lane": ""}
+    size, inference_ms, lane = last
+    return {"last_batch_size": size, "last_batch_ms": round(inference_ms, 1), "last_batch_lane": lane}

@@ -156,7 +156,7 @@ def python_unmarked(source: str, where: str) -> list[Unmarked]:
             if any(name.endswith("_CHOICES") for name in names):
                 for label in _choice_labels(node.value):
                     flag(label)
-            if any(name.endswith("_LABELS") for name in names) and isinstance(node.value, ast.Dict):
+            if any(name.endswith(("_LABELS", "_STATES")) for name in names) and isinstance(node.value, ast.Dict):
                 for label in node.value.values:
                     flag(label)
     return found

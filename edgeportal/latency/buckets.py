@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 from django.utils.translation import gettext_lazy as _
 
 # The four stages of a job's latency: name used in forms, charts and LatencyHour -> JobLatency column.
@@ -20,6 +22,11 @@ PERCENTILES = (50, 95, 99)
 # Hourly aggregates store bucket indexes: never change or reorder these bounds, or old hours read wrongly.
 BOUNDS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000)
 BUCKET_COUNT = len(BOUNDS_MS) + 1
+
+
+def bucket_of(ms: float) -> int:
+    """The index of the bucket that holds a latency."""
+    return bisect_right(BOUNDS_MS, ms)
 
 
 def bucket_range(index: int) -> tuple[float, float | None]:

@@ -25,6 +25,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 
 from edgeportal.jobs.models import Job
+from edgeportal.monitoring import trend
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST  # the views never import prometheus_client themselves
 MULTIPROC_DIR = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
@@ -85,11 +86,13 @@ def jobs_finished(latencies) -> None:
     if latencies:
         # robust: a metrics failure is logged, never turned into a failed batch.
         transaction.on_commit(lambda: _observe_finished(latencies), robust=True)
+        transaction.on_commit(lambda: trend.safely(trend.trend_finished, latencies), robust=True)
 
 
 def job_rejected(rule: str) -> None:
     """Count a request the entry refused (the rule is one of the entry's fixed codes)."""
     transaction.on_commit(lambda: REJECTIONS.labels(rule=rule).inc(), robust=True)
+    transaction.on_commit(lambda: trend.safely(trend.trend_refused, rule), robust=True)
 
 
 def _observe_finished(latencies) -> None:

@@ -11,18 +11,22 @@ import redis
 from django.db import DatabaseError, connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from edgeportal.core.queueing import get_queue, pools_known
 from edgeportal.jobs.models import Job
 from edgeportal.jobs.refusals import refusals_by_rule
 from edgeportal.latency.buckets import rank
 from edgeportal.latency.models import JobLatency
+from edgeportal.monitoring import trend
+from edgeportal.monitoring.trend_charts import trend_charts
 from inference.lanes import LANES
 from inference.queue import WORKER_ALIVE_S
 
 log = logging.getLogger(__name__)
 
 RECENT = timedelta(minutes=5)
+WORKER_STATES = {"busy": _("busy"), "idle": _("idle"), "gone": _("gone")}
 
 
 def ago(seconds: float | None) -> str:
@@ -56,6 +60,16 @@ class WorkerStatus:
     pool: str
     heartbeat_age_s: float | None
     last_batch_age_s: float | None
+    engine: str = ""
+    lanes: str = ""
+    running: int = 0  # jobs in the batch it runs now
+    last_batch_size: int | None = None
+    last_batch_ms: float | None = None
+    last_batch_lane: str = ""
+
+    @property
+    def state_label(self) -> str:
+        return str(WORKER_STATES.get(self.state, self.state))
 
     @property
     def heartbeat_ago(self) -> str:
@@ -82,7 +96,21 @@ def worker_status(fields: dict[str, str], *, now: float) -> WorkerStatus:
         pool=fields.get("pool", ""),
         heartbeat_age_s=heartbeat_age,
         last_batch_age_s=now - last_batch_at if last_batch_at else None,
+        engine=fields.get("engine", ""),
+        lanes=fields.get("lanes", ""),
+        running=_number(fields.get("running"), int) or 0 if alive else 0,
+        last_batch_size=_number(fields.get("last_batch_size"), int),
+        last_batch_ms=_number(fields.get("last_batch_ms"), float),
+        last_batch_lane=fields.get("last_batch_lane", ""),
     )
+
+
+def _number(value: str | None, kind):
+    """A heartbeat field as a number, or None when it is empty or not one (an older worker's)."""
+    try:
+        return kind(value) if value not in (None, "") else None
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -113,6 +141,7 @@ def queue_state() -> QueueState:
     except redis.RedisError:
         return QueueState(reachable=False)
     totals = {lane: sum(depths.get(lane, 0) for depths in pool_depths.values()) for lane in LANES}
+    trend.safely(trend.trend_depths, totals)  # every look at the queue is a sample of the dashboard's trend
     workers.sort(key=lambda worker: -float(worker.get("heartbeat_at") or 0))
     return QueueState(
         reachable=True, lane_depths=totals, workers=[worker_status(w, now=now) for w in workers],
@@ -213,3 +242,11 @@ def readiness() -> Readiness:
     if not live:
         checks["worker"]["error"] = f"no worker with its model loaded beat in the last {WORKER_ALIVE_S:.0f} s"
     return Readiness(checks)
+
+
+def dashboard_trend() -> dict | None:
+    """The last fifteen minutes as charts (Redis only: no job table is read), or None while Redis is down."""
+    try:
+        return trend_charts(trend.trend_read())
+    except redis.RedisError:
+        return None

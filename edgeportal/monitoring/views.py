@@ -16,7 +16,11 @@ from edgeportal.monitoring import metrics, selectors
 
 @require_GET
 def dashboard(request):
-    context = {"queue": selectors.queue_state(), "recent": selectors.recent_activity()}
+    context = {
+        "queue": selectors.queue_state(),
+        "recent": selectors.recent_activity(),
+        "trend": selectors.dashboard_trend(),
+    }
     name = "monitoring/dashboard_live.html" if request.htmx else "monitoring/dashboard.html"
     return render(request, name, context)
 
