@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run dev test messages fuzz lint format bench bench-cache bench-overload bench-phases bench-web bench-openai bench-engines chaos clean
+.PHONY: install run dev test messages fuzz lint format bench bench-cache bench-overload bench-phases bench-web bench-dashboard bench-openai bench-engines chaos clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -67,6 +67,11 @@ bench-phases: install
 	scripts/ensure-redis.sh
 	$(PY) manage.py prepare_model
 	$(PY) bench/overload.py --phases edges
+
+bench-dashboard: install
+	scripts/ensure-redis.sh
+	scripts/ensure-postgres.sh
+	$(PY) bench/dashboard.py
 
 bench-web: install
 	scripts/ensure-redis.sh
