@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run dev test messages fuzz lint format bench bench-cache bench-overload bench-phases bench-web bench-dashboard bench-openai bench-engines chaos clean
+.PHONY: install run dev test messages screenshots fuzz lint format bench bench-cache bench-overload bench-phases bench-web bench-dashboard bench-openai bench-engines chaos clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,9 +32,17 @@ messages: install
 		--ignore='tests/*' --ignore='bench/*' --ignore='scripts/*' --ignore='docs/*' --ignore='staticfiles/*' --ignore='node_modules/*' --ignore='.venv'
 	$(PY) manage.py compilemessages -l zh_Hans --ignore='.venv' --ignore='node_modules'
 
+# The README's screenshots of each main page, in English and in Chinese, taken by the accessibility test.
+screenshots: install
+	scripts/ensure-redis.sh
+	scripts/ensure-chromium.sh
+	scripts/ensure-axe.sh
+	EDGE_SCREENSHOTS=1 $(PY) -m pytest -q tests/integration/test_accessibility.py
+
 test: install
 	scripts/ensure-redis.sh
 	scripts/ensure-chromium.sh
+	scripts/ensure-axe.sh
 	$(PY) -m pytest
 
 # The fuzz tests with fresh random examples, ten times as many as CI's fixed ones.

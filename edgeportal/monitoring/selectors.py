@@ -244,7 +244,7 @@ def readiness() -> Readiness:
     return Readiness(checks)
 
 
-def dashboard_trend() -> dict | None:
+def dashboard_trend() -> list | None:
     """The last fifteen minutes as charts (Redis only: no job table is read), or None while Redis is down."""
     try:
         return trend_charts(trend.trend_read())
