@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 from inference.integers import IntegerError, parse_int
 from inference.lanes import Lane, Priority
-from inference.messages import gettext_noop
+from inference.messages import gettext_noop as _
 
 log = logging.getLogger(__name__)
 
@@ -27,77 +27,30 @@ class Setting:
     unit: str = "ms"
 
 
+# Labels and units are marked for translation (_ only marks them: the web side translates what it shows).
 SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in [
-        Setting("window_ms", 60, 0, 10_000, gettext_noop("Batch window (the maximum, if adaptive)")),
-        Setting("max_batch_size", 8, 1, 256, gettext_noop("Jobs per batch"), gettext_noop("jobs")),
-        Setting(
-            "max_batch_tokens",
-            4096,
-            16,
-            1_000_000,
-            gettext_noop("Short lane: padded prompt tokens per batch"),
-            gettext_noop("tokens"),
-        ),
-        Setting(
-            "long_prompt_tokens",
-            256,
-            1,
-            100_000,
-            gettext_noop("Long lane: prompts from this many tokens"),
-            gettext_noop("tokens"),
-        ),
-        Setting(
-            "long_batch_tokens",
-            1024,
-            16,
-            1_000_000,
-            gettext_noop("Long lane: padded prompt tokens per batch"),
-            gettext_noop("tokens"),
-        ),
-        Setting(
-            "long_chunk_tokens",
-            256,
-            0,
-            100_000,
-            gettext_noop("Long lane: prefill chunk, then short jobs (0: off)"),
-            gettext_noop("tokens"),
-        ),
-        Setting(
-            "long_share_pct",
-            50,
-            1,
-            100,
-            gettext_noop("Long lane: most of a shared worker's time until its deadline"),
-            "%",
-        ),
-        Setting("default_deadline_ms", 10_000, 100, 3_600_000, gettext_noop("Default deadline")),
-        Setting("long_deadline_ms", 30_000, 100, 3_600_000, gettext_noop("Long lane: default deadline")),
-        Setting("max_deadline_ms", 300_000, 100, 86_400_000, gettext_noop("Longest deadline a request may ask for")),
-        Setting(
-            "queue_limit",
-            256,
-            1,
-            100_000,
-            gettext_noop("Queue limit (jobs waiting in a pool, all lanes)"),
-            gettext_noop("jobs"),
-        ),
-        Setting(
-            "source_share_pct",
-            50,
-            1,
-            100,
-            gettext_noop("Most of the queue limit one sender's waiting jobs may fill"),
-            "%",
-        ),
-        Setting("priority_weight_high_ms", 8_000, 0, 3_600_000, gettext_noop("Head start of high priority")),
-        Setting("priority_weight_normal_ms", 4_000, 0, 3_600_000, gettext_noop("Head start of normal priority")),
-        Setting("priority_weight_low_ms", 0, 0, 3_600_000, gettext_noop("Head start of low priority")),
-        Setting("cache_ttl_s", 3600, 0, 30 * 86_400, gettext_noop("Prompt cache lifetime (0: off)"), "s"),
-        Setting("adaptive_window", 0, 0, 1, gettext_noop("Adaptive window (0 off, 1 on)"), ""),
+        Setting("window_ms", 60, 0, 10_000, _("Batch window (the maximum, if adaptive)")),
+        Setting("max_batch_size", 8, 1, 256, _("Jobs per batch"), _("jobs")),
+        Setting("max_batch_tokens", 4096, 16, 1_000_000, _("Short lane: padded prompt tokens per batch"), _("tokens")),
+        Setting("long_prompt_tokens", 256, 1, 100_000, _("Long lane: prompts from this many tokens"), _("tokens")),
+        Setting("long_batch_tokens", 1024, 16, 1_000_000, _("Long lane: padded prompt tokens per batch"), _("tokens")),
+        Setting("long_chunk_tokens", 256, 0, 100_000, _("Long lane: prefill chunk, then short jobs (0: off)"),
+                _("tokens")),
+        Setting("long_share_pct", 50, 1, 100, _("Long lane: most of a shared worker's time until its deadline"), "%"),
+        Setting("default_deadline_ms", 10_000, 100, 3_600_000, _("Default deadline")),
+        Setting("long_deadline_ms", 30_000, 100, 3_600_000, _("Long lane: default deadline")),
+        Setting("max_deadline_ms", 300_000, 100, 86_400_000, _("Longest deadline a request may ask for")),
+        Setting("queue_limit", 256, 1, 100_000, _("Queue limit (jobs waiting in a pool, all lanes)"), _("jobs")),
+        Setting("source_share_pct", 50, 1, 100, _("Most of the queue limit one sender's waiting jobs may fill"), "%"),
+        Setting("priority_weight_high_ms", 8_000, 0, 3_600_000, _("Head start of high priority")),
+        Setting("priority_weight_normal_ms", 4_000, 0, 3_600_000, _("Head start of normal priority")),
+        Setting("priority_weight_low_ms", 0, 0, 3_600_000, _("Head start of low priority")),
+        Setting("cache_ttl_s", 3600, 0, 30 * 86_400, _("Prompt cache lifetime (0: off)"), "s"),
+        Setting("adaptive_window", 0, 0, 1, _("Adaptive window (0 off, 1 on)"), ""),
     ]
-}
+}  # fmt: skip
 
 
 class SettingError(ValueError):
