@@ -4,11 +4,13 @@ field that refuses what json.loads raises on besides a syntax error."""
 from __future__ import annotations
 
 import re
+from datetime import UTC
 from decimal import Decimal
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.fields import InvalidJSONInput
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from inference.integers import IntegerError, parse_int
@@ -47,15 +49,39 @@ class SecondsField(forms.Field):
         self.max_seconds = max_seconds
 
     def to_python(self, value):
-        if value in self.empty_values:
+        text = "" if value in self.empty_values else str(value).strip()
+        if not text:
             return None
-        text = str(value).strip()
         if not self.PATTERN.fullmatch(text):
             raise ValidationError(self.error_messages["invalid"], code="invalid")
         seconds = Decimal(text)
         if not 0 < seconds <= Decimal(str(self.max_seconds)):
             raise ValidationError(self.error_messages["range"], code="range", params={"max": f"{self.max_seconds:g}"})
         return seconds
+
+
+class LocalDateTimeField(forms.DateTimeField):
+    """A date and time on the plant's wall clock (the current time zone). Django refuses both a time the clocks
+    skip and one they pass twice; here only the skipped one is refused, and a repeated one (the autumn's
+    02:30) means its first occurrence, as a person reading the clock would."""
+
+    default_error_messages = {
+        "skipped": _("%(value)s does not exist in %(zone)s: the clocks skip it (daylight saving time)."),
+    }
+
+    def to_python(self, value):
+        with timezone.override(UTC):  # parse the digits as they are; the zone is applied below
+            parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        zone = timezone.get_current_timezone()
+        naive = parsed.replace(tzinfo=None)
+        local = naive.replace(tzinfo=zone)  # fold=0: the first of a repeated hour
+        if local.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != naive:
+            raise ValidationError(
+                self.error_messages["skipped"], code="skipped", params={"value": naive, "zone": str(zone)}
+            )
+        return local.astimezone(UTC)  # an exact moment (PEP 495: an ambiguous local time compares unequal)
 
 
 class JSONTextField(forms.JSONField):

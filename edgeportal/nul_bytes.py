@@ -4,6 +4,7 @@ field, before any view builds a query from it."""
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpResponseBadRequest
+from django.utils.translation import gettext as _
 
 
 def nul_field(query_dicts) -> str | None:
@@ -40,6 +41,6 @@ class RejectNulMiddleware:
         if field is None:
             return None
         return HttpResponseBadRequest(
-            f"Field {field!r} contains a NUL character, which no field accepts.",
+            _("Field %(field)r contains a NUL character, which no field accepts.") % {"field": field},
             content_type="text/plain; charset=utf-8",
         )

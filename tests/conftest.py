@@ -15,7 +15,7 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="edgeportal-met
 import pytest
 import redis
 from django.contrib.auth.models import User
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from edgeportal.accounts.services import roles_ensure
 from edgeportal.core.queueing import get_queue
@@ -65,6 +65,14 @@ def redis_prefix(settings):
     keys = list(client.scan_iter(f"{prefix}:*"))
     if keys:
         client.delete(*keys)
+
+
+@pytest.fixture(autouse=True)
+def _language_reset():
+    """A page request leaves its language active in the thread (LocaleMiddleware never deactivates it, and
+    every request activates its own): code a later test calls outside a request speaks the default again."""
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)

@@ -86,11 +86,14 @@ class JobSubmitForm(forms.Form):
         scheduler = _scheduler()
         default_s = default_deadline_ms(template, scheduler) / 1000
         self.fields["deadline_s"].max_seconds = scheduler.max_deadline_ms / 1000
-        whose = _("the template's") if template is not None and template.deadline_ms else _("the node's default")
-        self.fields["deadline_s"].help_text = _("Empty: %(seconds)s s, %(whose)s.") % {
-            "seconds": f"{default_s:g}",
-            "whose": whose,
-        }
+        if template is not None and template.deadline_ms:
+            hint = _("Empty: %(seconds)s s, the template's.") % {"seconds": f"{default_s:g}"}
+        else:  # the entry gives a long prompt the long lane's default (default_deadline_for)
+            hint = _("Empty: %(seconds)s s, the node's default (%(long)s s for a long prompt).") % {
+                "seconds": f"{default_s:g}",
+                "long": f"{scheduler.long_deadline_ms / 1000:g}",
+            }
+        self.fields["deadline_s"].help_text = hint
         self.fields["deadline_s"].widget.attrs["placeholder"] = f"{default_s:g}"
         models = model_catalog().names
         if len(models) > 1:  # one model needs no choice

@@ -91,12 +91,16 @@ def _page_message(rejected: JobRejected) -> str:
 
 
 def _preview(form: JobSubmitForm, template: PromptTemplate | None) -> SubmitPreview:
+    """The preview of what was typed so far: a value its field refuses is named with the field's own message
+    (in the page's language); empty fields are only "still to fill in"."""
     data = form.data if form.is_bound else {}
-    values = {
-        name.removeprefix(VARIABLE_PREFIX): data.get(name, "")
-        for name in form.fields
-        if name.startswith(VARIABLE_PREFIX)
-    }
+    names = [name for name in form.fields if name.startswith(VARIABLE_PREFIX)]
+    refused = [
+        f"{form[name].label}: {' '.join(form.errors[name])}" for name in names if data.get(name) and name in form.errors
+    ]
+    if refused:
+        return SubmitPreview(problem=" ".join(refused))
+    values = {name.removeprefix(VARIABLE_PREFIX): data.get(name, "") for name in names}
     return submit_preview(template=template, values=values, prompt=data.get("prompt", ""))
 
 

@@ -9,6 +9,7 @@ from html import escape
 
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timezone import localtime
+from django.utils.translation import gettext, ngettext
 
 WIDTH, HEIGHT = 720, 240
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 24, 44  # room for the axes' labels
@@ -39,12 +40,17 @@ def number_text(value: float) -> str:
 
 
 def duration_text(seconds: int) -> str:
-    """A slot width in words: 300 -> "5 minutes", 10800 -> "3 hours", 86400 -> "day"."""
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+    """A slot width in words, in the page's language: 300 -> "5 minutes", 10800 -> "3 hours", 86400 -> "day"."""
+    units = (
+        (86400, gettext("day"), lambda n: ngettext("%(count)d day", "%(count)d days", n)),
+        (3600, gettext("hour"), lambda n: ngettext("%(count)d hour", "%(count)d hours", n)),
+        (60, gettext("minute"), lambda n: ngettext("%(count)d minute", "%(count)d minutes", n)),
+    )
+    for size, one, many in units:
         if seconds % size == 0:
             count = seconds // size
-            return unit if count == 1 else f"{count} {unit}s"
-    return f"{seconds} seconds"
+            return one if count == 1 else many(count) % {"count": count}
+    return ngettext("%(count)d second", "%(count)d seconds", seconds) % {"count": seconds}
 
 
 def time_ticks(start: datetime, end: datetime, *, count: int = 6) -> list[tuple[float, str]]:

@@ -9,7 +9,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from edgeportal.formfields import StrictIntegerField
+from edgeportal.formfields import LocalDateTimeField, StrictIntegerField
 from edgeportal.jobs.models import Job
 from edgeportal.prompts.models import PromptTemplate
 from edgeportal.sources.models import Source
@@ -55,11 +55,11 @@ def _yes_no(value: str) -> bool:
 
 class HistoryFilterForm(forms.Form):
     period = forms.ChoiceField(label=_("Period"), choices=PERIOD_CHOICES, required=False)
-    date_from = forms.DateTimeField(
+    date_from = LocalDateTimeField(
         required=False, label=_("From"), input_formats=DATETIME_FORMATS,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )  # fmt: skip
-    date_to = forms.DateTimeField(
+    date_to = LocalDateTimeField(
         required=False, label=_("To"), input_formats=DATETIME_FORMATS,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )  # fmt: skip

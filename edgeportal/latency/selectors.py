@@ -332,10 +332,13 @@ def timeline_slots(start: datetime, end: datetime, *, minimum_s: int = 0) -> tup
     """The aligned start and the width of the slots that cover start..end in at most MAX_SLOTS slots.
 
     Slots align to the plant's wall clock (a day slot starts at local midnight), by the zone's offset at
-    start: across a daylight-saving change later slots stay the same length and shift by the change."""
+    start: across a daylight-saving change later slots stay the same length and shift by the change. Slots of
+    an hour or more align to whole hours of the offset, as the hourly aggregates they count are UTC hours."""
     span = max((end - start).total_seconds(), 1)
     width = next((w for w in SLOT_WIDTHS_S if w >= minimum_s and span / w <= MAX_SLOTS), SLOT_WIDTHS_S[-1])
     offset = int(timezone.localtime(start).utcoffset().total_seconds())
+    if width >= 3600:  # hourly aggregates sit on UTC hours: a zone's half or quarter hour (India, Nepal) is left out
+        offset -= offset % 3600
     origin = (int(start.timestamp()) + offset) // width * width - offset
     return datetime.fromtimestamp(origin, tz=UTC), width
 

@@ -155,7 +155,8 @@ def history_csv(request):
     form = HistoryFilterForm(request.GET)
     if not form.is_valid():
         problems = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
-        return HttpResponseBadRequest(f"Invalid filters: {problems}\n", content_type="text/plain; charset=utf-8")
+        message = _("Invalid filters: %(problems)s") % {"problems": problems}
+        return HttpResponseBadRequest(message + "\n", content_type="text/plain; charset=utf-8")
     records = selectors.latency_records_sorted(filters=form.filters(), sort=form.ordering()).values_list(
         *(lookup for _, lookup in CSV_COLUMNS)
     )

@@ -11,6 +11,7 @@ import redis
 from django.db import DatabaseError, connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from edgeportal.core.queueing import get_queue, pools_known
@@ -32,13 +33,13 @@ WORKER_STATES = {"busy": _("busy"), "idle": _("idle"), "gone": _("gone")}
 def ago(seconds: float | None) -> str:
     """A short human age: '3 s', '4 min', '2 h'."""
     if seconds is None:
-        return "never"
+        return gettext("never")
     seconds = max(0.0, seconds)
     if seconds < 90:
-        return f"{seconds:.0f} s"
+        return gettext("%(count)d s") % {"count": round(seconds)}
     if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.0f} h"
+        return gettext("%(count)d min") % {"count": round(seconds / 60)}
+    return gettext("%(count)d h") % {"count": round(seconds / 3600)}
 
 
 def _epoch(value: str | None) -> float | None:

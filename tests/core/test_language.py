@@ -1,6 +1,8 @@
 """Pages speak the person's language (the switcher's remembered choice, else the browser's); machine interfaces
 stay English, so the same refusal reads in Chinese on a page and in English from the API."""
 
+import json
+
 from django.conf import settings
 
 from edgeportal.core.language import is_machine_path
@@ -37,15 +39,23 @@ def test_every_page_offers_the_switcher(manager_client):
     assert 'data-testid="language-switcher"' in html and "简体中文" in html and "English" in html
 
 
-def test_a_refusal_reads_in_chinese_on_the_page_and_in_english_from_the_api(manager_client, api, defect_template):
+def test_a_refusal_reads_in_chinese_on_the_page_and_in_english_from_the_api(
+    manager_client, source_token, defect_template
+):
     page = manager_client.post(
         "/jobs/new/", {"template": "defect", **{f"var_{k}": v for k, v in BLOCKED.items()}}, **ZH
     )
     assert page.status_code == 400
     [message] = page.context["form"].errors["var_defect"]
     assert "被禁止的模式" in message and "ignore" in message  # translated, the pattern quoted as it is
-    machine = api.post({"template": "defect", "variables": BLOCKED})
+    # The same client, with a Chinese cookie and a Chinese Accept-Language: the machine path stays English.
+    manager_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    machine = manager_client.post(
+        "/api/jobs", data=json.dumps({"template": "defect", "variables": BLOCKED}), content_type="application/json",
+        headers={"Authorization": f"Bearer {source_token}"}, **ZH,
+    )  # fmt: skip
     assert machine.status_code == 400 and "matches a blocked pattern" in machine.json()["error"]["message"]
+    assert "Content-Language" not in machine
 
 
 def test_machine_paths_ignore_the_browsers_language(client, db):

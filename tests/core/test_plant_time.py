@@ -64,6 +64,9 @@ def test_history_filters_follow_daylight_saving_and_refuse_a_time_the_clock_skip
     assert winter.is_valid() and winter.filters().start == datetime(2026, 1, 1, 7, 0, tzinfo=UTC)
     skipped = HistoryFilterForm({"date_from": "2026-03-29T02:30"})  # clocks jump from 02:00 to 03:00
     assert not skipped.is_valid() and "Europe/Berlin" in str(skipped.errors["date_from"])
+    repeated = HistoryFilterForm({"date_from": "2026-10-25T02:30"})  # clocks go back from 03:00 to 02:00
+    assert repeated.is_valid(), repeated.errors
+    assert repeated.filters().start == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # the first 02:30, still CEST
 
 
 @override_settings(TIME_ZONE=SHANGHAI)
@@ -73,3 +76,10 @@ def test_chart_ticks_and_day_slots_follow_the_local_clock():
     assert width == 86400 and origin == datetime(2026, 11, 19, 16, 0, tzinfo=UTC)  # midnight in Shanghai
     ticks = time_ticks(datetime(2026, 11, 30, 16, 0, tzinfo=UTC), datetime(2026, 11, 30, 20, 0, tzinfo=UTC), count=2)
     assert [label for _, label in ticks] == ["12-01 00:00", "12-01 04:00"]
+
+
+@override_settings(TIME_ZONE="Asia/Kolkata")  # +05:30
+def test_hour_slots_in_a_half_hour_zone_stay_on_the_utc_hours_the_aggregates_use():
+    start, end = datetime(2026, 11, 20, 3, 10, tzinfo=UTC), datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+    origin, width = timeline_slots(start, end, minimum_s=3600)
+    assert width >= 3600 and origin.minute == 0 and origin.second == 0

@@ -54,9 +54,9 @@ def some_of(base: dict, extra_names=()) -> st.SearchStrategy:
 
 
 JOB_FORMS = st.one_of(
-    some_of({"prompt": "Line A stops at press 4.", "priority": "normal", "deadline_ms": ""}, ["template"]),
-    some_of({"template": "defect", "var_camera": "C3", "var_defect": "a dent", "priority": "", "deadline_ms": "5000"}),
-    some_of({"template": "notice", "var_line": "A", "var_minutes": "5", "var_language": "English", "deadline_ms": ""}),
+    some_of({"prompt": "Line A stops at press 4.", "priority": "normal", "deadline_s": ""}, ["template"]),
+    some_of({"template": "defect", "var_camera": "C3", "var_defect": "a dent", "priority": "", "deadline_s": "5"}),
+    some_of({"template": "notice", "var_line": "A", "var_minutes": "5", "var_language": "English", "deadline_s": ""}),
 )
 
 
@@ -66,6 +66,12 @@ JOB_FORMS = st.one_of(
 def test_the_job_submit_form(manager_page, notice, data):
     assert_page(manager_page.post("/jobs/new/", data))
     assert_page(manager_page.get("/jobs/new/", {"template": data.get("template", "")}))
+
+
+@FUZZ_PAGES
+@given(data=JOB_FORMS)
+def test_the_submit_forms_live_preview(manager_page, notice, data):
+    assert_page(manager_page.post("/jobs/new/preview/", data))
 
 
 EDITOR = {

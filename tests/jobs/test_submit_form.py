@@ -51,7 +51,7 @@ def test_priority_is_three_explained_choices_and_the_deadline_shows_its_default_
     html = manager_client.get("/jobs/new/?template=stop").content.decode()
     assert html.count('type="radio" name="priority"') == 3 and 'value="normal" id="id_priority_1" checked' in html
     assert "Safety and line stops: goes first." in html and "Reports and summaries that can wait." in html
-    assert "Empty: 10 s, the node&#x27;s default." in html
+    assert "Empty: 10 s, the node&#x27;s default (30 s for a long prompt)." in html
     stop_template.deadline_ms = 4500
     stop_template.save()
     assert "Empty: 4.5 s, the template&#x27;s." in manager_client.get("/jobs/new/?template=stop").content.decode()
@@ -82,7 +82,9 @@ def test_the_preview_shows_the_prompt_its_tokens_and_what_is_still_missing(manag
 
 def test_the_preview_says_what_is_wrong_with_a_value_and_escapes_what_was_typed(manager_client, stop_template):
     out_of_range = manager_client.post("/jobs/new/preview/", {"template": "stop", "var_minutes": "90"})
-    assert "from 1 to 60, got 90" in out_of_range.context["preview"].problem
+    assert out_of_range.context["preview"].problem == "Minutes: Ensure this value is less than or equal to 60."
+    chinese = manager_client.post("/jobs/new/preview/", {"template": "stop", "var_minutes": "90"}, **ZH)
+    assert "60" in chinese.context["preview"].problem and "Ensure" not in chinese.context["preview"].problem
     html = manager_client.post("/jobs/new/preview/", {"template": "", "prompt": "<b>hi</b>"}).content.decode()
     assert "&lt;b&gt;hi&lt;/b&gt;" in html and "<b>hi</b>" not in html
 
