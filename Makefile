@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run dev test messages screenshots fuzz lint format bench bench-cache bench-overload bench-phases bench-web bench-dashboard bench-openai bench-engines chaos clean
+.PHONY: install run dev test messages screenshots fuzz lint format bench bench-cache bench-overload bench-phases bench-web bench-dashboard bench-openai bench-engines bench-outputs bench-languages chaos clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -41,6 +41,7 @@ screenshots: install
 
 test: install
 	scripts/ensure-redis.sh
+	scripts/ensure-promtool.sh
 	scripts/ensure-chromium.sh
 	scripts/ensure-axe.sh
 	$(PY) -m pytest
@@ -61,6 +62,15 @@ format: install
 bench: install
 	scripts/ensure-redis.sh
 	$(PY) bench/batching.py
+
+# The exit layer: a 3-output template against a 1-output one, JSON validity constrained and not.
+bench-outputs: install
+	scripts/ensure-redis.sh
+	$(PY) bench/outputs.py
+
+# Language detection on the labelled set the tests ship (accuracy, time per text).
+bench-languages: install
+	$(PY) bench/languages.py --write
 
 bench-cache: install
 	scripts/ensure-redis.sh

@@ -15,6 +15,12 @@ app.autodiscover_tasks()
 
 
 class EdgePortalBatchLoop(BatchLoopStep):
+    def include_if(self, worker):
+        from edgeportal.delivery.queues import exits_queue
+
+        # The exits worker (-Q <prefix>:exits and nothing else) only sends deliveries: no model, no batch loop.
+        return set(worker.app.amqp.queues.consume_from) != {exits_queue()}
+
     def make_sink(self):
         from django.db import connections
 
@@ -23,12 +29,33 @@ class EdgePortalBatchLoop(BatchLoopStep):
         # One long-lived thread writes every batch: keep its connection instead of reconnecting per batch.
         if not connections.settings["default"]["ENGINE"].endswith("sqlite3"):
             connections.settings["default"]["CONN_MAX_AGE"] = None
+        _language_detector_warm()
         return DatabaseSink()
 
     def redis_settings(self):
         from django.conf import settings
 
         return settings.REDIS_URL, settings.EDGE_REDIS_PREFIX
+
+
+def _language_detector_warm() -> None:
+    """Where templates declare outputs, build the language detector (seconds, about 440 MiB) beside the model
+    loading, so the first output checked does not hold its batch's results that long."""
+    import threading
+
+    from django.db import DatabaseError, connection
+
+    from edgeportal.outputs.language import language_detector
+    from edgeportal.prompts.models import PromptTemplate
+
+    try:
+        declared = PromptTemplate.objects.exclude(outputs=[]).exists()
+    except DatabaseError:  # the database is not up yet: the detector loads with the first output checked
+        return
+    finally:
+        connection.close()  # this is the worker's main thread: the batch thread keeps its own connection
+    if declared:
+        threading.Thread(target=language_detector, name="language-detector-warm", daemon=True).start()
 
 
 app.steps["worker"].add(EdgePortalBatchLoop)

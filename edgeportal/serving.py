@@ -1,6 +1,6 @@
 """How the node is served: the commands of the production web server (shared by `make run` and the
-benchmarks), the development server and the worker, and `python -m edgeportal.serving`, which runs a worker
-and a web server under the supervisor."""
+benchmarks), the development server and the workers, and `python -m edgeportal.serving`, which runs a worker,
+the exits worker (deliveries) and a web server under the supervisor."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import socket
 import sys
 from pathlib import Path
 
+from edgeportal.delivery.queues import exits_queue
 from edgeportal.supervisor import Program, Supervisor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +42,16 @@ def worker_command(*, name: str, beat: bool = True, python: str = sys.executable
     return command
 
 
+def exits_worker_command(*, name: str, queue: str, threads: int = 4, python: str = sys.executable) -> list[str]:
+    """The exits worker: sends deliveries (edgeportal.delivery) from its own queue, in threads (each mostly waits
+    on a receiver), with no model and no batch loop (a worker that consumes only that queue starts none).
+    One message reserved per thread: a task held by a worker that dies waits for nobody (the sweep resends)."""
+    return [
+        python, "-m", "celery", "-A", "edgeportal", "worker", "-P", "threads", "-c", str(threads), "-Q", queue,
+        "-n", name, "--prefetch-multiplier", "1", "--without-mingle", "--without-gossip", "--loglevel=INFO",
+    ]  # fmt: skip
+
+
 def port_is_free(host: str, port: int) -> bool:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -58,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--dev", action="store_true", help="Django's development server instead of gunicorn")
     parser.add_argument("--worker-name", default="worker1@%h")
+    parser.add_argument("--exits-worker-name", default="exits1@%h")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not port_is_free(args.host, args.port):
@@ -69,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     supervisor = Supervisor(
         [
             Program("worker", worker_command(name=args.worker_name)),
+            # Deliveries to webhooks: a slow or silent receiver holds this process, never the model worker.
+            Program("exits", exits_worker_command(name=args.exits_worker_name, queue=exits_queue())),
             Program("web", web(host=args.host, port=args.port)),
         ]
     )

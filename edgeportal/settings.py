@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from edgeportal.delivery.addresses import host_patterns
 from edgeportal.secret_key import secret_key_load_or_create
 from inference.devices import DTYPE_NAMES
 from inference.engine import ENGINES
@@ -112,6 +113,9 @@ INSTALLED_APPS = [
     "edgeportal.tuning",
     "edgeportal.lab",
     "edgeportal.monitoring",
+    "edgeportal.outputs",
+    "edgeportal.delivery",
+    "edgeportal.boards",
 ]
 
 MIDDLEWARE = [
@@ -167,7 +171,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
     # A file, not memory: integration tests start worker processes that must see the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".cache" / "test-db.sqlite3")}
+    # TEST_DB_NAME: another file, for a second test run at once on one checkout.
+    DATABASES["default"]["TEST"] = {"NAME": os.getenv("TEST_DB_NAME") or str(BASE_DIR / ".cache" / "test-db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -275,11 +280,38 @@ EDGE_JOB_RETENTION_DAYS = envint("EDGE_JOB_RETENTION_DAYS", 30, minimum=1)
 # Also admits a Prometheus scraper from elsewhere than localhost with 'Authorization: Bearer <token>'.
 METRICS_TOKEN = envsecret("METRICS_TOKEN", "")
 
+# --- Delivery of outputs to webhooks (edgeportal.delivery): admins set the destinations, these bound them.
+# Schemes and host patterns a destination's URL may use, checked when it is saved and again at each send.
+# https only by default: the body is the output itself, and plain http shows it to the plant network. Hosts:
+# fnmatch patterns of the URL's host, optionally with :port ("*.plant.local,10.0.*,mes-gw:8443"); a pattern of
+# digits, dots and * matches IP addresses only. Empty (the default): no destination may be used until set.
+EDGE_DELIVERY_ALLOWED_SCHEMES = [scheme.lower() for scheme in envlist("EDGE_DELIVERY_ALLOWED_SCHEMES", "https")]
+for _scheme in EDGE_DELIVERY_ALLOWED_SCHEMES:
+    if _scheme not in ("http", "https"):
+        raise ImproperlyConfigured(f"EDGE_DELIVERY_ALLOWED_SCHEMES takes http and https, got {_scheme!r}")
+EDGE_DELIVERY_ALLOWED_HOSTS = [host.lower() for host in envlist("EDGE_DELIVERY_ALLOWED_HOSTS")]
+try:
+    host_patterns(EDGE_DELIVERY_ALLOWED_HOSTS)
+except ValueError as error:
+    raise ImproperlyConfigured(f"EDGE_DELIVERY_ALLOWED_HOSTS: {error}") from None
+# Attempts before a delivery is dead-lettered; the waits between them double from ..._BACKOFF_MS up to
+# ..._BACKOFF_MAX_MS, each drawn between half and all of that (jitter, so receivers are not hit in waves).
+EDGE_DELIVERY_MAX_ATTEMPTS = envint("EDGE_DELIVERY_MAX_ATTEMPTS", 10, minimum=1)
+EDGE_DELIVERY_BACKOFF_MS = envint("EDGE_DELIVERY_BACKOFF_MS", 2000, minimum=1)
+EDGE_DELIVERY_BACKOFF_MAX_MS = envint("EDGE_DELIVERY_BACKOFF_MAX_MS", 300_000, minimum=1)
+# The sweep (every ..._SWEEP_EVERY_S) sends again a delivery whose worker died mid-request (this long after its
+# destination's timeout ran out) and one whose task was lost (this long after it was due, the exits queue empty).
+EDGE_DELIVERY_GRACE_S = envint("EDGE_DELIVERY_GRACE_S", 30, minimum=1)
+EDGE_DELIVERY_SWEEP_EVERY_S = envint("EDGE_DELIVERY_SWEEP_EVERY_S", 5, minimum=1)
+
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 # Prefixed like every other key, so installations sharing a Redis never run each other's periodic tasks.
 CELERY_TASK_DEFAULT_QUEUE = f"{EDGE_REDIS_PREFIX}:celery"
+# Deliveries go to their own queue, f"{EDGE_REDIS_PREFIX}:exits", which only the exits worker consumes (a
+# router, so the prefix is read when a task is sent): a slow receiver never holds up a model worker.
+CELERY_TASK_ROUTES = ("edgeportal.delivery.queues.route_task",)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Beat runs the periodic tasks itself (edgeportal/beat.py): the sweep works with no worker running.
 CELERY_BEAT_SCHEDULER = "edgeportal.beat:InProcessScheduler"
@@ -293,4 +325,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(EDGE_LATENCY_ROLLUP_EVERY_S),
     },
     "prune-old-jobs": {"task": "edgeportal.jobs.tasks.prune_old_jobs", "schedule": float(EDGE_LATENCY_ROLLUP_EVERY_S)},
+    # Sends again the deliveries whose worker died mid-request or whose queued task was lost (it only queues).
+    "resume-deliveries": {
+        "task": "edgeportal.delivery.tasks.resume_deliveries",
+        "schedule": float(EDGE_DELIVERY_SWEEP_EVERY_S),
+    },
 }

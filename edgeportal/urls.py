@@ -80,6 +80,7 @@ urlpatterns = [
     path("latency/", include(latency_patterns)),
     path("lab/", include("edgeportal.lab.urls")),
     path("dashboard/", include(monitoring_patterns)),
+    path("boards/", include("edgeportal.boards.urls")),
     path("metrics", monitoring_views.metrics_view, name="metrics"),
     path("healthz", monitoring_views.healthz, name="healthz"),
     path("readyz", monitoring_views.readyz, name="readyz"),

@@ -1,8 +1,10 @@
-"""How one job is decoded, beside the batch it shares: sampling, stop strings, the prompt's form, streaming.
+"""How one job is decoded, beside the batch it shares: sampling, stop strings, the prompt's form, streaming,
+a JSON Schema its output keeps to.
 
 A batch runs jobs with different decodings together: greedy rows stay greedy, sampled rows draw from their
-own seeded generator (runtime._RowSampling), and each row stops at its own stop strings. Kept apart from
-runtime.py so the web reads it without torch.
+own seeded generator (runtime._RowSampling), each row stops at its own stop strings, and a row with a JSON
+Schema takes only the tokens its schema allows (inference.json_output). Kept apart from runtime.py so the web
+reads it without torch.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ class Decoding:
     stop: tuple[str, ...] = ()  # the output ends before the first of these (cut on the server)
     raw: bool = False  # the prompt as sent, without the chat template (a completion, not a chat)
     stream: bool = False  # the worker publishes each step's new text (inference.token_stream)
+    # The JSON Schema the output is held to while it decodes, as compact JSON text ("": free text). Held to it
+    # token by token, but not checked: an output cut by its token limit is unfinished JSON, which the caller's
+    # validation marks invalid.
+    json_schema: str = ""
 
     @property
     def sampled(self) -> bool:

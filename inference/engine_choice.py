@@ -5,6 +5,8 @@ machine it runs on, and said in the log with why.
 BENCHMARKS.md) when it is built, the model runs on the CPU in float32, and its greedy outputs on the check
 prompts are those of the transformers engine, the reference; otherwise transformers. `transformers` and
 `llama.cpp` ask for one (llama.cpp without the check; one that cannot run stops the worker with why).
+Jobs whose output is held to a JSON Schema need no routing: both engines constrain them with the same masks
+(inference.json_output).
 """
 
 from __future__ import annotations

@@ -10,7 +10,14 @@ server batches them; prefill runs in chunks and decoding a step at a time, so a 
 steps (long batches standing aside for short ones) and hand each step's tokens to streaming.
 
 Capabilities (the worker's needs): batching several jobs per step, chunked prefill and pausing, per-step
-tokens, exact token counts, per-row sampling and stop strings. CPU only: a GPU pool runs transformers.
+tokens, exact token counts, per-row sampling and stop strings, and JSON outputs held to their schema. CPU only:
+a GPU pool runs transformers.
+
+A row with a JSON Schema (Decoding.json_schema) is constrained here as in the reference engine, by the same
+lm-format-enforcer masks (inference.json_output) on the logits this engine picks from: both read tokens with
+the model folder's tokenizer, so a schema allows the same tokens on either, and such jobs need no other engine.
+(llama.cpp's own grammars, LlamaGrammar.from_json_schema, would constrain inside its sampler chain, which this
+engine does not use, and cover JSON Schema differently from the reference.)
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from inference.chat_tokens import ChatTokens
 from inference.decoding import GREEDY, Decoding, final_text
 from inference.engine import EngineIdentity
 from inference.generation import BatchOutput, Generation, GenerationParams, StepCallback
+from inference.json_output import JsonRows, json_rows
 from inference.model_files import DEFAULT_CACHE_DIR, ModelConfigError
 from inference.rows import Rows, draw, row_generator
 
@@ -165,6 +173,7 @@ class LlamaCppEngine(ChatTokens):
         self._check_room(ids, limits)
         rows = Rows(decodings, limits, self.stop_ids, self.decode, on_step)
         generators = {row: row_generator(d) for row, d in enumerate(decodings) if d.sampled}
+        schemas = json_rows(decodings, self.tokenizer, self.stop_ids)  # None: no row has a schema
         made: list[list[int]] = [[] for _ in prompts]
         context = self._idle.pop() if self._idle else self._new_context()
         batch = self.lib.llama_batch_init(max(BATCH_TOKENS, len(prompts)), 0, 1)
@@ -189,8 +198,8 @@ class LlamaCppEngine(ChatTokens):
             busy_s += time.perf_counter() - started
             while True:
                 started = time.perf_counter()
-                newest = [self._pick(context, row, last[row], decodings[row], generators) if row in last else -1
-                          for row in range(len(ids))]  # fmt: skip
+                newest = [self._pick(context, row, last[row], decodings[row], generators, schemas, made[row])
+                          if row in last else -1 for row in range(len(ids))]  # fmt: skip
                 before = list(rows.made)
                 done = rows.step(newest)
                 for row, count in enumerate(before):
@@ -245,8 +254,15 @@ class LlamaCppEngine(ChatTokens):
                 raise RuntimeError(f"llama_decode failed ({status})")
         return kept
 
-    def _pick(self, context, row: int, index: int, decoding: Decoding, generators: dict) -> int:
+    def _pick(self, context, row: int, index: int, decoding: Decoding, generators: dict,
+              schemas: JsonRows | None, made: list[int]) -> int:  # fmt: skip
+        """The row's next token from its logits: those its schema does not allow are masked first (if it has
+        one), then it draws (a sampled row) or takes the most likely."""
         logits = np.ctypeslib.as_array(self.lib.llama_get_logits_ith(context, index), shape=(self.vocab_size,))
+        if schemas is not None and row in schemas.enforcers:
+            scores = torch.from_numpy(logits.copy())
+            schemas.constrain(row, made, scores)
+            logits = scores.numpy()
         if decoding.sampled:
             token = draw(torch.from_numpy(logits.copy()), decoding, generators[row])
             if token is not None:

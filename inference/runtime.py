@@ -27,6 +27,7 @@ from inference.decoding import GREEDY, Decoding, final_text
 from inference.devices import resolve_device, resolve_dtype
 from inference.engine import EngineIdentity
 from inference.generation import BatchOutput, Generation, GenerationParams, StepCallback
+from inference.json_output import JsonRows, json_rows
 from inference.model_files import DEFAULT_CACHE_DIR, gguf_cache_dir, model_revision, resolve_model_path
 from inference.pools import ModelCatalog, model_name_of
 from inference.rows import Rows, draw, row_generator
@@ -96,7 +97,7 @@ class TransformersEngine(ChatTokens):
         decodings = decodings or [GREEDY] * len(prompts)
         encoded = self._encode(prompts, system_prompts, decodings)
         limits = max_new_tokens_each or [params.max_new_tokens] * len(prompts)
-        processors, steps = self._controls(decodings, limits, on_step)
+        processors, steps = self._controls(decodings, limits, on_step, encoded.input_ids.shape[1])
         started = time.perf_counter()
         with torch.inference_mode():
             output = self.model.generate(
@@ -131,8 +132,9 @@ class TransformersEngine(ChatTokens):
         decodings = decodings or [GREEDY] * len(prompts)
         encoded = self._encode(prompts, system_prompts, decodings)
         limits = max_new_tokens_each or [params.max_new_tokens] * len(prompts)
-        # One sampler and one step hook for the whole run: their generators and row states last across pauses.
-        processors, steps = self._controls(decodings, limits, on_step)
+        # One sampler, one schema mask and one step hook for the whole run: their generators and row states (JSON
+        # parsers included) last across pauses.
+        processors, steps = self._controls(decodings, limits, on_step, encoded.input_ids.shape[1])
         ids, mask = encoded.input_ids, encoded.attention_mask
         # Positions as generate() computes them, so left padding does not shift a prompt.
         positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)
@@ -186,12 +188,17 @@ class TransformersEngine(ChatTokens):
         texts = [self.format_prompt(p, s, d.raw) for p, s, d in zip(prompts, systems, decodings, strict=True)]
         return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
 
-    def _controls(self, decodings, limits, on_step):
-        """The batch's per-row sampler (none when every row is greedy) and its step hook."""
-        sampled = [(row, d) for row, d in enumerate(decodings) if d.sampled]
-        processors = LogitsProcessorList([_RowSampling(sampled, self.device)] if sampled else [])
-        steps = _Steps(Rows(decodings, limits, self.stop_ids, self.decode, on_step))
-        return processors, steps
+    def _controls(self, decodings, limits, on_step, prompt_length: int):
+        """The batch's logits processors and its step hook: the schema mask of the rows with a JSON Schema, then
+        the per-row sampler (each only when some row needs it: a free greedy batch has none), so a sampled row
+        with a schema draws among the tokens its schema allows."""
+        rows = Rows(decodings, limits, self.stop_ids, self.decode, on_step)
+        processors = LogitsProcessorList()
+        if schemas := json_rows(decodings, self.tokenizer, self.stop_ids):
+            processors.append(_JsonSchemas(schemas, rows, prompt_length))
+        if sampled := [(row, d) for row, d in enumerate(decodings) if d.sampled]:
+            processors.append(_RowSampling(sampled, self.device))
+        return processors, _Steps(rows)
 
     def _synchronize(self) -> None:
         """A GPU runs its kernels after the call returns: a batch's time ends when they finish."""
@@ -240,6 +247,21 @@ class _RowSampling(LogitsProcessor):
             if token is not None:
                 scores[row] = torch.finfo(scores.dtype).min
                 scores[row, token] = 0.0
+        return scores
+
+
+class _JsonSchemas(LogitsProcessor):
+    """The rows with a JSON Schema keep only the tokens their schema allows next (inference.json_output), each
+    by its own parser; the other rows are untouched. Rows are left-padded: a row's output is what follows the
+    batch's prompt length. A row that has ended (generate() pads it) is left alone."""
+
+    def __init__(self, schemas: JsonRows, rows: Rows, prompt_length: int):
+        self.schemas, self.rows, self.prompt_length = schemas, rows, prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for row in self.schemas.rows:
+            if not self.rows.done[row]:
+                self.schemas.constrain(row, input_ids[row, self.prompt_length :].tolist(), scores[row])
         return scores
 
 

@@ -1,4 +1,4 @@
-"""Demo data for a fresh installation: the two roles, two accounts, two templates, one source."""
+"""Demo data for a fresh installation: the two roles, two accounts, three templates, a board, one source."""
 
 from dataclasses import dataclass
 
@@ -6,6 +6,7 @@ from django.contrib.auth.models import Group, Permission, User
 from django.db import transaction
 
 from edgeportal.accounts.roles import ADMINS, MANAGERS
+from edgeportal.boards.models import Board
 from edgeportal.prompts.models import PromptTemplate
 from edgeportal.prompts.services import template_save
 from edgeportal.sources.models import Source
@@ -13,6 +14,7 @@ from edgeportal.sources.services import source_create
 
 DEMO_LOGINS = {"manager": "manager-demo-pass", "admin": "admin-demo-pass"}
 DEMO_SOURCE = "line-a-camera"
+DEMO_BOARD = "line-a"
 DEMO_TEMPLATES = [
     {
         "slug": "defect-description",
@@ -45,6 +47,46 @@ DEMO_TEMPLATES = [
                 "label": "Work order",
                 "max_length": 400,
                 "example": "Replace the worn belt on conveyor 2 and check its tension.",
+            },
+        ],
+    },
+    {
+        "slug": "line-incident",
+        "title": "Line incident: ticket, MES and screen",
+        "description": "One event, three consumers: a Chinese quality ticket, an English MES record (JSON) and a "
+        "short notice for the line screen.",
+        "body": "Line {line} reports: {event}. Describe the incident and the first action to take.",
+        "system_prompt": "You are a concise assistant on a factory floor.",
+        "language": "en",
+        "max_new_tokens": 64,
+        "variables": [
+            {"name": "line", "max_length": 20, "help": "The line or machine.", "example": "P3"},
+            {"name": "event", "max_length": 200, "example": "current fluctuation on the main motor"},
+        ],
+        "outputs": [
+            {"name": "ticket", "language": "zh", "instruction": "Write a short summary for the quality ticket."},
+            {
+                "name": "mes",
+                "language": "en",
+                "format": "json",
+                "from": "ticket",
+                "instruction": "Record the incident for the MES.",
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "line": {"type": "string", "maxLength": 20},
+                        "summary": {"type": "string", "maxLength": 200},
+                        "severity": {"type": "integer", "minimum": 1, "maximum": 5},
+                    },
+                    "required": ["line", "summary", "severity"],
+                },
+            },
+            {
+                "name": "screen",
+                "language": "en",
+                "instruction": "Write one short line for the line's screen.",
+                "max_new_tokens": 24,
+                "on_mismatch": "deliver",
             },
         ],
     },
@@ -84,6 +126,8 @@ def demo_data_load() -> DemoData:
     for fields in DEMO_TEMPLATES:
         if not PromptTemplate.objects.filter(slug=fields["slug"]).exists():
             template_save(template=PromptTemplate(**fields), user=admin)
+    if not Board.objects.filter(slug=DEMO_BOARD).exists():  # the line-incident template's screen output
+        Board.objects.create(slug=DEMO_BOARD, name="Line A", output_names=["screen"], is_public=True)
     if Source.objects.filter(name=DEMO_SOURCE).exists():
         return DemoData(created=True)
     _, token = source_create(name=DEMO_SOURCE, kind=Source.Kind.CAMERA)

@@ -30,6 +30,9 @@ from edgeportal.jobs.models import Job
 from edgeportal.jobs.refusals import refusal_count
 from edgeportal.jobs.services import job_queue_new, latency_for
 from edgeportal.monitoring import metrics
+from edgeportal.outputs.prompting import run_prompt
+from edgeportal.outputs.services import outputs_create, run_fields
+from edgeportal.outputs.spec import OutputSpec
 from edgeportal.prompts import cache
 from edgeportal.prompts.guard import (
     RAW_LENGTH_FACTOR,
@@ -452,6 +455,8 @@ def _accept(template, text, values, source, user, started: float, ticket: Ticket
         # so what was streamed stays the start of what is stored.
         decoding = replace(decoding, seed=secrets.randbelow(2**63))
     fields["decoding"] = decoding.as_dict() if decoding != GREEDY else {}
+    if template is not None and (specs := template.output_specs()):
+        return _accept_outputs(fields, specs, ticket, scheduler)
     key = ""
     try:
         # A sampled answer is one draw among many: never cached, never shared with an identical request.
@@ -499,3 +504,46 @@ def _answer_from_cache(fields: dict, key: str, hit: cache.CachedResult, started:
         latency.save()
         metrics.jobs_finished([latency])
     return job
+
+
+def _accept_outputs(fields: dict, specs: list[OutputSpec], ticket: Ticket, scheduler: SchedulerSettings) -> Job:
+    """A job whose template declares outputs: each output made from the request is a run of its own, admitted
+    like any job (all or none: a refused one gives back the places the others held); outputs made from another
+    output start once that one is final. Runs skip the prompt cache and single flight: an answer that comes
+    without the model would be checked here, on the web side, where the language detector must not load."""
+    parent = Job(**{**fields, "has_outputs": True})  # unsaved: what its runs copy
+    planned, held = [], []
+    try:
+        for spec in specs:
+            if not spec.from_request:
+                continue
+            prompt = run_prompt(spec, request=fields["prompt"])
+            tokens = count_tokens(prompt, model=ticket.model) or len(prompt) // 4 + 1
+            run = run_fields(parent=parent, spec=spec, prompt=prompt, prompt_tokens=tokens,
+                             lane=scheduler.lane_for(tokens), pool="")  # fmt: skip
+            pool, place = _admit(replace(ticket, lane=run["lane"], prompt_tokens=tokens), scheduler)
+            held.append((get_queue(pool), run["lane"], place))
+            planned.append((spec, {**run, "pool": pool.name}, place))
+        with transaction.atomic():
+            parent.pool = planned[0][1]["pool"] if planned else ""
+            parent.save()
+            outputs = {output.name: output for output in outputs_create(job=parent, specs=specs)}
+            for spec, run, place in planned:
+                job = Job.objects.create(**run)
+                transaction.on_commit(lambda job=job, place=place: job_queue_new(job, scheduler, place=place))
+                output = outputs[spec.name]
+                output.run, output.attempts, output.status = job, 1, output.Status.RUNNING
+                output.save(update_fields=["run", "attempts", "status"])
+    except redis.RedisError:
+        _release(held)
+        raise QueueUnavailable() from None
+    except BaseException:  # refused, or the database failed: no place stays held for a job that is not stored
+        _release(held)
+        raise
+    return parent
+
+
+def _release(held: list[tuple[JobQueue, str, str]]) -> None:
+    for queue, lane, place in held:
+        with contextlib.suppress(redis.RedisError):
+            queue.release_place(lane, place)

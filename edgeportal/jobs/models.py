@@ -70,6 +70,14 @@ class Job(models.Model):
         help_text=_("The identical job whose result answered this one (single flight), if any."),
     )  # fmt: skip
 
+    has_outputs = models.BooleanField(
+        default=False, help_text=_("Its template declares outputs: each runs as a job of its own; it runs nothing.")
+    )
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="runs",
+        help_text=_("The job one of whose outputs this job generates."),
+    )  # fmt: skip
+
     created_at = models.DateTimeField(auto_now_add=True)
     picked_at = models.DateTimeField(null=True, blank=True, help_text=_("Entered a worker's batch window."))
     inference_started_at = models.DateTimeField(null=True, blank=True)

@@ -13,7 +13,8 @@ from edgeportal.sources.models import Source
 
 def job_list(*, limit: int = 50) -> list[Job]:
     """The newest jobs; each running job says how many tokens it has made (job.tokens_made, None until known)."""
-    jobs = list(Job.objects.select_related("template", "source", "submitted_by", "latency")[:limit])
+    # A job's output runs are shown on its page, not as jobs of their own.
+    jobs = list(Job.objects.filter(parent=None).select_related("template", "source", "submitted_by", "latency")[:limit])
     running = [job.pk for job in jobs if job.status == Job.Status.RUNNING]
     try:
         made = job_events().tokens_made(running)
@@ -31,7 +32,10 @@ def queue_depth() -> dict[str, int | None]:
     unfinished jobs, the last hour), never the whole table."""
     unfinished = [Job.Status.QUEUED, Job.Status.RUNNING]
     by_status = dict(
-        Job.objects.filter(status__in=unfinished).values_list("status").annotate(jobs=Count("*")).order_by()
+        Job.objects.filter(status__in=unfinished, has_outputs=False)
+        .values_list("status")
+        .annotate(jobs=Count("*"))
+        .order_by()
     )
     hour_ago = timezone.now() - timedelta(hours=1)
     recent = Job.objects.filter(created_at__gte=hour_ago).aggregate(
@@ -81,4 +85,25 @@ def job_as_json(job: Job) -> dict:
             "first_token_ms": latency.first_token_ms if latency else None,
             "total_ms": latency.total_ms if latency else None,
         },
+        "outputs": [output_as_json(output) for output in job.outputs.all()] if job.has_outputs else None,
+    }
+
+
+def output_as_json(output) -> dict:
+    """One output of a job: a JSON output's value only when it is valid, never an invalid one as valid."""
+    final = output.is_final
+    return {
+        "name": output.name,
+        "status": output.status,
+        "language": output.language,
+        "language_detected": output.language_detected or None,
+        "format": output.format,
+        "valid": output.valid,
+        "text": output.text if final and output.text else None,
+        "json": output.data if output.valid else None,
+        "error": output.error or None,
+        "attempts": output.attempts,
+        "output_tokens": output.output_tokens,
+        "latency_ms": output.latency_ms,
+        "finished_at": _iso(output.finished_at),
     }

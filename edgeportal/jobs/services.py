@@ -88,6 +88,9 @@ def jobs_mark_running(*, batch: BatchRun) -> None:
             inference_started_at=started,
             worker=batch.worker,
         )
+    # A job whose outputs run as jobs of their own runs once the first of them does.
+    runs = [queued.job_id for queued in batch.jobs]
+    Job.objects.filter(runs__pk__in=runs, status=Job.Status.QUEUED).update(status=Job.Status.RUNNING)
 
 
 def _ms(later: datetime | None, earlier: datetime | None) -> float | None:
@@ -217,6 +220,9 @@ def jobs_expire(*, reasons: dict[int, str]) -> int:
 def jobs_ended(jobs: list[Job]) -> None:
     """Once these jobs' rows are committed, tell whoever waits on them (inference.job_events): a request of
     the OpenAI-compatible API reads the job then, instead of polling the database."""
+    from edgeportal.outputs.services import outputs_advance  # outputs are made of jobs: it imports this module
+
+    outputs_advance(runs=jobs)  # runs of a job's outputs: checked, and what follows them started, in this transaction
     statuses = {job.pk: job.status for job in jobs}
     if statuses:
         # robust: a reader that misses it still ends at its job's deadline; the job itself is stored.
@@ -339,6 +345,31 @@ def _expire_unserved(queue: JobQueue) -> None:
             log.warning("expired %d overdue job(s) in lanes no worker serves: %s", len(expired), unserved)
 
 
+@transaction.atomic
+def jobs_with_outputs_settle(*, grace_s: float) -> int:
+    """Finish the jobs with outputs whose deadline passed more than grace_s ago and that still wait: an output
+    whose run ended without a word (its row deleted by hand, say) expires, so its job never waits forever."""
+    from edgeportal.outputs.models import JobOutput
+    from edgeportal.outputs.services import job_finish_if_final
+
+    overdue = Job.objects.filter(
+        has_outputs=True,
+        status__in=[Job.Status.QUEUED, Job.Status.RUNNING],
+        deadline_at__lt=timezone.now() - timedelta(seconds=grace_s),
+    )
+    settled = 0
+    for job in overdue.order_by("deadline_at")[:1000]:
+        unfinished = [Job.Status.QUEUED, Job.Status.RUNNING]
+        stuck = list(job.outputs.exclude(status__in=JobOutput.FINAL).exclude(run__status__in=unfinished))
+        for output in stuck:
+            output.status, output.finished_at = JobOutput.Status.EXPIRED, timezone.now()
+            output.error = "expired: it never ended before its job's deadline"
+        JobOutput.objects.bulk_update(stuck, ["status", "error", "finished_at"])
+        metrics.outputs_finished(stuck)
+        settled += job_finish_if_final(job=job)
+    return settled
+
+
 def jobs_requeue_lost(*, grace_s: float, limit: int = 1000) -> int:
     """Put back on Redis the unfinished jobs it no longer holds (Redis keeps nothing on disk); expire
     those whose deadline passed meanwhile, which no worker's expiry timer can see any more. Returns how
@@ -351,7 +382,10 @@ def jobs_requeue_lost(*, grace_s: float, limit: int = 1000) -> int:
         _expire_unserved(get_queue(pool))
     now = timezone.now()
     cutoff = now - timedelta(seconds=grace_s)
-    unfinished = Job.objects.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING], created_at__lt=cutoff)
+    jobs_with_outputs_settle(grace_s=grace_s)
+    unfinished = Job.objects.filter(
+        status__in=[Job.Status.QUEUED, Job.Status.RUNNING], created_at__lt=cutoff, has_outputs=False
+    )  # a job with outputs is never on Redis: its runs are
     candidates = list(unfinished.values_list("pk", flat=True))
     # Which pools, read after the database too: a job committed meanwhile may be its pool's first.
     live = {job_id for pool in pools_known() for job_id in get_queue(pool).live_job_ids()}

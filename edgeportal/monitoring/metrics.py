@@ -5,12 +5,15 @@ each write their numbers to files in PROMETHEUS_MULTIPROC_DIR, and a scrape of a
 """
 
 import os
+import re
+from collections.abc import Iterable
 from pathlib import Path
 
 # prometheus_client picks its multiprocess mode once, when it is first imported, so the folder must be in
 # the environment before that. scripts/run.sh exports it (and empties it at start); this is the fallback.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(Path(__file__).resolve().parents[2] / ".cache" / "prometheus"))
 
+import redis
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from prometheus_client import (
@@ -26,6 +29,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from edgeportal.jobs.models import Job
 from edgeportal.monitoring import trend
+from edgeportal.outputs.models import JobOutput
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST  # the views never import prometheus_client themselves
 MULTIPROC_DIR = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
@@ -67,6 +71,28 @@ EXPIRIES = Counter(
     "edgeportal_requests_expired", "Requests whose deadline passed before they ran, by priority.", ["priority"],
     registry=None,
 )  # fmt: skip
+# A template's outputs (edgeportal.outputs) and their deliveries to destinations (edgeportal.delivery).
+OUTPUTS = Counter(
+    "edgeportal_outputs", "Finished outputs of jobs, by output name and how they ended.", ["output", "status"],
+    registry=None,
+)  # fmt: skip
+LANGUAGE_MISMATCHES = Counter(
+    "edgeportal_output_language_mismatch", "Outputs that ended in another language than asked, by output name.",
+    ["output"], registry=None,
+)  # fmt: skip
+DELIVERY_ATTEMPTS = Counter(
+    "edgeportal_delivery_attempts", "Attempts to send an output to a destination, by outcome.", ["outcome"],
+    registry=None,
+)  # fmt: skip
+DEAD_LETTERS = Counter(
+    "edgeportal_delivery_dead_letters", "Deliveries given up after their last attempt failed.", registry=None
+)
+DELIVERY_OUTCOMES = ("delivered", "failed")
+# Output names are admins' slugs (outputs.spec: lower-case, at most 40 characters), so each is one series per
+# status; anything else is counted as "other" rather than becoming a label value nobody bounded.
+OUTPUT_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+OTHER_OUTPUT = "other"
+FINAL_OUTPUT_STATUSES = tuple(str(status) for status in JobOutput.FINAL)
 
 
 def _known_series_at_zero() -> None:
@@ -78,6 +104,8 @@ def _known_series_at_zero() -> None:
         REQUESTS.labels(status=status)
     for priority in Job.Priority.values:
         EXPIRIES.labels(priority=priority)
+    for outcome in DELIVERY_OUTCOMES:
+        DELIVERY_ATTEMPTS.labels(outcome=outcome)
 
 
 def jobs_finished(latencies) -> None:
@@ -93,6 +121,48 @@ def job_rejected(rule: str) -> None:
     """Count a request the entry refused (the rule is one of the entry's fixed codes)."""
     transaction.on_commit(lambda: REJECTIONS.labels(rule=rule).inc(), robust=True)
     transaction.on_commit(lambda: trend.safely(trend.trend_refused, rule), robust=True)
+
+
+def outputs_finished(outputs: Iterable[JobOutput]) -> None:
+    """Count outputs that reached a final status (JobOutput or alike: .name, .status), once the transaction
+    that stored them commits; an output not final yet is not counted."""
+    finished = [
+        (_output_label(output.name), str(output.status)) for output in outputs if output.status in FINAL_OUTPUT_STATUSES
+    ]
+    if finished:
+        transaction.on_commit(lambda: _observe_outputs(finished), robust=True)
+
+
+def delivery_attempted(outcome: str) -> None:
+    """Count one attempt to send an output to a destination, once the transaction that records it commits:
+    outcome is "delivered" or "failed" (another is logged as an error and not counted)."""
+    transaction.on_commit(lambda: _observe_attempt(outcome), robust=True)
+
+
+def delivery_dead() -> None:
+    """Count a delivery given up for good (a dead letter), once the transaction that marks it commits."""
+    transaction.on_commit(DEAD_LETTERS.inc, robust=True)
+
+
+def _observe_attempt(outcome: str) -> None:
+    if outcome not in DELIVERY_OUTCOMES:
+        raise ValueError(f"unknown delivery outcome {outcome!r}: one of {', '.join(DELIVERY_OUTCOMES)}")
+    DELIVERY_ATTEMPTS.labels(outcome=outcome).inc()
+
+
+def _output_label(name: object) -> str:
+    return name if isinstance(name, str) and OUTPUT_NAME.fullmatch(name) else OTHER_OUTPUT
+
+
+def _observe_outputs(finished: list[tuple[str, str]]) -> None:
+    for name, status in finished:
+        # An output name's series start at 0 with its first output, so rate() sees its first mismatch.
+        for each in FINAL_OUTPUT_STATUSES:
+            OUTPUTS.labels(output=name, status=each)
+        mismatches = LANGUAGE_MISMATCHES.labels(output=name)
+        OUTPUTS.labels(output=name, status=status).inc()
+        if status == JobOutput.Status.LANGUAGE_MISMATCH:
+            mismatches.inc()
 
 
 def _observe_finished(latencies) -> None:
@@ -123,9 +193,11 @@ def process_dead() -> None:
 
 
 class QueueCollector:
-    """Queue depth and workers alive, read from Redis when Prometheus scrapes (only the web process asks)."""
+    """Queue depth, its limit and workers alive, read from Redis when Prometheus scrapes (only the web process
+    asks)."""
 
     def collect(self):
+        from edgeportal.core.queueing import scheduler_settings
         from edgeportal.monitoring.selectors import queue_state  # Django models: loaded once apps are ready
 
         state = queue_state()
@@ -154,6 +226,48 @@ class QueueCollector:
             pool_alive.add_metric([pool["name"]], pool["live"])
         yield pool_depth
         yield pool_alive
+        try:
+            queue_limit = scheduler_settings().queue_limit
+        except redis.RedisError:
+            return  # Redis went away since queue_state(): no number rather than a wrong one
+        # What admission compares each pool's waiting jobs (all lanes) with: alerts on a filling queue need it.
+        limit = GaugeMetricFamily(
+            "edgeportal_queue_limit", "Jobs a pool may hold waiting (all lanes) before admission refuses more."
+        )
+        limit.add_metric([], queue_limit)
+        yield limit
+
+
+OVERDUE_S = 60  # a delivery due this long ago and not under way: nobody sends (no exits worker?)
+
+
+class DeliveryCollector:
+    """Deliveries due for a minute that nobody is sending, read from the database when Prometheus scrapes: with
+    no exits worker running nothing is attempted, so no failure counter moves; this gauge does."""
+
+    def collect(self):
+        from datetime import timedelta
+
+        from django.db import DatabaseError
+        from django.db.models import Q
+        from django.utils import timezone
+
+        from edgeportal.delivery.models import Delivery
+
+        late = timezone.now() - timedelta(seconds=OVERDUE_S)
+        try:
+            overdue = Delivery.objects.filter(
+                Q(status__in=Delivery.WAITING, next_attempt_at__lt=late)
+                | Q(status=Delivery.Status.SENDING, lease_until__lt=late)
+            ).count()
+        except DatabaseError:
+            return  # no number rather than a wrong zero
+        gauge = GaugeMetricFamily(
+            "edgeportal_deliveries_overdue",
+            f"Deliveries due more than {OVERDUE_S} s ago that no exits worker is sending.",
+        )
+        gauge.add_metric([], overdue)
+        yield gauge
 
 
 def exposition() -> bytes:
@@ -162,4 +276,5 @@ def exposition() -> bytes:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(MULTIPROC_DIR))
     registry.register(QueueCollector())
+    registry.register(DeliveryCollector())
     return generate_latest(registry)

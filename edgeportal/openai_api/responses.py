@@ -7,6 +7,7 @@ import json
 from django.http import JsonResponse
 
 from edgeportal.jobs.models import Job
+from edgeportal.jobs.selectors import output_as_json
 from edgeportal.openai_api.requests import ApiError, CompletionRequest
 
 ERROR_TYPES = {
@@ -76,6 +77,8 @@ def edgeportal_object(job: Job) -> dict:
         "time_to_first_token_ms": ms("first_token_ms"),
         "total_ms": ms("total_ms"),
         "batch_size": latency.batch_size if latency else None,
+        # A template's outputs (the message is the first one's text), each with its checks.
+        "outputs": [output_as_json(output) for output in job.outputs.all()] if job.has_outputs else None,
     }
 
 

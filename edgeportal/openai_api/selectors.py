@@ -44,8 +44,9 @@ def submit(completion: CompletionRequest, source: Source) -> Job:
 
 
 def finished_job(job: Job) -> Job:
-    """The job as stored now, with its latency record: one query."""
-    return Job.objects.select_related("latency").get(pk=job.pk)
+    """The job as stored now, with its latency record (one query) and its outputs, read here: the async views
+    build the answer outside the database thread."""
+    return Job.objects.select_related("latency").prefetch_related("outputs").get(pk=job.pk)
 
 
 def served_models() -> list[dict]:

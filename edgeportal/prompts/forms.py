@@ -17,6 +17,13 @@ class TemplateForm(forms.ModelForm):
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text=PromptTemplate._meta.get_field("variables").help_text,
     )
+    outputs = JSONTextField(
+        label=_("Outputs"),
+        required=False,
+        initial=list,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=PromptTemplate._meta.get_field("outputs").help_text,
+    )
     sample = JSONTextField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
@@ -28,7 +35,7 @@ class TemplateForm(forms.ModelForm):
         model = PromptTemplate
         fields = [
             "slug", "title", "description", "body", "system_prompt", "language", "max_new_tokens", "variables",
-            "sources", "managers_may_use", "model",
+            "outputs", "sources", "managers_may_use", "model",
         ]  # fmt: skip
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
@@ -38,6 +45,9 @@ class TemplateForm(forms.ModelForm):
 
     def clean_variables(self):
         return self.cleaned_data.get("variables") or []
+
+    def clean_outputs(self):
+        return self.cleaned_data.get("outputs") or []
 
 
 def sample_values(spec: list[Variable], given: object) -> dict[str, object]:

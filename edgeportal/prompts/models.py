@@ -8,12 +8,13 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from edgeportal.core.queueing import model_catalog
+from edgeportal.outputs.spec import OutputSpec, OutputSpecError, parse_outputs
 from edgeportal.prompts.guard import RAW_LENGTH_FACTOR
 from edgeportal.prompts.rendering import TemplateSyntaxProblem, template_variables
 from edgeportal.prompts.variables import Variable, VariableError, parse_spec
 
 # What the model sees: a change to any of these makes a new version (and new cache keys).
-CONTENT_FIELDS = ("body", "system_prompt", "language", "max_new_tokens", "variables")
+CONTENT_FIELDS = ("body", "system_prompt", "language", "max_new_tokens", "variables", "outputs")
 
 
 class PromptTemplate(models.Model):
@@ -34,6 +35,16 @@ class PromptTemplate(models.Model):
             '{"name": "minutes", "type": "integer", "min": 1, "max": 60}, {"name": "defect", "max_length": 80}]. '
             "Undeclared variables are text. Each may also have a label, a help line and an example for the "
             "submit form."
+        ),
+    )
+    outputs = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_(
+            "One output per consumer, each with a language, a format (text, or json with a schema), an "
+            'instruction, and made from the request or from an earlier output, e.g. [{"name": "ticket", '
+            '"language": "zh", "instruction": "Summarise for the quality ticket."}, {"name": "mes", '
+            '"language": "en", "from": "ticket"}]. Empty: one text output.'
         ),
     )
     sources = models.ManyToManyField(
@@ -71,6 +82,10 @@ class PromptTemplate(models.Model):
             parse_spec(self.variables, names)
         except VariableError as error:
             raise ValidationError({"variables": str(error)}) from None
+        try:
+            parse_outputs(self.outputs, default_language=self.language)
+        except OutputSpecError as error:
+            raise ValidationError({"outputs": str(error)}) from None
         limit = settings.EDGE_MAX_PROMPT_CHARS
         if len(self.body) > limit * RAW_LENGTH_FACTOR:  # every job would be refused as too long
             raise ValidationError({"body": f"The body has {len(self.body)} characters; a prompt may have {limit}."})
@@ -79,6 +94,9 @@ class PromptTemplate(models.Model):
         catalog = model_catalog()
         if self.model and not catalog.knows(self.model):
             raise ValidationError({"model": f"Unknown model; this node serves {', '.join(catalog.names)}."})
+
+    def output_specs(self) -> list[OutputSpec]:
+        return parse_outputs(self.outputs, default_language=self.language)
 
     def usable_by_source(self, source) -> bool:
         return not self.sources.exists() or self.sources.filter(pk=source.pk).exists()
@@ -94,6 +112,7 @@ class TemplateVersion(models.Model):
     language = models.CharField(max_length=20)
     max_new_tokens = models.PositiveIntegerField()
     variables = models.JSONField(default=list, blank=True)
+    outputs = models.JSONField(default=list, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 

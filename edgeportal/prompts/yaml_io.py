@@ -15,7 +15,7 @@ from inference.integers import IntegerError, parse_int
 
 FIELDS = (
     "slug", "title", "description", "body", "system_prompt", "language", "max_new_tokens", "variables",
-    "managers_may_use", "model",
+    "outputs", "managers_may_use", "model",
 )  # fmt: skip
 REQUIRED = ("slug", "title", "body")
 TEXT = ("description", "system_prompt", "language", "model")
@@ -82,8 +82,9 @@ def _checked(item: object, index: int, seen: set[str]) -> tuple[PromptTemplate, 
             raise ImportProblem("must be text", template=name, field=field)
     if "managers_may_use" in item and not isinstance(item["managers_may_use"], bool):
         raise ImportProblem("must be true or false", template=name, field="managers_may_use")
-    if "variables" in item and item["variables"] is None:  # "variables:" with nothing after it
-        item = {**item, "variables": []}
+    for field in ("variables", "outputs"):
+        if field in item and item[field] is None:  # "variables:" with nothing after it
+            item = {**item, field: []}
     if "max_new_tokens" in item:  # its range: PromptTemplate.clean
         try:
             item = {**item, "max_new_tokens": parse_int(item["max_new_tokens"], field="max_new_tokens")}

@@ -7,6 +7,7 @@ from django.core.management import call_command
 from django.test import RequestFactory
 
 from edgeportal.accounts.services import DEMO_LOGINS, demo_data_load
+from edgeportal.boards.models import Board
 from edgeportal.prompts.models import PromptTemplate
 from edgeportal.sources.services import source_authenticate
 
@@ -31,7 +32,10 @@ def test_the_first_run_creates_the_accounts_templates_and_source_and_prints_its_
     assert "shown once" in lines[-2]
     assert source_authenticate(authorization=f"Bearer {lines[-1]}").name == "line-a-camera"
     assert all(can_log_in(username, password) for username, password in DEMO_LOGINS.items())
-    assert PromptTemplate.objects.count() == 2
+    assert PromptTemplate.objects.count() == 3
+    incident = PromptTemplate.objects.get(slug="line-incident")
+    assert [spec.name for spec in incident.output_specs()] == ["ticket", "mes", "screen"]
+    assert Board.objects.get(slug="line-a").is_public  # shows the screen output
 
 
 def test_a_later_run_keeps_a_changed_password_and_the_sources_token(capsys):

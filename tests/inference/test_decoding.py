@@ -1,5 +1,7 @@
 """A job's decoding options and the text rules shared by outputs and streams (pure: no model)."""
 
+import json
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -9,8 +11,11 @@ from tests.inference.test_planning import PROPERTIES
 
 def test_a_greedy_chat_job_carries_nothing_and_every_option_survives_the_queue():
     assert GREEDY.to_json() == "" and Decoding.from_json("") == GREEDY
-    options = Decoding(temperature=0.7, top_p=0.9, seed=42, stop=("\n\n", "END"), raw=True, stream=True)
+    options = Decoding(temperature=0.7, top_p=0.9, seed=42, stop=("\n\n", "END"), raw=True, stream=True,
+                       json_schema='{"type":"object","required":["code"]}')  # fmt: skip
     assert Decoding.from_json(options.to_json()) == options
+    assert Decoding.from_dict(json.loads(json.dumps(options.as_dict()))) == options
+    assert json.loads(Decoding(json_schema='{"type":"integer"}').to_json()) == {"json_schema": '{"type":"integer"}'}
     assert options.sampled and not GREEDY.sampled
 
 

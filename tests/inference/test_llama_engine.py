@@ -45,6 +45,19 @@ def test_its_outputs_are_the_reference_engines(tiny_llama, tiny_model):
     assert ours.generations[1].finish_reason == "stop" and ours.generations[0].new_tokens == 3
 
 
+def test_rows_with_a_json_schema_keep_it_as_on_the_reference_engine(tiny_llama, tiny_model):
+    """llama.cpp constrains a schema row itself (the reference's masks on its own logits): no job is routed."""
+    from tests.inference.test_json_output import AS_TICKET, keeps_ticket
+
+    decodings = [AS_TICKET, Decoding(temperature=1.0, seed=3, json_schema=AS_TICKET.json_schema), VARIED]
+    prompts = [*PROMPTS, "Camera C3 detected a scratch."]
+    params = GenerationParams(max_new_tokens=160)
+    ours = tiny_llama.generate_batch(prompts, params, decodings=decodings, max_new_tokens_each=[160, 160, 8])
+    theirs = tiny_model.generate_batch(prompts, params, decodings=decodings, max_new_tokens_each=[160, 160, 8])
+    assert ours.generations == theirs.generations
+    assert keeps_ticket(ours.generations[0].text) and keeps_ticket(ours.generations[1].text)
+
+
 def test_steps_with_pauses_give_what_one_call_gives_and_hand_over_each_token(tiny_llama):
     steps_seen = []
     steps = tiny_llama.generate_in_steps(PROMPTS, PARAMS, decodings=[VARIED, VARIED], chunk_tokens=4,

@@ -3,7 +3,7 @@ import os
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.integration.workers import BeatProcess, WebServer, WorkerProcess
+from tests.integration.workers import BeatProcess, ExitsWorkerProcess, ReceiverProcess, WebServer, WorkerProcess
 
 
 @pytest.fixture
@@ -19,6 +19,37 @@ def start_worker(transactional_db, tiny_model_path, tmp_path):
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def start_exits_worker(transactional_db, tmp_path):
+    """Start real exits workers (deliveries only); all are stopped at the end of the test."""
+    started = []
+
+    def start(name="exits1", **env):
+        worker = ExitsWorkerProcess(name, log_dir=tmp_path, **env).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+        worker.forget_its_messages()
+
+
+@pytest.fixture
+def start_receiver(tmp_path):
+    """Start a webhook receiver process (tests/integration/receiver.py); stopped at the end of the test."""
+    started = []
+
+    def start(**options):
+        receiver = ReceiverProcess(log_dir=tmp_path, **options).start()
+        started.append(receiver)
+        return receiver
+
+    yield start
+    for receiver in started:
+        receiver.stop()
 
 
 @pytest.fixture

@@ -128,6 +128,64 @@ class WebServer(ChildProcess):
         return self
 
 
+class ExitsWorkerProcess(ChildProcess):
+    """The exits worker as `make run` starts it (edgeportal.serving): deliveries only, no model, no batch loop."""
+
+    def __init__(self, name: str, *, log_dir: Path, **env: str):
+        self.name = f"{name}@test"
+        self.log_path = log_dir / f"{name}.log"
+        self.env = process_env(**env)
+        self.queue = f"{settings.EDGE_REDIS_PREFIX}:exits"
+
+    def start(self, timeout: float = 60) -> "ExitsWorkerProcess":
+        from edgeportal.serving import exits_worker_command
+
+        command = exits_worker_command(name=self.name, queue=self.queue)
+        self.spawn([*command, "--without-heartbeat"], self.env)
+        # Celery logs "<name> ready." once it consumes its queue.
+        wait_until(lambda: self._ready(), timeout=timeout, what=f"the exits worker {self.name}")
+        return self
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"exits worker {self.name} exited early:\n{self.log()}")
+        return f"{self.name} ready." in self.log()
+
+    def forget_its_messages(self) -> None:
+        """Delete what kombu keeps outside our prefix for this queue: its bindings, and the messages a killed worker
+        left unacknowledged (Redis would hand them back to a dead test's queue an hour later)."""
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        client.delete(f"_kombu.binding.{self.queue}", f"_kombu.binding_permanent.{self.queue}")
+        for tag, payload in client.hscan_iter("unacked"):
+            if self.queue.encode() in payload:
+                client.hdel("unacked", tag)
+                client.zrem("unacked_index", tag)
+
+
+class ReceiverProcess(ChildProcess):
+    """tests/integration/receiver.py in a process of its own: it logs each request as a JSON line."""
+
+    def __init__(self, *, log_dir: Path, secret: str, mode: str = "ok", fail_first: int = 0, hang_s: float = 60):
+        self.log_path = log_dir / "receiver.out"
+        self.requests_path = log_dir / "receiver-requests.jsonl"
+        self.port_path = log_dir / "receiver.port"
+        self.options = ["--secret", secret, "--mode", mode, "--fail-first", str(fail_first), "--hang-s", str(hang_s)]
+
+    def start(self) -> "ReceiverProcess":
+        self.port_path.unlink(missing_ok=True)
+        script = ROOT / "tests" / "integration" / "receiver.py"
+        paths = ["--log", str(self.requests_path), "--port-file", str(self.port_path)]
+        self.spawn([sys.executable, str(script), *self.options, *paths], dict(os.environ))
+        port = wait_until(lambda: self.port_path.exists() and self.port_path.read_text(), what="the receiver's port")
+        self.url = f"http://127.0.0.1:{port}/hooks/edgeportal"
+        return self
+
+    def requests(self) -> list[dict]:
+        from tests.integration.receiver import read_log
+
+        return read_log(self.requests_path)
+
+
 class BeatProcess(ChildProcess):
     """`celery -A edgeportal beat` on its own, as a node runs it beside (or without) its workers."""
 

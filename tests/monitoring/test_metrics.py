@@ -2,11 +2,13 @@
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from edgeportal.core.queueing import get_settings_store
 from edgeportal.jobs.entry import JobRejected, job_submit
 from edgeportal.jobs.models import Job
 from edgeportal.jobs.services import jobs_fail, latency_for
@@ -155,3 +157,78 @@ def test_a_bearer_token_admits_other_addresses_when_configured(client, settings)
 
 def test_metrics_only_answer_get(client):
     assert client.post("/metrics").status_code == 405
+
+
+def output(name, status):
+    return SimpleNamespace(name=name, status=status)
+
+
+def test_finished_outputs_are_counted_by_name_and_status(client):
+    before = scrape(client)
+    ticket = [output("ticket", "done"), output("ticket", "language_mismatch")]
+    metrics.outputs_finished([*ticket, output("mes", "invalid"), output("mes", "done")])
+    after = scrape(client)
+    assert grew(before, after, "edgeportal_outputs_total", output="ticket", status="done") == 1
+    assert grew(before, after, "edgeportal_outputs_total", output="ticket", status="language_mismatch") == 1
+    assert grew(before, after, "edgeportal_outputs_total", output="mes", status="invalid") == 1
+    assert grew(before, after, "edgeportal_output_language_mismatch_total", output="ticket") == 1
+    # A name's series start at 0 with its first output, so rate() sees its first mismatch or failure.
+    metrics.outputs_finished([output("never-late", "done")])
+    after = scrape(client)
+    assert after.get("edgeportal_output_language_mismatch_total", output="never-late") == 0
+    assert after.get("edgeportal_outputs_total", output="never-late", status="expired") == 0
+
+
+def test_outputs_not_final_yet_are_not_counted(client):
+    before = scrape(client)
+    metrics.outputs_finished([output("still-running", "pending"), output("still-running", "running")])
+    after = scrape(client)
+    assert not {name for name in after.names() - before.names() if name.startswith("edgeportal_output")}
+    assert after.get("edgeportal_outputs_total", output="still-running", status="done") is None
+
+
+def test_an_output_name_that_is_not_a_slug_is_counted_as_other(client):
+    before = scrape(client)
+    metrics.outputs_finished([output("Ticket for plant 4", "done"), output("x" * 41, "done"), output("ok", "done")])
+    after = scrape(client)
+    assert grew(before, after, "edgeportal_outputs_total", output="other", status="done") == 2
+    assert grew(before, after, "edgeportal_outputs_total", output="ok", status="done") == 1
+    assert after.get("edgeportal_outputs_total", output="x" * 41, status="done") is None
+
+
+def test_rolled_back_outputs_are_not_counted(client):
+    before = scrape(client)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        metrics.outputs_finished([output("rollback-only", "done")])
+        raise RuntimeError("the transaction that made the output final fails")
+    assert grew(before, scrape(client), "edgeportal_outputs_total", output="rollback-only", status="done") == 0
+
+
+def test_delivery_attempts_are_counted_by_outcome_from_zero(client):
+    before = scrape(client)
+    assert before.get("edgeportal_delivery_attempts_total", outcome="delivered") is not None
+    assert before.get("edgeportal_delivery_attempts_total", outcome="failed") is not None
+    for outcome in ("delivered", "failed", "failed"):
+        metrics.delivery_attempted(outcome)
+    after = scrape(client)
+    assert grew(before, after, "edgeportal_delivery_attempts_total", outcome="delivered") == 1
+    assert grew(before, after, "edgeportal_delivery_attempts_total", outcome="failed") == 2
+
+
+def test_an_unknown_delivery_outcome_is_logged_and_not_counted(client, caplog):
+    metrics.delivery_attempted("bounced")  # a bug in the caller must not fail its delivery
+    assert scrape(client).get("edgeportal_delivery_attempts_total", outcome="bounced") is None
+    assert "unknown delivery outcome 'bounced'" in caplog.text
+
+
+def test_dead_letters_are_counted_from_zero(client):
+    before = scrape(client)
+    assert before.get("edgeportal_delivery_dead_letters_total") is not None
+    metrics.delivery_dead()
+    assert grew(before, scrape(client), "edgeportal_delivery_dead_letters_total") == 1
+
+
+def test_the_queue_limit_is_exported_beside_the_depth(client, settings):
+    assert scrape(client).get("edgeportal_queue_limit") == settings.EDGE_SCHEDULER.queue_limit
+    get_settings_store().update(queue_limit=12)
+    assert scrape(client).get("edgeportal_queue_limit") == 12

@@ -5,7 +5,8 @@ from edgeportal.accounts.services import DEMO_LOGINS, DEMO_SOURCE, demo_data_loa
 
 class Command(BaseCommand):
     help = (
-        "On a fresh database (no accounts yet): create the demo manager and admin, two prompt templates and one "
+        "On a fresh database (no accounts yet): create the demo manager and admin, three prompt templates (one "
+        "with outputs for a ticket, the MES and a screen), a screen board and one "
         "machine source, and print its token (alone on the last line). Otherwise change nothing."
     )
 
