@@ -4,6 +4,7 @@ prometheus_client runs in multiprocess mode: the web processes and the workers (
 each write their numbers to files in PROMETHEUS_MULTIPROC_DIR, and a scrape of any web process adds them up.
 """
 
+import logging
 import os
 import re
 from collections.abc import Iterable
@@ -260,7 +261,9 @@ class DeliveryCollector:
                 Q(status__in=Delivery.WAITING, next_attempt_at__lt=late)
                 | Q(status=Delivery.Status.SENDING, lease_until__lt=late)
             ).count()
-        except DatabaseError:
+        except Exception as error:  # the database down, say: the scrape still answers, without this number
+            if not isinstance(error, DatabaseError):
+                logging.getLogger(__name__).warning("deliveries overdue not read: %s", error)
             return  # no number rather than a wrong zero
         gauge = GaugeMetricFamily(
             "edgeportal_deliveries_overdue",
