@@ -43,7 +43,7 @@ def _language_detector_warm() -> None:
     loading, so the first output checked does not hold its batch's results that long."""
     import threading
 
-    from django.db import DatabaseError, connection
+    from django.db import DatabaseError
 
     from edgeportal.outputs.language import language_detector
     from edgeportal.prompts.models import PromptTemplate
@@ -52,8 +52,6 @@ def _language_detector_warm() -> None:
         declared = PromptTemplate.objects.exclude(outputs=[]).exists()
     except DatabaseError:  # the database is not up yet: the detector loads with the first output checked
         return
-    finally:
-        connection.close()  # this is the worker's main thread: the batch thread keeps its own connection
     if declared:
         threading.Thread(target=language_detector, name="language-detector-warm", daemon=True).start()
 
