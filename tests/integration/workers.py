@@ -75,6 +75,7 @@ class WorkerProcess(ChildProcess):
         self.env = process_env(**{"EDGE_MODEL": str(model_path), **env})
 
     def start(self, timeout: float = 90) -> "WorkerProcess":
+        spawned_at = time.time()
         self.spawn(
             [
                 sys.executable, "-m", "celery", "-A", "edgeportal", "worker",
@@ -90,10 +91,17 @@ class WorkerProcess(ChildProcess):
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"worker {self.name} exited early:\n{self.log()}")
-            if next(client.scan_iter(pattern), None):  # the heartbeat starts once the model is loaded and warmed up
+            if any(self._started_since(client, key, spawned_at) for key in client.scan_iter(pattern)):
                 return self
             time.sleep(0.1)
         raise TimeoutError(f"worker {self.name} not ready after {timeout}s:\n{self.log()}")
+
+    @staticmethod
+    def _started_since(client: redis.Redis, key: str, spawned_at: float) -> bool:
+        """The heartbeat of this process, which starts once the model is loaded and warmed up: a worker of the
+        same name stopped a moment ago leaves its own for a few seconds, and must not count."""
+        started_at = client.hget(key, "started_at")
+        return bool(started_at) and float(started_at) >= spawned_at
 
 
 class WebServer(ChildProcess):
