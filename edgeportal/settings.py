@@ -10,6 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from edgeportal.delivery.addresses import host_patterns
 from edgeportal.secret_key import secret_key_load_or_create
+from inference.decoding import repeat_control_problem
 from inference.devices import DTYPE_NAMES
 from inference.engine import ENGINES
 from inference.model_files import ModelConfigError
@@ -33,6 +34,20 @@ def envint(name: str, default: int, *, minimum: int = 0) -> int:
         return env_int(name, default, low=minimum, high=None)
     except SettingError as error:
         raise ImproperlyConfigured(f"{error.name} {error.message}") from None
+
+
+def envrepeats() -> tuple[int, float]:
+    """EDGE_NO_REPEAT_NGRAM and EDGE_REPETITION_PENALTY (inference.repetition), checked together."""
+    ngram = envint("EDGE_NO_REPEAT_NGRAM", 4)
+    raw = os.getenv("EDGE_REPETITION_PENALTY", "").strip()
+    try:
+        penalty = float(raw) if raw else 1.0
+    except ValueError:
+        penalty = float("nan")
+    if problem := repeat_control_problem(repetition_penalty=penalty, no_repeat_ngram=ngram):
+        field, message = problem
+        raise ImproperlyConfigured(f"EDGE_{field.upper()} {message}")
+    return ngram, penalty
 
 
 def envsecret(name: str, default: str) -> str:
@@ -238,6 +253,9 @@ REDIS_URL = os.getenv("REDIS_URL", "redis://127.0.0.1:6379/0")
 EDGE_REDIS_PREFIX = os.getenv("EDGE_REDIS_PREFIX", "edgeportal")
 EDGE_MAX_PROMPT_CHARS = envint("EDGE_MAX_PROMPT_CHARS", 4000, minimum=1)
 EDGE_DEFAULT_MAX_NEW_TOKENS = envint("EDGE_DEFAULT_MAX_NEW_TOKENS", 32, minimum=1)
+# Repetition control of free prompts, and the default of new templates (inference.repetition; BENCHMARKS.md,
+# output quality): repeats within the output only, so an answer still copies the request's ids.
+EDGE_NO_REPEAT_NGRAM, EDGE_REPETITION_PENALTY = envrepeats()
 EDGE_MAX_VARIABLE_CHARS = envint("EDGE_MAX_VARIABLE_CHARS", 500, minimum=1)
 # Counted with the model's own tokenizer once the model is prepared; 0 turns the check off.
 EDGE_MAX_PROMPT_TOKENS = envint("EDGE_MAX_PROMPT_TOKENS", 1024, minimum=0)

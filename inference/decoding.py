@@ -1,5 +1,5 @@
 """How one job is decoded, beside the batch it shares: sampling, stop strings, the prompt's form, streaming,
-a JSON Schema its output keeps to.
+a JSON Schema its output keeps to, how its repeats are controlled.
 
 A batch runs jobs with different decodings together: greedy rows stay greedy, sampled rows draw from their
 own seeded generator (runtime._RowSampling), each row stops at its own stop strings, and a row with a JSON
@@ -25,6 +25,10 @@ class Decoding:
     # token by token, but not checked: an output cut by its token limit is unfinished JSON, which the caller's
     # validation marks invalid.
     json_schema: str = ""
+    # Repeats within the generated tokens only, never against the prompt (inference.repetition): a penalty on
+    # tokens the output already has (1: none), and the n-grams it may not generate twice (0: any).
+    repetition_penalty: float = 1.0
+    no_repeat_ngram: int = 0
 
     @property
     def sampled(self) -> bool:
@@ -52,6 +56,22 @@ class Decoding:
 
 
 GREEDY = Decoding()
+
+
+# The ranges a template, a setting or a request may ask for. A 1-gram ban would forbid every word twice.
+NGRAM_SIZES = (2, 16)  # or 0: off
+PENALTIES = (1.0, 2.0)  # 1: off; above 2 an answer loses its common words
+
+
+def repeat_control_problem(*, repetition_penalty: float, no_repeat_ngram: int) -> tuple[str, str] | None:
+    """What is wrong with a repeat control, as (field, message); None when it is fine."""
+    low, high = NGRAM_SIZES
+    if no_repeat_ngram != 0 and not low <= no_repeat_ngram <= high:
+        return "no_repeat_ngram", f"must be 0 (off) or between {low} and {high}."
+    low, high = PENALTIES
+    if not low <= repetition_penalty <= high:  # NaN fails too
+        return "repetition_penalty", f"must be between {low:g} (off) and {high:g}."
+    return None
 
 
 def final_text(raw: str, stop: tuple[str, ...] = ()) -> tuple[str, bool]:

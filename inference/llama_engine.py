@@ -40,6 +40,7 @@ from inference.engine import EngineIdentity
 from inference.generation import BatchOutput, Generation, GenerationParams, StepCallback
 from inference.json_output import JsonRows, json_rows
 from inference.model_files import DEFAULT_CACHE_DIR, ModelConfigError
+from inference.repetition import repeat_guards
 from inference.rows import Rows, draw, row_generator
 
 log = logging.getLogger(__name__)
@@ -174,6 +175,7 @@ class LlamaCppEngine(ChatTokens):
         rows = Rows(decodings, limits, self.stop_ids, self.decode, on_step)
         generators = {row: row_generator(d) for row, d in enumerate(decodings) if d.sampled}
         schemas = json_rows(decodings, self.tokenizer, self.stop_ids)  # None: no row has a schema
+        guards = repeat_guards(decodings)
         made: list[list[int]] = [[] for _ in prompts]
         context = self._idle.pop() if self._idle else self._new_context()
         batch = self.lib.llama_batch_init(max(BATCH_TOKENS, len(prompts)), 0, 1)
@@ -198,7 +200,7 @@ class LlamaCppEngine(ChatTokens):
             busy_s += time.perf_counter() - started
             while True:
                 started = time.perf_counter()
-                newest = [self._pick(context, row, last[row], decodings[row], generators, schemas, made[row])
+                newest = [self._pick(context, row, last[row], decodings[row], generators, schemas, guards, made[row])
                           if row in last else -1 for row in range(len(ids))]  # fmt: skip
                 before = list(rows.made)
                 done = rows.step(newest)
@@ -255,13 +257,16 @@ class LlamaCppEngine(ChatTokens):
         return kept
 
     def _pick(self, context, row: int, index: int, decoding: Decoding, generators: dict,
-              schemas: JsonRows | None, made: list[int]) -> int:  # fmt: skip
-        """The row's next token from its logits: those its schema does not allow are masked first (if it has
-        one), then it draws (a sampled row) or takes the most likely."""
+              schemas: JsonRows | None, guards: dict, made: list[int]) -> int:  # fmt: skip
+        """The row's next token from its logits: its repeat control (if it asks for one) and the tokens its
+        schema does not allow (if it has one) come first, then it draws (a sampled row) or takes the most likely."""
         logits = np.ctypeslib.as_array(self.lib.llama_get_logits_ith(context, index), shape=(self.vocab_size,))
-        if schemas is not None and row in schemas.enforcers:
+        if row in guards or (schemas is not None and row in schemas.enforcers):
             scores = torch.from_numpy(logits.copy())
-            schemas.constrain(row, made, scores)
+            if row in guards:
+                guards[row].apply(made, scores)
+            if schemas is not None and row in schemas.enforcers:
+                schemas.constrain(row, made, scores)
             logits = scores.numpy()
         if decoding.sampled:
             token = draw(torch.from_numpy(logits.copy()), decoding, generators[row])

@@ -30,6 +30,7 @@ from inference.generation import BatchOutput, Generation, GenerationParams, Step
 from inference.json_output import JsonRows, json_rows
 from inference.model_files import DEFAULT_CACHE_DIR, gguf_cache_dir, model_revision, resolve_model_path
 from inference.pools import ModelCatalog, model_name_of
+from inference.repetition import RepeatGuard, repeat_guards
 from inference.rows import Rows, draw, row_generator
 
 log = logging.getLogger(__name__)
@@ -189,11 +190,13 @@ class TransformersEngine(ChatTokens):
         return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
 
     def _controls(self, decodings, limits, on_step, prompt_length: int):
-        """The batch's logits processors and its step hook: the schema mask of the rows with a JSON Schema, then
-        the per-row sampler (each only when some row needs it: a free greedy batch has none), so a sampled row
-        with a schema draws among the tokens its schema allows."""
+        """The batch's logits processors and its step hook: the repeat control of the rows that ask for it, the
+        schema mask of the rows with a JSON Schema, then the per-row sampler (each only when some row needs it: a
+        free greedy batch has none), so a sampled row with a schema draws among the tokens its schema allows."""
         rows = Rows(decodings, limits, self.stop_ids, self.decode, on_step)
         processors = LogitsProcessorList()
+        if guards := repeat_guards(decodings):
+            processors.append(_RepeatControl(guards, rows, prompt_length))
         if schemas := json_rows(decodings, self.tokenizer, self.stop_ids):
             processors.append(_JsonSchemas(schemas, rows, prompt_length))
         if sampled := [(row, d) for row, d in enumerate(decodings) if d.sampled]:
@@ -247,6 +250,20 @@ class _RowSampling(LogitsProcessor):
             if token is not None:
                 scores[row] = torch.finfo(scores.dtype).min
                 scores[row, token] = 0.0
+        return scores
+
+
+class _RepeatControl(LogitsProcessor):
+    """The rows that control their repeats (inference.repetition), each judged on its own output: what follows
+    the batch's prompt length (rows are left-padded). A row that has ended is left alone."""
+
+    def __init__(self, guards: dict[int, RepeatGuard], rows: Rows, prompt_length: int):
+        self.guards, self.rows, self.prompt_length = guards, rows, prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for row, guard in self.guards.items():
+            if not self.rows.done[row]:
+                guard.apply(input_ids[row, self.prompt_length :].tolist(), scores[row])
         return scores
 
 

@@ -434,6 +434,16 @@ def _check_rendered(body: str, values: dict, rules: GuardRules) -> None:
                 raise blocked("variables", pattern)
 
 
+def _with_repeat_control(decoding: Decoding, template) -> Decoding:
+    """Repeats are controlled as the template says, or as the node does for a free prompt (inference.repetition):
+    within the output only, so the answer may copy the request's ids."""
+    if template is not None:
+        return replace(decoding, no_repeat_ngram=template.no_repeat_ngram,
+                       repetition_penalty=template.repetition_penalty)  # fmt: skip
+    return replace(decoding, no_repeat_ngram=settings.EDGE_NO_REPEAT_NGRAM,
+                   repetition_penalty=settings.EDGE_REPETITION_PENALTY)  # fmt: skip
+
+
 def _accept(template, text, values, source, user, started: float, ticket: Ticket, scheduler, own, decoding) -> Job:
     now = timezone.now()
     fields = {
@@ -450,6 +460,7 @@ def _accept(template, text, values, source, user, started: float, ticket: Ticket
         "deadline_at": now + timedelta(milliseconds=ticket.deadline_ms),
         "prompt_tokens": ticket.prompt_tokens,
     }
+    decoding = _with_repeat_control(decoding, template)
     if decoding.sampled and decoding.seed is None:
         # Its own seed, kept with it: a batch that runs again (a retry, a worker's crash) draws the same text,
         # so what was streamed stays the start of what is stored.

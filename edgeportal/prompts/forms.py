@@ -1,6 +1,7 @@
 """The admin's template editor form, and sample values for its live preview."""
 
 from django import forms
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from edgeportal.formfields import JSONTextField, StrictIntegerField
@@ -10,6 +11,19 @@ from edgeportal.prompts.variables import Variable
 
 class TemplateForm(forms.ModelForm):
     max_new_tokens = StrictIntegerField(label=_("Max new tokens"), initial=32)  # its range: PromptTemplate.clean
+    # Both optional: left empty, the node's default (EDGE_NO_REPEAT_NGRAM, EDGE_REPETITION_PENALTY).
+    no_repeat_ngram = StrictIntegerField(
+        label=_("No repeated run of"),
+        required=False,
+        initial=settings.EDGE_NO_REPEAT_NGRAM,
+        help_text=PromptTemplate._meta.get_field("no_repeat_ngram").help_text,
+    )
+    repetition_penalty = forms.FloatField(
+        label=_("Repetition penalty"),
+        required=False,
+        initial=settings.EDGE_REPETITION_PENALTY,
+        help_text=PromptTemplate._meta.get_field("repetition_penalty").help_text,
+    )
     variables = JSONTextField(
         label=_("Variables"),
         required=False,
@@ -35,7 +49,7 @@ class TemplateForm(forms.ModelForm):
         model = PromptTemplate
         fields = [
             "slug", "title", "description", "body", "system_prompt", "language", "max_new_tokens", "variables",
-            "outputs", "sources", "managers_may_use", "model",
+            "outputs", "no_repeat_ngram", "repetition_penalty", "sources", "managers_may_use", "model",
         ]  # fmt: skip
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
@@ -48,6 +62,14 @@ class TemplateForm(forms.ModelForm):
 
     def clean_outputs(self):
         return self.cleaned_data.get("outputs") or []
+
+    def clean_no_repeat_ngram(self):
+        value = self.cleaned_data.get("no_repeat_ngram")
+        return settings.EDGE_NO_REPEAT_NGRAM if value is None else value
+
+    def clean_repetition_penalty(self):
+        value = self.cleaned_data.get("repetition_penalty")
+        return settings.EDGE_REPETITION_PENALTY if value is None else value
 
 
 def sample_values(spec: list[Variable], given: object) -> dict[str, object]:

@@ -12,9 +12,21 @@ from edgeportal.outputs.spec import OutputSpec, OutputSpecError, parse_outputs
 from edgeportal.prompts.guard import RAW_LENGTH_FACTOR
 from edgeportal.prompts.rendering import TemplateSyntaxProblem, template_variables
 from edgeportal.prompts.variables import Variable, VariableError, parse_spec
+from inference.decoding import repeat_control_problem
 
 # What the model sees: a change to any of these makes a new version (and new cache keys).
-CONTENT_FIELDS = ("body", "system_prompt", "language", "max_new_tokens", "variables", "outputs")
+CONTENT_FIELDS = (
+    "body", "system_prompt", "language", "max_new_tokens", "variables", "outputs", "no_repeat_ngram",
+    "repetition_penalty",
+)  # fmt: skip
+
+
+def default_no_repeat_ngram() -> int:
+    return settings.EDGE_NO_REPEAT_NGRAM  # read when a template is made: the node's setting, not the code's
+
+
+def default_repetition_penalty() -> float:
+    return settings.EDGE_REPETITION_PENALTY
 
 
 class PromptTemplate(models.Model):
@@ -46,6 +58,15 @@ class PromptTemplate(models.Model):
             '"language": "zh", "instruction": "Summarise for the quality ticket."}, {"name": "mes", '
             '"language": "en", "from": "ticket"}]. Empty: one text output.'
         ),
+    )
+    # Repeats are judged within the output only (inference.repetition): an answer may copy the request's ids.
+    no_repeat_ngram = models.PositiveSmallIntegerField(
+        default=default_no_repeat_ngram,
+        help_text=_("The output may not repeat a run of this many tokens (2 to 16; 0: off). Ends loops."),
+    )
+    repetition_penalty = models.FloatField(
+        default=default_repetition_penalty,
+        help_text=_("Makes tokens the output already has less likely again (1 to 2; 1: off)."),
     )
     sources = models.ManyToManyField(
         "sources.Source",
@@ -91,6 +112,10 @@ class PromptTemplate(models.Model):
             raise ValidationError({"body": f"The body has {len(self.body)} characters; a prompt may have {limit}."})
         if not 1 <= self.max_new_tokens <= 1024:
             raise ValidationError({"max_new_tokens": "Must be between 1 and 1024."})
+        if problem := repeat_control_problem(repetition_penalty=self.repetition_penalty,
+                                             no_repeat_ngram=self.no_repeat_ngram):  # fmt: skip
+            field, message = problem
+            raise ValidationError({field: message[:1].upper() + message[1:]})
         catalog = model_catalog()
         if self.model and not catalog.knows(self.model):
             raise ValidationError({"model": f"Unknown model; this node serves {', '.join(catalog.names)}."})
@@ -113,6 +138,8 @@ class TemplateVersion(models.Model):
     max_new_tokens = models.PositiveIntegerField()
     variables = models.JSONField(default=list, blank=True)
     outputs = models.JSONField(default=list, blank=True)
+    no_repeat_ngram = models.PositiveSmallIntegerField(default=0)  # 0 and 1: what versions before them ran
+    repetition_penalty = models.FloatField(default=1.0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -15,7 +15,7 @@ from inference.integers import IntegerError, parse_int
 
 FIELDS = (
     "slug", "title", "description", "body", "system_prompt", "language", "max_new_tokens", "variables",
-    "outputs", "managers_may_use", "model",
+    "outputs", "no_repeat_ngram", "repetition_penalty", "managers_may_use", "model",
 )  # fmt: skip
 REQUIRED = ("slug", "title", "body")
 TEXT = ("description", "system_prompt", "language", "model")
@@ -85,12 +85,15 @@ def _checked(item: object, index: int, seen: set[str]) -> tuple[PromptTemplate, 
     for field in ("variables", "outputs"):
         if field in item and item[field] is None:  # "variables:" with nothing after it
             item = {**item, field: []}
-    if "max_new_tokens" in item:  # its range: PromptTemplate.clean
-        try:
-            item = {**item, "max_new_tokens": parse_int(item["max_new_tokens"], field="max_new_tokens")}
-        except IntegerError as error:
-            message = error.message.removeprefix("max_new_tokens ")
-            raise ImportProblem(message, template=name, field="max_new_tokens") from None
+    for field in ("max_new_tokens", "no_repeat_ngram"):  # their ranges: PromptTemplate.clean
+        if field in item:
+            try:
+                item = {**item, field: parse_int(item[field], field=field)}
+            except IntegerError as error:
+                raise ImportProblem(error.message.removeprefix(f"{field} "), template=name, field=field) from None
+    penalty = item.get("repetition_penalty", 1.0)
+    if isinstance(penalty, bool) or not isinstance(penalty, int | float):
+        raise ImportProblem("must be a number", template=name, field="repetition_penalty")
     if slug in seen:
         raise ImportProblem("appears twice in the file", template=name)
     seen.add(slug)

@@ -130,3 +130,13 @@ def test_auto_falls_back_to_the_reference_when_llama_cpp_cannot_load_the_model(t
     with caplog.at_level(logging.WARNING, logger="inference.engine_choice"):
         engine = engine_choice.load_chosen_engine(str(tiny_model_path), "auto", device="cpu")
     assert engine.identity.engine == "transformers" and "could not run this model" in caplog.text
+
+
+def test_the_llama_engine_controls_repeats_as_the_reference_does(tiny_llama, tiny_model):
+    from tests.inference.test_repetition import NO_REPEAT
+
+    decodings = [NO_REPEAT, Decoding(repetition_penalty=1.3, no_repeat_ngram=3)]
+    ours = tiny_llama.generate_batch(PROMPTS, PARAMS, decodings=decodings).generations
+    theirs = tiny_model.generate_batch(PROMPTS, PARAMS, decodings=decodings).generations
+    assert ours == theirs
+    assert ours != tiny_model.generate_batch(PROMPTS, PARAMS).generations

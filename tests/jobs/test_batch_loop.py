@@ -16,6 +16,7 @@ from edgeportal.jobs.models import Job
 from edgeportal.jobs.services import jobs_requeue_lost
 from edgeportal.jobs.sink import DatabaseSink
 from edgeportal.latency.models import BatchRecord
+from inference.decoding import Decoding
 from inference.generation import GenerationParams
 from inference.long_batches import LongRun
 from inference.queue import JobQueue, SettingsStore
@@ -615,7 +616,10 @@ def test_a_short_job_sent_during_a_long_batch_runs_between_its_steps(make_worker
     expected = 2_000 + (long.batch.inference_ms - 2_000) * 0.2
     assert worker.queue.measurements()["batch_ms:long"] == pytest.approx(expected, abs=0.1)
     alone = tiny_model.generate_batch(
-        [long.prompt], GenerationParams(max_new_tokens=600), system_prompts=[long.system_prompt or None]
+        [long.prompt],
+        GenerationParams(max_new_tokens=600),
+        system_prompts=[long.system_prompt or None],
+        decodings=[Decoding.from_dict(long.decoding)],
     )
     assert long.output == alone.generations[0].text  # standing aside changed nothing in the output
 
