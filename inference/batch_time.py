@@ -44,8 +44,10 @@ class HasTokens(Protocol):
 
 
 def padded_tokens(jobs: Sequence[HasTokens]) -> int:
-    """A batch's prompt tokens once padded to its longest prompt, as the model computes them."""
-    return len(jobs) * max((job.prompt_tokens for job in jobs), default=0)
+    """A batch's prompt tokens once padded to its longest prompt, as the model computes them: a job of n
+    candidates (inference.candidates) is n rows."""
+    rows = sum(getattr(job, "rows", 1) for job in jobs)
+    return rows * max((job.prompt_tokens for job in jobs), default=0)
 
 
 def updated_measurements(

@@ -29,6 +29,10 @@ class Decoding:
     # tokens the output already has (1: none), and the n-grams it may not generate twice (0: any).
     repetition_penalty: float = 1.0
     no_repeat_ngram: int = 0
+    # Candidates generated in the same batch, the best of which a reranker picks (inference.candidates): the
+    # first decoded as above, the others sampled. The language its output must be in is one of its checks.
+    candidates: int = 1
+    language: str = ""
 
     @property
     def sampled(self) -> bool:
@@ -61,6 +65,7 @@ GREEDY = Decoding()
 # The ranges a template, a setting or a request may ask for. A 1-gram ban would forbid every word twice.
 NGRAM_SIZES = (2, 16)  # or 0: off
 PENALTIES = (1.0, 2.0)  # 1: off; above 2 an answer loses its common words
+MAX_CANDIDATES = 8  # a job of n candidates takes n rows of its batch
 
 
 def repeat_control_problem(*, repetition_penalty: float, no_repeat_ngram: int) -> tuple[str, str] | None:

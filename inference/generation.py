@@ -19,6 +19,9 @@ class Generation:
     prompt_tokens: int
     new_tokens: int
     finish_reason: str = "stop"  # "stop": it ended (end-of-text or a stop string); "length": its token limit
+    # Why this answer, for a job of several candidates (inference.candidates): the chosen one, each one's
+    # scores and the reranker's time. None for a job of one.
+    choice: dict | None = None
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,8 @@ def kept_fields(batch: BatchRun) -> dict[int, str]:
     for result in batch.results:
         output = {"text": result.text, "prompt_tokens": result.prompt_tokens, "new_tokens": result.new_tokens}
         output["finish_reason"] = result.finish_reason
+        if result.choice is not None:
+            output["choice"] = result.choice
         kept[result.job_id] = json.dumps({**record, "output": output})
     for job_id, reason in batch.failures.items():
         kept[job_id] = json.dumps({**record, "failure": reason})
@@ -72,7 +74,7 @@ def batches_from_kept(jobs: list[QueuedJob]) -> list[BatchRun]:
             picked_at = kept["picked"][str(job.job_id)]
             result = JobResult(
                 job.job_id, output["text"], output["prompt_tokens"], output["new_tokens"], picked_at,
-                finish_reason=output.get("finish_reason", "stop"),
+                finish_reason=output.get("finish_reason", "stop"), choice=output.get("choice"),
             )  # fmt: skip
             batch.results.append(result)
         else:

@@ -129,10 +129,10 @@ end
 
 # KEYS: lane, deadlines, leased, owners, busy. ARGV: job key prefix, lane key prefix, max_count, max_tokens,
 # est_ms by batch size, lease_ms, worker. Takes jobs in rank order into a lease, up to the count and the
-# padded token budget (batch size times the longest prompt). Expiry as planning.expires rules, in rank
-# order: a job that cannot finish by its deadline even if run now, in a batch of as many jobs as still wait
-# (up to max_count; batch_ms_of_size), is expired instead of taken (not one whose output is kept: it only
-# needs storing).
+# padded token budget (the batch's rows, one per candidate of each job, times the longest prompt). Expiry as
+# planning.expires rules, in rank order: a job that cannot finish by its deadline even if run now, in a batch
+# of as many jobs as still wait (up to max_count; batch_ms_of_size), is expired instead of taken (not one whose
+# output is kept: it only needs storing).
 _TAKE = (
     _NOW
     + _EXPIRE_FN
@@ -141,7 +141,7 @@ local max_count, max_tokens = tonumber(ARGV[3]), tonumber(ARGV[4])
 local sizes, waiting = by_size(ARGV[5]), redis.call('ZCARD', KEYS[1])
 local lease_ms = tonumber(ARGV[6])
 local taken, expired = {}, {}
-local longest = 0
+local longest, rows = 0, 0  -- rows: a job of n candidates is n rows of the batch (inference.candidates)
 local ids = redis.call('ZRANGE', KEYS[1], 0, max_count * 4 + 16)
 for _, id in ipairs(ids) do
   local key = ARGV[1] .. id
@@ -155,9 +155,11 @@ for _, id in ipairs(ids) do
   else
     if #taken >= max_count then break end
     local tokens = tonumber(redis.call('HGET', key, 'prompt_tokens')) or 0
-    local padded = math.max(longest, tokens) * (#taken + 1)
+    local job_rows = tonumber(redis.call('HGET', key, 'rows')) or 1
+    local padded = math.max(longest, tokens) * (rows + job_rows)
     if #taken > 0 and padded > max_tokens then break end
     longest = math.max(longest, tokens)
+    rows = rows + job_rows
     redis.call('ZREM', KEYS[1], id)
     owner_waiting(KEYS[4], key, -1)
     redis.call('ZREM', KEYS[2], id)
@@ -347,12 +349,13 @@ end
 local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 if #ids == 0 then return {0, 0, 0, 0, now, held} end
 local head = ARGV[1] .. ids[1]
-local longest = 0
+local longest, rows = 0, 0
 for _, id in ipairs(ids) do
   longest = math.max(longest, tonumber(redis.call('HGET', ARGV[1] .. id, 'prompt_tokens')) or 0)
+  rows = rows + (tonumber(redis.call('HGET', ARGV[1] .. id, 'rows')) or 1)
 end
 return {redis.call('ZCARD', KEYS[1]), tonumber(redis.call('HGET', head, 'enqueued_ms')) or now,
-        tonumber(redis.call('HGET', head, 'deadline_ms')) or now, longest * #ids, now, held}
+        tonumber(redis.call('HGET', head, 'deadline_ms')) or now, longest * rows, now, held}
 """
 )
 
@@ -377,6 +380,11 @@ class QueuedJob:
     place: str = ""  # the place admission held for it until it is queued (JobQueue.hold_place)
     decoding: Decoding = GREEDY  # sampling, stop strings, raw prompt, streaming (inference.decoding)
 
+    @property
+    def rows(self) -> int:
+        """The rows it takes in its batch: one per candidate (inference.candidates)."""
+        return self.decoding.candidates
+
     def to_fields(self) -> dict[str, str]:
         return {
             "job_id": str(self.job_id),
@@ -391,6 +399,7 @@ class QueuedJob:
             "cache_key": self.cache_key,
             "owner": self.owner,
             "decoding": self.decoding.to_json(),
+            "rows": str(self.rows),  # what the take script counts in the token budget
         }
 
     @classmethod

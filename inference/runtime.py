@@ -255,15 +255,24 @@ class _RowSampling(LogitsProcessor):
 
 class _RepeatControl(LogitsProcessor):
     """The rows that control their repeats (inference.repetition), each judged on its own output: what follows
-    the batch's prompt length (rows are left-padded). A row that has ended is left alone."""
+    the batch's prompt length (rows are left-padded). Only the tokens new since the last step are read from the
+    device, once for all rows. A row that has ended is left alone."""
 
     def __init__(self, guards: dict[int, RepeatGuard], rows: Rows, prompt_length: int):
         self.guards, self.rows, self.prompt_length = guards, rows, prompt_length
+        self.made: dict[int, list[int]] = {row: [] for row in guards}
+        self.read = 0  # generated positions read so far (pauses included: input_ids only grows)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        generated = input_ids.shape[1] - self.prompt_length
+        if generated > self.read:
+            rows = list(self.guards)
+            for row, tokens in zip(rows, input_ids[rows, self.prompt_length + self.read :].tolist(), strict=True):
+                self.made[row].extend(tokens)
+            self.read = generated
         for row, guard in self.guards.items():
             if not self.rows.done[row]:
-                guard.apply(input_ids[row, self.prompt_length :].tolist(), scores[row])
+                guard.apply(self.made[row], scores[row])
         return scores
 
 

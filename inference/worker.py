@@ -303,7 +303,8 @@ class BatchWorker:
             [generation] = output.generations
             batch.padded_tokens += output.padded_tokens
             counts = (generation.prompt_tokens, generation.new_tokens)
-            result = JobResult(job.job_id, generation.text, *counts, job.picked_at, generation.finish_reason)
+            result = JobResult(job.job_id, generation.text, *counts, job.picked_at, generation.finish_reason,
+                               choice=generation.choice)  # fmt: skip
             batch.results.append(result)
         return batch
 

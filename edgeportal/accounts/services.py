@@ -51,6 +51,21 @@ DEMO_TEMPLATES = [
         ],
     },
     {
+        "slug": "inspection-steps",
+        "title": "Inspection steps (best of three)",
+        "description": "A machine reports a fault: inspection steps for the technician. Three answers are made in "
+        "one batch and the CPU reranker keeps the one that names the machine, in English, without loops.",
+        "body": "{machine} reports {fault}. Give inspection steps for the technician in English.",
+        "system_prompt": "You are a concise assistant on a factory floor.",
+        "language": "en",
+        "max_new_tokens": 64,
+        "candidates": 3,
+        "variables": [
+            {"name": "machine", "max_length": 40, "help": "The machine and its id.", "example": "Press line PLC P3"},
+            {"name": "fault", "max_length": 120, "example": "current fluctuation"},
+        ],
+    },
+    {
         "slug": "line-incident",
         "title": "Line incident: ticket, MES and screen",
         "description": "One event, three consumers: a Chinese quality ticket, an English MES record (JSON) and a "

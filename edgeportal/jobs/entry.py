@@ -127,6 +127,7 @@ def job_submit(
             deadline_ms=_deadline_ms(deadline_ms, template, source, scheduler, lane),
             lane=lane,
             prompt_tokens=tokens,
+            rows=template.candidates if template is not None else 1,
             owner=queue_owner(
                 source_id=source.pk if source is not None else None,
                 user_id=user.pk if user is not None and user.is_authenticated else None,
@@ -305,6 +306,7 @@ class Ticket:
     lane: str
     prompt_tokens: int
     owner: str = ""  # the sender, for its share of the queue
+    rows: int = 1  # the rows it takes in its batch: one per candidate (inference.candidates)
 
 
 def _priority(raw: object) -> str:
@@ -343,7 +345,7 @@ def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> tuple[Pool, str]:
         for pool in pools_for(ticket.model):
             queue = get_queue(pool)
             estimate = admission_estimate(queue, scheduler, lane=ticket.lane, priority=ticket.priority,
-                                          deadline_ms=ticket.deadline_ms, tokens=ticket.prompt_tokens,
+                                          deadline_ms=ticket.deadline_ms, tokens=ticket.prompt_tokens * ticket.rows,
                                           prior=batch_time_prior(ticket.model), hold=True)  # fmt: skip
             finish_ms = math.inf if estimate.finish_ms is None else estimate.finish_ms
             # A pool none of whose live workers serves the lane goes last: its jobs would wait for a worker.
@@ -444,6 +446,15 @@ def _with_repeat_control(decoding: Decoding, template) -> Decoding:
                    repetition_penalty=settings.EDGE_REPETITION_PENALTY)  # fmt: skip
 
 
+def _with_candidates(decoding: Decoding, template) -> Decoding:
+    """A template's candidates (inference.candidates), checked against its language by the reranker. Such a
+    job does not stream: which candidate answers is known only once all are made. Its candidates are drawn
+    from fixed seeds: the same request gets the same answer, and the prompt cache may keep it."""
+    if template is None or template.candidates <= 1:
+        return decoding
+    return replace(decoding, candidates=template.candidates, language=template.language, stream=False)
+
+
 def _accept(template, text, values, source, user, started: float, ticket: Ticket, scheduler, own, decoding) -> Job:
     now = timezone.now()
     fields = {
@@ -460,7 +471,7 @@ def _accept(template, text, values, source, user, started: float, ticket: Ticket
         "deadline_at": now + timedelta(milliseconds=ticket.deadline_ms),
         "prompt_tokens": ticket.prompt_tokens,
     }
-    decoding = _with_repeat_control(decoding, template)
+    decoding = _with_candidates(_with_repeat_control(decoding, template), template)
     if decoding.sampled and decoding.seed is None:
         # Its own seed, kept with it: a batch that runs again (a retry, a worker's crash) draws the same text,
         # so what was streamed stays the start of what is stored.

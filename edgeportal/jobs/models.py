@@ -56,6 +56,11 @@ class Job(models.Model):
     finish_reason = models.CharField(
         max_length=10, blank=True, help_text=_("Why its output ended: stop (its end, or a stop string) or length.")
     )
+    choice = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_("Why this answer, for a job of several candidates: each one's scores and the chosen one."),
+    )
     batch = models.ForeignKey(
         "latency.BatchRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
     )

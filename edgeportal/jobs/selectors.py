@@ -83,8 +83,10 @@ def job_as_json(job: Job) -> dict:
             "window_wait_ms": latency.window_wait_ms if latency else None,
             "inference_ms": latency.inference_ms if latency else None,
             "first_token_ms": latency.first_token_ms if latency else None,
+            "rerank_ms": latency.rerank_ms if latency else None,
             "total_ms": latency.total_ms if latency else None,
         },
+        "choice": job.choice or None,  # a job of several candidates: each one's scores and the chosen one
         "outputs": [output_as_json(output) for output in job.outputs.all()] if job.has_outputs else None,
     }
 

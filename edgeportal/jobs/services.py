@@ -167,6 +167,7 @@ def batch_record(*, batch: BatchRun) -> BatchRecord | None:
         job.prompt_tokens = result.prompt_tokens if result else None
         job.output_tokens = result.new_tokens if result else None
         job.finish_reason = result.finish_reason if result else ""
+        job.choice = (result.choice or {}) if result else {}
         job.batch = record
         job.worker = batch.worker
         job.picked_at = _at(picked[job.pk])
@@ -177,10 +178,12 @@ def batch_record(*, batch: BatchRun) -> BatchRecord | None:
         open_jobs,
         [
             "status", "output", "error", "prompt_tokens", "output_tokens", "finish_reason", "batch", "worker",
-            "picked_at", "inference_started_at", "inference_ended_at", "finished_at", "cache_hit", "follows",
+            "picked_at", "inference_started_at", "inference_ended_at", "finished_at", "cache_hit", "follows", "choice",
         ],
     )  # fmt: skip
     latencies = [latency_for(job, batch_size=size, inference_ms=batch.inference_ms) for job in open_jobs]
+    for latency in latencies:
+        latency.rerank_ms = latency.job.choice.get("rerank_ms")
     if batch.first_token_at is not None:
         for latency in latencies:
             latency.first_token_ms = _ms(_at(batch.first_token_at), latency.job.created_at)

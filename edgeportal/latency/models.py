@@ -53,6 +53,9 @@ class JobLatency(models.Model):
     window_wait_ms = models.FloatField(null=True, help_text=_("Read into the window until inference started."))
     inference_ms = models.FloatField(null=True)
     first_token_ms = models.FloatField(null=True, help_text=_("Created until its batch decoded its first token."))
+    rerank_ms = models.FloatField(
+        null=True, help_text=_("The reranker's time choosing among the job's candidates (inside inference).")
+    )
     total_ms = models.FloatField(help_text=_("Created until finished."))
     batch_size = models.PositiveIntegerField(null=True)
     prompt_tokens = models.PositiveIntegerField(null=True)

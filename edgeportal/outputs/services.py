@@ -33,10 +33,12 @@ def spec_of(output: JobOutput) -> OutputSpec:
 
 
 def run_decoding(spec: OutputSpec, decoding: Decoding) -> Decoding:
-    """A JSON output's run is constrained to its schema (the runtime's json_schema); text runs as asked."""
+    """A JSON output's run is constrained to its schema (the runtime's json_schema), as one candidate: its schema
+    bounds it; a text output's candidates are judged in its own language."""
     if spec.format != "json":
-        return decoding
-    return replace(decoding, json_schema=json.dumps(spec.schema, separators=(",", ":"), sort_keys=True))
+        return replace(decoding, language=spec.language) if decoding.candidates > 1 else decoding
+    schema = json.dumps(spec.schema, separators=(",", ":"), sort_keys=True)
+    return replace(decoding, json_schema=schema, candidates=1, language="")
 
 
 def outputs_create(*, job: Job, specs: list[OutputSpec]) -> list[JobOutput]:

@@ -24,7 +24,10 @@ class PromptTemplateAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["title"]}
     filter_horizontal = ["sources"]
     inlines = [TemplateVersionInline]
-    formfield_overrides = {models.PositiveIntegerField: {"form_class": StrictIntegerField}}
+    formfield_overrides = {
+        models.PositiveIntegerField: {"form_class": StrictIntegerField},
+        models.PositiveSmallIntegerField: {"form_class": StrictIntegerField},
+    }
 
     def save_model(self, request, obj, form, change):
         template_save(template=obj, user=request.user)  # every change of content becomes a new version

@@ -38,6 +38,12 @@ class TemplateForm(forms.ModelForm):
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text=PromptTemplate._meta.get_field("outputs").help_text,
     )
+    candidates = StrictIntegerField(
+        label=_("Candidates"),
+        required=False,
+        initial=1,
+        help_text=PromptTemplate._meta.get_field("candidates").help_text,
+    )
     sample = JSONTextField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
@@ -49,7 +55,7 @@ class TemplateForm(forms.ModelForm):
         model = PromptTemplate
         fields = [
             "slug", "title", "description", "body", "system_prompt", "language", "max_new_tokens", "variables",
-            "outputs", "no_repeat_ngram", "repetition_penalty", "sources", "managers_may_use", "model",
+            "outputs", "no_repeat_ngram", "repetition_penalty", "candidates", "sources", "managers_may_use", "model",
         ]  # fmt: skip
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
@@ -66,6 +72,10 @@ class TemplateForm(forms.ModelForm):
     def clean_no_repeat_ngram(self):
         value = self.cleaned_data.get("no_repeat_ngram")
         return settings.EDGE_NO_REPEAT_NGRAM if value is None else value
+
+    def clean_candidates(self):
+        value = self.cleaned_data.get("candidates")
+        return 1 if value is None else value
 
     def clean_repetition_penalty(self):
         value = self.cleaned_data.get("repetition_penalty")

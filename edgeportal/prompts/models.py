@@ -12,12 +12,12 @@ from edgeportal.outputs.spec import OutputSpec, OutputSpecError, parse_outputs
 from edgeportal.prompts.guard import RAW_LENGTH_FACTOR
 from edgeportal.prompts.rendering import TemplateSyntaxProblem, template_variables
 from edgeportal.prompts.variables import Variable, VariableError, parse_spec
-from inference.decoding import repeat_control_problem
+from inference.decoding import MAX_CANDIDATES, repeat_control_problem
 
 # What the model sees: a change to any of these makes a new version (and new cache keys).
 CONTENT_FIELDS = (
     "body", "system_prompt", "language", "max_new_tokens", "variables", "outputs", "no_repeat_ngram",
-    "repetition_penalty",
+    "repetition_penalty", "candidates",
 )  # fmt: skip
 
 
@@ -68,6 +68,12 @@ class PromptTemplate(models.Model):
         default=default_repetition_penalty,
         help_text=_("Makes tokens the output already has less likely again (1 to 2; 1: off)."),
     )
+    candidates = models.PositiveSmallIntegerField(
+        default=1,
+        help_text=_(
+            "Answers generated per job in the same batch; the CPU reranker keeps the best (1 to 8; 1: no reranking)."
+        ),
+    )
     sources = models.ManyToManyField(
         "sources.Source",
         blank=True,
@@ -116,6 +122,8 @@ class PromptTemplate(models.Model):
                                              no_repeat_ngram=self.no_repeat_ngram):  # fmt: skip
             field, message = problem
             raise ValidationError({field: message[:1].upper() + message[1:]})
+        if not 1 <= self.candidates <= MAX_CANDIDATES:
+            raise ValidationError({"candidates": f"Must be between 1 and {MAX_CANDIDATES}."})
         catalog = model_catalog()
         if self.model and not catalog.knows(self.model):
             raise ValidationError({"model": f"Unknown model; this node serves {', '.join(catalog.names)}."})
@@ -140,6 +148,7 @@ class TemplateVersion(models.Model):
     outputs = models.JSONField(default=list, blank=True)
     no_repeat_ngram = models.PositiveSmallIntegerField(default=0)  # 0 and 1: what versions before them ran
     repetition_penalty = models.FloatField(default=1.0)
+    candidates = models.PositiveSmallIntegerField(default=1)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -15,7 +15,7 @@ from inference.integers import IntegerError, parse_int
 
 FIELDS = (
     "slug", "title", "description", "body", "system_prompt", "language", "max_new_tokens", "variables",
-    "outputs", "no_repeat_ngram", "repetition_penalty", "managers_may_use", "model",
+    "outputs", "no_repeat_ngram", "repetition_penalty", "candidates", "managers_may_use", "model",
 )  # fmt: skip
 REQUIRED = ("slug", "title", "body")
 TEXT = ("description", "system_prompt", "language", "model")
@@ -85,7 +85,7 @@ def _checked(item: object, index: int, seen: set[str]) -> tuple[PromptTemplate, 
     for field in ("variables", "outputs"):
         if field in item and item[field] is None:  # "variables:" with nothing after it
             item = {**item, field: []}
-    for field in ("max_new_tokens", "no_repeat_ngram"):  # their ranges: PromptTemplate.clean
+    for field in ("max_new_tokens", "no_repeat_ngram", "candidates"):  # their ranges: PromptTemplate.clean
         if field in item:
             try:
                 item = {**item, field: parse_int(item[field], field=field)}

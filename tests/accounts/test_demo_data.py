@@ -32,7 +32,8 @@ def test_the_first_run_creates_the_accounts_templates_and_source_and_prints_its_
     assert "shown once" in lines[-2]
     assert source_authenticate(authorization=f"Bearer {lines[-1]}").name == "line-a-camera"
     assert all(can_log_in(username, password) for username, password in DEMO_LOGINS.items())
-    assert PromptTemplate.objects.count() == 3
+    assert PromptTemplate.objects.count() == 4
+    assert PromptTemplate.objects.get(slug="inspection-steps").candidates == 3  # reranked, in English
     incident = PromptTemplate.objects.get(slug="line-incident")
     assert [spec.name for spec in incident.output_specs()] == ["ticket", "mes", "screen"]
     assert Board.objects.get(slug="line-a").is_public  # shows the screen output

@@ -73,6 +73,18 @@ def test_take_stops_at_the_count_and_at_the_padded_token_budget(queue):
     assert ids(take(queue, tokens=5)[0]) == [4]  # a job above the budget still runs, alone
 
 
+def test_a_job_of_several_candidates_counts_its_rows_in_the_token_budget_and_the_peek(queue):
+    from dataclasses import replace
+
+    from inference.decoding import Decoding
+
+    queue.enqueue(replace(job(1, tokens=10), decoding=Decoding(candidates=4)), deadline_in_ms=5_000)
+    queue.enqueue(job(2, tokens=10), deadline_in_ms=6_000)
+    assert queue.peek("short", 10).padded_tokens == 50  # 4 rows and 1, padded to 10 tokens
+    assert ids(take(queue, tokens=45)[0]) == [1]  # 50 > 45: job 2 waits for the next batch
+    assert ids(take(queue, tokens=45)[0]) == [2]
+
+
 def test_lanes_are_separate(queue):
     queue.enqueue(job(1, lane="long", tokens=500), deadline_in_ms=1_000)
     queue.enqueue(job(2), deadline_in_ms=5_000)

@@ -36,7 +36,7 @@ def test_a_job_reads_back_with_nulls_until_known(api):
     body = api.get(job_id).json()
     assert body["status"] == "queued" and body["output"] is None and body["batch_id"] is None
     assert body["latency"] == dict.fromkeys(
-        ["queue_wait_ms", "window_wait_ms", "inference_ms", "first_token_ms", "total_ms"]
+        ["queue_wait_ms", "window_wait_ms", "inference_ms", "first_token_ms", "rerank_ms", "total_ms"]
     )
     for key in (
         "id",

@@ -1,5 +1,5 @@
-"""Repetition control per template and for free prompts: its range, its versions, its import and export, and
-the decoding its jobs are queued with (inference.repetition runs it)."""
+"""How a template's jobs are decoded: repetition control (also for free prompts) and candidates, their range,
+their versions, their import and export, and the decoding its jobs are queued with."""
 
 import pytest
 import yaml
@@ -18,11 +18,11 @@ pytestmark = pytest.mark.django_db
 
 def test_a_new_template_takes_the_nodes_defaults(settings):
     assert (make_template(slug="a", title="A", body="Hi.").no_repeat_ngram, PromptTemplate().repetition_penalty) == (
-        4, 1.0,
+        4, 1.15,
     )  # fmt: skip
-    settings.EDGE_NO_REPEAT_NGRAM, settings.EDGE_REPETITION_PENALTY = 3, 1.1
+    settings.EDGE_NO_REPEAT_NGRAM, settings.EDGE_REPETITION_PENALTY = 3, 1.3
     template = make_template(slug="b", title="B", body="Hi.")
-    assert (template.no_repeat_ngram, template.repetition_penalty) == (3, 1.1)
+    assert (template.no_repeat_ngram, template.repetition_penalty) == (3, 1.3)
 
 
 @pytest.mark.parametrize(
@@ -79,7 +79,7 @@ def test_the_editor_refuses_a_bad_control_with_a_message(client, admin_user):
     assert PromptTemplate.objects.get(slug="notice").repetition_penalty == 1.3
     assert client.post("/templates/new/", form_data(slug="plain")).status_code == 302  # left out: the defaults
     plain = PromptTemplate.objects.get(slug="plain")
-    assert (plain.no_repeat_ngram, plain.repetition_penalty) == (4, 1.0)
+    assert (plain.no_repeat_ngram, plain.repetition_penalty) == (4, 1.15)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -87,7 +87,7 @@ def test_a_jobs_decoding_carries_its_templates_control_or_the_nodes(queue, setti
     make_template(slug="t", title="T", body="Describe {x}.", no_repeat_ngram=0, repetition_penalty=1.2)
     job = job_submit(template_slug="t", variables={"x": "a dent"}, allow_free_prompt=False)
     assert Decoding.from_dict(job.decoding) == Decoding(repetition_penalty=1.2)
-    settings.EDGE_NO_REPEAT_NGRAM = 5
+    settings.EDGE_NO_REPEAT_NGRAM, settings.EDGE_REPETITION_PENALTY = 5, 1.0
     free = job_submit(prompt="Describe a dent.", allow_free_prompt=True)
     assert Decoding.from_dict(free.decoding) == Decoding(no_repeat_ngram=5)
     taken, _ = queue.take("short", worker="w", max_count=10, max_tokens=10**6, est_ms=0, lease_ms=60_000)
@@ -99,3 +99,30 @@ def test_a_bad_setting_stops_the_node_at_start_with_a_clear_message():
     assert result.returncode != 0 and "EDGE_NO_REPEAT_NGRAM must be 0 (off) or between 2 and 16" in result.stderr
     result = manage("check", EDGE_REPETITION_PENALTY="lots")
     assert result.returncode != 0 and "EDGE_REPETITION_PENALTY must be between 1 (off) and 2" in result.stderr
+
+
+def test_candidates_are_checked_versioned_and_exported():
+    for bad in (0, 9):
+        with pytest.raises(ValidationError, match="between 1 and 8"):
+            make_template(slug=f"bad{bad}", title="T", body="Hi.", candidates=bad)
+    template = make_template(slug="t", title="T", body="Hi.")
+    assert template.candidates == 1
+    template.candidates = 4
+    assert template_save(template=template).candidates == 4  # a new version: what the model makes changed
+    exported = yaml.safe_load(templates_export())["templates"][0]
+    assert exported["candidates"] == 4
+    with pytest.raises(ImportProblem, match="template 't' candidates: "):
+        templates_import(yaml.safe_dump({"templates": [{**exported, "candidates": "four"}]}))
+
+
+def test_an_output_run_is_judged_in_its_own_language_and_a_json_run_has_one_candidate():
+    from edgeportal.outputs.services import run_decoding
+    from edgeportal.outputs.spec import parse_outputs
+
+    text, record = parse_outputs(
+        [{"name": "ticket", "language": "zh"}, {"name": "mes", "format": "json", "schema": {"type": "object"}}],
+        default_language="en",
+    )
+    asked = Decoding(candidates=3, language="en")
+    assert run_decoding(text, asked) == Decoding(candidates=3, language="zh")
+    assert (run_decoding(record, asked).candidates, run_decoding(record, asked).language) == (1, "")
