@@ -34,9 +34,25 @@ class EdgePortalBatchLoop(BatchLoopStep):
         return DatabaseSink()
 
     def engine_for_jobs(self, model):
+        """The model, with candidates picked by the CPU reranker. Where a template asks for candidates, the
+        reranker's embedding model loads here, in the batch thread, once the model has loaded: a second thread
+        importing transformers at the same time as the model's loading can fail (its lazy imports are not
+        thread-safe), and the first reranked batch need not wait for it."""
+        from django.db import DatabaseError
+
         from edgeportal.outputs.reranking import reranker_embedder, reranker_pick
+        from edgeportal.prompts.models import PromptTemplate
         from inference.candidates import WithCandidates
 
+        try:
+            wanted = PromptTemplate.objects.filter(candidates__gt=1).exists()
+        except DatabaseError:  # the database is not up yet: it loads with the first reranked batch
+            wanted = False
+        if wanted:
+            try:
+                reranker_embedder()
+            except Exception:  # the first candidate answers meanwhile, and the job says why
+                logging.getLogger(__name__).exception("could not load the reranker's embedding model")
         return WithCandidates(model, reranker_pick(reranker_embedder))
 
     def redis_settings(self):
@@ -46,38 +62,23 @@ class EdgePortalBatchLoop(BatchLoopStep):
 
 
 def _language_detector_warm() -> None:
-    """Where templates declare outputs or candidates, build the language detector (seconds, about 440 MiB) and,
-    for candidates, the reranker's embedding model beside the model loading, so the first output checked or
-    reranked does not hold its batch's results that long."""
+    """Where templates declare outputs or candidates (whose reranker checks languages), build the language
+    detector (seconds, about 440 MiB) beside the model loading, so the first output checked or reranked does not
+    hold its batch's results that long."""
     import threading
 
     from django.db import DatabaseError
+    from django.db.models import Q
 
     from edgeportal.outputs.language import language_detector
-    from edgeportal.outputs.reranking import reranker_embedder
     from edgeportal.prompts.models import PromptTemplate
 
     try:
-        declared = PromptTemplate.objects.exclude(outputs=[]).exists()
-        candidates = PromptTemplate.objects.filter(candidates__gt=1).exists()
-    except DatabaseError:  # the database is not up yet: they load with the first output checked or reranked
+        declared = PromptTemplate.objects.filter(~Q(outputs=[]) | Q(candidates__gt=1)).exists()
+    except DatabaseError:  # the database is not up yet: the detector loads with the first output checked
         return
-    if declared or candidates:
+    if declared:
         threading.Thread(target=language_detector, name="language-detector-warm", daemon=True).start()
-    if candidates:
-        threading.Thread(target=_quietly(reranker_embedder), name="reranker-warm", daemon=True).start()
-
-
-def _quietly(load):
-    """A warm-up in a thread: a failure is logged, and happens again (with its reason) where it is needed."""
-
-    def run():
-        try:
-            load()
-        except Exception:
-            logging.getLogger(__name__).exception("could not load the reranker's embedding model")
-
-    return run
 
 
 app.steps["worker"].add(EdgePortalBatchLoop)

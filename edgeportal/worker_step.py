@@ -98,10 +98,10 @@ class BatchLoopStep(bootsteps.StartStopStep):
         failure: list[Exception] = []
 
         def load_and_run() -> None:
-            from inference.runtime import load_engine_from_env  # torch: only in the worker
-
             lower_cpu_priority(nice)
-            try:
+            try:  # an import that fails too must end the start, not leave it waiting for `loaded` forever
+                from inference.runtime import load_engine_from_env  # torch: only in the worker
+
                 model = load_engine_from_env()
                 queue = pool_queue(url, base, model.identity)
                 store = SettingsStore(queue, defaults)
