@@ -154,8 +154,8 @@ for _, id in ipairs(ids) do
     expire(ARGV[1], ARGV[2], KEYS[2], id, expired, KEYS[4], est)
   else
     if #taken >= max_count then break end
-    local tokens = tonumber(redis.call('HGET', key, 'prompt_tokens')) or 0
-    local job_rows = tonumber(redis.call('HGET', key, 'rows')) or 1
+    local counts = redis.call('HMGET', key, 'prompt_tokens', 'rows')
+    local tokens, job_rows = tonumber(counts[1]) or 0, tonumber(counts[2]) or 1
     local padded = math.max(longest, tokens) * (rows + job_rows)
     if #taken > 0 and padded > max_tokens then break end
     longest = math.max(longest, tokens)
@@ -351,8 +351,9 @@ if #ids == 0 then return {0, 0, 0, 0, now, held} end
 local head = ARGV[1] .. ids[1]
 local longest, rows = 0, 0
 for _, id in ipairs(ids) do
-  longest = math.max(longest, tonumber(redis.call('HGET', ARGV[1] .. id, 'prompt_tokens')) or 0)
-  rows = rows + (tonumber(redis.call('HGET', ARGV[1] .. id, 'rows')) or 1)
+  local counts = redis.call('HMGET', ARGV[1] .. id, 'prompt_tokens', 'rows')
+  longest = math.max(longest, tonumber(counts[1]) or 0)
+  rows = rows + (tonumber(counts[2]) or 1)
 end
 return {redis.call('ZCARD', KEYS[1]), tonumber(redis.call('HGET', head, 'enqueued_ms')) or now,
         tonumber(redis.call('HGET', head, 'deadline_ms')) or now, longest * rows, now, held}

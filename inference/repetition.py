@@ -32,24 +32,24 @@ class RepeatGuard:
     def __init__(self, decoding: Decoding):
         self.penalty = decoding.repetition_penalty
         self.n = decoding.no_repeat_ngram
-        self.seen: list[int] = []  # the row's generated tokens taken in so far
+        self.taken = 0  # how many of the row's generated tokens are counted below (the caller keeps them)
         self.distinct: set[int] = set()
         self.next_of: dict[tuple[int, ...], set[int]] = {}  # each (n-1)-token run -> the tokens that followed it
 
     def _take_in(self, made: Sequence[int]) -> None:
-        for token in made[len(self.seen) :]:
-            self.seen.append(token)
-            self.distinct.add(token)
-            if self.n > 0 and len(self.seen) >= self.n:
-                run = tuple(self.seen[len(self.seen) - self.n : -1])
-                self.next_of.setdefault(run, set()).add(token)
+        for end in range(self.taken + 1, len(made) + 1):
+            self.distinct.add(made[end - 1])
+            if self.n > 0 and end >= self.n:
+                self.next_of.setdefault(tuple(made[end - self.n : end - 1]), set()).add(made[end - 1])
+        self.taken = len(made)
 
     def banned(self, made: Sequence[int]) -> set[int]:
-        """The tokens that would repeat an n-gram of the row's output, after the tokens it made so far."""
+        """The tokens that would repeat an n-gram of the row's output, after the tokens it made so far (the same
+        list each step, grown by the new ones)."""
         self._take_in(made)
-        if self.n <= 0 or len(self.seen) < self.n - 1:
+        if self.n <= 0 or len(made) < self.n - 1:
             return set()
-        return self.next_of.get(tuple(self.seen[len(self.seen) - self.n + 1 :]) if self.n > 1 else (), set())
+        return self.next_of.get(tuple(made[len(made) - self.n + 1 :]) if self.n > 1 else (), set())
 
     def apply(self, made: Sequence[int], scores: torch.Tensor) -> None:
         """Adjust this row's scores (one row's 1-D logits, in place) after the tokens it generated so far."""
