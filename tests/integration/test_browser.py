@@ -70,7 +70,11 @@ def test_a_manager_picks_a_template_card_fills_it_and_submits_with_the_keyboard_
     page.keyboard.press("Enter")
     expect(page.get_by_test_id("template-cards")).to_be_visible()
     _tab_to(page, "input[name=template]")
+    # htmx listens on the new form only once it has settled: keys typed before that would start no preview.
+    page.evaluate("window.formSettled = false; document.body.addEventListener('htmx:afterSettle', "
+                  "() => { window.formSettled = true }, {once: true})")  # fmt: skip
     page.keyboard.press("ArrowUp")  # from the free prompt (checked) to the template's card: its form comes in
+    page.wait_for_function("window.formSettled")
     expect(page.locator("#id_var_line")).to_be_visible()
     _tab_to(page, "#id_var_line")
     page.keyboard.press("ArrowDown")
