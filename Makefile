@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run dev test messages screenshots fuzz lint format bench bench-cache bench-overload bench-phases bench-web bench-dashboard bench-openai bench-engines bench-outputs bench-languages bench-quality chaos clean
+.PHONY: install run dev test messages screenshots fuzz lint format bench bench-cache bench-overload bench-phases bench-web bench-dashboard bench-openai bench-engines bench-outputs bench-languages bench-quality bench-routing chaos clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -78,6 +78,10 @@ bench-languages: install
 bench-quality: install
 	$(PY) manage.py prepare_model
 	$(PY) bench/quality.py
+
+# The free-prompt form's template suggestion on labelled prompts in zh, en, es and de: top-1, "none" kept (seconds).
+bench-routing: install
+	$(PY) bench/routing.py
 
 bench-cache: install
 	scripts/ensure-redis.sh

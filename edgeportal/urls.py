@@ -18,6 +18,7 @@ jobs_patterns = (
         path("", jobs_views.job_list, name="list"),
         path("new/", jobs_views.job_new, name="new"),
         path("new/preview/", jobs_views.job_preview, name="preview"),
+        path("new/route/", jobs_views.job_route, name="route"),
         path("<int:job_id>/", jobs_views.job_detail, name="detail"),
     ],
     "jobs",

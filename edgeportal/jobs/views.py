@@ -1,5 +1,6 @@
 """Manager pages: submit a job, list jobs, watch one; htmx requests get only the fragment."""
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -14,6 +15,7 @@ from edgeportal.jobs.forms import VARIABLE_PREFIX, JobSubmitForm
 from edgeportal.jobs.models import Job
 from edgeportal.jobs.previews import SubmitPreview, submit_preview
 from edgeportal.prompts.models import PromptTemplate
+from edgeportal.prompts.routing import template_suggestions
 
 
 def _templates_for(user):
@@ -114,6 +116,20 @@ def job_preview(request):
         return render(request, "jobs/submit_preview.html", {"preview": SubmitPreview(problem=template_error)})
     form = JobSubmitForm(request.POST, template=template)
     return render(request, "jobs/submit_preview.html", {"preview": _preview(form, template)})
+
+
+@require_POST
+@manager_required
+def job_route(request):
+    """The free prompt's template suggestion (htmx, on input): the templates this user may pick that are
+    closest to what is typed, or nothing."""
+    if not request.user.has_perm("jobs.submit_free_prompt"):
+        raise PermissionDenied(_("You may only submit jobs from prompt templates."))
+    prompt = request.POST.get("prompt", "")
+    if len(prompt) > settings.EDGE_MAX_PROMPT_CHARS:  # the form refuses it too; no work for a prompt never sent
+        return render(request, "jobs/submit_route.html", {"suggestions": []}, status=400)
+    suggestions = template_suggestions(prompt, _templates_for(request.user))
+    return render(request, "jobs/submit_route.html", {"suggestions": suggestions})
 
 
 @manager_required

@@ -89,3 +89,26 @@ def test_a_manager_picks_a_template_card_fills_it_and_submits_with_the_keyboard_
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/jobs/\d+/$"))
     expect(page.get_by_test_id("job-scheduling")).to_contain_text("high")
+
+
+def test_a_manager_types_a_free_prompt_and_switches_to_the_template_it_suggests(live_server, page, manager):
+    from tests.conftest import make_template
+
+    make_template(
+        slug="defect-qa", title="Defect description for QA", description="A camera found a defect: describe it.",
+        body="Camera {camera} detected {defect}. Write a short defect description for QA.",
+    )  # fmt: skip
+    page.goto(f"{live_server.url}/jobs/new/")
+    page.fill("#id_username", "mia-manager")
+    page.fill("#id_password", "pw-manager")
+    page.click("main button[type=submit]")
+    page.wait_for_load_state()  # htmx has set up the prompt's listeners
+    page.locator("#id_prompt").press_sequentially("Camera C7 saw a dent on the door panel, describe the defect for QA")
+    suggestion = page.get_by_test_id("route-suggestion")
+    expect(suggestion).to_contain_text("This looks like Defect description for QA.")
+    page.evaluate("window.samePage = true")  # lost if the link reloads the page instead
+    suggestion.get_by_role("link").click()  # picks the template's card, as a click on it would
+    expect(page.locator("#id_var_camera")).to_be_visible()
+    assert page.evaluate("window.samePage") is True
+    expect(page.locator(".picker input[value=defect-qa]")).to_be_checked()
+    expect(page).to_have_url(re.compile(r"/jobs/new/\?template=defect-qa$"))
