@@ -16,6 +16,8 @@ in turn, so a slower minute of the machine weighs on all of them alike. Per sett
 
 `hf-penalty-prompt` is transformers' own repetition_penalty and no_repeat_ngram_size, which count the prompt's
 tokens too: run through the model's generate() on the engine's own encoding (transformers engine only).
+
+Then bench/semantic.py: the semantic prompt cache's precision on its labelled pairs (its own section).
 """
 
 from __future__ import annotations
@@ -326,6 +328,9 @@ def main() -> None:
     text = section(report, command=command, model=model, engine=args.engine, rows=len(rows),
                    max_new_tokens=args.max_new_tokens)  # fmt: skip
     write_section("quality", text)
+    import semantic  # the semantic cache's precision: the same embeddings, its own labelled set
+
+    semantic.run(write=True, command=command)
 
 
 if __name__ == "__main__":

@@ -34,18 +34,22 @@ class EdgePortalBatchLoop(BatchLoopStep):
         return DatabaseSink()
 
     def engine_for_jobs(self, model):
-        """The model, with candidates picked by the CPU reranker. Where a template asks for candidates, the
-        reranker's embedding model loads here, in the batch thread, once the model has loaded: a second thread
-        importing transformers at the same time as the model's loading can fail (its lazy imports are not
-        thread-safe), and the first reranked batch need not wait for it."""
+        """The model, with candidates picked by the CPU reranker, and the semantic prompt cache in front of it
+        (both on the reranker's embeddings). Where a template asks for either, the embedding model loads here,
+        in the batch thread, once the model has loaded: a second thread importing transformers at the same
+        time as the model's loading can fail (its lazy imports are not thread-safe), and the first reranked
+        batch need not wait for it."""
         from django.db import DatabaseError
+        from django.db.models import Q
 
         from edgeportal.outputs.reranking import reranker_embedder, reranker_pick
         from edgeportal.prompts.models import PromptTemplate
+        from edgeportal.prompts.semantic_cache import semantic_lookup, semantic_store
         from inference.candidates import WithCandidates
+        from inference.semantic_cache import WithSemanticCache
 
         try:
-            wanted = PromptTemplate.objects.filter(candidates__gt=1).exists()
+            wanted = PromptTemplate.objects.filter(Q(candidates__gt=1) | Q(semantic_cache__isnull=False)).exists()
         except DatabaseError:  # the database is not up yet: it loads with the first reranked batch
             wanted = False
         if wanted:
@@ -53,7 +57,8 @@ class EdgePortalBatchLoop(BatchLoopStep):
                 reranker_embedder()
             except Exception:  # the first candidate answers meanwhile, and the job says why
                 logging.getLogger(__name__).exception("could not load the reranker's embedding model")
-        return WithCandidates(model, reranker_pick(reranker_embedder))
+        picked = WithCandidates(model, reranker_pick(reranker_embedder))
+        return WithSemanticCache(picked, semantic_lookup(reranker_embedder), semantic_store)
 
     def redis_settings(self):
         from django.conf import settings

@@ -17,6 +17,7 @@ class JobResult:
     picked_at: float
     finish_reason: str = "stop"  # or "length": it reached its token limit
     choice: dict | None = None  # why this answer, for a job of several candidates (inference.candidates)
+    cached: dict | None = None  # taken from the semantic cache: its similarity (inference.semantic_cache)
 
 
 @dataclass

@@ -10,7 +10,7 @@ reads it without torch.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,20 @@ class Decoding:
     # first decoded as above, the others sampled. The language its output must be in is one of its checks.
     candidates: int = 1
     language: str = ""
+    # The semantic prompt cache (inference.semantic_cache): a job may take the answer of an earlier one whose
+    # request was as close as this cosine (0: off), in the same group (template version, its fixed values and
+    # settings); its request's free text is what is compared.
+    semantic_threshold: float = 0.0
+    semantic_group: str = ""
+    semantic_text: str = ""
 
     @property
     def sampled(self) -> bool:
         return self.temperature > 0
+
+    def without_cache_fields(self) -> Decoding:
+        """What decides the output: streamed or not, the semantic cache or not, the same text."""
+        return replace(self, stream=False, semantic_threshold=0.0, semantic_group="", semantic_text="")
 
     def to_json(self) -> str:
         """Only what differs from greedy chat, so a plain job carries an empty string."""
@@ -66,6 +76,8 @@ GREEDY = Decoding()
 NGRAM_SIZES = (2, 16)  # or 0: off
 PENALTIES = (1.0, 2.0)  # 1: off; above 2 an answer loses its common words
 MAX_CANDIDATES = 8  # a job of n candidates takes n rows of its batch
+# A template's semantic cache threshold: below 0.8 unrelated requests of one template start to match.
+SEMANTIC_THRESHOLDS = (0.8, 0.999)
 
 
 def repeat_control_problem(*, repetition_penalty: float, no_repeat_ngram: int) -> tuple[str, str] | None:

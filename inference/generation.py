@@ -22,6 +22,8 @@ class Generation:
     # Why this answer, for a job of several candidates (inference.candidates): the chosen one, each one's
     # scores and the reranker's time. None for a job of one.
     choice: dict | None = None
+    # Taken from the semantic prompt cache (inference.semantic_cache): the similarity and the request it matched.
+    cached: dict | None = None
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ def kept_fields(batch: BatchRun) -> dict[int, str]:
         output["finish_reason"] = result.finish_reason
         if result.choice is not None:
             output["choice"] = result.choice
+        if result.cached is not None:
+            output["cached"] = result.cached
         kept[result.job_id] = json.dumps({**record, "output": output})
     for job_id, reason in batch.failures.items():
         kept[job_id] = json.dumps({**record, "failure": reason})
@@ -75,6 +77,7 @@ def batches_from_kept(jobs: list[QueuedJob]) -> list[BatchRun]:
             result = JobResult(
                 job.job_id, output["text"], output["prompt_tokens"], output["new_tokens"], picked_at,
                 finish_reason=output.get("finish_reason", "stop"), choice=output.get("choice"),
+                cached=output.get("cached"),
             )  # fmt: skip
             batch.results.append(result)
         else:

@@ -304,7 +304,7 @@ class BatchWorker:
             batch.padded_tokens += output.padded_tokens
             counts = (generation.prompt_tokens, generation.new_tokens)
             result = JobResult(job.job_id, generation.text, *counts, job.picked_at, generation.finish_reason,
-                               choice=generation.choice)  # fmt: skip
+                               choice=generation.choice, cached=generation.cached)  # fmt: skip
             batch.results.append(result)
         return batch
 

@@ -46,6 +46,7 @@ from edgeportal.prompts.guard import (
 from edgeportal.prompts.models import PromptTemplate
 from edgeportal.prompts.rendering import RenderError, fill, render
 from edgeportal.prompts.selectors import guard_rules
+from edgeportal.prompts.semantic_cache import semantic_decoding
 from edgeportal.prompts.tokens import count_tokens
 from edgeportal.prompts.variables import VariableError
 from edgeportal.sources.models import Source
@@ -476,21 +477,23 @@ def _accept(template, text, values, source, user, started: float, ticket: Ticket
         # Its own seed, kept with it: a batch that runs again (a retry, a worker's crash) draws the same text,
         # so what was streamed stays the start of what is stored.
         decoding = replace(decoding, seed=secrets.randbelow(2**63))
-    fields["decoding"] = decoding.as_dict() if decoding != GREEDY else {}
     if template is not None and (specs := template.output_specs()):
+        fields["decoding"] = decoding.as_dict() if decoding != GREEDY else {}
         return _accept_outputs(fields, specs, ticket, scheduler)
+    key_fields = {
+        "system_prompt": fields["system_prompt"],
+        "max_new_tokens": fields["max_new_tokens"],
+        "template_version": fields["template_version"],
+        "model": ticket.model,
+    }
+    decoding = semantic_decoding(decoding, template=template, values=values, key_fields=key_fields)
+    fields["decoding"] = decoding.as_dict() if decoding != GREEDY else {}
     key = ""
     try:
         # A sampled answer is one draw among many: never cached, never shared with an identical request.
         if settings.EDGE_CACHE_ENABLED and not decoding.sampled:
-            key = cache.cache_key(
-                prompt=text,
-                system_prompt=fields["system_prompt"],
-                max_new_tokens=fields["max_new_tokens"],
-                template_version=fields["template_version"],
-                model=ticket.model,
-                decoding=replace(decoding, stream=False).to_json(),  # streamed or not, the same output
-            )
+            # streamed or not, answered by the semantic cache or not: the same output
+            key = cache.cache_key(prompt=text, decoding=decoding.without_cache_fields().to_json(), **key_fields)
             hit = cache.cache_get(key)
             if hit is not None:
                 return _answer_from_cache(fields, key, hit, started)

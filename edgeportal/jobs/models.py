@@ -70,6 +70,9 @@ class Job(models.Model):
         max_length=64, blank=True, help_text=_("The prompt cache key; identical jobs share it.")
     )
     cache_hit = models.BooleanField(default=False, help_text=_("Answered from the prompt cache or another job's run."))
+    cache_similarity = models.FloatField(
+        null=True, blank=True, help_text=_("Answered from the semantic cache: how close its request was (cosine).")
+    )
     follows = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="followers",
         help_text=_("The identical job whose result answered this one (single flight), if any."),

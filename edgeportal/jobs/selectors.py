@@ -57,6 +57,12 @@ def _iso(value):
     return value.isoformat() if value else None
 
 
+def cache_hit_value(job: Job) -> bool | str:
+    """The API's cache_hit: "semantic" where a close request's answer was taken (with its similarity beside it),
+    else whether the prompt cache or an identical job's run answered. Both are true to a client that asks."""
+    return "semantic" if job.cache_similarity is not None else job.cache_hit
+
+
 def job_as_json(job: Job) -> dict:
     latency = getattr(job, "latency", None)
     return {
@@ -76,7 +82,8 @@ def job_as_json(job: Job) -> dict:
         "output_tokens": job.output_tokens,
         "finish_reason": job.finish_reason or None,
         "worker": job.worker or None,
-        "cache_hit": job.cache_hit,
+        "cache_hit": cache_hit_value(job),
+        "cache_similarity": job.cache_similarity,
         "template_version": job.template_version,
         "latency": {
             "queue_wait_ms": latency.queue_wait_ms if latency else None,

@@ -159,8 +159,11 @@ def batch_record(*, batch: BatchRun) -> BatchRecord | None:
     now = timezone.now()
     for job in open_jobs:
         result = results.get(job.pk)
-        job.cache_hit = job.pk in batch.copies and result is not None  # answered by an identical job's run
-        job.follows_id = batch.copies.get(job.pk) if job.cache_hit else None
+        copied = job.pk in batch.copies and result is not None  # answered by an identical job's run
+        job.follows_id = batch.copies.get(job.pk) if copied else None
+        cached = result.cached if result else None  # a close request's answer (inference.semantic_cache)
+        job.cache_hit = copied or cached is not None
+        job.cache_similarity = cached["similarity"] if cached else None
         job.status = Job.Status.DONE if result else Job.Status.FAILED
         job.output = result.text if result else ""
         job.error = "" if result else batch.failures[job.pk]
@@ -178,7 +181,8 @@ def batch_record(*, batch: BatchRun) -> BatchRecord | None:
         open_jobs,
         [
             "status", "output", "error", "prompt_tokens", "output_tokens", "finish_reason", "batch", "worker",
-            "picked_at", "inference_started_at", "inference_ended_at", "finished_at", "cache_hit", "follows", "choice",
+            "picked_at", "inference_started_at", "inference_ended_at", "finished_at", "cache_hit", "cache_similarity",
+            "follows", "choice",
         ],
     )  # fmt: skip
     latencies = [latency_for(job, batch_size=size, inference_ms=batch.inference_ms) for job in open_jobs]

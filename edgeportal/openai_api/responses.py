@@ -7,7 +7,7 @@ import json
 from django.http import JsonResponse
 
 from edgeportal.jobs.models import Job
-from edgeportal.jobs.selectors import output_as_json
+from edgeportal.jobs.selectors import cache_hit_value, output_as_json
 from edgeportal.openai_api.requests import ApiError, CompletionRequest
 
 ERROR_TYPES = {
@@ -69,7 +69,8 @@ def edgeportal_object(job: Job) -> dict:
         "status": job.status,
         "priority": job.priority,
         "lane": job.lane,
-        "cache_hit": job.cache_hit,
+        "cache_hit": cache_hit_value(job),
+        "cache_similarity": job.cache_similarity,
         "deadline_at": job.deadline_at.isoformat() if job.deadline_at else None,
         "queue_wait_ms": ms("queue_wait_ms"),
         "window_wait_ms": ms("window_wait_ms"),

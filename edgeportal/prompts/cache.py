@@ -70,6 +70,10 @@ def cache_put(key: str, result: CachedResult) -> None:
 
 
 def cache_clear() -> int:
+    """Forget every cached answer: the exact cache's and the semantic cache's (prompts.semantic_cache)."""
     redis = get_queue().redis
-    keys = list(redis.scan_iter(f"{settings.EDGE_REDIS_PREFIX}:cache:result:*", count=1000))
+    keys = [
+        key for kind in ("result", "semantic")
+        for key in redis.scan_iter(f"{settings.EDGE_REDIS_PREFIX}:cache:{kind}:*", count=1000)
+    ]  # fmt: skip
     return redis.delete(*keys) if keys else 0

@@ -44,6 +44,11 @@ class TemplateForm(forms.ModelForm):
         initial=1,
         help_text=PromptTemplate._meta.get_field("candidates").help_text,
     )
+    semantic_cache = forms.FloatField(
+        label=_("Semantic cache threshold"),
+        required=False,
+        help_text=PromptTemplate._meta.get_field("semantic_cache").help_text,
+    )
     sample = JSONTextField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
@@ -55,7 +60,8 @@ class TemplateForm(forms.ModelForm):
         model = PromptTemplate
         fields = [
             "slug", "title", "description", "body", "system_prompt", "language", "max_new_tokens", "variables",
-            "outputs", "no_repeat_ngram", "repetition_penalty", "candidates", "sources", "managers_may_use", "model",
+            "outputs", "no_repeat_ngram", "repetition_penalty", "candidates", "semantic_cache", "sources",
+            "managers_may_use", "model",
         ]  # fmt: skip
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),

@@ -12,7 +12,7 @@ from edgeportal.outputs.spec import OutputSpec, OutputSpecError, parse_outputs
 from edgeportal.prompts.guard import RAW_LENGTH_FACTOR
 from edgeportal.prompts.rendering import TemplateSyntaxProblem, template_variables
 from edgeportal.prompts.variables import Variable, VariableError, parse_spec
-from inference.decoding import MAX_CANDIDATES, repeat_control_problem
+from inference.decoding import MAX_CANDIDATES, SEMANTIC_THRESHOLDS, repeat_control_problem
 
 # What the model sees: a change to any of these makes a new version (and new cache keys).
 CONTENT_FIELDS = (
@@ -74,6 +74,16 @@ class PromptTemplate(models.Model):
             "Answers generated per job in the same batch; the CPU reranker keeps the best (1 to 8; 1: no reranking)."
         ),
     )
+    # Not a content field: what the model sees is the same, only whether a close request may answer (and the
+    # entries kept for the version stay).
+    semantic_cache = models.FloatField(
+        null=True,
+        blank=True,
+        help_text=_(
+            "Semantic cache: a job whose free-text values are this close (cosine, 0.8 to 0.999) to an earlier "
+            "job's, with the same ids, numbers and choices, takes its answer. Empty: off."
+        ),
+    )
     sources = models.ManyToManyField(
         "sources.Source",
         blank=True,
@@ -122,6 +132,9 @@ class PromptTemplate(models.Model):
                                              no_repeat_ngram=self.no_repeat_ngram):  # fmt: skip
             field, message = problem
             raise ValidationError({field: message[:1].upper() + message[1:]})
+        low, high = SEMANTIC_THRESHOLDS
+        if self.semantic_cache is not None and not low <= self.semantic_cache <= high:  # NaN fails too
+            raise ValidationError({"semantic_cache": f"Must be between {low} and {high}, or empty (off)."})
         if not 1 <= self.candidates <= MAX_CANDIDATES:
             raise ValidationError({"candidates": f"Must be between 1 and {MAX_CANDIDATES}."})
         catalog = model_catalog()
