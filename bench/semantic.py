@@ -35,17 +35,20 @@ def measure(embedder, pairs: list[dict], thresholds=THRESHOLDS) -> dict:
     embedding alone; and each pair's similarity."""
     import numpy as np
 
-    from edgeportal.prompts.semantic_cache import Entry, best_match, semantic_codes
+    from edgeportal.prompts.semantic_cache import VALUE_SEPARATOR, Entry, best_match, semantic_codes
 
+    # A pair's texts hold one value per line, as a template's free-text values (VALUE_SEPARATOR in the job).
     vectors = embedder.embed([text for pair in pairs for text in (pair["a"], pair["b"])]).numpy()
     similarities, report = [], {}
     for index, pair in enumerate(pairs):
         stored, asked = vectors[2 * index], vectors[2 * index + 1]
-        entry = Entry(pair["a"], semantic_codes(pair["a"]), stored.astype(np.float32), "", 0, 0, "stop", 0.0)
+        codes_a, codes_b = (semantic_codes(pair[side].replace("\n", VALUE_SEPARATOR)) for side in ("a", "b"))
+        entry = Entry(pair["a"], codes_a, stored.astype(np.float32), "", 0, 0, "stop", 0.0)
         entry = Entry.loads(entry.dumps())  # as kept in Redis: float16
         _, similarity = best_match(asked, entry.codes, [entry], 2.0)  # the cosine, whatever the threshold
+        readable = embedder.reads_whole(pair["a"]) and embedder.reads_whole(pair["b"])
         similarities.append(
-            {**pair, "similarity": round(similarity, 4), "same_codes": entry.codes == semantic_codes(pair["b"])}
+            {**pair, "similarity": round(similarity, 4), "same_codes": codes_a == codes_b, "readable": readable}
         )
     for threshold in thresholds:
         guarded = {kind: 0 for kind in KINDS}
@@ -53,9 +56,10 @@ def measure(embedder, pairs: list[dict], thresholds=THRESHOLDS) -> dict:
         for pair in similarities:
             reached = pair["similarity"] >= threshold - 1e-3  # as best_match: float16 rounding
             alone[pair["kind"]] += reached
-            guarded[pair["kind"]] += reached and pair["same_codes"]
+            guarded[pair["kind"]] += reached and pair["same_codes"] and pair["readable"]
         report[threshold] = {"guarded": guarded, "embedding_alone": alone}
     counts = {kind: sum(pair["kind"] == kind for pair in pairs) for kind in KINDS}
+    counts["unreadable"] = sum(not pair["readable"] for pair in similarities)
     return {"thresholds": report, "counts": counts, "pairs": similarities, "embed_ms": embed_cost_ms(embedder, pairs)}
 
 
@@ -112,9 +116,11 @@ def section(report: dict, *, command: str, embedder_name: str) -> str:
         f"Command: `{command}`  ",
         f"Machine: {machine()}.  ",
         f"Embedding model: {embedder_name} (the reranker's). Set: `bench/semantic_set.jsonl`, "
-        f"{sum(counts.values())} pairs in en/zh/es/de: {counts['paraphrase']} paraphrases, {counts['near_miss']} "
-        f"near-misses (another id or number), {counts['different']} different requests with the same ids "
-        "(another defect, the other side, another quantity).",
+        f"{sum(counts[kind] for kind in KINDS)} pairs in en/zh/es/de: {counts['paraphrase']} paraphrases, "
+        f"{counts['near_miss']} near-misses (another id or number), {counts['different']} different requests with "
+        f"the same ids (another defect, the other side, another quantity). {counts['unreadable']} pairs hold text "
+        "the encoder cannot read whole (Chinese for the default encoder: most characters are unknown to it, so two "
+        "Chinese requests embed alike): the cache neither looks them up nor keeps them, and they never match.",
         "",
         table(report),
         "",

@@ -60,6 +60,16 @@ class Embedder:
             rows[batch] = self._embed_batch([texts[index] for index in batch])
         return rows
 
+    def reads_whole(self, text: str, max_unknown_share: float = 0.1) -> bool:
+        """Whether the encoder sees all of the text: within its window, and few of its tokens unknown to its
+        vocabulary (all-MiniLM-L6-v2 reads most Chinese characters as [UNK]: two different Chinese requests can
+        embed alike)."""
+        # One token past the window is enough to tell it is too long (and no warning about a long input).
+        ids = self.tokenizer(text, truncation=True, max_length=self.max_tokens + 1)["input_ids"]
+        unknown = self.tokenizer.unk_token_id
+        unknown_share = sum(token == unknown for token in ids) / max(1, len(ids)) if unknown is not None else 0.0
+        return len(ids) <= self.max_tokens and unknown_share <= max_unknown_share
+
     def similarity(self, a: str, b: str) -> float:
         """The cosine of two texts' embeddings: 1 for the same meaning, about 0 for unrelated ones."""
         rows = self.embed([a, b])

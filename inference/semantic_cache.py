@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Generator
+from dataclasses import replace
 from typing import Any
 
 from inference.decoding import Decoding
@@ -70,15 +71,17 @@ class Split:
 
         return hook
 
-    def join(self, output: BatchOutput | None, store: Store) -> BatchOutput:
-        """Every row's answer in the batch's order; the model's new answers are kept for later requests."""
+    def join(self, output: BatchOutput | None, store: Store, prompt_tokens: Callable[[int], int]) -> BatchOutput:
+        """Every row's answer in the batch's order, a hit with its own prompt's token count (prompt_tokens(row));
+        the model's new answers are kept for later requests."""
         made = dict(zip(self.misses, output.generations, strict=True)) if output is not None else {}
+        hits = {row: replace(hit, prompt_tokens=prompt_tokens(row)) for row, hit in self.hits.items()}
         for row, key in self.keys.items():
             try:
                 store(key, made[row])
             except Exception:  # an answer not kept costs a later request the model's time, nothing more
                 log.exception("the semantic cache could not keep an answer")
-        generations = [self.hits[row] if row in self.hits else made[row] for row in range(len(self.hits) + len(made))]
+        generations = [hits[row] if row in hits else made[row] for row in range(len(hits) + len(made))]
         padded = output.padded_tokens if output is not None else 0
         inference_ms = (output.inference_ms if output is not None else 0.0) + self.lookup_ms
         return BatchOutput(generations, padded, inference_ms)
@@ -105,7 +108,7 @@ class WithSemanticCache:
         if split.misses:
             inputs = split.inputs(prompts, params, system_prompts, max_new_tokens_each, decodings)
             output = self.engine.generate_batch(**inputs, on_step=split.step_hook(on_step, len(prompts)))
-        return split.join(output, self.store)
+        return split.join(output, self.store, self._counter(prompts, system_prompts, decodings))
 
     def generate_in_steps(self, prompts, params, *, system_prompts=None, max_new_tokens_each=None, decodings=None,
                           on_step=None, chunk_tokens: int = 256,
@@ -118,4 +121,11 @@ class WithSemanticCache:
                 **inputs, on_step=split.step_hook(on_step, len(prompts)), chunk_tokens=chunk_tokens,
                 pause_wanted=pause_wanted,
             )  # fmt: skip
-        return split.join(output, self.store)
+        return split.join(output, self.store, self._counter(prompts, system_prompts, decodings))
+
+    def _counter(self, prompts, system_prompts, decodings) -> Callable[[int], int]:
+        def count(row: int) -> int:
+            system = system_prompts[row] if system_prompts else None
+            return self.engine.count_tokens(prompts[row], system, decodings[row].raw)
+
+        return count

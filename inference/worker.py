@@ -54,6 +54,11 @@ def batch_inputs(jobs: list[QueuedJob], on_step: StepCallback | None = None) -> 
     }
 
 
+def _from_cache(output: BatchOutput | str) -> bool:
+    """Whether a run's answer came from the semantic cache (inference.semantic_cache), not the model."""
+    return not isinstance(output, str) and output.generations[0].cached is not None
+
+
 def failure_reason(error: Exception) -> str:
     return f"inference failed: {type(error).__name__}: {error}"
 
@@ -285,15 +290,18 @@ class BatchWorker:
             streams = self._streams(runs, jobs, batch.copies)
             outputs = self._generate(runs, batch, streams)
             batch.first_token_at = streams.first_at
+        modelled = [run for run, output in zip(runs, outputs, strict=True) if not _from_cache(output)]
         outputs = outputs_for_each(jobs, runs, outputs, batch.copies)
         batch.inference_ended_at = time.time()
         ids = " ".join(str(job.job_id) for job in jobs)
         log.info(
             "%s ran a %s batch of %d job(s) [%s] in %.0f ms", self.name, batch.lane, len(jobs), ids, batch.model_ms
         )
-        if batch.model_ms and len(outputs) == len(jobs) and not isolate:
+        # The batch's time measures the rows the model ran: rows the semantic cache answered cost it nothing.
+        if batch.model_ms and modelled and len(outputs) == len(jobs) and not isolate:
             try:
-                self.queue.record_batch_time(window.lane, batch.model_ms, tokens=padded_tokens(runs), jobs=len(runs))
+                tokens = padded_tokens(modelled)
+                self.queue.record_batch_time(window.lane, batch.model_ms, tokens=tokens, jobs=len(modelled))
             except redis.RedisError:  # one measurement fewer; raising here would run the model again on retry
                 log.warning("%s: Redis did not take this batch's time", self.name)
         for job, output in zip(jobs, outputs, strict=True):

@@ -240,8 +240,14 @@ def _results_published(jobs: list[Job]) -> None:
     """Once committed, the done results are cached and answer the identical jobs still waiting (single flight).
     A job that failed or expired ends alone: the identical jobs keep their own deadlines and run themselves."""
     # One job per group, the one that ran rather than a copy of it in its batch (copies sort first, get replaced).
+    # A semantic hit's answer was made for another request: it is neither the exact answer to this one's prompt
+    # nor an identical job's (turning the semantic cache off must stop its answers).
     ran_last = sorted(jobs, key=lambda job: not job.cache_hit)
-    done = {job.cache_key: job for job in ran_last if job.cache_key and job.status == Job.Status.DONE}
+    done = {
+        job.cache_key: job
+        for job in ran_last
+        if job.cache_key and job.status == Job.Status.DONE and job.cache_similarity is None
+    }
     if not done:
         return
 

@@ -135,6 +135,8 @@ class PromptTemplate(models.Model):
         low, high = SEMANTIC_THRESHOLDS
         if self.semantic_cache is not None and not low <= self.semantic_cache <= high:  # NaN fails too
             raise ValidationError({"semantic_cache": f"Must be between {low} and {high}, or empty (off)."})
+        if self.semantic_cache is not None and self.outputs:  # each output is a run of its own, never cached
+            raise ValidationError({"semantic_cache": "A template with outputs has no semantic cache; leave it empty."})
         if not 1 <= self.candidates <= MAX_CANDIDATES:
             raise ValidationError({"candidates": f"Must be between 1 and {MAX_CANDIDATES}."})
         catalog = model_catalog()

@@ -34,47 +34,67 @@ if TYPE_CHECKING:
 # Entries kept per group, newest first: a lookup reads them all (about 1 KB each).
 MAX_ENTRIES = 256
 
-# A code: a run of Latin letters and digits holding a digit ("P3", "WO-20931", "3.5"), or a stand-alone run of
-# one to four capitals ("A" in "line A", "AGV"). Words that merely start with a capital ("Camera") are not codes;
-# CJK characters around a code end it ("相机C3检测" holds "C3").
+# Between a job's free-text values in Decoding.semantic_text: no value holds it (the guard refuses control
+# characters), so each value is compared with the same variable's value.
+VALUE_SEPARATOR = "\x1e"
+
+# A code: a run of Latin letters and digits holding a digit ("P3", "WO-20931", "3.5", "-5" with its sign), or a
+# stand-alone run of one to four capitals ("A" in "line A", "AGV"). Words that merely start with a capital
+# ("Camera") are not codes; CJK characters around a code end it ("相机C3检测" holds "C3").
 _LATIN = r"[0-9A-Za-z\u00C0-\u024F]"
-_CODE = re.compile(rf"(?<!{_LATIN})(?:{_LATIN}*\d{_LATIN}*(?:[.,:\-]{_LATIN}*\d{_LATIN}*)*|[A-Z]{{1,4}})(?!{_LATIN})")
+_CODE = re.compile(
+    rf"(?<!{_LATIN})(?:[-+±](?=\d))?(?:{_LATIN}*\d{_LATIN}*(?:[.,:/\-]{_LATIN}*\d{_LATIN}*)*|[A-Z]{{1,4}})(?!{_LATIN})"
+)
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;\n])\s*$")
 # Words that turn a request into another while its embedding hardly moves ("a scratch on the left side" and
 # "... right side": cosine 0.997 with all-MiniLM-L6-v2; "within 30 minutes" and "30 hours": 0.991). Like codes,
-# they must be the same in both requests: opposites, and units written as words.
-_POLAR_WORDS = frozenset(
-    # en
-    "left right upper lower top bottom front rear back inner outer inside outside open closed off start stop "
-    "high low hot cold increase decrease rising falling before after above below min max minimum maximum not no "
-    "never without missing wide narrow long short thick thin large small big tight loose fast slow early late "
-    "full empty wet dry seconds second minutes minute hours hour days day weeks week months month "
-    # es
-    "izquierda derecha superior inferior delantero trasero interior exterior abierto cerrado alto bajo sin nunca "
-    "ancho estrecho largo corto grueso delgado grande pequeño lleno vacío segundos minutos horas días semanas "
-    # de
-    "links rechts oben unten vorne hinten innen außen offen geschlossen hoch niedrig nicht kein keine ohne breit "
-    "schmal lang kurz dick dünn groß klein voll leer sekunden minuten stunden tage wochen".split()
+# they must be the same in both requests: opposites, units and numbers written as words.
+_WORDS_KEPT = frozenset(
+    word.casefold()
+    for word in (
+        # en
+        "left right upper lower top bottom front rear back inner outer inside outside open closed off start stop "
+        "high low hot cold increase decrease rising falling before after above below min max minimum maximum not "
+        "no never without missing wide narrow long short thick thin large small big tight loose fast slow early "
+        "late full empty wet dry seconds second minutes minute hours hour days day weeks week months month zero "
+        "one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty hundred thousand "
+        "first second third half double "
+        # es
+        "izquierda derecha superior inferior delantero trasero interior exterior abierto cerrado alto bajo sin "
+        "nunca ancho estrecho largo corto grueso delgado grande pequeño lleno vacío segundos minutos horas días "
+        "semanas cero uno una dos tres cuatro cinco seis siete ocho nueve diez veinte cien mil primero segundo "
+        # de
+        "links rechts oben unten vorne hinten innen außen offen geschlossen hoch niedrig nicht kein keine ohne "
+        "breit schmal lang kurz dick dünn groß klein voll leer sekunden minuten stunden tage wochen null eins zwei "
+        "drei vier fünf sechs sieben acht neun zehn zwanzig hundert tausend erste zweite"
+    ).split()
 )
-_POLAR_CJK = frozenset("左右上下前后内外开关高低无不没未宽窄长短厚薄大小满空秒分时天周月")
-_LATIN_WORD = re.compile(r"[a-zà-ÿ]+")
+_CJK_KEPT = frozenset("左右上下前后内外开关高低无不没未宽窄长短厚薄大小满空秒分时天周月零一二两三四五六七八九十百千万")
+_WORD = re.compile(r"[^\W\d_]+")
 
 
-def semantic_codes(text: str) -> list[str]:
-    """What must be equal in two requests for one to answer the other, sorted: their codes (full-width as ASCII,
-    decimal comma as point), so a near-miss (another id or number) never matches, and their polar words
-    ("left", "右", "nicht"). A capital that starts a sentence ("A scratch on ...", "I see ...") is a word."""
-    text = re.sub(r"(?<=\d),(?=\d)", ".", unicodedata.normalize("NFKC", text))
-    codes = []
+def semantic_codes(text: str) -> list[list[list[str]]]:
+    """What must be equal in two requests for one to answer the other, per free-text value (VALUE_SEPARATOR):
+    its ids and stand-alone capitals in order, its numbers in order (so "from C3 to C4" is not "from C4 to C3",
+    nor "-5 °C" "5 °C"), and the words kept as codes (opposites, units, numbers as words: "left", "右", "nicht",
+    "hours") in any order. Full-width is read as ASCII, a decimal comma as a point. A capital that starts a
+    sentence ("A scratch on ...", "I see ...") is a word."""
+    return [_value_codes(value) for value in text.split(VALUE_SEPARATOR)]
+
+
+def _value_codes(text: str) -> list[list[str]]:
+    text = unicodedata.normalize("NFKC", text).replace("\u2212", "-")  # the minus sign as a hyphen
+    text = re.sub(r"(?<=\d),(?=\d)", ".", text)
+    ids, numbers = [], []
     for match in _CODE.finditer(text):
         code = match.group()
         if code in ("A", "I") and _SENTENCE_START.search(text[: match.start()]):
             continue
-        codes.append(code)
+        (numbers if not any(char.isalpha() for char in code) else ids).append(code)
     lowered = text.casefold()
-    codes += [f"~{word}" for word in _LATIN_WORD.findall(lowered) if word in _POLAR_WORDS]
-    codes += [f"~{char}" for char in lowered if char in _POLAR_CJK]
-    return sorted(codes)
+    words = [word for word in _WORD.findall(lowered) if word in _WORDS_KEPT]
+    words += [char for char in lowered if char in _CJK_KEPT]
+    return [ids, numbers, sorted(words)]
 
 
 def semantic_decoding(decoding: Decoding, *, template, values: dict, key_fields: dict) -> Decoding:
@@ -85,8 +105,8 @@ def semantic_decoding(decoding: Decoding, *, template, values: dict, key_fields:
     if not threshold or decoding.sampled or not settings.EDGE_CACHE_ENABLED:
         return decoding
     spec = template.variable_spec()
-    free = [str(values.get(v.name, "")) for v in spec if v.type == "text" and values.get(v.name) not in (None, "")]
-    if not free:
+    free = [str(values.get(v.name) or "") for v in spec if v.type == "text"]  # each in its place, empty ones too
+    if not any(free):
         return decoding
     fixed = {v.name: values.get(v.name) for v in spec if v.type != "text"}
     group = cache.cache_key(
@@ -94,7 +114,9 @@ def semantic_decoding(decoding: Decoding, *, template, values: dict, key_fields:
         decoding=decoding.without_cache_fields().to_json(),
         **key_fields,
     )
-    return replace(decoding, semantic_threshold=threshold, semantic_group=group, semantic_text="\n".join(free))
+    return replace(
+        decoding, semantic_threshold=threshold, semantic_group=group, semantic_text=VALUE_SEPARATOR.join(free)
+    )
 
 
 @dataclass(frozen=True)
@@ -102,7 +124,7 @@ class Entry:
     """One answer kept: the request's free text, its codes and embedding, and what the model answered."""
 
     text: str
-    codes: list[str]
+    codes: list[list[list[str]]]
     vector: np.ndarray
     output: str
     prompt_tokens: int
@@ -121,7 +143,7 @@ class Entry:
         return cls(vector=vector, **fields)
 
 
-def best_match(vector: np.ndarray, codes: list[str], entries: list[Entry], threshold: float) -> tuple[Entry, float]:
+def best_match(vector: np.ndarray, codes: list, entries: list[Entry], threshold: float) -> tuple[Entry, float]:
     """The closest entry with the same codes, and its cosine; (None, best cosine seen) when none reaches the
     threshold. Vectors are of unit length, so a dot product is their cosine."""
     best, best_similarity = None, -1.0
@@ -152,30 +174,43 @@ class Pending:
 
     group: str
     text: str
-    codes: list[str]
+    codes: list[list[list[str]]]
     vector: np.ndarray
+
+
+def embedded_text(semantic_text: str) -> str:
+    """What the encoder reads: the free-text values, one per line."""
+    return semantic_text.replace(VALUE_SEPARATOR, "\n")
 
 
 def semantic_lookup(embedder: Callable[[], Embedder]):
     """The worker's lookup (inference.semantic_cache.Lookup): one embedding call for the batch's asking rows,
-    one Redis read per group."""
+    one Redis read per group. A request the encoder cannot read whole (longer than its window, or words it does
+    not know: Chinese for the default English encoder) is neither looked up nor kept: a difference the encoder
+    never sees must not make two requests one."""
 
     def lookup(decodings: list[Decoding]) -> list[tuple[Generation | None, Pending | None]]:
         ttl_s = scheduler_settings().cache_ttl_s
-        if not ttl_s:  # the cache is off (tuning page): nothing found, nothing kept
-            return [(None, None)] * len(decodings)
-        vectors = embedder().embed([decoding.semantic_text for decoding in decodings]).numpy()
-        groups = {decoding.semantic_group: entries_of(decoding.semantic_group, ttl_s) for decoding in decodings}
-        found = []
-        for decoding, vector in zip(decodings, vectors, strict=True):
+        encoder = embedder() if ttl_s else None
+        found: list[tuple[Generation | None, Pending | None]] = [(None, None)] * len(decodings)
+        readable = [
+            row for row, d in enumerate(decodings) if ttl_s and encoder.reads_whole(embedded_text(d.semantic_text))
+        ]
+        if not readable:  # the cache is off (tuning page), or nothing to compare
+            return found
+        vectors = encoder.embed([embedded_text(decodings[row].semantic_text) for row in readable]).numpy()
+        groups = {group: entries_of(group, ttl_s) for group in {decodings[row].semantic_group for row in readable}}
+        for row, vector in zip(readable, vectors, strict=True):
+            decoding = decodings[row]
             codes = semantic_codes(decoding.semantic_text)
             entry, similarity = best_match(vector, codes, groups[decoding.semantic_group], decoding.semantic_threshold)
             if entry is None:
-                found.append((None, Pending(decoding.semantic_group, decoding.semantic_text, codes, vector)))
+                found[row] = (None, Pending(decoding.semantic_group, decoding.semantic_text, codes, vector))
                 continue
-            cached = {"similarity": round(similarity, 4), "request": entry.text}
-            found.append((Generation(entry.output, entry.prompt_tokens, entry.output_tokens, entry.finish_reason,
-                                     cached=cached), None))  # fmt: skip
+            # Its own prompt's tokens are counted by the engine (WithSemanticCache): not the earlier request's.
+            hit = Generation(entry.output, 0, entry.output_tokens, entry.finish_reason,
+                             cached={"similarity": round(similarity, 4)})  # fmt: skip
+            found[row] = (hit, None)
         return found
 
     return lookup

@@ -2,6 +2,8 @@
 never reach the model, the others run as they would alone, new answers are kept, and a cache fault costs only
 the model's time."""
 
+from dataclasses import replace
+
 from inference.decoding import GREEDY, Decoding
 from inference.generation import Generation, GenerationParams
 from inference.semantic_cache import WithSemanticCache
@@ -9,7 +11,7 @@ from inference.semantic_cache import WithSemanticCache
 PROMPTS = ["Camera C3 detected a dent.", "Press P3 reports current fluctuation.", "Translate: belt worn."]
 PARAMS = GenerationParams(max_new_tokens=5)
 ASKS = Decoding(semantic_threshold=0.93, semantic_group="g", semantic_text="a dent")
-CACHED = Generation("From the cache.", 7, 4, "stop", cached={"similarity": 0.97, "request": "a small dent"})
+CACHED = Generation("From the cache.", 0, 4, "stop", cached={"similarity": 0.97})
 
 
 class Recorder:
@@ -25,6 +27,9 @@ class Recorder:
     def generate_in_steps(self, prompts, params, **kwargs):
         self.asked.append(list(prompts))
         return (yield from self.engine.generate_in_steps(prompts, params, **kwargs))
+
+    def count_tokens(self, prompt, system_prompt=None, raw=False):
+        return self.engine.count_tokens(prompt, system_prompt, raw)
 
     def lookup(self, decodings):
         return [(self.answers.get(d.semantic_text), f"key:{d.semantic_text}") for d in decodings]
@@ -48,7 +53,8 @@ def test_a_hit_takes_the_cached_answer_and_only_the_others_reach_the_model(tiny_
     )
     assert recorder.asked == [[PROMPTS[0], PROMPTS[2]]]
     alone = tiny_model.generate_batch([PROMPTS[0], PROMPTS[2]], PARAMS).generations
-    assert output.generations == [alone[0], CACHED, alone[1]]
+    hit = replace(CACHED, prompt_tokens=tiny_model.count_tokens(PROMPTS[1]))  # its own prompt's count
+    assert output.generations == [alone[0], hit, alone[1]] and hit.prompt_tokens > 0
     assert steps and all(len(step) == 3 and step[1] is None for step in steps)  # the hit row has ended
     assert recorder.kept == []  # nothing new to keep: the asking row was a hit
 
@@ -67,7 +73,8 @@ def test_a_batch_the_cache_answers_whole_never_calls_the_model(tiny_model):
     output = WithSemanticCache(recorder, recorder.lookup, recorder.store).generate_batch(
         PROMPTS[:2], PARAMS, decodings=[ASKS, ASKS]
     )
-    assert recorder.asked == [] and output.generations == [CACHED, CACHED] and output.padded_tokens == 0
+    assert recorder.asked == [] and output.padded_tokens == 0
+    assert [g.text for g in output.generations] == [CACHED.text] * 2
 
 
 def test_a_lookup_or_store_that_fails_leaves_the_jobs_to_the_model(tiny_model):
@@ -95,4 +102,5 @@ def test_a_long_batch_in_steps_splits_the_same_way(tiny_model):
     except StopIteration as finished:
         output = finished.value
     assert recorder.asked == [[PROMPTS[0]]]
-    assert output.generations == [tiny_model.generate_batch(PROMPTS[:1], PARAMS).generations[0], CACHED]
+    assert output.generations[0] == tiny_model.generate_batch(PROMPTS[:1], PARAMS).generations[0]
+    assert output.generations[1].text == CACHED.text

@@ -10,7 +10,7 @@ from edgeportal.jobs.models import Job
 from edgeportal.jobs.selectors import job_as_json
 from edgeportal.outputs.reranking import reranker_embedder, reranker_pick
 from edgeportal.prompts.cache import cache_clear
-from edgeportal.prompts.semantic_cache import semantic_lookup, semantic_store
+from edgeportal.prompts.semantic_cache import VALUE_SEPARATOR, semantic_lookup, semantic_store
 from inference.candidates import WithCandidates
 from inference.decoding import Decoding
 from inference.semantic_cache import WithSemanticCache
@@ -47,7 +47,7 @@ def run(worker, camera: str, defect: str) -> Job:
 def test_a_paraphrase_takes_the_earlier_answer_with_its_similarity(caching_worker, inspection, manager_client):
     first = run(caching_worker, "C3", FIRST)
     decoding = Decoding.from_dict(first.decoding)
-    assert (decoding.semantic_threshold, decoding.semantic_text) == (0.93, f"C3\n{FIRST}")
+    assert (decoding.semantic_threshold, decoding.semantic_text) == (0.93, f"C3{VALUE_SEPARATOR}{FIRST}")
     assert not first.cache_hit and first.cache_similarity is None
 
     second = run(caching_worker, "C3", "a deep scratch on the housing's left side")
@@ -80,3 +80,32 @@ def test_clearing_the_cache_forgets_the_semantic_entries_too(caching_worker, ins
     run(caching_worker, "C3", FIRST)
     assert cache_clear() == 2  # the exact answer and the template's semantic group
     assert not run(caching_worker, "C3", "a deep scratch on the housing's left side").cache_hit
+
+
+def test_a_hit_keeps_its_own_prompt_count_and_its_answer_never_becomes_an_exact_one(caching_worker, inspection):
+    first = run(caching_worker, "C3", FIRST)
+    paraphrase = "a deep scratch on the housing's left side and nothing else"
+    second = run(caching_worker, "C3", paraphrase)
+    assert (
+        second.cache_similarity is not None and second.prompt_tokens > first.prompt_tokens
+    )  # its own prompt, chat and all
+    inspection.semantic_cache = None  # turned off: the same request again is the model's to answer
+    inspection.save()
+    third = run(caching_worker, "C3", paraphrase)
+    assert not third.cache_hit and third.batch_id != second.batch_id
+
+
+def test_a_batch_the_cache_answered_whole_leaves_the_batch_time_measurements_alone(caching_worker, inspection, queue):
+    def batch_times():  # not the arrival gap: the jobs did arrive
+        return {key: value for key, value in queue.measurements().items() if key.startswith(("batch_", "line:"))}
+
+    run(caching_worker, "C3", FIRST)
+    before = batch_times()
+    assert run(caching_worker, "C3", "a deep scratch on the housing's left side").cache_similarity is not None
+    assert batch_times() == before and before
+
+
+def test_a_request_the_encoder_cannot_read_whole_is_neither_kept_nor_looked_up(caching_worker, inspection):
+    # all-MiniLM-L6-v2 knows few Chinese characters: these two would embed alike
+    run(caching_worker, "C3", "外壳有深划痕")
+    assert not run(caching_worker, "C3", "外壳有裂纹").cache_hit

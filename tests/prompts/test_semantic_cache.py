@@ -7,7 +7,7 @@ import yaml
 from django.core.exceptions import ValidationError
 
 from edgeportal.prompts.forms import TemplateForm
-from edgeportal.prompts.semantic_cache import Entry, best_match, semantic_codes, semantic_decoding
+from edgeportal.prompts.semantic_cache import VALUE_SEPARATOR, Entry, best_match, semantic_codes, semantic_decoding
 from edgeportal.prompts.yaml_io import ImportProblem, templates_export, templates_import
 from inference.decoding import GREEDY, Decoding
 from tests.conftest import make_template
@@ -20,7 +20,7 @@ KEY_FIELDS = {"system_prompt": "", "max_new_tokens": 8, "template_version": 1, "
     [
         ("The belt of conveyor C2 is worn", "Conveyor C2 has a worn belt"),
         ("Weld seam 3,5 mm too wide on frame F7", "Frame F7: weld seam 3.5 mm too wide"),  # decimal comma
-        ("相机Ｃ３检测到划痕", "相机C3发现一道划痕"),  # full-width, and CJK around the code
+        ("相机Ｃ３检测到划痕", "相机C3发现了划痕"),  # full-width, and CJK around the code
         ("A scratch on housing H2", "Housing H2 has a scratch"),  # "A" starts a sentence: a word
     ],
 )
@@ -40,10 +40,25 @@ def test_paraphrases_carry_the_same_codes(a, b):
         ("No coolant flow", "Coolant flow"),
         ("外壳左侧有划痕", "外壳右侧有划痕"),
         ("Druck zu hoch", "Druck zu niedrig"),
+        ("Temperature at -5 °C", "Temperature at 5 °C"),  # the sign
+        ("Move the pallet from bay C3 to bay C4", "Move the pallet from bay C4 to bay C3"),  # the order of ids
+        ("Fit a 1/2 inch hose", "Fit a 2/1 inch hose"),
+        ("Line three reports a jam", "Line four reports a jam"),  # numbers as words
+        ("Kratzer außen am Teil", "Kratzer innen am Teil"),
+        ("Teil zu groß", "Teil zu klein"),
+        ("压机三号线", "压机四号线"),
     ],
 )
 def test_a_near_miss_or_an_opposite_carries_other_codes(a, b):
     assert semantic_codes(a) != semantic_codes(b)
+
+
+def test_each_value_is_compared_with_its_own_variables_value():
+    swapped = semantic_codes(f"C3{VALUE_SEPARATOR}C4"), semantic_codes(f"C4{VALUE_SEPARATOR}C3")
+    assert swapped[0] == [[["C3"], [], []], [["C4"], [], []]] and swapped[0] != swapped[1]
+    # within one value an id may move past a number, and the kept words come in any order
+    assert semantic_codes("Within 30 minutes, replace press P1") == semantic_codes("Replace press P1 within 30 minutes")
+    assert semantic_codes("left and upper corner") == semantic_codes("upper left corner")
 
 
 def _unit(values) -> np.ndarray:
@@ -71,8 +86,8 @@ def test_an_entry_with_other_codes_never_matches_even_with_the_same_embedding():
 def test_an_entry_kept_in_redis_form_still_matches_its_own_request():
     vector = _unit(np.random.default_rng(0).normal(size=384))
     kept = Entry.loads(_entry("a dent on C3", vector).dumps())  # float16 on the way
-    assert kept.codes == ["C3"] and kept.output == "answer to a dent on C3"
-    assert best_match(vector, ["C3"], [kept], 0.999)[0] is not None
+    assert kept.codes == [[["C3"], [], []]] and kept.output == "answer to a dent on C3"
+    assert best_match(vector, semantic_codes("C3: a dent"), [kept], 0.999)[0] is not None
 
 
 @pytest.mark.django_db
@@ -101,6 +116,14 @@ def test_a_templates_job_carries_its_free_text_and_a_group_of_its_fixed_values(n
     assert decoded({"line": "A", "minutes": 5, "language": ""}) == GREEDY  # no free text: the exact cache's
     settings.EDGE_CACHE_ENABLED = False
     assert decoded({"line": "A", "minutes": 5, "language": "Spanish"}) == GREEDY
+
+
+@pytest.mark.django_db
+def test_a_template_with_outputs_refuses_the_setting_by_name():
+    with pytest.raises(ValidationError) as refused:
+        make_template(slug="t", title="T", body="Hi {name}.", semantic_cache=0.95,
+                      outputs=[{"name": "ticket", "language": "zh"}])  # fmt: skip
+    assert "has no semantic cache" in str(refused.value.message_dict["semantic_cache"])
 
 
 @pytest.mark.django_db
