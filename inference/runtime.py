@@ -103,6 +103,7 @@ class TransformersEngine(ChatTokens):
         with torch.inference_mode():
             output = self.model.generate(
                 **encoded,
+                past_key_values=self._shared_prefill(encoded),
                 max_new_tokens=params.max_new_tokens,
                 min_new_tokens=params.min_new_tokens or None,
                 do_sample=False,
@@ -183,6 +184,31 @@ class TransformersEngine(ChatTokens):
                 break  # generate() ended on its own: every row did
             yield  # paused: generate() stopped early because pause_wanted() said so
         return self._output(encoded, sequences, steps, busy_s * 1000)
+
+    def _shared_prefill(self, encoded) -> DynamicCache | None:
+        """Where rows share a prompt (a job's candidates), its KV cache computed once and copied to each of them:
+        all of the prompt but its last token, which generate() feeds itself. None (generate() prefills) when every
+        row's prompt is its own. The prompt's share of a batch of candidates is about half its work on a CPU."""
+        ids, mask = encoded.input_ids, encoded.attention_mask
+        first_of: dict[tuple, int] = {}
+        source = [first_of.setdefault(tuple(row.tolist()), index) for index, row in enumerate(ids)]
+        if len(first_of) == len(source) or ids.shape[1] < 2:
+            return None
+        unique = sorted(first_of.values())
+        place = {row: index for index, row in enumerate(unique)}
+        rows = torch.tensor(unique, device=ids.device)
+        positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)  # as generate() computes them
+        cache = DynamicCache(config=self.model.config)
+        self.model(
+            input_ids=ids[rows, :-1],
+            attention_mask=mask[rows, :-1],
+            position_ids=positions[rows, :-1],
+            past_key_values=cache,
+            use_cache=True,
+            **self._prefill_options,
+        )
+        cache.reorder_cache(torch.tensor([place[row] for row in source], device=ids.device))
+        return cache
 
     def _encode(self, prompts: Sequence[str], system_prompts: Sequence[str | None] | None, decodings):
         systems = system_prompts or [None] * len(prompts)

@@ -1,8 +1,13 @@
 """Per-row decoding in one batch on the real (tiny) transformers model: sampling, stop strings, raw prompts,
 and the step hook that streams tokens."""
 
+from collections import Counter
+
+import torch
+
 from inference.decoding import GREEDY, Decoding, final_text
 from inference.generation import GenerationParams
+from inference.rows import NUCLEUS_CANDIDATES, draw
 
 PROMPTS = ["Camera C3 detected a dent.", "Translate this work order into English: replace the worn belt."]
 PARAMS = GenerationParams(max_new_tokens=8)
@@ -108,3 +113,29 @@ def test_a_row_ends_at_every_end_of_text_id_the_generation_config_names(tiny_mod
     finally:
         config.eos_token_id = original
     assert once == stepped and (once.new_tokens, once.finish_reason) == (0, "stop")
+
+
+def test_a_draw_follows_the_distribution_its_temperature_and_top_p_leave():
+    scores = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))
+    generator = torch.Generator().manual_seed(0)
+    counts = Counter(draw(scores, Decoding(temperature=1.0, seed=0), generator) for _ in range(4000))
+    assert abs(counts[0] / 4000 - 0.5) < 0.03 and abs(counts[3] / 4000 - 0.05) < 0.015
+    nucleus = Counter(draw(scores, Decoding(temperature=1.0, top_p=0.7), generator) for _ in range(2000))
+    assert set(nucleus) == {0, 1}  # 0.5 + 0.3 reaches 0.7: the rest is cut
+    # A flat distribution's nucleus is wider than the candidates looked at first: the whole vocabulary counts.
+    flat = torch.zeros(4 * NUCLEUS_CANDIDATES)
+    wide = {draw(flat, Decoding(temperature=1.0, top_p=0.9), generator) for _ in range(3000)}
+    assert max(wide) >= NUCLEUS_CANDIDATES and len(wide) > NUCLEUS_CANDIDATES
+
+
+def test_rows_that_share_a_prompt_are_prefilled_once_and_answer_as_if_each_had_its_own(tiny_model, monkeypatch):
+    prompts = [PROMPTS[0], PROMPTS[1], PROMPTS[0], PROMPTS[0]]
+    decodings = [GREEDY, GREEDY, Decoding(temperature=0.8, top_p=0.95, seed=1), Decoding(no_repeat_ngram=2)]
+    encoded = tiny_model._encode(prompts, None, decodings)
+    cache = tiny_model._shared_prefill(encoded)
+    assert cache is not None and cache.get_seq_length() == encoded.input_ids.shape[1] - 1
+    assert cache.layers[0].keys.shape[0] == 4  # the first prompt's rows copied to its three rows
+    assert tiny_model._shared_prefill(tiny_model._encode(PROMPTS, None, [GREEDY, GREEDY])) is None
+    shared = tiny_model.generate_batch(prompts, PARAMS, decodings=decodings).generations
+    monkeypatch.setattr(tiny_model, "_shared_prefill", lambda encoded: None)
+    assert tiny_model.generate_batch(prompts, PARAMS, decodings=decodings).generations == shared
