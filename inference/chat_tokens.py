@@ -33,6 +33,10 @@ class ChatTokens:
     def token_ids(self, prompt: str, system_prompt: str | None = None, raw: bool = False) -> list[int]:
         return self.tokenizer(self.format_prompt(prompt, system_prompt, raw), add_special_tokens=False).input_ids
 
+    def _item_tokens(self, text: str) -> list[int]:
+        """A piece of text's token ids as the output would write it (the copy bias's items)."""
+        return self.tokenizer(text, add_special_tokens=False).input_ids
+
     def count_tokens(self, prompt: str, system_prompt: str | None = None, raw: bool = False) -> int:
         return len(self.token_ids(prompt, system_prompt, raw))
 

@@ -33,6 +33,10 @@ class Decoding:
     # first decoded as above, the others sampled. The language its output must be in is one of its checks.
     candidates: int = 1
     language: str = ""
+    # The request's ids and numbers, made more likely while the output lacks them (inference.copy_bias): the
+    # logit added to the token that begins or continues one (0: off).
+    copy_items: tuple[str, ...] = ()
+    copy_bias: float = 0.0
     # The semantic prompt cache (inference.semantic_cache): a job may take the answer of an earlier one whose
     # request was as close as this cosine (0: off), in the same group (template version, its fixed values and
     # settings); its request's free text is what is compared.
@@ -51,10 +55,11 @@ class Decoding:
     def to_json(self) -> str:
         """Only what differs from greedy chat, so a plain job carries an empty string."""
         changed = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != f.default}
+        changed = {key: list(value) if isinstance(value, tuple) else value for key, value in changed.items()}
         return json.dumps(changed, separators=(",", ":")) if changed else ""
 
     def as_dict(self) -> dict:
-        return {key: list(value) if key == "stop" else value for key, value in asdict(self).items()}
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
 
     @classmethod
     def from_json(cls, text: str) -> Decoding:
@@ -64,8 +69,9 @@ class Decoding:
     def from_dict(cls, values: dict) -> Decoding:
         known = {f.name for f in fields(cls)}
         values = {key: value for key, value in values.items() if key in known}
-        if "stop" in values:
-            values["stop"] = tuple(values["stop"])
+        for key in ("stop", "copy_items"):
+            if key in values:
+                values[key] = tuple(values[key])
         return cls(**values)
 
 
@@ -75,6 +81,8 @@ GREEDY = Decoding()
 # The ranges a template, a setting or a request may ask for. A 1-gram ban would forbid every word twice.
 NGRAM_SIZES = (2, 16)  # or 0: off
 PENALTIES = (1.0, 2.0)  # 1: off; above 2 an answer loses its common words
+COPY_BIASES = (0.0, 8.0)  # 0: off; at 8 an item's token wins over almost any other
+MAX_COPY_ITEMS = 16  # a request's items the bias favours (the first ones): each costs a check per step
 MAX_CANDIDATES = 8  # a job of n candidates takes n rows of its batch
 # A template's semantic cache threshold: below 0.8 unrelated requests of one template start to match.
 SEMANTIC_THRESHOLDS = (0.8, 0.999)

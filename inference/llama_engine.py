@@ -35,12 +35,12 @@ import numpy as np
 import torch
 
 from inference.chat_tokens import ChatTokens
+from inference.copy_bias import row_guards
 from inference.decoding import GREEDY, Decoding, final_text
 from inference.engine import EngineIdentity
 from inference.generation import BatchOutput, Generation, GenerationParams, StepCallback
 from inference.json_output import JsonRows, json_rows
 from inference.model_files import DEFAULT_CACHE_DIR, ModelConfigError
-from inference.repetition import repeat_guards
 from inference.rows import Rows, draw, row_generator
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ class LlamaCppEngine(ChatTokens):
         rows = Rows(decodings, limits, self.stop_ids, self.decode, on_step)
         generators = {row: row_generator(d) for row, d in enumerate(decodings) if d.sampled}
         schemas = json_rows(decodings, self.tokenizer, self.stop_ids)  # None: no row has a schema
-        guards = repeat_guards(decodings)
+        guards = row_guards(decodings, self._item_tokens)
         made: list[list[int]] = [[] for _ in prompts]
         context = self._idle.pop() if self._idle else self._new_context()
         batch = self.lib.llama_batch_init(max(BATCH_TOKENS, len(prompts)), 0, 1)

@@ -23,6 +23,7 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from inference.chat_tokens import ChatTokens
+from inference.copy_bias import Guards, row_guards
 from inference.decoding import GREEDY, Decoding, final_text
 from inference.devices import resolve_device, resolve_dtype
 from inference.engine import EngineIdentity
@@ -30,7 +31,6 @@ from inference.generation import BatchOutput, Generation, GenerationParams, Step
 from inference.json_output import JsonRows, json_rows
 from inference.model_files import DEFAULT_CACHE_DIR, gguf_cache_dir, model_revision, resolve_model_path
 from inference.pools import ModelCatalog, model_name_of
-from inference.repetition import RepeatGuard, repeat_guards
 from inference.rows import Rows, draw, row_generator
 
 log = logging.getLogger(__name__)
@@ -221,7 +221,7 @@ class TransformersEngine(ChatTokens):
         free greedy batch has none), so a sampled row with a schema draws among the tokens its schema allows."""
         rows = Rows(decodings, limits, self.stop_ids, self.decode, on_step)
         processors = LogitsProcessorList()
-        if guards := repeat_guards(decodings):
+        if guards := row_guards(decodings, self._item_tokens):
             processors.append(_RepeatControl(guards, rows, prompt_length))
         if schemas := json_rows(decodings, self.tokenizer, self.stop_ids):
             processors.append(_JsonSchemas(schemas, rows, prompt_length))
@@ -284,7 +284,7 @@ class _RepeatControl(LogitsProcessor):
     the batch's prompt length (rows are left-padded). Only the tokens new since the last step are read from the
     device, once for all rows. A row that has ended is left alone."""
 
-    def __init__(self, guards: dict[int, RepeatGuard], rows: Rows, prompt_length: int):
+    def __init__(self, guards: dict[int, Guards], rows: Rows, prompt_length: int):
         self.guards, self.rows, self.prompt_length = guards, rows, prompt_length
         self.made: dict[int, list[int]] = {row: [] for row in guards}
         self.read = 0  # generated positions read so far (pauses included: input_ids only grows)

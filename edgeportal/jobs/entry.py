@@ -31,6 +31,7 @@ from edgeportal.jobs.refusals import refusal_count
 from edgeportal.jobs.services import job_queue_new, latency_for
 from edgeportal.monitoring import metrics
 from edgeportal.outputs.prompting import run_prompt
+from edgeportal.outputs.quality import required_items
 from edgeportal.outputs.services import outputs_create, run_fields
 from edgeportal.outputs.spec import OutputSpec
 from edgeportal.prompts import cache
@@ -52,7 +53,7 @@ from edgeportal.prompts.variables import VariableError
 from edgeportal.sources.models import Source
 from edgeportal.sources.rate_limit import rate_limit_hit
 from inference.admission import admission_estimate
-from inference.decoding import GREEDY, Decoding
+from inference.decoding import GREEDY, MAX_COPY_ITEMS, Decoding
 from inference.integers import IntegerError, parse_int
 from inference.planning import Estimate, Refusal, refusal, share_refusal
 from inference.pools import Pool
@@ -437,14 +438,20 @@ def _check_rendered(body: str, values: dict, rules: GuardRules) -> None:
                 raise blocked("variables", pattern)
 
 
-def _with_repeat_control(decoding: Decoding, template) -> Decoding:
+def _with_output_controls(decoding: Decoding, template, text: str) -> Decoding:
     """Repeats are controlled as the template says, or as the node does for a free prompt (inference.repetition):
-    within the output only, so the answer may copy the request's ids."""
-    if template is not None:
-        return replace(decoding, no_repeat_ngram=template.no_repeat_ngram,
-                       repetition_penalty=template.repetition_penalty)  # fmt: skip
-    return replace(decoding, no_repeat_ngram=settings.EDGE_NO_REPEAT_NGRAM,
-                   repetition_penalty=settings.EDGE_REPETITION_PENALTY)  # fmt: skip
+    within the output only, so the answer may copy the request's ids; and the request's ids and numbers are
+    favoured while the output lacks them (inference.copy_bias), as much as the template or the node says."""
+    source = template
+    controls = {
+        "no_repeat_ngram": source.no_repeat_ngram if source else settings.EDGE_NO_REPEAT_NGRAM,
+        "repetition_penalty": source.repetition_penalty if source else settings.EDGE_REPETITION_PENALTY,
+        "copy_bias": source.copy_bias if source else settings.EDGE_COPY_BIAS,
+    }
+    items = tuple(required_items(text)[:MAX_COPY_ITEMS]) if controls["copy_bias"] else ()
+    if not items:  # nothing to carry: no bias either, so the job's decoding (and cache key) stays plain
+        controls["copy_bias"] = 0.0
+    return replace(decoding, **controls, copy_items=items)
 
 
 def _with_candidates(decoding: Decoding, template) -> Decoding:
@@ -472,7 +479,7 @@ def _accept(template, text, values, source, user, started: float, ticket: Ticket
         "deadline_at": now + timedelta(milliseconds=ticket.deadline_ms),
         "prompt_tokens": ticket.prompt_tokens,
     }
-    decoding = _with_candidates(_with_repeat_control(decoding, template), template)
+    decoding = _with_candidates(_with_output_controls(decoding, template, text), template)
     if decoding.sampled and decoding.seed is None:
         # Its own seed, kept with it: a batch that runs again (a retry, a worker's crash) draws the same text,
         # so what was streamed stays the start of what is stored.

@@ -24,6 +24,12 @@ class TemplateForm(forms.ModelForm):
         initial=settings.EDGE_REPETITION_PENALTY,
         help_text=PromptTemplate._meta.get_field("repetition_penalty").help_text,
     )
+    copy_bias = forms.FloatField(
+        label=_("Copy bias"),
+        required=False,
+        initial=settings.EDGE_COPY_BIAS,
+        help_text=PromptTemplate._meta.get_field("copy_bias").help_text,
+    )
     variables = JSONTextField(
         label=_("Variables"),
         required=False,
@@ -60,7 +66,7 @@ class TemplateForm(forms.ModelForm):
         model = PromptTemplate
         fields = [
             "slug", "title", "description", "body", "system_prompt", "language", "max_new_tokens", "variables",
-            "outputs", "no_repeat_ngram", "repetition_penalty", "candidates", "semantic_cache", "sources",
+            "outputs", "no_repeat_ngram", "repetition_penalty", "copy_bias", "candidates", "semantic_cache", "sources",
             "managers_may_use", "model",
         ]  # fmt: skip
         widgets = {
@@ -82,6 +88,10 @@ class TemplateForm(forms.ModelForm):
     def clean_candidates(self):
         value = self.cleaned_data.get("candidates")
         return 1 if value is None else value
+
+    def clean_copy_bias(self):
+        value = self.cleaned_data.get("copy_bias")
+        return settings.EDGE_COPY_BIAS if value is None else value
 
     def clean_repetition_penalty(self):
         value = self.cleaned_data.get("repetition_penalty")

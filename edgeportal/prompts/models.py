@@ -12,12 +12,12 @@ from edgeportal.outputs.spec import OutputSpec, OutputSpecError, parse_outputs
 from edgeportal.prompts.guard import RAW_LENGTH_FACTOR
 from edgeportal.prompts.rendering import TemplateSyntaxProblem, template_variables
 from edgeportal.prompts.variables import Variable, VariableError, parse_spec
-from inference.decoding import MAX_CANDIDATES, SEMANTIC_THRESHOLDS, repeat_control_problem
+from inference.decoding import COPY_BIASES, MAX_CANDIDATES, SEMANTIC_THRESHOLDS, repeat_control_problem
 
 # What the model sees: a change to any of these makes a new version (and new cache keys).
 CONTENT_FIELDS = (
     "body", "system_prompt", "language", "max_new_tokens", "variables", "outputs", "no_repeat_ngram",
-    "repetition_penalty", "candidates",
+    "repetition_penalty", "candidates", "copy_bias",
 )  # fmt: skip
 
 
@@ -27,6 +27,10 @@ def default_no_repeat_ngram() -> int:
 
 def default_repetition_penalty() -> float:
     return settings.EDGE_REPETITION_PENALTY
+
+
+def default_copy_bias() -> float:
+    return settings.EDGE_COPY_BIAS
 
 
 class PromptTemplate(models.Model):
@@ -67,6 +71,12 @@ class PromptTemplate(models.Model):
     repetition_penalty = models.FloatField(
         default=default_repetition_penalty,
         help_text=_("Makes tokens the output already has less likely again (1 to 2; 1: off)."),
+    )
+    copy_bias = models.FloatField(
+        default=default_copy_bias,
+        help_text=_(
+            "Makes the request's ids and numbers (P3, 120 °C) more likely while the output lacks them (0 to 8; 0: off)."
+        ),
     )
     candidates = models.PositiveSmallIntegerField(
         default=1,
@@ -132,6 +142,9 @@ class PromptTemplate(models.Model):
                                              no_repeat_ngram=self.no_repeat_ngram):  # fmt: skip
             field, message = problem
             raise ValidationError({field: message[:1].upper() + message[1:]})
+        low, high = COPY_BIASES
+        if not low <= self.copy_bias <= high:  # NaN fails too
+            raise ValidationError({"copy_bias": f"Must be between {low:g} (off) and {high:g}."})
         low, high = SEMANTIC_THRESHOLDS
         if self.semantic_cache is not None and not low <= self.semantic_cache <= high:  # NaN fails too
             raise ValidationError({"semantic_cache": f"Must be between {low} and {high}, or empty (off)."})
@@ -164,6 +177,7 @@ class TemplateVersion(models.Model):
     no_repeat_ngram = models.PositiveSmallIntegerField(default=0)  # 0 and 1: what versions before them ran
     repetition_penalty = models.FloatField(default=1.0)
     candidates = models.PositiveSmallIntegerField(default=1)
+    copy_bias = models.FloatField(default=0.0)  # 0: what versions before it ran
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -15,7 +15,7 @@ from inference.integers import IntegerError, parse_int
 
 FIELDS = (
     "slug", "title", "description", "body", "system_prompt", "language", "max_new_tokens", "variables",
-    "outputs", "no_repeat_ngram", "repetition_penalty", "candidates", "semantic_cache", "managers_may_use",
+    "outputs", "no_repeat_ngram", "repetition_penalty", "copy_bias", "candidates", "semantic_cache", "managers_may_use",
     "model",
 )  # fmt: skip
 REQUIRED = ("slug", "title", "body")
@@ -92,7 +92,11 @@ def _checked(item: object, index: int, seen: set[str]) -> tuple[PromptTemplate, 
                 item = {**item, field: parse_int(item[field], field=field)}
             except IntegerError as error:
                 raise ImportProblem(error.message.removeprefix(f"{field} "), template=name, field=field) from None
-    for field, default in (("repetition_penalty", 1.0), ("semantic_cache", None)):  # ranges: PromptTemplate.clean
+    for field, default in (
+        ("repetition_penalty", 1.0),
+        ("copy_bias", 0.0),
+        ("semantic_cache", None),
+    ):  # ranges: PromptTemplate.clean
         value = item.get(field, default)
         if value is not default and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise ImportProblem("must be a number" + (" or empty" if default is None else ""), template=name,

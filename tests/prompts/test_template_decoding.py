@@ -126,3 +126,37 @@ def test_an_output_run_is_judged_in_its_own_language_and_a_json_run_has_one_cand
     asked = Decoding(candidates=3, language="en")
     assert run_decoding(text, asked) == Decoding(candidates=3, language="zh")
     assert (run_decoding(record, asked).candidates, run_decoding(record, asked).language) == (1, "")
+
+
+def test_a_jobs_decoding_carries_its_requests_ids_and_the_copy_bias_of_its_template_or_the_node(settings):
+    make_template(slug="t", title="T", body="Describe {x} on press P3.", copy_bias=3.0, no_repeat_ngram=0,
+                  repetition_penalty=1.0)  # fmt: skip
+    job = job_submit(template_slug="t", variables={"x": "a 3.5 mm dent"}, allow_free_prompt=False)
+    assert Decoding.from_dict(job.decoding) == Decoding(copy_items=("3.5 mm", "P3"), copy_bias=3.0)
+    settings.EDGE_NO_REPEAT_NGRAM, settings.EDGE_REPETITION_PENALTY, settings.EDGE_COPY_BIAS = 0, 1.0, 1.5
+    free = job_submit(prompt="Conveyor C2 stopped at 14:20.", allow_free_prompt=True)
+    assert Decoding.from_dict(free.decoding) == Decoding(copy_items=("C2", "14:20"), copy_bias=1.5)
+    plain = job_submit(prompt="Describe a dent.", allow_free_prompt=True)  # nothing to carry: no bias
+    assert plain.decoding == {}
+    queued = Decoding.from_json(Decoding.from_dict(free.decoding).to_json())  # as the queue carries it
+    assert queued.copy_items == ("C2", "14:20")
+
+
+def test_the_copy_bias_is_checked_versioned_and_exported_and_old_templates_keep_it_off(settings):
+    assert make_template(slug="new", title="N", body="Hi.").copy_bias == settings.EDGE_COPY_BIAS == 2.0
+    with pytest.raises(ValidationError) as refused:
+        make_template(slug="t", title="T", body="Hi.", copy_bias=9.0)
+    assert "Must be between 0 (off) and 8" in str(refused.value.message_dict["copy_bias"])
+    template = make_template(slug="c", title="C", body="Hi.", copy_bias=1.0)
+    template.copy_bias = 0.0
+    version = template_save(template=template)
+    assert (version.version, version.copy_bias, template.versions.get(version=1).copy_bias) == (2, 0.0, 1.0)
+    exported = next(t for t in yaml.safe_load(templates_export())["templates"] if t["slug"] == "c")
+    assert exported["copy_bias"] == 0.0
+    with pytest.raises(ImportProblem, match="copy_bias: must be a number"):
+        templates_import(yaml.safe_dump({"templates": [{**exported, "copy_bias": "much"}]}))
+
+
+def test_a_bad_copy_bias_setting_stops_the_node_at_start_with_a_clear_message():
+    result = manage("check", EDGE_COPY_BIAS="9")
+    assert result.returncode != 0 and "EDGE_COPY_BIAS must be a number from 0 (off) to 8" in result.stderr
