@@ -66,6 +66,9 @@ SETTINGS = (
     Setting("copy bias 2 (node default)", Decoding(repetition_penalty=1.15, no_repeat_ngram=4, copy_bias=2.0)),
     Setting("copy bias 3", Decoding(repetition_penalty=1.15, no_repeat_ngram=4, copy_bias=3.0)),
     Setting(
+        "copy bias 3, 4 candidates", Decoding(repetition_penalty=1.15, no_repeat_ngram=4, copy_bias=3.0, candidates=4)
+    ),
+    Setting(
         "copy bias 2, 4 candidates", Decoding(repetition_penalty=1.15, no_repeat_ngram=4, copy_bias=2.0, candidates=4)
     ),
 )

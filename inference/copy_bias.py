@@ -10,55 +10,120 @@ a draw.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Sequence
 
 import torch
 
-from inference.decoding import Decoding
+from inference.decoding import Decoding, Detokenizer
+from inference.items import echoed
 from inference.repetition import RepeatGuard, controls_repeats
 
-# (text) -> its token ids, without special tokens: the engine's tokenizer
+# (text) -> its token ids, without special tokens; (token ids) -> their text: the engine's tokenizer
 Encode = Callable[[str], list[int]]
+Decode = Callable[[list[int]], str]
+# An item counts as carried when the last this many characters of the output hold it, however written
+# (items.echoed: "120°C" carries "120 °C", "P-3" carries "P3"); items are short, so the check stays cheap.
+TAIL_CHARS = 48
+
+
+class _Variant:
+    """One way to write an item: its tokens (alone, or after a space) and the text of each proper prefix."""
+
+    def __init__(self, tokens: tuple[int, ...], spaced: bool, decode: Decode):
+        self.tokens, self.spaced = tokens, spaced
+        self.prefixes = [decode(list(tokens[:k])) for k in range(1, len(tokens))]
+        # A first token of white space alone (" 120" is a space, then digits) would favour every space.
+        self.begins_blank = not decode([tokens[0]]).strip()
 
 
 class CopyGuard:
-    """One row's items, each as the token sequences that may write it (alone, or after a space), kept up token by
-    token across the steps of its batch: which it has carried, and which tokens begin or continue the others."""
+    """One row's items, kept up token by token across the steps of its batch (pauses included): which it has
+    carried, and which tokens begin or continue the others.
 
-    def __init__(self, items: Sequence[str], bias: float, encode: Encode):
-        self.bias = bias
-        self.variants = [[v for v in {tuple(encode(item)), tuple(encode(" " + item))} if v] for item in items]
-        self.carried = [False] * len(self.variants)
+    An item begins only where a word may begin: after a space, a mark or the start for its own tokens, after
+    anything but a space for its spaced tokens (" P3"); so "P" never becomes "P1" and "1" never "11". Once the
+    output ends with a begun item (its first tokens, after such a boundary), only its continuation is favoured;
+    a number is taken as begun only from its second character on ("1" may start "10" as well as "120": the bias
+    must not change a number the model meant)."""
+
+    def __init__(self, items: Sequence[str], bias: float, encode: Encode, decode: Decode):
+        self.items, self.bias = list(items), bias
+        self.variants: list[list[_Variant]] = []
+        for item in self.items:
+            variants = {}
+            for spaced, text in ((False, item), (True, " " + item)):
+                tokens = tuple(encode(text))
+                if tokens and tokens not in variants:
+                    variants[tokens] = _Variant(tokens, spaced, decode)
+            self.variants.append(list(variants.values()))
+        self.carried = [False] * len(self.items)
+        self.text = Detokenizer(decode)
         self.taken = 0
 
-    def _take_in(self, made: Sequence[int]) -> None:
-        for end in range(self.taken + 1, len(made) + 1):
-            for index, variants in enumerate(self.variants):
-                if not self.carried[index]:
-                    self.carried[index] = any(tuple(made[max(0, end - len(v)) : end]) == v for v in variants)
+    def _take_in(self, made: Sequence[int]) -> str:
+        for token in made[self.taken :]:
+            tail = self.text.push(token)[-TAIL_CHARS:]
+            for index, item in enumerate(self.items):
+                self.carried[index] = self.carried[index] or echoed(item, tail)
         self.taken = len(made)
+        return self.text.text
 
     def favoured(self, made: Sequence[int]) -> set[int]:
         """The tokens that continue an item the output has begun and not carried yet, after the tokens it made;
-        where it has begun none, the tokens that would begin one (an item half written is finished first: its
-        continuation does not compete with other items' beginnings)."""
-        self._take_in(made)
+        where it has begun none, the tokens that would begin one here."""
+        text = self._take_in(made)
+        last = text[-1:]
         beginnings, continuations = set(), set()
         for index, variants in enumerate(self.variants):
             if self.carried[index]:
                 continue
+            numeric = not any(char.isalpha() for char in self.items[index])
             for variant in variants:
-                begun = next(
-                    (k for k in range(min(len(variant) - 1, len(made)), 0, -1) if tuple(made[-k:]) == variant[:k]), 0
-                )
-                (continuations if begun else beginnings).add(variant[begun])
+                begun = self._begun(variant, made, text, numeric)
+                if begun:
+                    continuations.add(variant.tokens[begun])
+                elif _may_begin(variant, last):
+                    beginnings.add(variant.tokens[0])
         return continuations or beginnings
+
+    @staticmethod
+    def _begun(variant: _Variant, made: Sequence[int], text: str, numeric: bool) -> int:
+        """How many of the variant's tokens the output ends with, after a word boundary (0: none)."""
+        for k in range(min(len(variant.tokens) - 1, len(made)), 0, -1):
+            if tuple(made[-k:]) != variant.tokens[:k]:
+                continue
+            prefix = variant.prefixes[k - 1]
+            # where the prefix's text cannot be found at the end (a context-dependent decoding), assume a word
+            before = text[: len(text) - len(prefix)][-1:] if text.endswith(prefix) else "a"
+            at_boundary = variant.spaced or not _word_char(before)
+            if at_boundary and not (numeric and len(prefix.strip()) < 2):
+                return k
+        return 0
 
     def apply(self, made: Sequence[int], scores: torch.Tensor) -> None:
         """Adjust this row's scores (one row's 1-D logits, in place) after the tokens it generated so far."""
         if favoured := self.favoured(made):
             index = torch.tensor(sorted(favoured), dtype=torch.long, device=scores.device)
             scores[index] += self.bias
+
+
+def _may_begin(variant: _Variant, last: str) -> bool:
+    """Whether an item may begin after the output's last character: its own tokens at the start or after a
+    space, a mark or a CJK character; its spaced tokens after a letter or a mark, never after a digit (a number
+    the model is writing is never split) and never where their first token is a lone space."""
+    if variant.begins_blank:
+        return False
+    if not last:
+        return True
+    return not (last.isspace() or last.isdigit()) if variant.spaced else not _word_char(last)
+
+
+def _word_char(char: str) -> bool:
+    """A letter or digit of a script that spaces its words (a CJK character is none: an id may follow it)."""
+    if not char or "\u3040" <= char <= "\u9fff":
+        return False
+    return unicodedata.category(char)[0] in "LN"
 
 
 class Guards:
@@ -79,14 +144,14 @@ class Guards:
             scores[banned] = float("-inf")
 
 
-def row_guards(decodings: Sequence[Decoding], encode: Encode) -> dict[int, Guards]:
+def row_guards(decodings: Sequence[Decoding], encode: Encode, decode: Decode) -> dict[int, Guards]:
     """The rows of a batch whose decoding controls repeats or favours the request's items, each with its guards
     (empty: no row does)."""
     guards = {}
     for row, decoding in enumerate(decodings):
         kept = [RepeatGuard(decoding)] if controls_repeats(decoding) else []
         if decoding.copy_bias and decoding.copy_items:
-            kept.append(CopyGuard(decoding.copy_items, decoding.copy_bias, encode))
+            kept.append(CopyGuard(decoding.copy_items, decoding.copy_bias, encode, decode))
         if kept:
             guards[row] = Guards(kept)
     return guards

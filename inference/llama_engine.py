@@ -175,7 +175,7 @@ class LlamaCppEngine(ChatTokens):
         rows = Rows(decodings, limits, self.stop_ids, self.decode, on_step)
         generators = {row: row_generator(d) for row, d in enumerate(decodings) if d.sampled}
         schemas = json_rows(decodings, self.tokenizer, self.stop_ids)  # None: no row has a schema
-        guards = row_guards(decodings, self._item_tokens)
+        guards = row_guards(decodings, self._item_tokens, self.decode)
         made: list[list[int]] = [[] for _ in prompts]
         context = self._idle.pop() if self._idle else self._new_context()
         batch = self.lib.llama_batch_init(max(BATCH_TOKENS, len(prompts)), 0, 1)

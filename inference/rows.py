@@ -83,7 +83,7 @@ def token_uniforms(key: int, tokens: torch.Tensor) -> torch.Tensor:
     z = (z ^ _shifted(z, 30)) * _MIX1
     z = (z ^ _shifted(z, 27)) * _MIX2
     z = z ^ _shifted(z, 31)
-    return (_shifted(z, 11).to(torch.float64) + 0.5) / float(1 << 53)
+    return (_shifted(z, 12).to(torch.float64) + 0.5) / float(1 << 52)  # exact, and never 0 or 1
 
 
 def draw(scores: torch.Tensor, decoding: Decoding, generator: torch.Generator) -> int | None:

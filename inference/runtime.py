@@ -190,8 +190,12 @@ class TransformersEngine(ChatTokens):
         all of the prompt but its last token, which generate() feeds itself. None (generate() prefills) when every
         row's prompt is its own. The prompt's share of a batch of candidates is about half its work on a CPU."""
         ids, mask = encoded.input_ids, encoded.attention_mask
+        if getattr(self.model.generation_config, "cache_implementation", None):  # generate() makes its own cache
+            return None
+        # The ids and the mask: a padding token may also be a prompt's first token (end-of-text).
         first_of: dict[tuple, int] = {}
-        source = [first_of.setdefault(tuple(row.tolist()), index) for index, row in enumerate(ids)]
+        keys = (tuple(row.tolist()) + tuple(row_mask.tolist()) for row, row_mask in zip(ids, mask, strict=True))
+        source = [first_of.setdefault(key, index) for index, key in enumerate(keys)]
         if len(first_of) == len(source) or ids.shape[1] < 2:
             return None
         unique = sorted(first_of.values())
@@ -221,7 +225,7 @@ class TransformersEngine(ChatTokens):
         free greedy batch has none), so a sampled row with a schema draws among the tokens its schema allows."""
         rows = Rows(decodings, limits, self.stop_ids, self.decode, on_step)
         processors = LogitsProcessorList()
-        if guards := row_guards(decodings, self._item_tokens):
+        if guards := row_guards(decodings, self._item_tokens, self.decode):
             processors.append(_RepeatControl(guards, rows, prompt_length))
         if schemas := json_rows(decodings, self.tokenizer, self.stop_ids):
             processors.append(_JsonSchemas(schemas, rows, prompt_length))

@@ -111,7 +111,8 @@ def semantic_decoding(decoding: Decoding, *, template, values: dict, key_fields:
     fixed = {v.name: values.get(v.name) for v in spec if v.type != "text"}
     group = cache.cache_key(
         prompt="semantic:" + json.dumps(fixed, sort_keys=True, ensure_ascii=False),
-        decoding=decoding.without_cache_fields().to_json(),
+        # not the copy bias's items: they are the request's own ids and numbers, which the codes compare
+        decoding=replace(decoding.without_cache_fields(), copy_items=()).to_json(),
         **key_fields,
     )
     return replace(

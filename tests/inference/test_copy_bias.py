@@ -12,36 +12,59 @@ from inference.repetition import RepeatGuard
 
 PROMPTS = ["Camera C3 detected a dent on press P3.", "Translate this work order into English: replace the belt."]
 PARAMS = GenerationParams(max_new_tokens=12)
-# A made-up tokenizer: "P3" is two tokens alone and two others after a space; "120" is one.
-VOCABULARY = {"P3": [1, 2], " P3": [3, 2], "120": [7], " 120": [8]}
 
 
-def encode(text: str) -> list[int]:
-    return VOCABULARY[text]
+def guard(tiny_model, items, bias=2.0) -> CopyGuard:
+    return CopyGuard(items, bias, tiny_model._item_tokens, tiny_model.decode)
 
 
-def test_an_item_is_favoured_by_its_first_token_then_continued_then_left_alone_once_carried():
-    guard = CopyGuard(["P3", "120"], 2.0, encode)
-    assert guard.favoured([]) == {1, 3, 7, 8}  # each item may begin alone or after a space
-    assert guard.favoured([5, 3]) == {2}  # " P" begun: only its "3", which finishes it
-    assert guard.favoured([5, 3, 2]) == {7, 8}  # P3 carried
-    assert guard.favoured([5, 3, 2, 9, 8]) == set()  # and 120: nothing left to favour
+def favoured(tiny_model, items: list[str], output: str) -> tuple[list[str], list[bool]]:
+    """The tokens the guard favours after the output (as text, SmolLM2's tokenizer: "Ġ" is a space), and which
+    items it counts as carried."""
+    copy = guard(tiny_model, items)
+    tokens = copy.favoured(tiny_model._item_tokens(output) if output else [])
+    return sorted(tiny_model.tokenizer.convert_ids_to_tokens(sorted(tokens))), copy.carried
 
 
-def test_the_bias_is_added_to_the_favoured_tokens_and_never_lifts_a_ban():
-    scores = torch.zeros(10)
-    CopyGuard(["120"], 2.5, encode).apply([], scores)
-    assert scores[7] == scores[8] == 2.5 and scores.sum() == 5.0
-    guards = Guards([RepeatGuard(Decoding(no_repeat_ngram=2)), CopyGuard(["120"], 2.5, encode)])
-    scores = torch.zeros(10)
-    guards.apply([8, 4, 8], scores)  # (8, 4) was made: 4 is banned after 8; 120 was carried already
-    assert scores[4] == float("-inf") and torch.isfinite(scores[torch.arange(10) != 4]).all()
+def test_an_item_begins_where_a_word_may_and_a_begun_one_is_finished_first(tiny_model):
+    assert favoured(tiny_model, ["P3", "120 °C"], "") == (["1", "P", "ĠP"], [False, False])
+    assert favoured(tiny_model, ["P3"], "Check") == (["ĠP"], [False])  # after a word: with its space
+    assert favoured(tiny_model, ["P3", "120 °C"], "Check P") == (["3"], [False, False])  # "P" begun: its "3"
+    assert favoured(tiny_model, ["P3"], "相机") == (["P", "ĠP"], [False])  # an id may follow a CJK character
+
+
+def test_a_number_the_model_is_writing_is_never_pushed_towards_an_item(tiny_model):
+    assert favoured(tiny_model, ["120"], "Wait 1")[0] == []  # "1" may be "10": not begun, and no space in it
+    assert favoured(tiny_model, ["120"], "Wait 12")[0] == ["0"]  # two of its characters: begun
+    assert favoured(tiny_model, ["120"], "Check ")[0] == ["1"]
+    assert favoured(tiny_model, ["P3"], "Wait 1")[0] == []  # nor split by another item
+
+
+def test_an_item_written_another_way_counts_as_carried(tiny_model):
+    for items, output in [(["P3", "120 °C"], "Check P3 at 120°C now."), (["P3"], "Press P-3 now"),
+                          (["AGV-B2"], "AGV B2 stopped")]:  # fmt: skip
+        tokens, carried = favoured(tiny_model, items, output)
+        assert tokens == [] and all(carried), output
+
+
+def test_the_bias_is_added_to_the_favoured_tokens_and_never_lifts_a_ban(tiny_model):
+    copy = guard(tiny_model, ["P3"], bias=2.5)
+    scores = torch.zeros(tiny_model.tokenizer.vocab_size)
+    copy.apply([], scores)
+    assert sorted(scores.nonzero().flatten().tolist()) == sorted(copy.favoured([])) and scores.max() == 2.5
+    check = tiny_model._item_tokens("Check")
+    guards = Guards([RepeatGuard(Decoding(no_repeat_ngram=2)), guard(tiny_model, ["P3"], bias=2.5)])
+    [space_p] = tiny_model._item_tokens(" P")
+    made = [*check, space_p, *check]  # (Check, " P") was made: " P" is banned after "Check"
+    scores = torch.zeros(tiny_model.tokenizer.vocab_size)
+    guards.apply(made, scores)
+    assert scores[space_p] == float("-inf")
 
 
 def test_rows_get_guards_only_for_what_they_ask():
     decodings = [GREEDY, Decoding(copy_items=("P3",), copy_bias=2.0), Decoding(copy_bias=2.0),
                  Decoding(no_repeat_ngram=3)]  # fmt: skip
-    assert list(row_guards(decodings, encode)) == [1, 3]  # a bias without items favours nothing
+    assert list(row_guards(decodings, str.split, str)) == [1, 3]  # a bias without items favours nothing
 
 
 def test_on_the_model_a_strong_bias_makes_the_output_carry_the_item(tiny_model):

@@ -139,3 +139,11 @@ def test_rows_that_share_a_prompt_are_prefilled_once_and_answer_as_if_each_had_i
     shared = tiny_model.generate_batch(prompts, PARAMS, decodings=decodings).generations
     monkeypatch.setattr(tiny_model, "_shared_prefill", lambda encoded: None)
     assert tiny_model.generate_batch(prompts, PARAMS, decodings=decodings).generations == shared
+
+
+def test_a_prompt_that_starts_with_the_padding_token_is_not_shared_with_a_padded_one(tiny_model):
+    eos = tiny_model.tokenizer.eos_token
+    raw = Decoding(raw=True)
+    encoded = tiny_model._encode([f"{eos}Hello there", "Hello there"], None, [raw, raw])
+    assert encoded.input_ids[0].tolist() == encoded.input_ids[1].tolist()  # the same ids, other masks
+    assert tiny_model._shared_prefill(encoded) is None

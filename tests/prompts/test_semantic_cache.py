@@ -158,3 +158,19 @@ def test_the_setting_is_exported_and_imported_and_changing_it_is_not_a_new_versi
     assert template.semantic_cache is None and template.version == 1  # what the model sees is the same
     with pytest.raises(ImportProblem, match="semantic_cache: must be a number or empty"):
         templates_import(yaml.safe_dump({"templates": [{**exported, "semantic_cache": "high"}]}))
+
+
+@pytest.mark.django_db
+def test_the_copy_bias_items_do_not_split_the_group_of_paraphrases():
+    from edgeportal.jobs.entry import _with_output_controls
+
+    template = make_template(slug="t", title="T", body="Describe: {what}", copy_bias=2.0, semantic_cache=0.9)
+
+    def group(what: str) -> str:
+        decoding = _with_output_controls(GREEDY, template, f"Describe: {what}")
+        assert decoding.copy_items  # the items are there, in the order the request names them
+        return semantic_decoding(
+            decoding, template=template, values={"what": what}, key_fields=KEY_FIELDS
+        ).semantic_group
+
+    assert group("Pump P3 shows error 42") == group("Error 42 shown on pump P3") == group("pump P3: error 42")
