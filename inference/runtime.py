@@ -138,8 +138,7 @@ class TransformersEngine(ChatTokens):
         # parsers included) last across pauses.
         processors, steps = self._controls(decodings, limits, on_step, encoded.input_ids.shape[1])
         ids, mask = encoded.input_ids, encoded.attention_mask
-        # Positions as generate() computes them, so left padding does not shift a prompt.
-        positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)
+        positions = _positions(mask)
         cache = DynamicCache(config=self.model.config)
         busy_s = 0.0
         prefill_end = ids.shape[1] - 1  # generate() itself feeds the last prompt token
@@ -201,7 +200,7 @@ class TransformersEngine(ChatTokens):
         unique = sorted(first_of.values())
         place = {row: index for index, row in enumerate(unique)}
         rows = torch.tensor(unique, device=ids.device)
-        positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)  # as generate() computes them
+        positions = _positions(mask)
         cache = DynamicCache(config=self.model.config)
         self.model(
             input_ids=ids[rows, :-1],
@@ -252,6 +251,11 @@ class TransformersEngine(ChatTokens):
 
     def warm_up(self) -> None:
         self.generate_batch(["Hello"], GenerationParams(max_new_tokens=2))
+
+
+def _positions(mask: torch.Tensor) -> torch.Tensor:
+    """Each token's position as generate() computes them, so left padding does not shift a prompt."""
+    return (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)
 
 
 class _Steps(StoppingCriteria):

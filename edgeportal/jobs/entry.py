@@ -31,7 +31,6 @@ from edgeportal.jobs.refusals import refusal_count
 from edgeportal.jobs.services import job_queue_new, latency_for
 from edgeportal.monitoring import metrics
 from edgeportal.outputs.prompting import run_prompt
-from edgeportal.outputs.quality import required_items
 from edgeportal.outputs.services import outputs_create, run_fields
 from edgeportal.outputs.spec import OutputSpec
 from edgeportal.prompts import cache
@@ -55,6 +54,7 @@ from edgeportal.sources.rate_limit import rate_limit_hit
 from inference.admission import admission_estimate
 from inference.decoding import GREEDY, MAX_COPY_ITEMS, Decoding
 from inference.integers import IntegerError, parse_int
+from inference.items import required_items
 from inference.planning import Estimate, Refusal, refusal, share_refusal
 from inference.pools import Pool
 from inference.queue import JobQueue
@@ -442,11 +442,10 @@ def _with_output_controls(decoding: Decoding, template, text: str) -> Decoding:
     """Repeats are controlled as the template says, or as the node does for a free prompt (inference.repetition):
     within the output only, so the answer may copy the request's ids; and the request's ids and numbers are
     favoured while the output lacks them (inference.copy_bias), as much as the template or the node says."""
-    source = template
     controls = {
-        "no_repeat_ngram": source.no_repeat_ngram if source else settings.EDGE_NO_REPEAT_NGRAM,
-        "repetition_penalty": source.repetition_penalty if source else settings.EDGE_REPETITION_PENALTY,
-        "copy_bias": source.copy_bias if source else settings.EDGE_COPY_BIAS,
+        "no_repeat_ngram": template.no_repeat_ngram if template else settings.EDGE_NO_REPEAT_NGRAM,
+        "repetition_penalty": template.repetition_penalty if template else settings.EDGE_REPETITION_PENALTY,
+        "copy_bias": template.copy_bias if template else settings.EDGE_COPY_BIAS,
     }
     items = tuple(required_items(text)[:MAX_COPY_ITEMS]) if controls["copy_bias"] else ()
     if not items:  # nothing to carry: no bias either, so the job's decoding (and cache key) stays plain
