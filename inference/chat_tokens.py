@@ -22,23 +22,34 @@ class ChatTokens:
         configured = generation_eos if isinstance(generation_eos, list) else [generation_eos]
         self.stop_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id, *configured} - {None}
 
-    def format_prompt(self, prompt: str, system_prompt: str | None = None, raw: bool = False) -> str:
-        """The text the model reads: the chat template around the prompt, or the prompt itself when raw."""
-        if raw or not self.tokenizer.chat_template:
+    def format_prompt(
+        self, prompt: str, system_prompt: str | None = None, raw: bool = False, turns: Sequence[Sequence[str]] = ()
+    ) -> str:
+        """The text the model reads: the chat template around the conversation's earlier turns and the prompt,
+        or the prompt itself when raw. A folder without a chat template reads the turns as plain lines."""
+        if raw:
             return prompt
+        if not self.tokenizer.chat_template:
+            return "\n\n".join([*(text for _, text in turns), prompt]) if turns else prompt
         messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+        messages += [{"role": role, "content": text} for role, text in turns]
         messages.append({"role": "user", "content": prompt})
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    def token_ids(self, prompt: str, system_prompt: str | None = None, raw: bool = False) -> list[int]:
-        return self.tokenizer(self.format_prompt(prompt, system_prompt, raw), add_special_tokens=False).input_ids
+    def token_ids(
+        self, prompt: str, system_prompt: str | None = None, raw: bool = False, turns: Sequence[Sequence[str]] = ()
+    ) -> list[int]:
+        text = self.format_prompt(prompt, system_prompt, raw, turns)
+        return self.tokenizer(text, add_special_tokens=False).input_ids
 
     def _item_tokens(self, text: str) -> list[int]:
         """A piece of text's token ids as the output would write it (the copy bias's items)."""
         return self.tokenizer(text, add_special_tokens=False).input_ids
 
-    def count_tokens(self, prompt: str, system_prompt: str | None = None, raw: bool = False) -> int:
-        return len(self.token_ids(prompt, system_prompt, raw))
+    def count_tokens(
+        self, prompt: str, system_prompt: str | None = None, raw: bool = False, turns: Sequence[Sequence[str]] = ()
+    ) -> int:
+        return len(self.token_ids(prompt, system_prompt, raw, turns))
 
     def decode(self, token_ids: Sequence[int]) -> str:
         """The text of these generated tokens, as an output is made of them (before final_text)."""

@@ -20,6 +20,10 @@ class Decoding:
     seed: int | None = None  # a sampled job's draws; None: a fresh seed each run
     stop: tuple[str, ...] = ()  # the output ends before the first of these (cut on the server)
     raw: bool = False  # the prompt as sent, without the chat template (a completion, not a chat)
+    # A conversation's earlier turns, ((role, text), ...) with role "user" or "assistant", laid out by the chat
+    # template before the prompt (the last user message). Carried here, with the prompt's other form, so every
+    # engine and the cache key see it without a new argument on every path.
+    turns: tuple[tuple[str, str], ...] = ()
     stream: bool = False  # the worker publishes each step's new text (inference.token_stream)
     # The JSON Schema the output is held to while it decodes, as compact JSON text ("": free text). Held to it
     # token by token, but not checked: an output cut by its token limit is unfinished JSON, which the caller's
@@ -55,11 +59,11 @@ class Decoding:
     def to_json(self) -> str:
         """Only what differs from greedy chat, so a plain job carries an empty string."""
         changed = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != f.default}
-        changed = {key: list(value) if isinstance(value, tuple) else value for key, value in changed.items()}
+        changed = {key: _listed(value) for key, value in changed.items()}
         return json.dumps(changed, separators=(",", ":")) if changed else ""
 
     def as_dict(self) -> dict:
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+        return {key: _listed(value) for key, value in asdict(self).items()}
 
     @classmethod
     def from_json(cls, text: str) -> Decoding:
@@ -72,7 +76,14 @@ class Decoding:
         for key in ("stop", "copy_items"):
             if key in values:
                 values[key] = tuple(values[key])
+        if "turns" in values:
+            values["turns"] = tuple((role, text) for role, text in values["turns"])
         return cls(**values)
+
+
+def _listed(value: object) -> object:
+    """Tuples as JSON lists, nested ones too (turns)."""
+    return [_listed(item) for item in value] if isinstance(value, tuple) else value
 
 
 GREEDY = Decoding()

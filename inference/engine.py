@@ -47,9 +47,11 @@ class Engine(Protocol):
     identity: EngineIdentity
     context_length: int | None  # the most tokens, prompt and output, it reads (None: unknown)
 
-    def count_tokens(self, prompt: str, system_prompt: str | None = None, raw: bool = False) -> int:
-        """The prompt's tokens as the model reads it (its chat template applied unless raw): what lanes are
-        chosen by, and what usage reports."""
+    def count_tokens(
+        self, prompt: str, system_prompt: str | None = None, raw: bool = False, turns: Sequence[Sequence[str]] = ()
+    ) -> int:
+        """The prompt's tokens as the model reads it (its chat template applied unless raw, with a
+        conversation's earlier turns): what lanes are chosen by, and what usage reports."""
         ...
 
     def decode(self, token_ids: Sequence[int]) -> str:

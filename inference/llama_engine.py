@@ -169,7 +169,7 @@ class LlamaCppEngine(ChatTokens):
             return BatchOutput([], 0, 0.0)
         decodings = decodings or [GREEDY] * len(prompts)
         systems = system_prompts or [None] * len(prompts)
-        ids = [self.token_ids(p, s, d.raw) for p, s, d in zip(prompts, systems, decodings, strict=True)]
+        ids = [self.token_ids(p, s, d.raw, d.turns) for p, s, d in zip(prompts, systems, decodings, strict=True)]
         limits = list(max_new_tokens_each or [params.max_new_tokens] * len(prompts))
         self._check_room(ids, limits)
         rows = Rows(decodings, limits, self.stop_ids, self.decode, on_step)

@@ -215,7 +215,7 @@ class TransformersEngine(ChatTokens):
 
     def _encode(self, prompts: Sequence[str], system_prompts: Sequence[str | None] | None, decodings):
         systems = system_prompts or [None] * len(prompts)
-        texts = [self.format_prompt(p, s, d.raw) for p, s, d in zip(prompts, systems, decodings, strict=True)]
+        texts = [self.format_prompt(p, s, d.raw, d.turns) for p, s, d in zip(prompts, systems, decodings, strict=True)]
         return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
 
     def _controls(self, decodings, limits, on_step, prompt_length: int):

@@ -126,6 +126,6 @@ class WithSemanticCache:
     def _counter(self, prompts, system_prompts, decodings) -> Callable[[int], int]:
         def count(row: int) -> int:
             system = system_prompts[row] if system_prompts else None
-            return self.engine.count_tokens(prompts[row], system, decodings[row].raw)
+            return self.engine.count_tokens(prompts[row], system, decodings[row].raw, decodings[row].turns)
 
         return count

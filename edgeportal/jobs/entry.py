@@ -102,13 +102,15 @@ def job_submit(
     system_prompt: object = None,
     max_new_tokens: object = None,
     decoding: Decoding = GREEDY,
+    turns: object = None,
     source: Source | None = None,
     user=None,
     allow_free_prompt: bool,
 ) -> Job:
     """Check, render and normalise the request; answer it from the cache, or admit it, store it and queue it.
     A free prompt may bring its own system prompt and output limit (a template has its own); decoding says
-    how it is decoded (the OpenAI-compatible API's sampling, stop strings, raw prompts and streaming)."""
+    how it is decoded (the OpenAI-compatible API's sampling, stop strings, raw prompts and streaming); turns are a
+    free prompt's conversation before it, [(role, text), ...]."""
     started = time.perf_counter()
     template = None
     try:
@@ -121,6 +123,9 @@ def job_submit(
         template = _template_named(template_slug, prompt)
         model_name = _model(model, template)
         text, values, tokens = _prompt_for(template, prompt, variables, allow_free_prompt, source, model_name)
+        if turns:
+            checked, tokens = _turns(turns, template, text, tokens, model_name)
+            decoding = replace(decoding, turns=checked)
         own = _own_settings(template, system_prompt, max_new_tokens)
         lane = scheduler.lane_for(tokens)
         ticket = Ticket(
@@ -271,6 +276,41 @@ def _prompt_for(template, prompt, variables, allow_free_prompt, source, model: s
     return text, values, tokens if tokens is not None else len(text) // 4 + 1
 
 
+def _turns(raw: object, template, text: str, tokens: int, model: str) -> tuple[tuple[tuple[str, str], ...], int]:
+    """A free prompt's earlier conversation, each message guarded like the prompt, and the tokens of the whole:
+    the prompt with its earlier messages keeps to one prompt's limits of characters and tokens."""
+    if template is not None:
+        raise JobRejected(
+            _("A conversation is only sent with a prompt, not a template."), code="invalid", field="turns"
+        )
+    if not isinstance(raw, list | tuple) or not all(
+        isinstance(turn, list | tuple)
+        and len(turn) == 2
+        and turn[0] in ("user", "assistant")
+        and isinstance(turn[1], str)
+        for turn in raw
+    ):
+        raise JobRejected(
+            _("turns must be a list of [role, text] pairs, the role user or assistant."), code="invalid", field="turns"
+        )
+    limit = settings.EDGE_MAX_PROMPT_CHARS
+    turns = tuple((role, _guarded(said, "turns", guard_rules(max_chars=limit))) for role, said in raw)
+    chars = len(text) + sum(len(said) for _, said in turns)
+    if chars > limit:
+        raise JobRejected(
+            _("The conversation has %(chars)d characters; a prompt with its earlier messages may have at most "
+              "%(limit)d.") % {"chars": chars, "limit": limit},
+            code="too_long", field="turns",
+        )  # fmt: skip
+    tokens += sum(count_tokens(said, model=model) or len(said) // 4 + 1 for _, said in turns)
+    if (limit := settings.EDGE_MAX_PROMPT_TOKENS) and tokens > limit:
+        raise JobRejected(
+            _("The conversation has %(tokens)d tokens; the limit is %(limit)d.") % {"tokens": tokens, "limit": limit},
+            code="too_many_tokens", field="turns",
+        )  # fmt: skip
+    return turns, tokens
+
+
 MAX_NEW_TOKENS = 1024  # a request's own output limit: the range a template's has (PromptTemplate.clean)
 
 
@@ -294,7 +334,7 @@ def _own_settings(template, system_prompt: object, max_new_tokens: object) -> di
         try:
             own["max_new_tokens"] = parse_int(max_new_tokens, field="max_new_tokens", low=1, high=MAX_NEW_TOKENS)
         except IntegerError as error:
-            raise JobRejected(error.message, code="invalid", field="max_new_tokens") from None
+            raise JobRejected(_(error.text) % error.params, code="invalid", field="max_new_tokens") from None
     return own
 
 
@@ -334,7 +374,7 @@ def _deadline_ms(raw: object, template, source, scheduler: SchedulerSettings, la
     try:
         return parse_int(raw, field="deadline_ms", low=1, high=scheduler.max_deadline_ms)
     except IntegerError as error:
-        raise JobRejected(error.message, code="invalid", field="deadline_ms") from None
+        raise JobRejected(_(error.text) % error.params, code="invalid", field="deadline_ms") from None
 
 
 def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> tuple[Pool, str]:

@@ -5,6 +5,7 @@ from datetime import timedelta
 import redis
 from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from edgeportal.core.queueing import job_events
 from edgeportal.jobs.models import Job
@@ -23,6 +24,14 @@ def job_list(*, limit: int = 50) -> list[Job]:
     for job in jobs:
         job.tokens_made = made.get(job.pk)
     return jobs
+
+
+SPEAKERS = {"user": _("User"), "assistant": _("Assistant")}
+
+
+def job_conversation(job: Job) -> list[tuple[str, str]]:
+    """A chat's messages before its prompt (sent through the OpenAI-compatible API), as (who, text)."""
+    return [(SPEAKERS.get(role, role), text) for role, text in (job.decoding or {}).get("turns", [])]
 
 
 def queue_depth() -> dict[str, int | None]:

@@ -142,4 +142,6 @@ def job_list(request):
 @manager_required
 def job_detail(request, job_id: int):
     job = get_object_or_404(Job.objects.select_related("template", "latency", "batch"), pk=job_id)
-    return render(request, "jobs/job_status.html" if request.htmx else "jobs/detail.html", {"job": job})
+    if request.htmx:
+        return render(request, "jobs/job_status.html", {"job": job})
+    return render(request, "jobs/detail.html", {"job": job, "conversation": selectors.job_conversation(job)})

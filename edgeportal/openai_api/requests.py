@@ -60,6 +60,7 @@ class CompletionRequest:
     stream: bool = False
     include_usage: bool = False
     extensions: dict = field(default_factory=dict)  # priority, deadline_ms, template, variables
+    turns: tuple[tuple[str, str], ...] = ()  # a conversation's messages before the last (user, assistant)
 
 
 def parse_request(body: object, *, chat: bool) -> CompletionRequest:
@@ -86,7 +87,7 @@ def parse_request(body: object, *, chat: bool) -> CompletionRequest:
     if options and not stream:
         raise invalid("stream_options is only allowed with stream: true.", "stream_options")
     template = body.get("template")
-    prompt, system = _chat_prompt(body, template) if chat else _completion_prompt(body, template)
+    prompt, system, turns = _chat_prompt(body, template) if chat else _completion_prompt(body, template)
     return CompletionRequest(
         chat=chat,
         model=_text(body, "model"),
@@ -98,6 +99,7 @@ def parse_request(body: object, *, chat: bool) -> CompletionRequest:
         stream=stream,
         include_usage=bool(options.get("include_usage")),
         extensions={name: body[name] for name in EXTENSIONS if name in body},
+        turns=turns,
     )
 
 
@@ -183,40 +185,45 @@ def _stop(value: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(stops))
 
 
-def _chat_prompt(body: dict, template: object) -> tuple[str | None, str | None]:
-    """The user message and the system prompt (system and developer messages, joined)."""
+MAX_TURNS = 64  # earlier messages of a conversation; their text is bounded with the prompt's (job_submit)
+
+
+def _chat_prompt(body: dict, template: object) -> tuple[str | None, str | None, tuple[tuple[str, str], ...]]:
+    """The last user message, the system prompt (system and developer messages, joined) and the conversation's
+    earlier user and assistant messages, in order."""
     messages = body.get("messages")
     if template is not None:
         if messages:
             raise invalid("Send messages or a template, not both.", "messages")
-        return None, None
+        return None, None, ()
     if not isinstance(messages, list) or not messages:
         raise invalid("messages must be a non-empty list of messages.", "messages", "missing")
-    systems, users = [], []
+    systems, turns = [], []
     for index, message in enumerate(messages):
         param = f"messages[{index}]"
         if not isinstance(message, dict):
             raise invalid("Each message must be an object with a role and a content.", param)
         role = message.get("role")
-        if role in ("system", "developer"):
-            systems.append(_content(message.get("content"), f"{param}.content"))
-        elif role == "user":
-            if index != len(messages) - 1:
-                raise invalid("The user message must come last.", param)
-            users.append(_content(message.get("content"), f"{param}.content"))
-        elif role in ("assistant", "tool", "function"):
-            raise invalid(
-                f"A {role} message: this node answers one user message (with system messages), not a "
-                "conversation.", f"{param}.role", "unsupported_value",
-            )  # fmt: skip
-        else:
-            raise invalid("role must be system, developer or user.", f"{param}.role")
-        extra = set(message) - {"role", "content"}
+        if role in ("tool", "function") or (role == "assistant" and message.get("tool_calls")):
+            raise invalid("Tools are not supported: this node has no tools to call.", f"{param}.role",
+                          "unsupported_value")  # fmt: skip
+        if role not in ("system", "developer", "user", "assistant"):
+            raise invalid("role must be system, developer, user or assistant.", f"{param}.role")
+        extra = set(message) - {"role", "content", "tool_calls", "refusal"}
         if extra:
             raise invalid(f"Unsupported message field: {sorted(extra)[0]!r}.", param, "unsupported_parameter")
-    if len(users) != 1:
-        raise invalid("Send exactly one user message, last.", "messages")
-    return users[0], "\n\n".join(systems) if systems else None
+        text = _content(message.get("content"), f"{param}.content")
+        if role in ("system", "developer"):
+            if turns:  # laid out first by every chat template: anywhere else would be moved in silence
+                raise invalid("System and developer messages must come before the conversation.", param)
+            systems.append(text)
+        else:
+            turns.append((role, text))
+    if not turns or turns[-1][0] != "user":
+        raise invalid("The last message (after any system messages) must be a user message.", "messages")
+    if len(turns) - 1 > MAX_TURNS:
+        raise invalid(f"A conversation may hold at most {MAX_TURNS} messages before the last.", "messages")
+    return turns[-1][1], "\n\n".join(systems) if systems else None, tuple(turns[:-1])
 
 
 def _content(content: object, param: str) -> str:
@@ -233,14 +240,14 @@ def _content(content: object, param: str) -> str:
     raise invalid("content must be a string or a list of text parts.", param)
 
 
-def _completion_prompt(body: dict, template: object) -> tuple[str | None, None]:
+def _completion_prompt(body: dict, template: object) -> tuple[str | None, None, tuple]:
     prompt = body.get("prompt")
     if template is not None:
         if prompt is not None:
             raise invalid("Send a prompt or a template, not both.", "prompt")
-        return None, None
+        return None, None, ()
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
         prompt = prompt[0]
     if not isinstance(prompt, str):
         raise invalid("prompt must be a string (one prompt per request).", "prompt", "missing")
-    return prompt, None
+    return prompt, None, ()

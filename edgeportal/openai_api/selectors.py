@@ -12,7 +12,7 @@ from edgeportal.sources.models import Source
 from inference.queue import WORKER_ALIVE_S
 
 # job_submit's field names as this API calls them.
-PARAMS = {"max_new_tokens": "max_tokens", "system_prompt": "messages"}
+PARAMS = {"max_new_tokens": "max_tokens", "system_prompt": "messages", "turns": "messages"}
 
 
 def submit(completion: CompletionRequest, source: Source) -> Job:
@@ -29,6 +29,7 @@ def submit(completion: CompletionRequest, source: Source) -> Job:
             system_prompt=completion.system_prompt,
             max_new_tokens=completion.max_new_tokens,
             decoding=completion.decoding,
+            turns=completion.turns,
             source=source,
             allow_free_prompt=source.allow_free_prompts,
         )

@@ -4,6 +4,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from inference.decoding import Decoding
 from inference.generation import GenerationParams
 from inference.model_files import ModelConfigError, default_gguf_path, resolve_model_path
 from inference.runtime import convert_gguf, load_engine
@@ -118,3 +119,19 @@ def test_pausing_while_decoding_changes_nothing_and_pauses_are_not_inference_tim
     assert stepped.generations == whole.generations
     assert pauses > 2  # one after the prefill, then one each time pause_wanted() said yes while decoding
     assert stepped.inference_ms < wall_ms - 50 * pauses + 1
+
+
+def test_a_conversations_earlier_turns_are_laid_out_in_order_before_the_prompt(tiny_model):
+    turns = (("user", "Which press stopped?"), ("assistant", "Press P3."))
+    text = tiny_model.format_prompt("Why did it stop?", "Be brief.", turns=turns)
+    places = [text.index(part) for part in ("Be brief.", "Which press stopped?", "Press P3.", "Why did it stop?")]
+    assert places == sorted(places)
+    assert "assistant\nPress P3." in text  # as the model's own earlier answer, not as the user's words
+    assert tiny_model.count_tokens("Why did it stop?", turns=turns) > tiny_model.count_tokens("Why did it stop?")
+    assert tiny_model.format_prompt("Why did it stop?", turns=turns, raw=True) == "Why did it stop?"
+    alone, with_turns = tiny_model.generate_batch(
+        ["Why did it stop?"] * 2, GenerationParams(max_new_tokens=4),
+        decodings=[Decoding(), Decoding(turns=turns)],
+    ).generations  # fmt: skip
+    assert alone.prompt_tokens == len(tiny_model.token_ids("Why did it stop?"))
+    assert with_turns.prompt_tokens == len(tiny_model.token_ids("Why did it stop?", turns=turns))

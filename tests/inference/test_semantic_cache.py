@@ -28,8 +28,8 @@ class Recorder:
         self.asked.append(list(prompts))
         return (yield from self.engine.generate_in_steps(prompts, params, **kwargs))
 
-    def count_tokens(self, prompt, system_prompt=None, raw=False):
-        return self.engine.count_tokens(prompt, system_prompt, raw)
+    def count_tokens(self, prompt, system_prompt=None, raw=False, turns=()):
+        return self.engine.count_tokens(prompt, system_prompt, raw, turns)
 
     def lookup(self, decodings):
         return [(self.answers.get(d.semantic_text), f"key:{d.semantic_text}") for d in decodings]

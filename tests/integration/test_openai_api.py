@@ -59,6 +59,22 @@ def test_a_chat_completion_answers_with_usage_and_its_job_latency_record(node):
     assert record["queue_wait_ms"] is not None and record["inference_ms"] > 0
 
 
+def test_a_conversation_is_answered_with_its_earlier_messages_read_by_the_model(node):
+    client, _, _ = node
+    last = {"role": "user", "content": "Why did it stop?"}
+    earlier = [{"role": "user", "content": "Which press stopped?"}, {"role": "assistant", "content": "Press P3."}]
+    alone = client.chat.completions.create(model=model_name(client), messages=[last], max_tokens=3, **SAMPLED)
+    answer = client.chat.completions.create(
+        model=model_name(client), messages=[*earlier, last], max_tokens=3, **SAMPLED
+    )
+    job = Job.objects.get(pk=answer.model_extra["edgeportal"]["job_id"])
+    assert job.status == Job.Status.DONE and job.prompt == "Why did it stop?"
+    assert job.decoding["turns"] == [["user", "Which press stopped?"], ["assistant", "Press P3."]]
+    # The worker counts what the model read: the conversation's messages in the chat template, not the last alone.
+    assert answer.usage.prompt_tokens > alone.usage.prompt_tokens + 8
+    assert answer.choices[0].message.content == job.output
+
+
 def test_a_text_completion_reads_the_prompt_without_the_chat_template(node):
     client, _, _ = node
     answer = client.completions.create(model=model_name(client), prompt="Line A restarts", max_tokens=4, **SAMPLED)

@@ -78,8 +78,15 @@ def test_extensions_come_from_the_top_level_or_extra_body():
         ({"messages": USER, "stream_options": {"include_usage": True}}, "stream_options"),
         ({"messages": USER, "stream": "yes"}, "stream"),
         ({"messages": []}, "messages"),
-        ({"messages": [{"role": "assistant", "content": "hi"}, *USER]}, "messages[0].role"),
-        ({"messages": [*USER, {"role": "system", "content": "x"}]}, "messages[0]"),
+        ({"messages": [*USER, {"role": "assistant", "content": "hi"}]}, "messages"),
+        ({"messages": [{"role": "tool", "content": "42", "tool_call_id": "c1"}, *USER]}, "messages[0].role"),
+        (
+            {"messages": [{"role": "assistant", "content": None, "tool_calls": [{"id": "c1"}]}, *USER]},
+            "messages[0].role",
+        ),
+        ({"messages": [{"role": "robot", "content": "hi"}, *USER]}, "messages[0].role"),
+        ({"messages": [*USER, {"role": "system", "content": "x"}]}, "messages[1]"),
+        ({"messages": [{"role": "assistant", "content": 5}, *USER]}, "messages[0].content"),
         ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]}, "messages[0].content"),
         ({"messages": USER, "template": "defect"}, "messages"),
         ({"messages": USER, "extra_body": "x"}, "extra_body"),
@@ -88,6 +95,25 @@ def test_extensions_come_from_the_top_level_or_extra_body():
 )
 def test_what_would_change_the_output_and_is_not_supported_is_refused_by_name(body, param):
     assert refused(body).param == param
+
+
+def test_a_conversation_gives_its_earlier_messages_in_order_and_the_last_user_message_as_the_prompt():
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Which press stopped?"},
+        {"role": "assistant", "content": "Press P3.", "refusal": None},
+        {"role": "user", "content": [{"type": "text", "text": "Why did it stop?"}]},
+    ]
+    request = parse_request({"messages": messages}, chat=True)
+    assert (request.prompt, request.system_prompt) == ("Why did it stop?", "Be brief.")
+    assert request.turns == (("user", "Which press stopped?"), ("assistant", "Press P3."))
+    assert parse_request({"messages": USER}, chat=True).turns == ()
+
+
+def test_a_conversation_is_bounded_in_messages():
+    many = [{"role": "user", "content": "again"}] * 65
+    assert refused({"messages": [*many, *USER]}).param == "messages"
+    assert len(parse_request({"messages": [*many[:64], *USER]}, chat=True).turns) == 64
 
 
 def test_a_completion_refuses_chat_fields_and_several_prompts():
