@@ -99,6 +99,15 @@ def _ms(later: datetime | None, earlier: datetime | None) -> float | None:
     return max(0.0, (later - earlier).total_seconds() * 1000)
 
 
+def latency_records(jobs: list[Job], **stages) -> list[JobLatency]:
+    """Store and count the latency records of these finished jobs. A run of a job's output has none of its own:
+    its request gets one when its last output is final (outputs.services.job_finish_if_final), so history,
+    the dashboard and the metrics count each request once, end to end."""
+    records = JobLatency.objects.bulk_create([latency_for(job, **stages) for job in jobs if job.parent_id is None])
+    metrics.jobs_finished(records)
+    return records
+
+
 def latency_for(job: Job, *, batch_size: int | None = None, inference_ms: float | None = None) -> JobLatency:
     """The latency record of a finished job (unsaved); stages it never reached stay empty."""
     return JobLatency(
@@ -137,7 +146,7 @@ def batch_record(*, batch: BatchRun) -> BatchRecord | None:
     size = len(batch.jobs)
     # A batch whose kept outputs are stored again after a crash may come back in parts (its jobs taken in
     # several windows): each part finds the record the first one made.
-    record, _ = BatchRecord.objects.get_or_create(
+    record, created = BatchRecord.objects.get_or_create(
         batch_id=batch.batch_id,
         defaults={
             "worker": batch.worker,
@@ -185,7 +194,10 @@ def batch_record(*, batch: BatchRun) -> BatchRecord | None:
             "follows", "choice",
         ],
     )  # fmt: skip
-    latencies = [latency_for(job, batch_size=size, inference_ms=batch.inference_ms) for job in open_jobs]
+    if created:
+        metrics.batch_stored(size)  # once per batch, whichever of its jobs (requests or runs) it held
+    requests = [job for job in open_jobs if job.parent_id is None]  # runs: see latency_records
+    latencies = [latency_for(job, batch_size=size, inference_ms=batch.inference_ms) for job in requests]
     for latency in latencies:
         latency.rerank_ms = latency.job.choice.get("rerank_ms")
     if batch.first_token_at is not None:
@@ -206,7 +218,7 @@ def jobs_fail(*, job_ids: list[int], reason: str) -> int:
     for job in jobs:
         job.status, job.error, job.finished_at = Job.Status.FAILED, reason, now
     Job.objects.bulk_update(jobs, ["status", "error", "finished_at"])
-    metrics.jobs_finished(JobLatency.objects.bulk_create([latency_for(job) for job in jobs]))
+    latency_records(jobs)
     jobs_ended(jobs)
     return len(jobs)
 
@@ -219,7 +231,7 @@ def jobs_expire(*, reasons: dict[int, str]) -> int:
     for job in jobs:
         job.status, job.error, job.finished_at = Job.Status.EXPIRED, reasons[job.pk], now
     Job.objects.bulk_update(jobs, ["status", "error", "finished_at"])
-    metrics.jobs_finished(JobLatency.objects.bulk_create([latency_for(job) for job in jobs]))
+    latency_records(jobs)
     jobs_ended(jobs)
     return len(jobs)
 
@@ -319,7 +331,7 @@ def _answer_from(*, answers: dict[int, Job]) -> int:
         ["status", "cache_hit", "output", "error", "prompt_tokens", "output_tokens", "finish_reason", "follows",
          "finished_at"],
     )  # fmt: skip
-    metrics.jobs_finished(JobLatency.objects.bulk_create([latency_for(job) for job in jobs]))
+    latency_records(jobs)
     jobs_ended(jobs)
     return len(jobs)
 

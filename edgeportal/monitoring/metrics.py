@@ -118,6 +118,11 @@ def jobs_finished(latencies) -> None:
         transaction.on_commit(lambda: trend.safely(trend.trend_finished, latencies), robust=True)
 
 
+def batch_stored(size: int) -> None:
+    """Count a batch the model ran, by its size, once the transaction that stored it commits."""
+    transaction.on_commit(lambda: BATCH_SIZE.observe(size), robust=True)
+
+
 def job_rejected(rule: str) -> None:
     """Count a request the entry refused (the rule is one of the entry's fixed codes)."""
     transaction.on_commit(lambda: REJECTIONS.labels(rule=rule).inc(), robust=True)
@@ -167,7 +172,6 @@ def _observe_outputs(finished: list[tuple[str, str]]) -> None:
 
 
 def _observe_finished(latencies) -> None:
-    batches = {}
     for latency in latencies:
         REQUESTS.labels(status=latency.status).inc()
         if latency.cache_hit:
@@ -182,10 +186,6 @@ def _observe_finished(latencies) -> None:
         ):
             if ms is not None:  # a stage the job never reached (a cache hit never queued)
                 histogram.labels(lane=latency.lane).observe(ms / 1000)
-        if latency.batch_id is not None and latency.batch_size:
-            batches[latency.batch_id] = latency.batch_size
-    for size in batches.values():  # one observation per batch, however many of its jobs are listed
-        BATCH_SIZE.observe(size)
 
 
 def process_dead() -> None:

@@ -235,7 +235,28 @@ def job_finish_if_final(*, job: Job) -> bool:
     job.output_tokens = sum(output.output_tokens or 0 for output in outputs)
     job.finished_at = timezone.now()
     job.save(update_fields=["status", "error", "output", "output_tokens", "finished_at"])
-    from edgeportal.jobs.services import jobs_ended
+    from edgeportal.jobs.services import jobs_ended, latency_for
 
+    record = _request_latency(latency_for(job), job, outputs)
+    record.save()
+    metrics.jobs_finished([record])
     jobs_ended([job])
     return True
+
+
+def _request_latency(record, job: Job, outputs: list[JobOutput]):
+    """The request's latency record, end to end: from its arrival until its last output was final. Its stages
+    are its runs': the wait until the first one was read into a window and that window's wait, the model time of
+    the batches that ran them (each batch once), their tokens. It ran in several batches: no batch size."""
+    runs = list(Job.objects.filter(pk__in=[o.run_id for o in outputs if o.run_id]).select_related("batch"))
+    picked = [run for run in runs if run.picked_at is not None]
+    if picked:
+        first = min(picked, key=lambda run: run.picked_at)
+        record.queue_wait_ms = (first.picked_at - job.created_at).total_seconds() * 1000
+        if first.inference_started_at is not None:
+            record.window_wait_ms = (first.inference_started_at - first.picked_at).total_seconds() * 1000
+    batches = {run.batch_id: run.batch.inference_ms for run in runs if run.batch is not None}
+    record.inference_ms = sum(batches.values()) if batches else None
+    record.prompt_tokens = sum(run.prompt_tokens or 0 for run in runs) or None
+    record.worker = ",".join(sorted({run.worker for run in runs if run.worker}))[:200]
+    return record

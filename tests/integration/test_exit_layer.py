@@ -32,7 +32,7 @@ def incident(manager):
         outputs=[
             {"name": "ticket", "language": "zh", "instruction": "Summarise for the ticket.", "on_mismatch": "deliver"},
             {"name": "mes", "language": "en", "format": "json", "schema": MES_SCHEMA, "max_new_tokens": 80,
-             "on_mismatch": "deliver"},
+             "from": "ticket", "on_mismatch": "deliver"},
             {"name": "screen", "language": "en", "on_mismatch": "deliver"},
         ],
     )  # fmt: skip
@@ -56,19 +56,34 @@ def test_a_three_output_job_is_checked_delivered_with_retries_and_shown_on_a_boa
     answer = api.post({"template": "incident", "variables": {"line": "P3", "event": "current fluctuation"}})
     assert answer.status_code == 202, answer.content
     form = {"template": "incident", "var_line": "C3", "var_event": "a jammed feeder"}
-    assert manager_client.post("/jobs/new/", form).status_code == 302
-    jobs = list(Job.objects.filter(parent=None, has_outputs=True))
+    sent = manager_client.post("/jobs/new/", form)
+    assert sent.status_code == 302
+    jobs = list(Job.objects.filter(parent=None, has_outputs=True).order_by("pk"))
     assert len(jobs) == 2
 
     wait_until(lambda: all(job.is_finished for job in Job.objects.filter(pk__in=[j.pk for j in jobs])), timeout=120,
                what="both jobs")  # fmt: skip
-    for job in Job.objects.filter(pk__in=[j.pk for j in jobs]):
+    shared = []
+    for job in Job.objects.filter(pk__in=[j.pk for j in jobs]).order_by("pk"):
         outputs = {output.name: output for output in job.outputs.all()}
         assert set(outputs) == {"ticket", "mes", "screen"} and job.status == Job.Status.DONE, job.error
         assert all(output.status in (JobOutput.Status.DONE, JobOutput.Status.LANGUAGE_MISMATCH)
                    for output in outputs.values())  # fmt: skip
         assert outputs["mes"].valid is True and isinstance(outputs["mes"].data["severity"], int)
         assert job.output == outputs["ticket"].text
+        # The MES record is made from the ticket's text: its run starts once the ticket's has ended, and its
+        # prompt reads that text.
+        ticket, mes, screen = outputs["ticket"].run, outputs["mes"].run, outputs["screen"].run
+        assert mes.created_at >= ticket.finished_at and outputs["ticket"].text in mes.prompt
+        shared.append(ticket.batch_id == screen.batch_id)
+    # Outputs from the request are queued together and batched like any jobs: the first job's, queued into an
+    # idle worker's window, share one (the second job's may meet a window closing).
+    assert shared[0]
+
+    # The manager's job page shows each output with its checks.
+    page = manager_client.get(sent["Location"]).content.decode()
+    for name in ("ticket", "mes", "screen"):
+        assert f'data-testid="job-output-{name}"' in page
 
     # Six deliveries (two jobs, three outputs, one destination), each acted on once despite the 503s.
     wait_until(lambda: Delivery.objects.filter(status="delivered").count() == 6, timeout=60, what="deliveries")
@@ -91,6 +106,7 @@ def test_a_three_output_job_is_checked_delivered_with_retries_and_shown_on_a_boa
     assert page.status_code == 200
     html = page.content.decode()
     screens = [output.text for output in JobOutput.objects.filter(name="screen").order_by("-finished_at")]
-    assert sum(escape(text) in html for text in screens if text) == len([text for text in screens if text])
+    assert html.count('data-testid="board-output"') == len(screens) == 2
+    assert all(escape(text) in html for text in screens)
     tickets = [output.text for output in JobOutput.objects.filter(name="ticket") if len(output.text) > 8]
     assert not any(escape(text) in html for text in tickets if text not in screens)  # no other output's text

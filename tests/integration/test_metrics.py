@@ -1,6 +1,9 @@
 """Multiprocess metrics for real: what a worker process observes shows in the web's /metrics."""
 
 import os
+import shutil
+import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -32,3 +35,19 @@ def test_a_worker_processs_batches_appear_in_the_webs_metrics(api, client, start
     assert scrape(client).get("edgeportal_requests_total", status="done") == after.get(
         "edgeportal_requests_total", status="done"
     )
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed (scripts/ensure-promtool.sh)")
+def test_the_production_servers_live_exposition_passes_promtool_after_real_work(api, start_worker, start_web):
+    """The exposition as Prometheus scrapes it: from gunicorn (several processes' files merged), after a worker's
+    batches and a refusal, so histograms, counters and gauges of every kind carry samples."""
+    start_worker()
+    web = start_web()
+    done = api.post({"prompt": "Describe the dent.", "deadline_ms": 120_000}).json()["id"]
+    assert api.post({"prompt": "x" * 100_000}).status_code == 400  # a refusal counted by rule
+    wait_until(lambda: Job.objects.filter(pk=done, status=Job.Status.DONE).exists(), what="the job")
+    with urllib.request.urlopen(f"{web.url}/metrics", timeout=10) as response:
+        exposition = response.read().decode()
+    assert "edgeportal_requests_total" in exposition and "edgeportal_rejections_total" in exposition
+    checked = subprocess.run(["promtool", "check", "metrics"], input=exposition, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -10,6 +10,7 @@ from edgeportal.core.queueing import get_queue, pool_of
 from edgeportal.jobs import services
 from edgeportal.jobs.entry import job_submit
 from edgeportal.jobs.models import Job
+from edgeportal.latency.models import JobLatency
 from edgeportal.outputs.models import JobOutput
 from tests.conftest import make_template
 
@@ -196,6 +197,15 @@ def test_a_worker_runs_every_output_to_its_end_and_the_json_one_holds_its_schema
     mes = made["mes"]
     assert mes.status in (JobOutput.Status.DONE, JobOutput.Status.LANGUAGE_MISMATCH), mes.error
     assert mes.valid is True and set(mes.data) == {"code"} and len(mes.data["code"]) <= 8
+    # One latency record for the request, end to end, made of its runs' stages; none for the runs themselves.
+    runs = [output.run for output in made.values()]
+    assert not JobLatency.objects.filter(job__in=runs).exists()
+    record = JobLatency.objects.get(job=job)
+    assert record.status == job.status and record.batch_size is None
+    assert record.total_ms >= max(output.latency_ms for output in made.values()) - 1
+    assert 0 <= record.queue_wait_ms <= min((run.picked_at - job.created_at).total_seconds() * 1000 for run in runs)
+    batches = {run.batch_id: run.batch.inference_ms for run in runs}
+    assert record.inference_ms == pytest.approx(sum(batches.values())) and record.inference_ms > 0
 
 
 def test_the_openai_answer_is_the_first_output_with_every_output_in_its_edgeportal_object(three_outputs):

@@ -49,6 +49,42 @@ def test_an_admin_creates_and_edits_a_template_and_each_save_is_a_version(admin_
     assert PromptTemplate.objects.get(slug="notice").versions.count() == 2
 
 
+def test_an_admin_declares_outputs_in_the_editor_and_they_are_versioned_with_the_template(admin_client):
+    outputs = [
+        {"name": "ticket", "language": "zh", "instruction": "Summarise for the quality ticket."},
+        {"name": "mes", "language": "en", "format": "json", "from": "ticket",
+         "schema": {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}},
+    ]  # fmt: skip
+    response = admin_client.post("/templates/new/", form_data(outputs=json.dumps(outputs)))
+    assert response.status_code == 302
+    template = PromptTemplate.objects.get(slug="notice")
+    assert [spec.name for spec in template.output_specs()] == ["ticket", "mes"]
+    assert template.output_specs()[1].source == "ticket"
+    admin_client.post("/templates/notice/edit/", form_data(outputs=json.dumps(outputs[:1])))
+    template.refresh_from_db()
+    assert [spec.name for spec in template.output_specs()] == ["ticket"] and template.version == 2
+    assert [out["name"] for out in template.versions.get(version=1).outputs] == ["ticket", "mes"]
+    page = admin_client.get("/templates/notice/edit/").content.decode()
+    assert "Summarise for the quality ticket." in page  # the declaration is shown back for editing
+
+
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        ([{"name": "mes", "format": "json"}], "needs a JSON Schema"),
+        ([{"name": "mes", "from": "ticket"}], "declared before it"),
+        ([{"name": "a"}, {"name": "a"}], "used twice"),
+        ("[not json", "Enter a valid JSON"),
+    ],
+)
+def test_a_bad_output_declaration_is_a_form_error_and_saves_nothing(admin_client, outputs, message):
+    raw = outputs if isinstance(outputs, str) else json.dumps(outputs)
+    response = admin_client.post("/templates/new/", form_data(outputs=raw))
+    assert response.status_code == 400
+    assert message in " ".join(response.context["form"].errors["outputs"])
+    assert not PromptTemplate.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("overrides", "field", "message"),
     [
