@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+from inference.messages import gettext_noop
+
 # ASCII digits only, with an optional sign. Python's int() also takes "²"'s neighbours ("٣", "১"), "1_000" and
 # surrounding whitespace; a number that reaches us in any of those forms is a mistake or a probe, not a number.
 _WHOLE = re.compile(r"[+-]?[0-9]+")
@@ -16,12 +18,30 @@ _TOO_BIG = 10**MAX_DIGITS
 
 
 class IntegerError(ValueError):
-    """A value that is not a whole number in range; message names the field and says what it takes."""
+    """A value that is not a whole number in range; message names the field and says what it takes, in English
+    (text with %(name)s fields and their params: the pages translate text)."""
 
-    def __init__(self, message: str, field: str):
-        super().__init__(message)
-        self.message = message
-        self.field = field
+    def __init__(self, text: str, field: str, **params: object):
+        self.text, self.params, self.field = text, {"field": field, **params}, field
+        self.message = text % self.params
+        super().__init__(self.message)
+
+
+# The refusals, one whole sentence each, so that a translation can order its words.
+_RANGES = {
+    (True, True): gettext_noop("%(field)s must be a whole number from %(low)d to %(high)d, got %(value)s."),
+    (True, False): gettext_noop("%(field)s must be a whole number of at least %(low)d, got %(value)s."),
+    (False, True): gettext_noop("%(field)s must be a whole number of at most %(high)d, got %(value)s."),
+    (False, False): gettext_noop("%(field)s must be a whole number, got %(value)s."),
+}
+_DIGITS = {
+    (True, True): gettext_noop(
+        "%(field)s must be a whole number from %(low)d to %(high)d (digits 0-9), got %(value)s."
+    ),
+    (True, False): gettext_noop("%(field)s must be a whole number of at least %(low)d (digits 0-9), got %(value)s."),
+    (False, True): gettext_noop("%(field)s must be a whole number of at most %(high)d (digits 0-9), got %(value)s."),
+    (False, False): gettext_noop("%(field)s must be a whole number (digits 0-9), got %(value)s."),
+}
 
 
 def shown(raw: object, limit: int = 40) -> str:
@@ -38,26 +58,17 @@ def parse_int(raw: object, *, field: str, low: int | None = None, high: int | No
 
     Floats are refused even when whole (1e3, 5.0): a count or a time in ms is sent as a whole number.
     """
-    takes = _takes(low, high)
+    bounds = (low is not None, high is not None)
     if isinstance(raw, bool) or not isinstance(raw, int | str):
-        raise IntegerError(f"{field} must be a whole number{takes}, got {shown(raw)}.", field)
+        raise IntegerError(_RANGES[bounds], field, low=low, high=high, value=shown(raw))
     if isinstance(raw, str):
         if len(raw) > MAX_DIGITS + 1 or not _WHOLE.fullmatch(raw):
-            raise IntegerError(f"{field} must be a whole number{takes} (digits 0-9), got {shown(raw)}.", field)
+            raise IntegerError(_DIGITS[bounds], field, low=low, high=high, value=shown(raw))
         value = int(raw)
     else:
         value = raw
     out_of_range = (low is not None and value < low) or (high is not None and value > high)
     if out_of_range or abs(value) >= _TOO_BIG:
-        raise IntegerError(f"{field} must be a whole number{takes}, got {shown(value)}.", field)
+        raise IntegerError(_RANGES[bounds], field, low=low, high=high, value=shown(value))
     return value
 
-
-def _takes(low: int | None, high: int | None) -> str:
-    if low is not None and high is not None:
-        return f" from {low} to {high}"
-    if low is not None:
-        return f" of at least {low}"
-    if high is not None:
-        return f" of at most {high}"
-    return ""

@@ -175,22 +175,40 @@ def choose_lane(
     return Lane.SHORT
 
 
-def effective_window(settings: SchedulerSettings, measurements: Mapping[str, float], now_ms: int) -> tuple[int, str]:
+class Why(NamedTuple):
+    """A reason the pages show: an English text (marked for translation) and its values. str() is the English,
+    as machines and logs read it."""
+
+    text: str
+    params: Mapping[str, int] = {}
+
+    def __str__(self) -> str:
+        return self.text % self.params if self.params else self.text
+
+
+def effective_window(settings: SchedulerSettings, measurements: Mapping[str, float], now_ms: int) -> tuple[int, Why]:
     """The window to wait, and why. Fixed unless adaptive: then as long as it takes the measured arrival
     rate to fill a batch, at most window_ms, and none when arrivals are too sparse to gain anything."""
     if not settings.adaptive_window:
-        return settings.window_ms, "fixed"
+        return settings.window_ms, Why(gettext_noop("fixed"))
     gap = measurements.get("arrival_gap_ms")
     last = measurements.get("last_arrival_ms")
     if gap is None or last is None:
-        return settings.window_ms, "adaptive: no arrival rate measured yet, using the maximum"
+        return settings.window_ms, Why(gettext_noop("adaptive: no arrival rate measured yet, using the maximum"))
     gap = max(gap, now_ms - last)  # arrivals that stopped count as a slower rate
     if gap >= settings.window_ms:
-        return 0, f"adaptive: one arrival per {gap:.0f} ms, waiting would not add a job"
+        return 0, Why(
+            gettext_noop("adaptive: one arrival per %(gap)d ms, waiting would not add a job"), {"gap": round(gap)}
+        )
     fill_ms = gap * (settings.max_batch_size - 1)
     if fill_ms < settings.window_ms:
-        return int(fill_ms), f"adaptive: one arrival per {gap:.0f} ms fills a batch in {fill_ms:.0f} ms"
-    return settings.window_ms, f"adaptive: one arrival per {gap:.0f} ms, steady load, the maximum window"
+        return int(fill_ms), Why(
+            gettext_noop("adaptive: one arrival per %(gap)d ms fills a batch in %(fill)d ms"),
+            {"gap": round(gap), "fill": round(fill_ms)},
+        )
+    return settings.window_ms, Why(
+        gettext_noop("adaptive: one arrival per %(gap)d ms, steady load, the maximum window"), {"gap": round(gap)}
+    )
 
 
 def window_close(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from inference.lanes import LANES
 from inference.planning import (
     ExpiredJob,
+    Why,
     batch_central_by_size,
     choose_lane,
     effective_window,
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+FIXED = Why("fixed")
+
+
 @dataclass(eq=False)  # a worker holds windows by identity: two may hold equal-looking jobs
 class Window:
     jobs: list[QueuedJob]
@@ -35,7 +39,7 @@ class Window:
     close_reason: str  # "full", "tokens", "timeout", "deadline", "replay"
     settings: SchedulerSettings
     window_ms: int  # the window it waited with (the effective one, if adaptive)
-    window_reason: str = "fixed"
+    window_reason: Why = FIXED
     expired: list[ExpiredJob] | None = None  # found while leasing it; ended by run_batch
     measurements: Mapping[str, float] = field(default_factory=dict)  # batch times as read to collect it
     batch: BatchRun | None = None  # its outputs, once the model ran it (until they are stored)

@@ -5,6 +5,7 @@ The loop knows nothing of Django: results leave through a ResultSink that the ca
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -438,7 +439,8 @@ class BatchWorker:
             "running": len(held),  # jobs of the batch (or batches) in flight now
             "settings_version": self.settings_version,
             "window_ms": "" if self.window_ms is None else self.window_ms,
-            "window_reason": self.window_reason,
+            "window_reason": str(self.window_reason),  # English; the pages translate window_why
+            "window_why": json.dumps(list(self.window_reason)) if self.window_reason else "",
         }
         self.queue.beat(self.name, lanes=self.lanes, status=status, ttl_s=HEARTBEAT_TTL_S)
         if self.baseline:

@@ -36,34 +36,43 @@ def validate_output_names(value: object) -> None:
 
 
 class Board(models.Model):
-    slug = models.SlugField(max_length=80, unique=True, help_text=_("Its address: /boards/<slug>/."))
-    name = models.CharField(max_length=100)
+    slug = models.SlugField(
+        max_length=80, unique=True, help_text=_("Its address: /boards/<slug>/."), verbose_name=_("slug")
+    )
+    name = models.CharField(max_length=100, verbose_name=_("name"))
     output_names = models.JSONField(
         default=default_output_names,
         validators=[validate_output_names],
         help_text=_('The outputs it shows, by their name in the templates, e.g. ["screen"].'),
+        verbose_name=_("output names"),
     )
     templates = models.ManyToManyField(
         "prompts.PromptTemplate", blank=True, related_name="boards",
         help_text=_("Only outputs of jobs from these templates; none chosen: from every template."),
+        verbose_name=_("templates"),
     )  # fmt: skip
     sources = models.ManyToManyField(
         "sources.Source", blank=True, related_name="boards",
         help_text=_("Only outputs of jobs from these sources; none chosen: from every source."),
+        verbose_name=_("sources"),
     )  # fmt: skip
     is_public = models.BooleanField(
         default=False,
         help_text=_("Anyone who can reach the node may open it. Otherwise its URL carries its token."),
+        verbose_name=_("is public"),
     )
-    token = models.CharField(max_length=64, unique=True, default=board_token, editable=False)
+    token = models.CharField(max_length=64, unique=True, default=board_token, editable=False, verbose_name=_("token"))
     how_many = models.PositiveSmallIntegerField(
         default=5,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_SHOWN)],
         help_text=_("How many of the latest outputs it shows, 1 to 20."),
+        verbose_name=_("how many"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("board")
+        verbose_name_plural = _("boards")
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(

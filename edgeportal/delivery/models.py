@@ -15,23 +15,23 @@ class Destination(models.Model):
     url = models.CharField(
         _("URL"), max_length=500, validators=[validate_webhook_url],
         help_text=_("The webhook receiving a POST per output, e.g. https://mes-gateway.plant.local/hooks/edgeportal. "
-                    "Its host must match EDGE_DELIVERY_ALLOWED_HOSTS; redirects are never followed."),
+                    "Its host must match EDGE_DELIVERY_ALLOWED_HOSTS; redirects are never followed.")
     )  # fmt: skip
     secret = models.CharField(
         _("secret"), max_length=200,
-        help_text=_("Key of the X-EdgePortal-Signature header: sha256=<HMAC-SHA256 of the body>, hex."),
+        help_text=_("Key of the X-EdgePortal-Signature header: sha256=<HMAC-SHA256 of the body>, hex.")
     )  # fmt: skip
     headers = models.JSONField(
         _("headers"), default=dict, blank=True, validators=[validate_headers],
-        help_text=_('Sent with each request, e.g. {"Authorization": "Bearer ..."}.'),
+        help_text=_('Sent with each request, e.g. {"Authorization": "Bearer ..."}.')
     )  # fmt: skip
     timeout_s = models.PositiveSmallIntegerField(
         _("timeout (s)"), default=5, validators=[MinValueValidator(1), MaxValueValidator(MAX_TIMEOUT_S)],
-        help_text=_("Seconds to wait for the whole answer, 1 to 30; longer counts as a failed attempt."),
+        help_text=_("Seconds to wait for the whole answer, 1 to 30; longer counts as a failed attempt.")
     )  # fmt: skip
     output_names = models.JSONField(
         _("outputs"), default=list, blank=True, validators=[validate_output_names],
-        help_text=_('The outputs it receives, by name, e.g. ["ticket"]; empty: all.'),
+        help_text=_('The outputs it receives, by name, e.g. ["ticket"]; empty: all.')
     )  # fmt: skip
     templates = models.ManyToManyField(
         "prompts.PromptTemplate", blank=True, related_name="destinations", verbose_name=_("templates"),
@@ -44,8 +44,8 @@ class Destination(models.Model):
     is_active = models.BooleanField(
         _("active"), default=True, help_text=_("Untick to stop sending; deliveries still waiting become dead letters.")
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
         ordering = ["name"]
@@ -66,26 +66,45 @@ class Delivery(models.Model):
 
     WAITING = (Status.PENDING, Status.RETRYING)
 
-    output = models.ForeignKey("outputs.JobOutput", on_delete=models.CASCADE, related_name="deliveries")
-    destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="deliveries")
-    idempotency_key = models.CharField(
-        max_length=200, unique=True, help_text=_("Sent as Idempotency-Key with every attempt, re-sends included.")
+    output = models.ForeignKey(
+        "outputs.JobOutput", on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("output")
     )
-    body = models.TextField(help_text=_("The JSON sent, fixed when the delivery was made: each attempt sends it."))
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(help_text=_("Not tried again before this."))
+    destination = models.ForeignKey(
+        Destination, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("destination")
+    )
+    idempotency_key = models.CharField(
+        max_length=200,
+        unique=True,
+        help_text=_("Sent as Idempotency-Key with every attempt, re-sends included."),
+        verbose_name=_("idempotency key"),
+    )
+    body = models.TextField(
+        help_text=_("The JSON sent, fixed when the delivery was made: each attempt sends it."), verbose_name=_("body")
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, verbose_name=_("status"))
+    attempts = models.PositiveSmallIntegerField(default=0, verbose_name=_("attempts"))
+    next_attempt_at = models.DateTimeField(
+        help_text=_("Not tried again before this."), verbose_name=_("next attempt at")
+    )
     queued_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("When the task last queued for it was due to run (the sweep's clue).")
+        null=True,
+        blank=True,
+        help_text=_("When the task last queued for it was due to run (the sweep's clue)."),
+        verbose_name=_("queued at"),
     )
     lease_until = models.DateTimeField(
-        null=True, blank=True, help_text=_("While sending: sent again after this, its worker presumed dead.")
+        null=True,
+        blank=True,
+        help_text=_("While sending: sent again after this, its worker presumed dead."),
+        verbose_name=_("lease until"),
     )
-    last_error = models.TextField(blank=True)
-    response_code = models.PositiveSmallIntegerField(null=True, blank=True, help_text=_("Of the last answer."))
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    last_error = models.TextField(blank=True, verbose_name=_("last error"))
+    response_code = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text=_("Of the last answer."), verbose_name=_("response code")
+    )
+    delivered_at = models.DateTimeField(null=True, blank=True, verbose_name=_("delivered at"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -4,10 +4,10 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from edgeportal.core.labels import LANE_LABELS
 from inference import lanes
 
 PRIORITY_LABELS = {"high": _("high"), "normal": _("normal"), "low": _("low")}
-LANE_LABELS = {"short": _("short"), "long": _("long")}
 
 
 class Job(models.Model):
@@ -24,75 +24,126 @@ class Job(models.Model):
 
     FINISHED = (Status.DONE, Status.FAILED, Status.EXPIRED)
 
-    source = models.ForeignKey("sources.Source", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    source = models.ForeignKey(
+        "sources.Source",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+        verbose_name=_("source"),
+    )
     submitted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+        verbose_name=_("submitted by"),
     )
     template = models.ForeignKey(
-        "prompts.PromptTemplate", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+        "prompts.PromptTemplate",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+        verbose_name=_("template"),
     )
-    variables = models.JSONField(default=dict, blank=True)
-    prompt = models.TextField(help_text=_("The rendered prompt the model ran."))
-    system_prompt = models.TextField(blank=True)
-    max_new_tokens = models.PositiveIntegerField()
+    variables = models.JSONField(default=dict, blank=True, verbose_name=_("variables"))
+    prompt = models.TextField(help_text=_("The rendered prompt the model ran."), verbose_name=_("prompt"))
+    system_prompt = models.TextField(blank=True, verbose_name=_("system prompt"))
+    max_new_tokens = models.PositiveIntegerField(verbose_name=_("max new tokens"))
     decoding = models.JSONField(
         default=dict,
         blank=True,
         help_text=_("How it is decoded when not greedy chat: sampling, stop strings, raw, stream."),
+        verbose_name=_("decoding"),
     )
 
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
-    lane = models.CharField(max_length=10, choices=Lane.choices, default=Lane.SHORT)
-    model = models.CharField(max_length=64, blank=True, help_text=_("The model it runs on (empty: the default)."))
-    pool = models.CharField(
-        max_length=80, blank=True, help_text=_("The pool it was queued in: its model on a class of device.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, verbose_name=_("status"))
+    priority = models.CharField(
+        max_length=10, choices=Priority.choices, default=Priority.NORMAL, verbose_name=_("priority")
     )
-    deadline_at = models.DateTimeField(null=True, blank=True, help_text=_("Not run after this; it expires instead."))
-    output = models.TextField(blank=True)
-    error = models.TextField(blank=True)
-    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
-    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    lane = models.CharField(max_length=10, choices=Lane.choices, default=Lane.SHORT, verbose_name=_("lane"))
+    model = models.CharField(
+        max_length=64, blank=True, help_text=_("The model it runs on (empty: the default)."), verbose_name=_("model")
+    )
+    pool = models.CharField(
+        max_length=80,
+        blank=True,
+        help_text=_("The pool it was queued in: its model on a class of device."),
+        verbose_name=_("pool"),
+    )
+    deadline_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("Not run after this; it expires instead."), verbose_name=_("deadline at")
+    )
+    output = models.TextField(blank=True, verbose_name=_("output"))
+    error = models.TextField(blank=True, verbose_name=_("error"))
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("prompt tokens"))
+    output_tokens = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("output tokens"))
     finish_reason = models.CharField(
-        max_length=10, blank=True, help_text=_("Why its output ended: stop (its end, or a stop string) or length.")
+        max_length=10,
+        blank=True,
+        help_text=_("Why its output ended: stop (its end, or a stop string) or length."),
+        verbose_name=_("finish reason"),
     )
     choice = models.JSONField(
         default=dict,
         blank=True,
         help_text=_("Why this answer, for a job of several candidates: each one's scores and the chosen one."),
+        verbose_name=_("choice"),
     )
     batch = models.ForeignKey(
-        "latency.BatchRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+        "latency.BatchRecord",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+        verbose_name=_("batch"),
     )
-    worker = models.CharField(max_length=200, blank=True)
-    template_version = models.PositiveIntegerField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True, verbose_name=_("worker"))
+    template_version = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("template version"))
     cache_key = models.CharField(
-        max_length=64, blank=True, help_text=_("The prompt cache key; identical jobs share it.")
+        max_length=64,
+        blank=True,
+        help_text=_("The prompt cache key; identical jobs share it."),
+        verbose_name=_("cache key"),
     )
-    cache_hit = models.BooleanField(default=False, help_text=_("Answered from the prompt cache or another job's run."))
+    cache_hit = models.BooleanField(
+        default=False, help_text=_("Answered from the prompt cache or another job's run."), verbose_name=_("cache hit")
+    )
     cache_similarity = models.FloatField(
-        null=True, blank=True, help_text=_("Answered from the semantic cache: how close its request was (cosine).")
+        null=True,
+        blank=True,
+        help_text=_("Answered from the semantic cache: how close its request was (cosine)."),
+        verbose_name=_("cache similarity"),
     )
     follows = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="followers",
         help_text=_("The identical job whose result answered this one (single flight), if any."),
+        verbose_name=_("follows"),
     )  # fmt: skip
 
     has_outputs = models.BooleanField(
-        default=False, help_text=_("Its template declares outputs: each runs as a job of its own; it runs nothing.")
+        default=False,
+        help_text=_("Its template declares outputs: each runs as a job of its own; it runs nothing."),
+        verbose_name=_("has outputs"),
     )
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="runs",
-        help_text=_("The job one of whose outputs this job generates."),
+        help_text=_("The job one of whose outputs this job generates."), verbose_name=_("parent")
     )  # fmt: skip
 
-    created_at = models.DateTimeField(auto_now_add=True)
-    picked_at = models.DateTimeField(null=True, blank=True, help_text=_("Entered a worker's batch window."))
-    inference_started_at = models.DateTimeField(null=True, blank=True)
-    inference_ended_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    picked_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("Entered a worker's batch window."), verbose_name=_("picked at")
+    )
+    inference_started_at = models.DateTimeField(null=True, blank=True, verbose_name=_("inference started at"))
+    inference_ended_at = models.DateTimeField(null=True, blank=True, verbose_name=_("inference ended at"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
 
     class Meta:
+        verbose_name = _("job")
+        verbose_name_plural = _("jobs")
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["status", "created_at"]),  # jobs waiting or running; retention; the sweep
@@ -119,15 +170,27 @@ class Rejection(models.Model):
     Counted in Redis as they happen and stored here per minute (edgeportal.jobs.refusals), so refusing a
     request never writes to the database."""
 
-    source = models.ForeignKey("sources.Source", null=True, blank=True, on_delete=models.SET_NULL)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    template_slug = models.CharField(max_length=80, blank=True, help_text=_("The template, when it exists."))
-    rule = models.CharField(max_length=40, db_index=True)
-    count = models.PositiveIntegerField(default=1, help_text=_("Refusals in this minute."))
-    message = models.TextField(help_text=_("The first refusal's message in this minute, cut to 300 characters."))
-    created_at = models.DateTimeField(db_index=True, help_text=_("The start of the minute (UTC)."))
+    source = models.ForeignKey(
+        "sources.Source", null=True, blank=True, on_delete=models.SET_NULL, verbose_name=_("source")
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, verbose_name=_("user")
+    )
+    template_slug = models.CharField(
+        max_length=80, blank=True, help_text=_("The template, when it exists."), verbose_name=_("template slug")
+    )
+    rule = models.CharField(max_length=40, db_index=True, verbose_name=_("rule"))
+    count = models.PositiveIntegerField(default=1, help_text=_("Refusals in this minute."), verbose_name=_("count"))
+    message = models.TextField(
+        help_text=_("The first refusal's message in this minute, cut to 300 characters."), verbose_name=_("message")
+    )
+    created_at = models.DateTimeField(
+        db_index=True, help_text=_("The start of the minute (UTC)."), verbose_name=_("created at")
+    )
 
     class Meta:
+        verbose_name = _("refusal")
+        verbose_name_plural = _("refusals")
         ordering = ["-created_at", "rule"]
 
     def __str__(self) -> str:

@@ -20,11 +20,41 @@ import redis
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Sum
+from django.utils.translation import gettext_lazy as _
 
 from edgeportal.core.queueing import get_queue
 from edgeportal.echo import clipped
 from edgeportal.jobs.models import Rejection
 from edgeportal.sources.models import Source
+
+# The entry's refusal codes as the pages name them (machines read the codes: API, metrics, CSV).
+RULE_LABELS = {
+    "queue_full": _("queue full"),
+    "deadline_unreachable": _("deadline unreachable"),
+    "long_jobs_due": _("long jobs due first"),
+    "long_lane_share": _("long lane over its share"),
+    "source_share": _("sender over its share"),
+    "rate_limited": _("over the rate limit"),
+    "blocked_pattern": _("blocked phrase"),
+    "too_long": _("too long"),
+    "too_many_tokens": _("too many tokens"),
+    "encoding": _("broken text"),
+    "control_characters": _("control characters"),
+    "empty_prompt": _("empty prompt"),
+    "invalid": _("invalid request"),
+    "invalid_variables": _("invalid variables"),
+    "missing": _("nothing to run"),
+    "forbidden": _("not allowed"),
+    "template_not_allowed": _("template not allowed"),
+    "unknown_template": _("unknown template"),
+    "unknown_model": _("unknown model"),
+}
+
+
+def rule_label(rule: str) -> str:
+    """A refusal code as a page shows it; a code without a label (added later) as itself."""
+    return str(RULE_LABELS.get(rule, rule))
+
 
 SAMPLE_CHARS = 300
 # Counts wait in Redis until beat stores them (every minute); kept this long if it does not run.

@@ -12,11 +12,11 @@ from django.db import DatabaseError, connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext
-from django.utils.translation import gettext_lazy as _
 
+from edgeportal.core.labels import WORKER_STATES, lanes_label
 from edgeportal.core.queueing import get_queue, pools_known
 from edgeportal.jobs.models import Job
-from edgeportal.jobs.refusals import refusals_by_rule
+from edgeportal.jobs.refusals import refusals_by_rule, rule_label
 from edgeportal.latency.buckets import rank
 from edgeportal.latency.models import JobLatency
 from edgeportal.monitoring import trend
@@ -27,7 +27,6 @@ from inference.queue import WORKER_ALIVE_S
 log = logging.getLogger(__name__)
 
 RECENT = timedelta(minutes=5)
-WORKER_STATES = {"busy": _("busy"), "idle": _("idle"), "gone": _("gone")}
 
 
 def ago(seconds: float | None) -> str:
@@ -71,6 +70,10 @@ class WorkerStatus:
     @property
     def state_label(self) -> str:
         return str(WORKER_STATES.get(self.state, self.state))
+
+    @property
+    def lanes_label(self) -> str:
+        return lanes_label(self.lanes)
 
     @property
     def heartbeat_ago(self) -> str:
@@ -191,7 +194,10 @@ def recent_activity(*, window: timedelta = RECENT) -> RecentActivity:
         cache_hits=Count("pk", filter=Q(cache_hit=True)),
     )
     refusals = refusals_by_rule(since=since)
-    by_rule = [{"rule": rule, "count": count} for rule, count in sorted(refusals.items(), key=lambda r: (-r[1], r[0]))]
+    by_rule = [
+        {"rule": rule, "label": rule_label(rule), "count": count}
+        for rule, count in sorted(refusals.items(), key=lambda r: (-r[1], r[0]))
+    ]
     totals = latencies.values_list("total_ms", flat=True).order_by("total_ms")
     return RecentActivity(
         minutes=window.total_seconds() / 60,

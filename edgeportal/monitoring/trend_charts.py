@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
+from edgeportal.jobs.refusals import rule_label
 from edgeportal.latency.charts import Series, line_chart, time_ticks
 from edgeportal.monitoring.trend import TrendMinute
 from inference.lanes import LANES
@@ -39,7 +40,7 @@ def trend_charts(minutes: list[TrendMinute]) -> list[TrendChart]:
         for rule, count in minute.refused.items():
             rules[rule] = rules.get(rule, 0) + count
     top_rules = sorted(rules, key=lambda rule: (-rules[rule], rule))[:MOST_RULES]
-    refusals = [line(rule, [m.refused.get(rule, 0) for m in minutes]) for rule in top_rules]
+    refusals = [line(rule_label(rule), [m.refused.get(rule, 0) for m in minutes]) for rule in top_rules]
     return [
         chart(
             "depth",

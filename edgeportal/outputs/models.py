@@ -17,29 +17,42 @@ class JobOutput(models.Model):
 
     FINAL = (Status.DONE, Status.LANGUAGE_MISMATCH, Status.INVALID, Status.FAILED, Status.EXPIRED)
 
-    job = models.ForeignKey("jobs.Job", on_delete=models.CASCADE, related_name="outputs")
-    name = models.CharField(max_length=40)
-    position = models.PositiveSmallIntegerField(default=0)
-    spec = models.JSONField(default=dict, help_text=_("The output as its template declared it when the job came."))
+    job = models.ForeignKey("jobs.Job", on_delete=models.CASCADE, related_name="outputs", verbose_name=_("job"))
+    name = models.CharField(max_length=40, verbose_name=_("name"))
+    position = models.PositiveSmallIntegerField(default=0, verbose_name=_("position"))
+    spec = models.JSONField(
+        default=dict, help_text=_("The output as its template declared it when the job came."), verbose_name=_("spec")
+    )
     run = models.ForeignKey(
         "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="run_for",
-        help_text=_("The job that generates it (the latest attempt)."),
+        help_text=_("The job that generates it (the latest attempt)."), verbose_name=_("run")
     )  # fmt: skip
-    attempts = models.PositiveSmallIntegerField(default=0)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
-    language = models.CharField(max_length=35, blank=True, help_text=_("The language asked for (BCP 47)."))
-    language_detected = models.CharField(max_length=35, blank=True)
-    format = models.CharField(max_length=10, default="text")
-    valid = models.BooleanField(null=True, blank=True, help_text=_("A JSON output: valid against its schema."))
-    text = models.TextField(blank=True)
-    data = models.JSONField(null=True, blank=True, help_text=_("A valid JSON output, parsed."))
-    error = models.TextField(blank=True)
-    output_tokens = models.PositiveIntegerField(null=True, blank=True)
-    latency_ms = models.FloatField(null=True, blank=True, help_text=_("From the job's arrival to this output's end."))
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, verbose_name=_("attempts"))
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, verbose_name=_("status"))
+    language = models.CharField(
+        max_length=35, blank=True, help_text=_("The language asked for (BCP 47)."), verbose_name=_("language")
+    )
+    language_detected = models.CharField(max_length=35, blank=True, verbose_name=_("language detected"))
+    format = models.CharField(max_length=10, default="text", verbose_name=_("format"))
+    valid = models.BooleanField(
+        null=True, blank=True, help_text=_("A JSON output: valid against its schema."), verbose_name=_("valid")
+    )
+    text = models.TextField(blank=True, verbose_name=_("text"))
+    data = models.JSONField(null=True, blank=True, help_text=_("A valid JSON output, parsed."), verbose_name=_("data"))
+    error = models.TextField(blank=True, verbose_name=_("error"))
+    output_tokens = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("output tokens"))
+    latency_ms = models.FloatField(
+        null=True,
+        blank=True,
+        help_text=_("From the job's arrival to this output's end."),
+        verbose_name=_("latency (ms)"),
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
 
     class Meta:
+        verbose_name = _("output")
+        verbose_name_plural = _("outputs")
         ordering = ["job", "position"]
         constraints = [models.UniqueConstraint(fields=["job", "name"], name="one_output_per_name")]
         indexes = [models.Index(fields=["name", "finished_at"], name="output_latest")]  # boards: latest per name

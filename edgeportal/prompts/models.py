@@ -5,6 +5,7 @@ import re
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from edgeportal.core.queueing import model_catalog
@@ -34,15 +35,22 @@ def default_copy_bias() -> float:
 
 
 class PromptTemplate(models.Model):
-    slug = models.SlugField(max_length=80, unique=True)
-    title = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True, verbose_name=_("slug"))
+    title = models.CharField(max_length=200, verbose_name=_("title"))
     description = models.CharField(
-        blank=True, max_length=500, help_text=_("One or two lines for the submit form: what it is for, when to use it.")
+        blank=True,
+        max_length=500,
+        help_text=_("One or two lines for the submit form: what it is for, when to use it."),
+        verbose_name=_("description"),
     )
-    body = models.TextField(help_text=_("Use {name} for a variable; names are letters, digits and underscores."))
-    system_prompt = models.TextField(blank=True)
-    language = models.CharField(max_length=20, default="en", help_text=_("Language of the output, e.g. en, zh, es."))
-    max_new_tokens = models.PositiveIntegerField(default=32)
+    body = models.TextField(
+        help_text=_("Use {name} for a variable; names are letters, digits and underscores."), verbose_name=_("body")
+    )
+    system_prompt = models.TextField(blank=True, verbose_name=_("system prompt"))
+    language = models.CharField(
+        max_length=20, default="en", help_text=_("Language of the output, e.g. en, zh, es."), verbose_name=_("language")
+    )
+    max_new_tokens = models.PositiveIntegerField(default=32, verbose_name=_("max new tokens"))
     variables = models.JSONField(
         default=list,
         blank=True,
@@ -52,6 +60,7 @@ class PromptTemplate(models.Model):
             "Undeclared variables are text. Each may also have a label, a help line and an example for the "
             "submit form."
         ),
+        verbose_name=_("variables"),
     )
     outputs = models.JSONField(
         default=list,
@@ -62,27 +71,32 @@ class PromptTemplate(models.Model):
             '"language": "zh", "instruction": "Summarise for the quality ticket."}, {"name": "mes", '
             '"language": "en", "from": "ticket"}]. Empty: one text output.'
         ),
+        verbose_name=_("outputs"),
     )
     # Repeats are judged within the output only (inference.repetition): an answer may copy the request's ids.
     no_repeat_ngram = models.PositiveSmallIntegerField(
         default=default_no_repeat_ngram,
         help_text=_("The output may not repeat a run of this many tokens (2 to 16; 0: off). Ends loops."),
+        verbose_name=_("no repeat ngram"),
     )
     repetition_penalty = models.FloatField(
         default=default_repetition_penalty,
         help_text=_("Makes tokens the output already has less likely again (1 to 2; 1: off)."),
+        verbose_name=_("repetition penalty"),
     )
     copy_bias = models.FloatField(
         default=default_copy_bias,
         help_text=_(
             "Makes the request's ids and numbers (P3, 120 °C) more likely while the output lacks them (0 to 8; 0: off)."
         ),
+        verbose_name=_("copy bias"),
     )
     candidates = models.PositiveSmallIntegerField(
         default=1,
         help_text=_(
             "Answers generated per job in the same batch; the CPU reranker keeps the best (1 to 8; 1: no reranking)."
         ),
+        verbose_name=_("candidates"),
     )
     # Not a content field: what the model sees is the same, only whether a close request may answer (and the
     # entries kept for the version stay).
@@ -93,25 +107,37 @@ class PromptTemplate(models.Model):
             "Semantic cache: a job whose free-text values are this close (cosine, 0.8 to 0.999) to an earlier "
             "job's, with the same ids, numbers and choices, takes its answer. Empty: off."
         ),
+        verbose_name=_("semantic cache"),
     )
     sources = models.ManyToManyField(
         "sources.Source",
         blank=True,
         related_name="templates",
         help_text=_("Machine sources that may use it; none: all."),
+        verbose_name=_("sources"),
     )
     deadline_ms = models.PositiveIntegerField(
-        null=True, blank=True, help_text=_("Default deadline of its jobs in ms; empty uses the scheduler's default.")
+        null=True,
+        blank=True,
+        help_text=_("Default deadline of its jobs in ms; empty uses the scheduler's default."),
+        verbose_name=_("deadline (ms)"),
     )
-    managers_may_use = models.BooleanField(default=True, help_text=_("Offer it in the managers' submit form."))
+    managers_may_use = models.BooleanField(
+        default=True, help_text=_("Offer it in the managers' submit form."), verbose_name=_("managers may use")
+    )
     model = models.CharField(
-        max_length=64, blank=True, help_text=_("The model its jobs run on (one of EDGE_MODELS); empty: the default.")
+        max_length=64,
+        blank=True,
+        help_text=_("The model its jobs run on (one of EDGE_MODELS); empty: the default."),
+        verbose_name=_("model"),
     )
-    version = models.PositiveIntegerField(default=0, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    version = models.PositiveIntegerField(default=0, editable=False, verbose_name=_("version"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
+        verbose_name = _("prompt template")
+        verbose_name_plural = _("prompt templates")
         ordering = ["title"]
 
     def __str__(self) -> str:
@@ -135,26 +161,45 @@ class PromptTemplate(models.Model):
             raise ValidationError({"outputs": str(error)}) from None
         limit = settings.EDGE_MAX_PROMPT_CHARS
         if len(self.body) > limit * RAW_LENGTH_FACTOR:  # every job would be refused as too long
-            raise ValidationError({"body": f"The body has {len(self.body)} characters; a prompt may have {limit}."})
+            raise ValidationError(
+                {
+                    "body": gettext("The body has %(chars)d characters; a prompt may have %(limit)d.")
+                    % {"chars": len(self.body), "limit": limit}
+                }
+            )
         if not 1 <= self.max_new_tokens <= 1024:
-            raise ValidationError({"max_new_tokens": "Must be between 1 and 1024."})
+            raise ValidationError({"max_new_tokens": gettext("Must be between 1 and 1024.")})
         if problem := repeat_control_problem(repetition_penalty=self.repetition_penalty,
                                              no_repeat_ngram=self.no_repeat_ngram):  # fmt: skip
             field, message = problem
             raise ValidationError({field: message[:1].upper() + message[1:]})
         low, high = COPY_BIASES
         if not low <= self.copy_bias <= high:  # NaN fails too
-            raise ValidationError({"copy_bias": f"Must be between {low:g} (off) and {high:g}."})
+            raise ValidationError(
+                {
+                    "copy_bias": gettext("Must be between %(low)s (off) and %(high)s.")
+                    % {"low": f"{low:g}", "high": f"{high:g}"}
+                }
+            )
         low, high = SEMANTIC_THRESHOLDS
         if self.semantic_cache is not None and not low <= self.semantic_cache <= high:  # NaN fails too
-            raise ValidationError({"semantic_cache": f"Must be between {low} and {high}, or empty (off)."})
+            raise ValidationError(
+                {
+                    "semantic_cache": gettext("Must be between %(low)s and %(high)s, or empty (off).")
+                    % {"low": low, "high": high}
+                }
+            )
         if self.semantic_cache is not None and self.outputs:  # each output is a run of its own, never cached
-            raise ValidationError({"semantic_cache": "A template with outputs has no semantic cache; leave it empty."})
+            raise ValidationError(
+                {"semantic_cache": gettext("A template with outputs has no semantic cache; leave it empty.")}
+            )
         if not 1 <= self.candidates <= MAX_CANDIDATES:
-            raise ValidationError({"candidates": f"Must be between 1 and {MAX_CANDIDATES}."})
+            raise ValidationError({"candidates": gettext("Must be between 1 and %(high)d.") % {"high": MAX_CANDIDATES}})
         catalog = model_catalog()
         if self.model and not catalog.knows(self.model):
-            raise ValidationError({"model": f"Unknown model; this node serves {', '.join(catalog.names)}."})
+            raise ValidationError(
+                {"model": gettext("Unknown model; this node serves %(models)s.") % {"models": ", ".join(catalog.names)}}
+            )
 
     def output_specs(self) -> list[OutputSpec]:
         return parse_outputs(self.outputs, default_language=self.language)
@@ -166,22 +211,30 @@ class PromptTemplate(models.Model):
 class TemplateVersion(models.Model):
     """What a template said at one version; jobs name the version they ran."""
 
-    template = models.ForeignKey(PromptTemplate, on_delete=models.CASCADE, related_name="versions")
-    version = models.PositiveIntegerField()
-    body = models.TextField()
-    system_prompt = models.TextField(blank=True)
-    language = models.CharField(max_length=20)
-    max_new_tokens = models.PositiveIntegerField()
-    variables = models.JSONField(default=list, blank=True)
-    outputs = models.JSONField(default=list, blank=True)
-    no_repeat_ngram = models.PositiveSmallIntegerField(default=0)  # 0 and 1: what versions before them ran
-    repetition_penalty = models.FloatField(default=1.0)
-    candidates = models.PositiveSmallIntegerField(default=1)
-    copy_bias = models.FloatField(default=0.0)  # 0: what versions before it ran
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
+    template = models.ForeignKey(
+        PromptTemplate, on_delete=models.CASCADE, related_name="versions", verbose_name=_("template")
+    )
+    version = models.PositiveIntegerField(verbose_name=_("version"))
+    body = models.TextField(verbose_name=_("body"))
+    system_prompt = models.TextField(blank=True, verbose_name=_("system prompt"))
+    language = models.CharField(max_length=20, verbose_name=_("language"))
+    max_new_tokens = models.PositiveIntegerField(verbose_name=_("max new tokens"))
+    variables = models.JSONField(default=list, blank=True, verbose_name=_("variables"))
+    outputs = models.JSONField(default=list, blank=True, verbose_name=_("outputs"))
+    no_repeat_ngram = models.PositiveSmallIntegerField(
+        default=0, verbose_name=_("no repeat ngram")
+    )  # 0 and 1: what versions before them ran
+    repetition_penalty = models.FloatField(default=1.0, verbose_name=_("repetition penalty"))
+    candidates = models.PositiveSmallIntegerField(default=1, verbose_name=_("candidates"))
+    copy_bias = models.FloatField(default=0.0, verbose_name=_("copy bias"))  # 0: what versions before it ran
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, verbose_name=_("created by")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("template version")
+        verbose_name_plural = _("template versions")
         ordering = ["-version"]
         constraints = [models.UniqueConstraint(fields=["template", "version"], name="one_row_per_template_version")]
 
@@ -192,10 +245,14 @@ class TemplateVersion(models.Model):
 class BlockedPattern(models.Model):
     """A regular expression the guard refuses in variable values and free prompts (case-insensitive)."""
 
-    pattern = models.CharField(max_length=500, unique=True)
-    description = models.CharField(max_length=200, blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    pattern = models.CharField(max_length=500, unique=True, verbose_name=_("pattern"))
+    description = models.CharField(max_length=200, blank=True, verbose_name=_("description"))
+    is_active = models.BooleanField(default=True, verbose_name=_("is active"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+
+    class Meta:
+        verbose_name = _("blocked phrase")
+        verbose_name_plural = _("blocked phrases")
 
     def __str__(self) -> str:
         return self.pattern
@@ -204,4 +261,6 @@ class BlockedPattern(models.Model):
         try:
             re.compile(self.pattern)
         except re.error as error:
-            raise ValidationError({"pattern": f"Not a valid regular expression: {error}."}) from None
+            raise ValidationError(
+                {"pattern": gettext("Not a valid regular expression: %(error)s.") % {"error": error}}
+            ) from None

@@ -2,6 +2,8 @@
 
 import re
 
+from django.utils.translation import gettext as _
+
 VARIABLE = re.compile(r"\{([^{}]*)\}")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -22,7 +24,9 @@ def template_variables(body: str) -> list[str]:
     for match in VARIABLE.finditer(body):
         name = match.group(1).strip()
         if not NAME.match(name):
-            raise TemplateSyntaxProblem(f"{{{match.group(1)}}} is not a variable: use letters, digits and underscores.")
+            raise TemplateSyntaxProblem(
+                _("{%(text)s} is not a variable: use letters, digits and underscores.") % {"text": match.group(1)}
+            )
         if name not in names:
             names.append(name)
     return names
@@ -34,17 +38,17 @@ def render(body: str, values: dict[str, object]) -> str:
     Values have passed the guard (length, control characters, patterns) before they get here."""
     expected = template_variables(body)
     if not isinstance(values, dict):
-        raise RenderError("variables must be an object mapping names to text.", "variables")
+        raise RenderError(_("variables must be an object mapping names to text."), "variables")
     for name in expected:
         if name not in values or values[name] is None or str(values[name]).strip() == "":
-            raise RenderError(f"Variable {name!r} is required.", name)
+            raise RenderError(_("Variable %(name)s is required.") % {"name": repr(name)}, name)
     extra = sorted(set(values) - set(expected))
     if extra:
-        raise RenderError(f"Unknown variable(s): {', '.join(map(str, extra))}.", str(extra[0]))
+        raise RenderError(_("Unknown variable(s): %(names)s.") % {"names": ", ".join(map(str, extra))}, str(extra[0]))
     for name in expected:
         value = values[name]
         if not isinstance(value, str | int | float) or isinstance(value, bool):
-            raise RenderError(f"Variable {name!r} must be text or a number.", name)
+            raise RenderError(_("Variable %(name)s must be text or a number.") % {"name": repr(name)}, name)
     return fill(body, values)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from django.utils.translation import gettext as _
+
 from edgeportal.core.text import normalise
 from inference.integers import IntegerError, parse_int
 
@@ -46,19 +48,28 @@ class Variable:
             if isinstance(value, str):
                 value = value.translate(FULL_WIDTH_DIGITS)
             try:
-                return str(parse_int(value, field=f"Variable {self.name!r}", low=self.min, high=self.max))
+                subject = _("Variable %(name)s") % {"name": repr(self.name)}
+                return str(parse_int(value, field=subject, low=self.min, high=self.max))
             except IntegerError as error:
-                raise VariableError(error.message, self.name) from None
+                raise VariableError(_(error.text) % error.params, self.name) from None
         if not isinstance(value, str):
-            raise VariableError(f"Variable {self.name!r} must be text.", self.name)
+            raise VariableError(_("Variable %(name)s must be text.") % {"name": repr(self.name)}, self.name)
         if self.type == "choice":
             # Values arrive normalised; compare with the declared choices normalised the same way.
             matches = [choice for choice in self.choices if normalise(choice) == normalise(value)]
             if not matches:
-                raise VariableError(f"Variable {self.name!r} must be one of: {', '.join(self.choices)}.", self.name)
+                raise VariableError(
+                    _("Variable %(name)s must be one of: %(choices)s.")
+                    % {"name": repr(self.name), "choices": ", ".join(self.choices)},
+                    self.name,
+                )
             return matches[0]
         if self.max_length is not None and len(value) > self.max_length:
-            raise VariableError(f"Variable {self.name!r} is longer than {self.max_length} characters.", self.name)
+            raise VariableError(
+                _("Variable %(name)s is longer than %(limit)d characters.")
+                % {"name": repr(self.name), "limit": self.max_length},
+                self.name,
+            )
         return value
 
 
@@ -71,42 +82,63 @@ def parse_spec(raw: object, body_variables: list[str]) -> list[Variable]:
     if raw in (None, ""):
         raw = []
     if not isinstance(raw, list):
-        raise VariableError("Variables must be a list of {name, type, ...} objects.", "variables")
+        raise VariableError(_("Variables must be a list of {name, type, ...} objects."), "variables")
     declared: dict[str, Variable] = {}
     for item in raw:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise VariableError("Each variable needs a name.", "variables")
+            raise VariableError(_("Each variable needs a name."), "variables")
         name = item["name"]
         unknown = set(item) - {"name", "type", "max_length", "choices", "min", "max", *WORDS}
         if unknown:
-            raise VariableError(f"Variable {name!r} has unknown keys: {', '.join(sorted(unknown))}.", name)
+            raise VariableError(
+                _("Variable %(name)s has unknown keys: %(keys)s.")
+                % {"name": repr(name), "keys": ", ".join(sorted(unknown))},
+                name,
+            )
         kind = item.get("type", "text")
         if kind not in TYPES:
-            raise VariableError(f"Variable {name!r} has type {kind!r}; use one of {', '.join(TYPES)}.", name)
+            raise VariableError(
+                _("Variable %(name)s has type %(type)s; use one of %(types)s.")
+                % {"name": repr(name), "type": repr(kind), "types": ", ".join(TYPES)},
+                name,
+            )
         if name not in body_variables:
-            raise VariableError(f"Variable {name!r} is declared but the body never uses {{{name}}}.", name)
+            raise VariableError(
+                _("Variable %(name)s is declared but the body never uses {%(variable)s}.")
+                % {"name": repr(name), "variable": name},
+                name,
+            )
         if name in declared:
-            raise VariableError(f"Variable {name!r} is declared twice.", name)
+            raise VariableError(_("Variable %(name)s is declared twice.") % {"name": repr(name)}, name)
         choices = item.get("choices") or []
         if kind == "choice" and (
             not isinstance(choices, list) or not choices or not all(isinstance(c, str) and c for c in choices)
         ):
-            raise VariableError(f"Variable {name!r} is a choice and needs a non-empty list of text choices.", name)
+            raise VariableError(
+                _("Variable %(name)s is a choice and needs a non-empty list of text choices.") % {"name": repr(name)},
+                name,
+            )
         bounds = {}
         for bound, low, high in (("max_length", 1, MAX_LENGTH), ("min", -BOUND, BOUND), ("max", -BOUND, BOUND)):
             if item.get(bound) is not None:
                 if not isinstance(item[bound], int):  # a JSON or YAML number, not text
-                    raise VariableError(f"Variable {name!r}: {bound} must be a whole number.", name)
+                    raise VariableError(
+                        _("Variable %(name)s: %(key)s must be a whole number.") % {"name": repr(name), "key": bound},
+                        name,
+                    )
                 try:
-                    bounds[bound] = parse_int(item[bound], field=f"Variable {name!r}: {bound}", low=low, high=high)
+                    subject = _("Variable %(name)s: %(key)s") % {"name": repr(name), "key": bound}
+                    bounds[bound] = parse_int(item[bound], field=subject, low=low, high=high)
                 except IntegerError as error:
-                    raise VariableError(error.message, name) from None
+                    raise VariableError(_(error.text) % error.params, name) from None
         words = {}
         for key in WORDS:
             if item.get(key) is not None:
                 if not isinstance(item[key], str) or len(item[key]) > MAX_WORDS:
                     raise VariableError(
-                        f"Variable {name!r}: {key} must be text of at most {MAX_WORDS} characters.", name
+                        _("Variable %(name)s: %(key)s must be text of at most %(limit)d characters.")
+                        % {"name": repr(name), "key": key, "limit": MAX_WORDS},
+                        name,
                     )
                 words[key] = item[key]
         choice_list = list(choices) if kind == "choice" else []

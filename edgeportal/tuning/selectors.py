@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db.models import Max
 
+from edgeportal.core.labels import WORKER_STATES, lanes_label, why_label
 from edgeportal.core.queueing import get_queue, pools_known
 from edgeportal.tuning.models import SchedulerOverride, SettingChange
 from inference.queue import WORKER_ALIVE_S
@@ -31,7 +32,12 @@ def workers_applied(*, version: int) -> list[dict]:
         if now - float(worker["heartbeat_at"]) > WORKER_ALIVE_S:
             continue
         applied = int(worker.get("settings_version") or -1)
-        rows.append({**worker, "applied": applied, "current": applied >= version})
+        rows.append({
+            **worker, "applied": applied, "current": applied >= version,
+            "lanes_label": lanes_label(worker.get("lanes", "")),
+            "state_label": str(WORKER_STATES.get(worker.get("state", ""), worker.get("state", ""))),
+            "window_why": why_label(worker.get("window_why", ""), worker.get("window_reason", "")),
+        })  # fmt: skip
     return rows
 
 

@@ -132,8 +132,8 @@ def test_the_dashboard_counts_refusals_by_rule_before_and_after_they_are_stored(
     for recent in (before, after):
         assert recent.rejected == 3
         assert recent.rejections_by_rule == [
-            {"rule": "queue_full", "count": 2},
-            {"rule": "blocked_pattern", "count": 1},
+            {"rule": "queue_full", "label": "queue full", "count": 2},
+            {"rule": "blocked_pattern", "label": "blocked phrase", "count": 1},
         ]
 
 

@@ -118,7 +118,18 @@ def test_recent_numbers_cover_the_last_five_minutes_only():
     assert recent.jobs_per_minute == pytest.approx(22 / 5)
     assert recent.p95_ms == 500  # nearest rank: the 21st of 22 sorted totals
     assert recent.cache_hit_rate == pytest.approx(100 * 5 / 22)
-    assert recent.rejected == 2 and recent.rejections_by_rule == [{"rule": "too_long", "count": 2}]
+    assert recent.rejected == 2
+    assert recent.rejections_by_rule == [{"rule": "too_long", "label": "too long", "count": 2}]
+
+
+def test_refusal_rules_are_named_in_the_pages_language_with_the_code_kept_for_machines(outsider_client, queue):
+    refused("queue_full", count=3)
+    english = outsider_client.get("/dashboard/", HTTP_HX_REQUEST="true").content.decode()
+    assert 'title="queue_full">queue full: 3' in english
+    chinese = outsider_client.get(
+        "/dashboard/", HTTP_HX_REQUEST="true", HTTP_ACCEPT_LANGUAGE="zh-CN,zh"
+    ).content.decode()
+    assert "queue full" not in chinese and 'title="queue_full">' in chinese
 
 
 def test_the_fragment_shows_the_recent_numbers(outsider_client, queue):
@@ -129,7 +140,7 @@ def test_the_fragment_shows_the_recent_numbers(outsider_client, queue):
     assert '<strong data-testid="jobs-per-minute">0.4</strong>' in html
     assert '<strong data-testid="p95">80 ms</strong>' in html
     assert '<strong data-testid="cache-hit-rate">50 %</strong>' in html
-    assert '<strong data-testid="rejected">1</strong>' in html and "blocked_pattern: 1" in html
+    assert '<strong data-testid="rejected">1</strong>' in html and "blocked phrase: 1" in html
     assert '<strong data-testid="expired">1</strong>' in html
 
 

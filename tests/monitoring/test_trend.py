@@ -108,5 +108,5 @@ def test_a_worker_card_says_what_it_runs_now_and_its_last_batch(outsider_client,
     worker.heartbeat()
     html = outsider_client.get("/dashboard/", headers={"HX-Request": "true"}).content.decode()
     card = html.split('data-testid="worker"')[1]
-    assert "short,long" in card and "no batch" in card
+    assert "short, long" in card and "no batch" in card
     assert re.search(r"3 jobs in \d+ ms \(short lane\), \d+ s ago", card)

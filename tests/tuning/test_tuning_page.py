@@ -1,5 +1,6 @@
 """The admins' tuning page: ranges, audit, publication to Redis, worker status."""
 
+import json
 import time
 
 import pytest
@@ -138,3 +139,17 @@ def test_the_worker_panel_shows_applied_versions_and_the_effective_window(admin_
     assert "&lt;b&gt;w1&lt;/b&gt;" in page and "<b>w1</b>" not in page
     assert "version 1 ✓" in page and "version 0, picking up 1" in page
     assert "15 ms" in page
+
+
+def test_the_worker_panel_names_lanes_states_and_the_windows_reason_in_the_pages_language(admin_client, queue):
+    why = ["adaptive: one arrival per %(gap)d ms fills a batch in %(fill)d ms", {"gap": 12, "fill": 84}]
+    queue.redis.zadd(queue.workers_key, {"w1": time.time()})
+    queue.redis.hset(queue.worker_key("w1"), mapping={
+        "settings_version": 0, "window_ms": 84, "lanes": "short,long", "state": "idle",
+        "window_reason": "adaptive: one arrival per 12 ms fills a batch in 84 ms", "window_why": json.dumps(why),
+    })  # fmt: skip
+    english = admin_client.get("/tuning/workers/").content.decode()
+    assert "one arrival per 12 ms fills a batch in 84 ms" in english and "short, long" in english
+    chinese = admin_client.get("/tuning/workers/", HTTP_ACCEPT_LANGUAGE="zh-CN,zh").content.decode()
+    assert "one arrival" not in chinese and "12" in chinese and "84" in chinese
+    assert "short" not in chinese and "idle" not in chinese
