@@ -71,4 +71,3 @@ def parse_int(raw: object, *, field: str, low: int | None = None, high: int | No
     if out_of_range or abs(value) >= _TOO_BIG:
         raise IntegerError(_RANGES[bounds], field, low=low, high=high, value=shown(value))
     return value
-
