@@ -12,6 +12,11 @@ LANE_LABELS = {"short": _("short"), "long": _("long")}
 WORKER_STATES = {"busy": _("busy"), "idle": _("idle"), "gone": _("gone")}
 
 
+def state_label(state: str) -> str:
+    """A worker's state as it publishes it (busy, idle; gone when its heartbeat stopped), named."""
+    return str(WORKER_STATES.get(state, state))
+
+
 def lanes_label(lanes: str) -> str:
     """A worker's lanes as it publishes them ("short,long"), named in the page's language."""
     return ", ".join(str(LANE_LABELS.get(lane, lane)) for lane in lanes.split(",") if lane)

@@ -13,7 +13,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from edgeportal.core.labels import WORKER_STATES, lanes_label
+from edgeportal.core.labels import lanes_label, state_label
 from edgeportal.core.queueing import get_queue, pools_known
 from edgeportal.jobs.models import Job
 from edgeportal.jobs.refusals import refusals_by_rule, rule_label
@@ -69,7 +69,7 @@ class WorkerStatus:
 
     @property
     def state_label(self) -> str:
-        return str(WORKER_STATES.get(self.state, self.state))
+        return state_label(self.state)
 
     @property
     def lanes_label(self) -> str:

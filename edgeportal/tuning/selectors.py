@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db.models import Max
 
-from edgeportal.core.labels import WORKER_STATES, lanes_label, why_label
+from edgeportal.core.labels import lanes_label, state_label, why_label
 from edgeportal.core.queueing import get_queue, pools_known
 from edgeportal.tuning.models import SchedulerOverride, SettingChange
 from inference.queue import WORKER_ALIVE_S
@@ -35,7 +35,7 @@ def workers_applied(*, version: int) -> list[dict]:
         rows.append({
             **worker, "applied": applied, "current": applied >= version,
             "lanes_label": lanes_label(worker.get("lanes", "")),
-            "state_label": str(WORKER_STATES.get(worker.get("state", ""), worker.get("state", ""))),
+            "state_label": state_label(worker.get("state", "")),
             "window_why": why_label(worker.get("window_why", ""), worker.get("window_reason", "")),
         })  # fmt: skip
     return rows
