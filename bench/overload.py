@@ -55,6 +55,7 @@ DESIGNS = {
         "long_deadline_ms": 3_600_000,
         "max_deadline_ms": 3_600_000,
         "long_prompt_tokens": 100_000,  # one lane
+        "long_output_tokens": 100_000,
         "max_batch_tokens": 1_000_000,
         "queue_limit": 100_000,
         "source_share_pct": 100,

@@ -17,6 +17,7 @@ def admission_estimate(
     priority: str,
     deadline_ms: int,
     tokens: int = 0,
+    max_new_tokens: int = 0,
     prior: Mapping[str, str] | None = None,
     hold: bool = False,
 ) -> Estimate:
@@ -32,4 +33,6 @@ def admission_estimate(
     now = queue.now()
     rank = admission_rank(now, deadline_ms, settings.head_start_ms(priority))
     view = queue.admission_view(lane, now=now, rank=rank, prior=prior, hold=hold)
-    return plan_admission(view, settings, lane=lane, deadline_ms=deadline_ms, rank=rank, tokens=tokens)
+    return plan_admission(
+        view, settings, lane=lane, deadline_ms=deadline_ms, rank=rank, tokens=tokens, max_new_tokens=max_new_tokens
+    )

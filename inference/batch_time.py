@@ -16,10 +16,16 @@ a node that is gone (an overload's slow batches, say, that nothing runs any more
 - measurements decay towards the baseline as they age: after STALE_HALF_LIFE_S without a batch in the
   lane, the estimate is halfway back to it.
 
+The line covers the output a lane's batches usually write. A job that may write more (its max_new_tokens
+past the lane's usual decoding steps) is planned with those steps added at the lane's time per step
+(output_extra_ms): a request for 1 024 new tokens is not planned like one for 32.
+
 Stats fields, per lane: batch_ms, batch_dev_ms (moving average and deviation), line:{x,y,xx,xy,dev,n}
-(the line's weighted sums), job_tokens (padded tokens a job brings), measured_at (Redis clock, s);
-base_ms, base_ms_per_token, base_tokens, base_job_tokens (the baseline line, the padded tokens of a
-typical batch and of a typical job: the latter stands in for job_tokens until a batch ran).
+(the line's weighted sums), job_tokens (padded tokens a job brings), steps and step_ms (decoding steps a
+batch takes, its longest output, and the time of one), measured_at (Redis clock, s);
+base_ms, base_ms_per_token, base_tokens, base_job_tokens, base_steps, base_step_ms (the baseline line,
+the padded tokens of a typical batch and of a typical job, the latter standing in for job_tokens until a
+batch ran, and the baseline's decoding steps and time per step).
 A measurements mapping may carry now_s (Redis clock, s, when it was read): decay needs it.
 """
 
@@ -58,10 +64,17 @@ def updated_measurements(
     tokens: int | None = None,
     jobs: int = 1,
     now: float | None = None,
+    steps: int | None = None,
+    step_ms: float | None = None,
 ) -> dict[str, str]:
     """The stats fields to store after a batch of `jobs` jobs and `tokens` padded tokens took inference_ms,
-    measured at `now` (Redis clock, s)."""
+    measured at `now` (Redis clock, s), decoding `steps` steps (its longest output) of step_ms each."""
     fields = {}
+    for name, value in (("steps", steps), ("step_ms", step_ms)):
+        if value is not None and value > 0:
+            old = stats.get(f"{name}:{lane}")
+            value = float(value) if old is None else float(old) + (float(value) - float(old)) * EWMA_WEIGHT
+            fields[f"{name}:{lane}"] = f"{value:.2f}"
     if f"batch_ms:{lane}" not in stats:
         mean, deviation = inference_ms, inference_ms / 2  # one sample: plan with a wide margin
     else:
@@ -113,10 +126,15 @@ def _on_line(sums: Mapping[str, float], x: float) -> float:
 # --- the baseline: measured at the worker's start, or a prior from the model's size -----------------
 
 
-def baseline_fields(lane: str, *, ms: float, ms_per_token: float, tokens: int, job_tokens: int) -> dict[str, str]:
+def baseline_fields(
+    lane: str, *, ms: float, ms_per_token: float, tokens: int, job_tokens: int, steps: int = 0, step_ms: float = 0.0
+) -> dict[str, str]:
     """The stats fields of a lane's baseline: a batch of `t` padded tokens takes ms + ms_per_token * t;
-    a typical batch has `tokens`, a typical job `job_tokens`."""
+    a typical batch has `tokens`, a typical job `job_tokens`; its output takes `steps` decoding steps of
+    step_ms each (none given: no output beyond the usual is planned before a batch measured one)."""
+    steps_fields = {f"base_steps:{lane}": str(int(steps)), f"base_step_ms:{lane}": f"{step_ms:.2f}"}
     return {
+        **(steps_fields if steps > 0 and step_ms > 0 else {}),
         f"base_ms:{lane}": f"{max(0.0, ms):.1f}",
         f"base_ms_per_token:{lane}": f"{max(0.0, ms_per_token):.4f}",
         f"base_tokens:{lane}": str(max(1, int(tokens))),
@@ -124,16 +142,25 @@ def baseline_fields(lane: str, *, ms: float, ms_per_token: float, tokens: int, j
     }
 
 
-def warm_up_baseline(one: tuple[int, float], full: tuple[int, float], chunk: tuple[int, float]) -> dict[str, str]:
+def warm_up_baseline(
+    one: tuple[int, float], full: tuple[int, float], chunk: tuple[int, float], *, new_tokens: int = 0
+) -> dict[str, str]:
     """The baseline of both lanes from the worker's warm-up, each sample (padded tokens, ms): a short
-    batch of one job and a full one give the short lane's line; the long lane decodes like the batch of
-    one and reads its prompt at the pace of one prefill chunk (a little more than it needs, as the
-    chunk's time includes a decoding step)."""
+    batch of one job and a full one, each writing new_tokens, give the short lane's line; the long lane
+    decodes like the batch of one and reads its prompt at the pace of one prefill chunk (a little more
+    than it needs, as the chunk's time includes a decoding step). A decoding step is planned at the full
+    batch's time per new token (its prompt's share included: more than a step takes)."""
     (one_tokens, one_ms), (full_tokens, full_ms), (chunk_tokens, chunk_ms) = one, full, chunk
     slope = max(0.0, (full_ms - one_ms) / (full_tokens - one_tokens)) if full_tokens > one_tokens else 0.0
+    output = {"steps": new_tokens, "step_ms": full_ms / new_tokens if new_tokens else 0.0}
     return {
         **baseline_fields(
-            Lane.SHORT, ms=one_ms - slope * one_tokens, ms_per_token=slope, tokens=full_tokens, job_tokens=one_tokens
+            Lane.SHORT,
+            ms=one_ms - slope * one_tokens,
+            ms_per_token=slope,
+            tokens=full_tokens,
+            job_tokens=one_tokens,
+            **output,
         ),
         **baseline_fields(
             Lane.LONG,
@@ -141,6 +168,7 @@ def warm_up_baseline(one: tuple[int, float], full: tuple[int, float], chunk: tup
             ms_per_token=chunk_ms / max(1, chunk_tokens),
             tokens=chunk_tokens,
             job_tokens=chunk_tokens,
+            **output,
         ),
     }
 
@@ -154,17 +182,21 @@ PRIOR_PREFILL_FLOPS = 40e9
 
 def model_prior(parameters: int, *, new_tokens: int, batch_size: int, short_tokens: int = 48) -> dict[str, str]:
     """The baseline of both lanes for a model of this many parameters generating new_tokens per job."""
-    decode_ms = new_tokens * 2 * parameters / PRIOR_DECODE_FLOPS * 1000
+    step_ms = 2 * parameters / PRIOR_DECODE_FLOPS * 1000
     per_token_ms = 2 * parameters / PRIOR_PREFILL_FLOPS * 1000
+    output = {"steps": new_tokens, "step_ms": step_ms}
     return {
         **baseline_fields(
             Lane.SHORT,
-            ms=decode_ms,
+            ms=new_tokens * step_ms,
             ms_per_token=per_token_ms,
             tokens=batch_size * short_tokens,
             job_tokens=short_tokens,
+            **output,
         ),
-        **baseline_fields(Lane.LONG, ms=decode_ms, ms_per_token=per_token_ms, tokens=1024, job_tokens=1024),
+        **baseline_fields(
+            Lane.LONG, ms=new_tokens * step_ms, ms_per_token=per_token_ms, tokens=1024, job_tokens=1024, **output
+        ),
     }
 
 
@@ -243,3 +275,15 @@ def tokens_per_job(measurements: Mapping[str, float], lane: str) -> float | None
     """The padded prompt tokens a job of this lane brings to its batch, on recent average (before any batch
     ran, as the baseline's typical job)."""
     return measurements.get(f"job_tokens:{lane}", measurements.get(f"base_job_tokens:{lane}"))
+
+
+def output_extra_ms(measurements: Mapping[str, float], lane: str, max_new_tokens: int | None) -> float:
+    """How much longer than the lane's usual batch a batch takes when one of its jobs may write
+    max_new_tokens: the decoding steps past those the lane's batches usually take (measured, else the
+    baseline's), at the lane's time per step. 0 for a job that writes no more than usual, and while
+    neither is known."""
+    steps = measurements.get(f"steps:{lane}", measurements.get(f"base_steps:{lane}"))
+    step_ms = measurements.get(f"step_ms:{lane}", measurements.get(f"base_step_ms:{lane}"))
+    if not max_new_tokens or steps is None or step_ms is None:
+        return 0.0
+    return max(0.0, max_new_tokens - float(steps)) * float(step_ms)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from inference.batch_time import batch_estimate_ms, central_estimate_ms, tokens_per_job
+from inference.batch_time import batch_estimate_ms, central_estimate_ms, output_extra_ms, tokens_per_job
 from inference.lanes import LANES, Lane
 from inference.messages import gettext_noop
 from inference.settings import SchedulerSettings
@@ -277,7 +277,14 @@ def needs_short_ranks(view: AdmissionView, lane: str) -> bool:
 
 
 def plan_admission(
-    view: AdmissionView, settings: SchedulerSettings, *, lane: str, deadline_ms: int, rank: float, tokens: int = 0
+    view: AdmissionView,
+    settings: SchedulerSettings,
+    *,
+    lane: str,
+    deadline_ms: int,
+    rank: float,
+    tokens: int = 0,
+    max_new_tokens: int = 0,
 ) -> Estimate:
     """The estimate: until the first of the lane's workers is free (the rest of its batch in flight, as
     planned), then the batches ahead of the job and its own, shared among the lane's live workers, plus
@@ -295,7 +302,10 @@ def plan_admission(
     would start after one window; it may be admitted if one batch as things stand, plus a small margin for
     the way to the lease, fits its deadline (one probe at a time per lane: JobQueue.claim_probe).
     Measurements from an overload that nothing runs to correct can then never refuse a job an idle node
-    could serve, and the probe's own batch corrects them."""
+    could serve, and the probe's own batch corrects them.
+
+    The job's own batch is planned for its output: a job that may write more than the lane's batches
+    usually do (max_new_tokens) makes that batch longer by the steps past theirs (output_extra_ms)."""
     measurements, depths = view.measurements, view.depths
     workers = view.serving[lane]
     long_workers, short_workers = view.serving[Lane.LONG], view.serving[Lane.SHORT]
@@ -305,10 +315,12 @@ def plan_admission(
     batch_ms = max(
         batch_estimate_ms(measurements, lane, own_tokens), full_batch_estimate_ms(settings, measurements, lane)
     )
+    extra_ms = output_extra_ms(measurements, lane, max_new_tokens) if batch_ms else 0.0
+    own_ms = batch_ms + extra_ms
     finish_ms, late_ms, over_ms = None, 0.0, 0.0
     retry_after_s = max(1, math.ceil(batch_ms / 1000))  # one batch drains the head of the queue
     if batch_ms:
-        work_ms = math.ceil((view.ahead + 1) / per_batch) * batch_ms
+        work_ms = math.ceil((view.ahead + 1) / per_batch) * batch_ms + extra_ms
         free_in_ms = min((_free_in_ms(name, view, lane) for name in workers), default=0.0)
         # Work of the other lane on the workers that serve both, as shared among all who serve it.
         if lane == Lane.LONG and (sharing := set(workers) & set(short_workers)):
@@ -328,7 +340,7 @@ def plan_admission(
             work_ms += short_ms * len(sharing) / len(short_workers)
         if lane == Lane.SHORT and (sharing := set(workers) & set(long_workers)):
             runs = [run for name, run in view.long_runs.items() if name in sharing]  # one per worker
-            by = view.now + (deadline_ms - batch_ms - settings.window_ms) / 1000  # its batch's latest start
+            by = view.now + (deadline_ms - own_ms - settings.window_ms) / 1000  # its batch's latest start
             waiting_ms = waiting_long_due_ms(view.long_head, measurements, by=by)
             work_ms += running_long_due_ms(runs, by=by) + waiting_ms * len(sharing) / len(long_workers)
             late_ms, due_in_ms = long_late_ms(
@@ -339,7 +351,7 @@ def plan_admission(
             )  # fmt: skip
             retry_after_s = max(retry_after_s, math.ceil(due_in_ms / 1000))  # by then that long job is done
         # Shared among the workers, but its own batch runs on one of them.
-        finish_ms = free_in_ms + max(work_ms / max(1, len(workers)), batch_ms) + settings.window_ms
+        finish_ms = free_in_ms + max(work_ms / max(1, len(workers)), own_ms) + settings.window_ms
         retry_after_s = max(retry_after_s, math.ceil((finish_ms - deadline_ms) / 1000), math.ceil(over_ms / 1000))
     probe_ms = None
     if _idle_workers(view, lane) and batch_ms:
@@ -348,6 +360,7 @@ def plan_admission(
         )
         # The margin: from admission to the lease, the request commits, the window waits, a busy machine
         # lags; at the lease the job must still have a batch's central time left, or it is expired.
+        central_ms += extra_ms
         probe_ms = central_ms + settings.window_ms + max(PROBE_MARGIN_MS, central_ms * PROBE_MARGIN)
     return Estimate(
         sum(depths.values()), view.ahead, max(1, len(workers)), finish_ms, retry_after_s, max(0.0, late_ms),

@@ -732,7 +732,16 @@ class JobQueue:
 
     # --- measurements ------------------------------------------------------------------------
 
-    def record_batch_time(self, lane: str, inference_ms: float, *, tokens: int | None = None, jobs: int = 1) -> None:
+    def record_batch_time(
+        self,
+        lane: str,
+        inference_ms: float,
+        *,
+        tokens: int | None = None,
+        jobs: int = 1,
+        steps: int | None = None,
+        step_ms: float | None = None,
+    ) -> None:
         """Add a batch to its lane's measurements (see inference.batch_time): admission, expiry and the
         pace of long batches plan with them. Read and written in one optimistic transaction (WATCH), so
         two workers finishing at once both count."""
@@ -742,7 +751,9 @@ class JobQueue:
         def update(pipe: redis.client.Pipeline) -> None:
             stats = pipe.hgetall(self.stats)
             pipe.multi()
-            fields = updated_measurements(stats, lane, inference_ms, tokens=tokens, jobs=jobs, now=now)
+            fields = updated_measurements(
+                stats, lane, inference_ms, tokens=tokens, jobs=jobs, now=now, steps=steps, step_ms=step_ms
+            )
             pipe.hset(self.stats, mapping=fields)
 
         self.redis.transaction(update, self.stats)

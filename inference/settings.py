@@ -35,6 +35,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("max_batch_size", 8, 1, 256, _("Jobs per batch"), _("jobs")),
         Setting("max_batch_tokens", 4096, 16, 1_000_000, _("Short lane: padded prompt tokens per batch"), _("tokens")),
         Setting("long_prompt_tokens", 256, 1, 100_000, _("Long lane: prompts from this many tokens"), _("tokens")),
+        Setting("long_output_tokens", 256, 1, 100_000, _("Long lane: jobs that may write this many tokens"),
+                _("tokens")),
         Setting("long_batch_tokens", 1024, 16, 1_000_000, _("Long lane: padded prompt tokens per batch"), _("tokens")),
         Setting("long_chunk_tokens", 256, 0, 100_000, _("Long lane: prefill chunk, then short jobs (0: off)"),
                 _("tokens")),
@@ -95,6 +97,7 @@ class SchedulerSettings:
     max_batch_size: int = SETTINGS["max_batch_size"].default
     max_batch_tokens: int = SETTINGS["max_batch_tokens"].default
     long_prompt_tokens: int = SETTINGS["long_prompt_tokens"].default
+    long_output_tokens: int = SETTINGS["long_output_tokens"].default
     long_batch_tokens: int = SETTINGS["long_batch_tokens"].default
     long_chunk_tokens: int = SETTINGS["long_chunk_tokens"].default
     long_share_pct: int = SETTINGS["long_share_pct"].default
@@ -150,8 +153,12 @@ class SchedulerSettings:
         deadline = self.long_deadline_ms if lane == Lane.LONG else self.default_deadline_ms
         return min(deadline, self.max_deadline_ms)
 
-    def lane_for(self, prompt_tokens: int) -> Lane:
-        return Lane.LONG if prompt_tokens >= self.long_prompt_tokens else Lane.SHORT
+    def lane_for(self, prompt_tokens: int, max_new_tokens: int = 0) -> Lane:
+        """A long prompt, or a long output allowed, goes to the long lane: its batches stand aside for short
+        ones between their steps (decoding included), so a 1 000-token answer does not hold a short batch."""
+        if prompt_tokens >= self.long_prompt_tokens or max_new_tokens >= self.long_output_tokens:
+            return Lane.LONG
+        return Lane.SHORT
 
     def batch_tokens(self, lane: str) -> int:
         return self.long_batch_tokens if lane == Lane.LONG else self.max_batch_tokens

@@ -38,4 +38,5 @@ def measure_baseline(model: Engine, *, max_batch_size: int, new_tokens: int, chu
         (one.padded_tokens, one.inference_ms),
         (full.padded_tokens, full.inference_ms),
         (chunk.padded_tokens, chunk.inference_ms),
+        new_tokens=new_tokens,
     )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 import redis
 
 from inference.batch import BatchRun, JobResult
-from inference.batch_time import batch_estimate_ms, padded_tokens
+from inference.batch_time import batch_estimate_ms, output_extra_ms, padded_tokens
 from inference.generation import BatchOutput, GenerationParams, StepCallback
 from inference.job_events import JobEvents
 from inference.kept_results import batches_from_kept, kept_fields
@@ -58,6 +58,19 @@ def batch_inputs(jobs: list[QueuedJob], on_step: StepCallback | None = None) -> 
 def _from_cache(output: BatchOutput | str) -> bool:
     """Whether a run's answer came from the semantic cache (inference.semantic_cache), not the model."""
     return not isinstance(output, str) and output.generations[0].cached is not None
+
+
+def _decoding_steps(batch: BatchRun, outputs: list[BatchOutput | str]) -> tuple[int | None, float | None]:
+    """The decoding steps a batch took (its longest output) and the time of one after the first (which also
+    read the prompt): what a job that may write more than usual is planned with (batch_time.output_extra_ms).
+    No time per step where it cannot be told: one step, no first token seen, or a long batch that paused."""
+    steps = max((output.generations[0].new_tokens for output in outputs if not isinstance(output, str)), default=0)
+    if not steps:
+        return None, None
+    if steps < 2 or batch.first_token_at is None or batch.paused_ms:
+        return steps, None
+    decoding_ms = batch.model_ms - (batch.first_token_at - batch.inference_started_at) * 1000
+    return steps, max(0.0, decoding_ms) / (steps - 1) or None
 
 
 def failure_reason(error: Exception) -> str:
@@ -275,7 +288,9 @@ class BatchWorker:
         # Admission plans new jobs from when this worker is free again (the lease said so roughly already;
         # a long batch in steps says more, see _generate_long).
         if not (window.lane == Lane.LONG and self._steps_long(batch.settings)):
-            estimate_ms = batch_estimate_ms(window.measurements, window.lane, padded_tokens(jobs))
+            estimate_ms = batch_estimate_ms(window.measurements, window.lane, padded_tokens(jobs)) + output_extra_ms(
+                window.measurements, window.lane, max(job.max_new_tokens for job in jobs)
+            )
             self.queue.set_busy(self.name, estimate_ms)
         try:
             self.sink.batch_started(batch)
@@ -302,7 +317,9 @@ class BatchWorker:
         if batch.model_ms and modelled and len(outputs) == len(jobs) and not isolate:
             try:
                 tokens = padded_tokens(modelled)
-                self.queue.record_batch_time(window.lane, batch.model_ms, tokens=tokens, jobs=len(modelled))
+                steps, step_ms = _decoding_steps(batch, outputs)
+                self.queue.record_batch_time(window.lane, batch.model_ms, tokens=tokens, jobs=len(modelled),
+                                             steps=steps, step_ms=step_ms)  # fmt: skip
             except redis.RedisError:  # one measurement fewer; raising here would run the model again on retry
                 log.warning("%s: Redis did not take this batch's time", self.name)
         for job, output in zip(jobs, outputs, strict=True):

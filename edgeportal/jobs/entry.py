@@ -127,13 +127,14 @@ def job_submit(
             checked, tokens = _turns(turns, template, text, tokens, model_name)
             decoding = replace(decoding, turns=checked)
         own = _own_settings(template, system_prompt, max_new_tokens)
-        lane = scheduler.lane_for(tokens)
+        lane = scheduler.lane_for(tokens, own["max_new_tokens"])
         ticket = Ticket(
             model=model_name,
             priority=_priority(priority),
             deadline_ms=_deadline_ms(deadline_ms, template, source, scheduler, lane),
             lane=lane,
             prompt_tokens=tokens,
+            max_new_tokens=own["max_new_tokens"],
             rows=template.candidates if template is not None else 1,
             owner=queue_owner(
                 source_id=source.pk if source is not None else None,
@@ -347,6 +348,7 @@ class Ticket:
     deadline_ms: int  # time it has from now
     lane: str
     prompt_tokens: int
+    max_new_tokens: int = 0  # its output limit: its batch is planned for it (planning.plan_admission)
     owner: str = ""  # the sender, for its share of the queue
     rows: int = 1  # the rows it takes in its batch: one per candidate (inference.candidates)
 
@@ -388,7 +390,8 @@ def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> tuple[Pool, str]:
             queue = get_queue(pool)
             estimate = admission_estimate(queue, scheduler, lane=ticket.lane, priority=ticket.priority,
                                           deadline_ms=ticket.deadline_ms, tokens=ticket.prompt_tokens * ticket.rows,
-                                          prior=batch_time_prior(ticket.model), hold=True)  # fmt: skip
+                                          max_new_tokens=ticket.max_new_tokens, prior=batch_time_prior(ticket.model),
+                                          hold=True)  # fmt: skip
             finish_ms = math.inf if estimate.finish_ms is None else estimate.finish_ms
             # A pool none of whose live workers serves the lane goes last: its jobs would wait for a worker.
             planned.append(((not estimate.lane_workers, finish_ms, pool), queue, estimate))
@@ -590,9 +593,11 @@ def _accept_outputs(fields: dict, specs: list[OutputSpec], ticket: Ticket, sched
                 continue
             prompt = run_prompt(spec, request=fields["prompt"])
             tokens = count_tokens(prompt, model=ticket.model) or len(prompt) // 4 + 1
+            limit = spec.max_new_tokens or parent.max_new_tokens
             run = run_fields(parent=parent, spec=spec, prompt=prompt, prompt_tokens=tokens,
-                             lane=scheduler.lane_for(tokens), pool="")  # fmt: skip
-            pool, place = _admit(replace(ticket, lane=run["lane"], prompt_tokens=tokens), scheduler)
+                             lane=scheduler.lane_for(tokens, limit), pool="")  # fmt: skip
+            pool, place = _admit(replace(ticket, lane=run["lane"], prompt_tokens=tokens, max_new_tokens=limit),
+                                 scheduler)  # fmt: skip
             held.append((get_queue(pool), run["lane"], place))
             planned.append((spec, {**run, "pool": pool.name}, place))
         with transaction.atomic():

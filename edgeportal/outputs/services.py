@@ -80,7 +80,8 @@ def _run_start(output: JobOutput, spec: OutputSpec, *, prompt: str, pool: str) -
     tokens = count_tokens(prompt, model=parent.model)
     tokens = tokens if tokens is not None else len(prompt) // 4 + 1
     run = Job.objects.create(**run_fields(parent=parent, spec=spec, prompt=prompt, prompt_tokens=tokens,
-                                          lane=scheduler.lane_for(tokens), pool=pool))  # fmt: skip
+                                          lane=scheduler.lane_for(tokens, spec.max_new_tokens or parent.max_new_tokens),
+                                          pool=pool))  # fmt: skip
     output.run, output.attempts, output.status = run, output.attempts + 1, JobOutput.Status.RUNNING
     transaction.on_commit(lambda: job_queue_new(run, scheduler))
     return run

@@ -7,6 +7,7 @@ from inference.batch_time import (
     batch_estimate_ms,
     central_estimate_ms,
     model_prior,
+    output_extra_ms,
     padded_tokens,
     tokens_per_job,
     updated_measurements,
@@ -132,3 +133,28 @@ def test_the_prior_plans_bigger_models_slower_and_lets_a_cold_node_take_a_defaul
     assert batch_estimate_ms(big, "short") > 10 * batch_estimate_ms(small, "short") > 0
     # The default model (135 M) on two cores: about 3.5 s for a full batch; the prior plans more, within 10 s.
     assert 3_500 < batch_estimate_ms(small, "short") + 60 < 10_000
+
+
+def test_a_job_that_may_write_more_than_the_lanes_batches_usually_do_is_planned_with_the_steps_past_theirs():
+    stats: dict[str, str] = {}
+    for _ in range(3):  # batches that decode 40 steps of 25 ms
+        stats.update(updated_measurements(stats, "short", 1_200, tokens=320, jobs=8, steps=40, step_ms=25.0))
+    measured = {name: float(value) for name, value in stats.items()}
+    assert (measured["steps:short"], measured["step_ms:short"]) == (40, 25)
+    assert output_extra_ms(measured, "short", 32) == 0  # no more than usual: the line covers it
+    assert output_extra_ms(measured, "short", 1_024) == pytest.approx((1_024 - 40) * 25)
+    assert output_extra_ms(measured, "long", 1_024) == 0  # nothing known of that lane
+    # The moving average follows longer outputs.
+    stats.update(updated_measurements(stats, "short", 3_000, tokens=320, jobs=8, steps=120, step_ms=30.0))
+    assert float(stats["steps:short"]) == pytest.approx(40 + 0.2 * 80)
+    assert float(stats["step_ms:short"]) == pytest.approx(25 + 0.2 * 5)
+
+
+def test_before_any_batch_the_warm_up_and_the_prior_give_the_steps_and_their_time():
+    warm = warm_up_baseline(one=(40, 2_000), full=(320, 3_400), chunk=(256, 640), new_tokens=32)
+    base = {name: float(value) for name, value in warm.items()}
+    for lane in ("short", "long"):  # a step at the full batch's time per new token: more than it takes
+        assert output_extra_ms(base, lane, 132) == pytest.approx(100 * 3_400 / 32)
+    assert output_extra_ms({**base, "steps:short": 100.0, "step_ms:short": 20.0}, "short", 132) == 32 * 20  # measured
+    prior = {name: float(value) for name, value in model_prior(135_000_000, new_tokens=32, batch_size=8).items()}
+    assert output_extra_ms(prior, "short", 1_024) > output_extra_ms(prior, "short", 256) > 0

@@ -147,11 +147,13 @@ def measurements(draw):
             stats.update(baseline_fields(
                 lane, ms=draw(st.floats(50, 3_000)), ms_per_token=draw(st.floats(0, 5)),
                 tokens=draw(st.integers(16, 2_048)), job_tokens=draw(st.integers(4, 1_024)),
+                steps=draw(st.integers(0, 64)), step_ms=draw(st.floats(0, 50)),
             ))  # fmt: skip
         for _ in range(draw(st.integers(0, 6))):
             stats.update(updated_measurements(
                 stats, lane, draw(st.floats(20, 20_000)), tokens=draw(st.integers(4, 4_096)),
                 jobs=draw(st.integers(1, 8)), now=NOW - draw(st.floats(0, 600)),
+                steps=draw(st.none() | st.integers(1, 512)), step_ms=draw(st.none() | st.floats(0, 100)),
             ))  # fmt: skip
     return {**{name: float(value) for name, value in stats.items()}, "now_s": NOW}
 
@@ -185,16 +187,19 @@ def admission_views(draw):
     tokens=st.integers(0, 2_000),
     window_ms=st.integers(0, 500),
     max_batch_size=st.integers(1, 16),
+    max_new_tokens=st.integers(0, 1_024),
 )
 def test_a_job_the_planner_admits_is_not_expired_by_the_same_planner_at_admission(
-    view, lane, deadline_share, tokens, window_ms, max_batch_size
+    view, lane, deadline_share, tokens, window_ms, max_batch_size, max_new_tokens
 ):
     config = SchedulerSettings(window_ms=window_ms, max_batch_size=max_batch_size)
     by_size = batch_central_by_size(config, view.measurements, lane)
     # Deadlines around a full batch's time, where admission and expiry could disagree.
     deadline_ms = max(100, int(deadline_share * (max(by_size) + window_ms)))
     rank = admission_rank(view.now, deadline_ms, config.head_start_ms("normal"))
-    estimate = plan_admission(view, config, lane=lane, deadline_ms=deadline_ms, rank=rank, tokens=tokens)
+    estimate = plan_admission(
+        view, config, lane=lane, deadline_ms=deadline_ms, rank=rank, tokens=tokens, max_new_tokens=max_new_tokens
+    )
     admitted = not estimate.misses(deadline_ms) or estimate.probe_fits(deadline_ms)
     if not admitted or estimate.finish_ms is None:
         return
@@ -329,3 +334,44 @@ def test_a_higher_priority_ranks_earlier_by_its_head_start(priority):
     assert admission_rank(NOW, 10_000, config.head_start_ms(priority)) == NOW * 1000 + 10_000 - getattr(
         config, f"priority_weight_{priority}_ms"
     )
+
+
+def test_a_jobs_own_batch_is_planned_for_its_output_limit_and_so_is_its_probe():
+    stats = {
+        **baseline_fields(Lane.SHORT, ms=1_000, ms_per_token=0, tokens=320, job_tokens=40, steps=32, step_ms=20),
+        **updated_measurements({}, Lane.SHORT, 1_000, tokens=320, jobs=8, steps=32, step_ms=20.0),
+    }
+    view = AdmissionView(
+        now=NOW, depths={Lane.SHORT: 0, Lane.LONG: 0}, ahead=0, measurements={n: float(v) for n, v in stats.items()},
+        serving={Lane.SHORT: ["w1"], Lane.LONG: []}, busy={}, long_runs={}, long_head=LanePeek(0, 0, 0, 0, 0),
+    )  # fmt: skip
+    config = SchedulerSettings()
+
+    def plan(max_new_tokens):
+        return plan_admission(view, config, lane=Lane.SHORT, deadline_ms=10_000, rank=NOW * 1000 + 10_000,
+                              tokens=40, max_new_tokens=max_new_tokens)  # fmt: skip
+
+    usual, long_output = plan(32), plan(232)
+    assert long_output.finish_ms == pytest.approx(usual.finish_ms + 200 * 20)
+    assert long_output.probe_finish_ms == pytest.approx(usual.probe_finish_ms + 200 * 20 * 1.1)  # with its margin
+    # A deadline that a usual job keeps refuses one that may write 1 024 tokens (about 20 s of decoding).
+    assert not plan(32).misses(10_000) and plan(1_024).misses(10_000) and not plan(1_024).probe_fits(10_000)
+    refused = refusal(plan(1_024), config, lane=Lane.SHORT, deadline_ms=10_000)
+    assert refused is not None and refused.code == "deadline_unreachable"
+
+
+@PROPERTIES
+@given(view=admission_views(), lane=st.sampled_from(LANES), more=st.integers(0, 1_024), base=st.integers(1, 256))
+def test_a_job_allowed_a_longer_output_is_never_planned_to_finish_sooner(view, lane, more, base):
+    config = SchedulerSettings()
+
+    def plan(max_new_tokens):
+        return plan_admission(view, config, lane=lane, deadline_ms=30_000, rank=NOW * 1000 + 30_000,
+                              max_new_tokens=max_new_tokens)  # fmt: skip
+
+    short, longer = plan(base), plan(base + more)
+    rounding = 1e-6  # ms: times are seconds on a clock near 1e6 s, multiplied back to ms
+    if short.finish_ms is not None:
+        assert longer.finish_ms >= short.finish_ms - rounding
+    if short.probe_finish_ms is not None:
+        assert longer.probe_finish_ms >= short.probe_finish_ms - rounding

@@ -26,3 +26,9 @@ def test_settings_come_from_the_environment():
     assert (settings.window_ms, settings.default_deadline_ms, settings.max_batch_size) == (25, 5000, 8)
     with pytest.raises(SettingError, match="EDGE_WINDOW_MS: must be a whole number"):
         SchedulerSettings.from_env({"EDGE_WINDOW_MS": "fast"})
+
+
+def test_a_long_prompt_or_a_long_output_limit_goes_to_the_long_lane():
+    config = SchedulerSettings(long_prompt_tokens=256, long_output_tokens=200)
+    assert config.lane_for(40) == config.lane_for(40, 199) == "short"
+    assert config.lane_for(256) == config.lane_for(40, 200) == config.lane_for(40, 1_024) == "long"

@@ -67,6 +67,34 @@ def test_a_long_prompt_goes_to_the_long_lane(api):
     assert abs((job.deadline_at - job.created_at).total_seconds() - 30.0) < 0.5  # the long lane's own default
 
 
+def test_a_template_that_may_write_a_long_answer_goes_to_the_long_lane_with_its_deadline(api):
+    make_template(slug="report", title="Report", body="Write the shift report for line {line}.", max_new_tokens=512)
+    make_template(slug="notice", title="Notice", body="Write a notice for line {line}.", max_new_tokens=64)
+    long_output = api.post({"template": "report", "variables": {"line": "A"}}).json()
+    assert long_output["lane"] == "long"
+    job = Job.objects.get(pk=long_output["id"])
+    assert abs((job.deadline_at - job.created_at).total_seconds() - 30.0) < 0.5  # the long lane's own default
+    assert api.post({"template": "notice", "variables": {"line": "A"}}).json()["lane"] == "short"
+    get_settings_store().update(long_output_tokens=600)  # a setting (tuning page, EDGE_LONG_OUTPUT_TOKENS)
+    assert api.post({"template": "report", "variables": {"line": "A"}}).json()["lane"] == "short"
+
+
+def test_admission_plans_a_jobs_batch_for_its_output_limit(api, queue):
+    # Batches that decode 32 steps of 20 ms; a worker busy for a second more.
+    queue.redis.hset(queue.stats, mapping={"batch_ms:short": 1_000, "batch_dev_ms:short": 0,
+                                           "steps:short": 32, "step_ms:short": 20})  # fmt: skip
+    queue.redis.zadd(queue.lane_workers_key("short"), {"w1": alive(queue)})
+    queue.set_busy("w1", 1_000)
+    make_template(slug="brief", title="Brief", body="Describe defect {code}.", max_new_tokens=32)
+    make_template(slug="detailed", title="Detailed", body="Describe defect {code}.", max_new_tokens=200)
+    # About 2.1 s planned for the first (a second's wait, its batch, a window): it keeps a 3 s deadline. The
+    # second may write 168 steps more (3.4 s): it cannot, and is refused at once rather than left to miss it.
+    assert api.post({"template": "brief", "variables": {"code": "D1"}, "deadline_ms": 3_000}).status_code == 202
+    refused = api.post({"template": "detailed", "variables": {"code": "D1"}, "deadline_ms": 3_000})
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "deadline_unreachable"
+    assert api.post({"template": "detailed", "variables": {"code": "D1"}, "deadline_ms": 8_000}).status_code == 202
+
+
 @pytest.mark.parametrize(
     ("prompt", "lane"),
     [

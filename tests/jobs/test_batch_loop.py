@@ -57,6 +57,17 @@ def test_batch_step_runs_waiting_jobs_in_one_batch_and_records_latency(submit, m
         assert job.latency.total_ms >= job.latency.inference_ms
 
 
+def test_a_batch_measures_its_decoding_steps_and_the_time_of_one(submit, make_worker, queue):
+    jobs = [submit(f"Prompt number {i}") for i in range(3)]
+    make_worker().batch_step()
+    longest = max(Job.objects.get(pk=job.pk).output_tokens for job in jobs)
+    measured = queue.measurements()
+    assert measured["steps:short"] == longest > 1
+    batch = BatchRecord.objects.get()
+    # A step after the first: less than the batch's time shared among its steps, never nothing.
+    assert 0 < measured["step_ms:short"] < batch.inference_ms / (longest - 1)
+
+
 def test_batch_step_respects_max_batch_size(submit, make_worker):
     for i in range(6):
         submit(f"Prompt {i}")
@@ -736,6 +747,8 @@ def test_a_short_job_about_to_expire_goes_first_while_the_long_deadline_allows(m
 def test_a_worker_publishes_its_warm_up_baseline_at_start_and_again_when_redis_lost_it(make_worker, queue, tiny_model):
     baseline = measure_baseline(tiny_model, max_batch_size=4, new_tokens=8, chunk_tokens=64)
     assert float(baseline["base_ms:short"]) > 0 and float(baseline["base_tokens:short"]) > 4 * 8
+    assert baseline["base_steps:short"] == baseline["base_steps:long"] == "8"
+    assert float(baseline["base_step_ms:long"]) > 0
     queue.redis.hset(queue.stats, "base_ms:short", "99999")  # an older worker's measurement
     worker = make_worker(baseline=baseline)
     worker.announce()
