@@ -1,4 +1,3 @@
-import os
 
 import pytest
 from playwright.sync_api import sync_playwright
@@ -91,11 +90,11 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture
-def page():
+def page(monkeypatch):
     # Playwright's sync API runs an event loop in this thread; Django's ORM guard would refuse the test's queries.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    # monkeypatch takes it back even when Chromium fails to start: later tests' subprocesses must not inherit it.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser.new_page()
         browser.close()
-    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]

@@ -66,7 +66,9 @@ def slow_jobs(api, count):
     """Jobs that keep the tiny model busy for seconds, so a kill lands mid-batch."""
     make_template(slug="long", title="Long", body="Write a long report on {topic}.", max_new_tokens=1000)
     body = {"template": "long", "deadline_ms": 120_000}  # time enough to survive a kill and a restart
-    return [api.post({**body, "variables": {"topic": f"line {i}"}}).json()["id"] for i in range(count)]
+    answers = [api.post({**body, "variables": {"topic": f"line {i}"}}).json() for i in range(count)]
+    assert all("id" in answer for answer in answers), answers
+    return [answer["id"] for answer in answers]
 
 
 LEASE = {"EDGE_RECLAIM_IDLE_MS": "600000"}  # ten minutes: recovery within the tests' time is never by lease
