@@ -144,6 +144,7 @@ INSTALLED_APPS = [
     "edgeportal.outputs",
     "edgeportal.delivery",
     "edgeportal.boards",
+    "edgeportal.demo",
 ]
 
 MIDDLEWARE = [

@@ -65,15 +65,12 @@ def test_the_apps_that_still_import_each_other_are_no_more_than_these():
     # Issue 13 removes the rest; a new cycle fails here. The imports that keep this one:
     # prompts -> jobs (the template editor's "Try it" submits a job: prompts/views.py),
     # latency -> jobs and monitoring -> jobs (their pages, metrics and forms read Job),
-    # jobs -> latency and jobs -> monitoring (services.py writes latency records and metrics),
-    # jobs -> accounts (roles on the pages) and accounts -> prompts (demo data creates templates).
+    # jobs -> latency and jobs -> monitoring (services.py writes latency records and metrics).
     # The exit layer joined it: jobs -> outputs (a job's runs end: outputs_advance), outputs -> jobs (runs are
-    # jobs), prompts -> outputs (templates declare them), outputs -> delivery -> monitoring (metrics),
-    # accounts -> boards -> outputs (the demo data makes a board, which shows outputs).
+    # jobs), prompts -> outputs (templates declare them), outputs -> delivery -> monitoring (metrics).
+    # The demo data (edgeportal.demo) left accounts, which now holds only the roles.
     remaining = cycles(app_imports())
-    assert remaining <= {
-        frozenset({"accounts", "jobs", "latency", "monitoring", "prompts", "outputs", "delivery", "boards"})
-    }
+    assert remaining <= {frozenset({"jobs", "latency", "monitoring", "prompts", "outputs", "delivery"})}
 
 
 def module_imports(path: Path) -> set[str]:
