@@ -32,7 +32,6 @@ from edgeportal.jobs.services import job_queue_new, latency_for
 from edgeportal.monitoring import metrics
 from edgeportal.outputs.prompting import run_prompt
 from edgeportal.outputs.services import outputs_create, run_fields
-from edgeportal.outputs.spec import OutputSpec
 from edgeportal.prompts import cache
 from edgeportal.prompts.guard import (
     RAW_LENGTH_FACTOR,
@@ -44,6 +43,7 @@ from edgeportal.prompts.guard import (
     matching_patterns,
 )
 from edgeportal.prompts.models import PromptTemplate
+from edgeportal.prompts.output_spec import OutputSpec
 from edgeportal.prompts.rendering import RenderError, fill, render
 from edgeportal.prompts.selectors import guard_rules
 from edgeportal.prompts.semantic_cache import semantic_decoding

@@ -89,7 +89,7 @@ DEAD_LETTERS = Counter(
     "edgeportal_delivery_dead_letters", "Deliveries given up after their last attempt failed.", registry=None
 )
 DELIVERY_OUTCOMES = ("delivered", "failed")
-# Output names are admins' slugs (outputs.spec: lower-case, at most 40 characters), so each is one series per
+# Output names are admins' slugs (prompts.output_spec: lower-case, at most 40 characters), so each is one series per
 # status; anything else is counted as "other" rather than becoming a label value nobody bounded.
 OUTPUT_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 OTHER_OUTPUT = "other"

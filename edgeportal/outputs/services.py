@@ -19,7 +19,7 @@ from edgeportal.monitoring import metrics
 from edgeportal.outputs.checks import Checked, output_check
 from edgeportal.outputs.models import JobOutput
 from edgeportal.outputs.prompting import run_prompt
-from edgeportal.outputs.spec import OutputSpec, stored_spec
+from edgeportal.prompts.output_spec import OutputSpec, stored_spec
 from edgeportal.prompts.tokens import count_tokens
 from inference.decoding import Decoding
 
