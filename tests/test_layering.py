@@ -65,10 +65,9 @@ def test_the_apps_that_still_import_each_other_are_no_more_than_these():
     # Issue 13 removes the rest; a new cycle fails here. The imports that keep this one:
     # latency -> jobs and monitoring -> jobs (their pages, metrics and forms read Job),
     # jobs -> latency and jobs -> monitoring (services.py writes latency records and metrics),
-    # jobs -> outputs (a job's runs end: outputs_advance), outputs -> jobs (runs are jobs),
-    # outputs -> delivery -> monitoring (metrics).
-    # Out of it already: the demo data (edgeportal.demo), the output declarations (prompts/output_spec.py) and
-    # the editor's "try it" (jobs/template_try.py).
+    # outputs -> delivery -> monitoring and outputs -> monitoring (metrics).
+    # Out of it already: the demo data (edgeportal.demo), the output declarations (prompts/output_spec.py),
+    # the editor's "try it" (jobs/template_try.py), and jobs -> outputs (outputs connects jobs/hooks.py).
     remaining = cycles(app_imports())
     assert remaining <= {frozenset({"jobs", "latency", "monitoring", "outputs", "delivery"})}
 
