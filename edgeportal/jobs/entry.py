@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from edgeportal.core import metrics
 from edgeportal.core.queueing import (
     batch_time_prior,
     get_queue,
@@ -30,7 +31,6 @@ from edgeportal.jobs.hooks import hook
 from edgeportal.jobs.models import Job
 from edgeportal.jobs.refusals import refusal_count
 from edgeportal.jobs.services import job_queue_new, latency_for
-from edgeportal.monitoring import metrics
 from edgeportal.prompts import cache
 from edgeportal.prompts.guard import (
     RAW_LENGTH_FACTOR,

@@ -10,11 +10,11 @@ import redis
 from django.db import transaction
 from django.utils import timezone
 
+from edgeportal.core import metrics
 from edgeportal.core.queueing import get_queue, job_events, pool_of, pools_known, queue_owner, scheduler_settings
 from edgeportal.jobs.hooks import hook
 from edgeportal.jobs.models import Job
 from edgeportal.latency.models import BatchRecord, JobLatency
-from edgeportal.monitoring import metrics
 from edgeportal.prompts import cache
 from inference.batch import BatchRun
 from inference.decoding import Decoding

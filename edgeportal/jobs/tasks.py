@@ -5,10 +5,10 @@ from collections import Counter
 from celery import shared_task
 from django.conf import settings
 
+from edgeportal.core import metrics
 from edgeportal.core.queueing import get_queue, pools_known
 from edgeportal.jobs.refusals import refusals_flush
 from edgeportal.jobs.services import jobs_prune, jobs_requeue_lost
-from edgeportal.monitoring import trend
 
 
 @shared_task
@@ -19,7 +19,7 @@ def requeue_lost_jobs() -> int:
         queue.recount_owners()  # fair share's counts heal here if they ever drifted
         queue.forget_dead_workers()  # what workers that died (kill -9, a lost host) left in Redis
         depths.update(queue.lane_depths())
-    trend.safely(trend.trend_depths, dict(depths))  # the dashboard's trend has depths while nobody watches
+    metrics.queue_depths_seen(dict(depths))  # the dashboard's trend has depths while nobody watches
     return jobs_requeue_lost(grace_s=settings.EDGE_SWEEP_GRACE_S)
 
 

@@ -15,10 +15,10 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
+from edgeportal.core import metrics
 from edgeportal.core.queueing import scheduler_settings
 from edgeportal.jobs.models import Job
 from edgeportal.jobs.services import job_queue_new, jobs_ended, latency_for
-from edgeportal.monitoring import metrics
 from edgeportal.outputs.checks import Checked, output_check
 from edgeportal.outputs.models import JobOutput
 from edgeportal.outputs.prompting import run_prompt
