@@ -7,8 +7,10 @@ from django.conf import settings
 
 from edgeportal.core import metrics
 from edgeportal.core.queueing import get_queue, pools_known
+from edgeportal.jobs.record_retention import old_records_prune
 from edgeportal.jobs.refusals import refusals_flush
 from edgeportal.jobs.services import jobs_prune, jobs_requeue_lost
+from edgeportal.latency.services import latency_roll_up
 
 
 @shared_task
@@ -31,3 +33,11 @@ def prune_old_jobs() -> int:
 @shared_task
 def store_refusals() -> int:
     return refusals_flush()
+
+
+# Latency's retention: here, as it also prunes jobs' refusals (latency sits below jobs). Its name is the one it
+# had in edgeportal.latency.tasks, which beat's schedule and running workers know.
+@shared_task(name="edgeportal.latency.tasks.roll_up_old_latency")
+def roll_up_old_latency() -> int:
+    old_records_prune(older_than_days=settings.EDGE_LATENCY_RETENTION_DAYS)
+    return latency_roll_up(older_than_days=settings.EDGE_LATENCY_RETENTION_DAYS)
