@@ -1,7 +1,6 @@
 """Prometheus metrics: their definitions and the calls that observe them. Infrastructure, like the queue client:
-jobs, outputs, delivery and the workers write them without importing monitoring, which serves /metrics
-(edgeportal.monitoring.metrics) and has the dashboard's trend hear of the same events
-(edgeportal.core.metric_listeners).
+jobs, outputs, delivery and the workers count here without importing monitoring, which serves /metrics
+(edgeportal.monitoring.metrics) and connects the dashboard's trend to the same events (core.metric_listeners).
 
 prometheus_client runs in multiprocess mode: the web processes and the workers (where batches are recorded)
 each write their numbers to files in PROMETHEUS_MULTIPROC_DIR, and a scrape of any web process adds them up.
