@@ -3,7 +3,7 @@
 Run with `make bench-routing` (`.venv/bin/python bench/routing.py`; no Redis, no model, under a second). It
 routes each prompt of `bench/routing_set.jsonl` (what a manager might type, in zh, en, es and de, with the slug
 of the demo template it should go to, or null where none fits) over the demo templates as
-edgeportal/accounts/services.py defines them, and prints, per language and in all:
+edgeportal/demo/data.py defines them, and prints, per language and in all:
 
 - top-1: the share of rows with a template whose first suggestion is that template;
 - none kept: the share of null rows left without any suggestion;
@@ -33,7 +33,7 @@ def demo_templates() -> list:
     import django
 
     django.setup()
-    from edgeportal.accounts.services import DEMO_TEMPLATES
+    from edgeportal.demo.data import DEMO_TEMPLATES
     from edgeportal.prompts.models import PromptTemplate
 
     return [PromptTemplate(**fields) for fields in DEMO_TEMPLATES]

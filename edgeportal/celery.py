@@ -91,6 +91,6 @@ app.steps["worker"].add(EdgePortalBatchLoop)
 
 @worker_shutdown.connect
 def _metrics_process_dead(**kwargs):
-    from edgeportal.monitoring import metrics  # after Django settings, like every import of prometheus_client
+    from edgeportal.core import metrics  # after Django settings, like every import of prometheus_client
 
     metrics.process_dead()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edgeportal.serving import address
 
-# Like edgeportal.monitoring.metrics: the workers' metric files go here unless the environment names a folder.
+# Like edgeportal.core.metrics: the workers' metric files go here unless the environment names a folder.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "prometheus"))
 
 bind = address(os.getenv("HOST", "127.0.0.1"), int(os.getenv("PORT", "8000")))

@@ -144,6 +144,7 @@ INSTALLED_APPS = [
     "edgeportal.outputs",
     "edgeportal.delivery",
     "edgeportal.boards",
+    "edgeportal.demo",
 ]
 
 MIDDLEWARE = [
@@ -307,7 +308,7 @@ except SettingError as error:
 # Jobs still queued/running in the database but missing from Redis are re-queued after this long.
 EDGE_SWEEP_GRACE_S = envint("EDGE_SWEEP_GRACE_S", 10, minimum=0)
 EDGE_SWEEP_EVERY_S = envint("EDGE_SWEEP_EVERY_S", 15, minimum=1)
-# Latency records older than this are rolled into hourly aggregates (edgeportal.latency.tasks), every ..._EVERY_S.
+# Latency records older than this are rolled into hourly aggregates (roll_up_old_latency), every ..._EVERY_S.
 EDGE_LATENCY_RETENTION_DAYS = envint("EDGE_LATENCY_RETENTION_DAYS", 30, minimum=1)
 EDGE_LATENCY_ROLLUP_EVERY_S = envint("EDGE_LATENCY_ROLLUP_EVERY_S", 3600, minimum=60)
 # Finished jobs (prompts and outputs) older than this are deleted, on the same schedule; latency records outlive them.
@@ -355,7 +356,7 @@ CELERY_BEAT_SCHEDULE = {
     "republish-settings": {"task": "edgeportal.tuning.tasks.republish_settings", "schedule": float(EDGE_SWEEP_EVERY_S)},
     # Refusals are counted in Redis per minute; each closed minute becomes Rejection rows.
     "store-refusals": {"task": "edgeportal.jobs.tasks.store_refusals", "schedule": 60.0},
-    "roll-up-old-latency": {
+    "roll-up-old-latency": {  # its name from edgeportal.latency.tasks; it runs in edgeportal.jobs.tasks
         "task": "edgeportal.latency.tasks.roll_up_old_latency",
         "schedule": float(EDGE_LATENCY_ROLLUP_EVERY_S),
     },

@@ -8,6 +8,7 @@ from django.views.i18n import set_language
 from edgeportal.jobs import api as jobs_api
 from edgeportal.jobs import live as jobs_live
 from edgeportal.jobs import views as jobs_views
+from edgeportal.jobs.template_try import template_try
 from edgeportal.latency import views as latency_views
 from edgeportal.monitoring import views as monitoring_views
 from edgeportal.prompts import views as prompts_views
@@ -31,7 +32,7 @@ prompts_patterns = (
         path("preview/", prompts_views.template_preview, name="preview"),
         path("cache/clear/", prompts_views.cache_clear_view, name="cache-clear"),
         path("<slug:slug>/edit/", prompts_views.template_edit, name="edit"),
-        path("<slug:slug>/try/", prompts_views.template_try, name="try"),
+        path("<slug:slug>/try/", template_try, name="try"),
         path("<slug:slug>/versions/", prompts_views.template_versions, name="versions"),
         path("<slug:slug>/versions/<int:version>/rollback/", prompts_views.template_rollback_view, name="rollback"),
     ],

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
-from edgeportal.outputs.spec import NAME
+from edgeportal.prompts.output_spec import NAME
 
 MAX_SHOWN = 20  # how_many's largest value: more lines would no longer be readable from meters away
 

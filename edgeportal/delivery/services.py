@@ -16,13 +16,13 @@ from django.db import transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from edgeportal.core import metrics
 from edgeportal.delivery import selectors, sending
 from edgeportal.delivery.addresses import url_refusal
 from edgeportal.delivery.backoff import retry_delay_s
 from edgeportal.delivery.models import Delivery, Destination
 from edgeportal.delivery.payloads import delivery_body, idempotency_key
 from edgeportal.delivery.queues import exits_backlog, queue_deliveries
-from edgeportal.monitoring import metrics
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ RESERVED_HEADERS = {
     "idempotency-key",
 }  # fmt: skip
 RESERVED_PREFIX = "x-edgeportal-"
-# The output names templates may declare (edgeportal/outputs/spec.py NAME; not imported: outputs calls this app).
+# The output names templates may declare (edgeportal/prompts/output_spec.py NAME, which matches only whole names).
 OUTPUT_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 
 URL_MESSAGES = {

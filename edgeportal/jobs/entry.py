@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from edgeportal.core import metrics
 from edgeportal.core.queueing import (
     batch_time_prior,
     get_queue,
@@ -26,13 +27,10 @@ from edgeportal.core.queueing import (
     scheduler_settings,
 )
 from edgeportal.echo import clipped, quoted
+from edgeportal.jobs.hooks import hook
 from edgeportal.jobs.models import Job
 from edgeportal.jobs.refusals import refusal_count
 from edgeportal.jobs.services import job_queue_new, latency_for
-from edgeportal.monitoring import metrics
-from edgeportal.outputs.prompting import run_prompt
-from edgeportal.outputs.services import outputs_create, run_fields
-from edgeportal.outputs.spec import OutputSpec
 from edgeportal.prompts import cache
 from edgeportal.prompts.guard import (
     RAW_LENGTH_FACTOR,
@@ -379,7 +377,7 @@ def _deadline_ms(raw: object, template, source, scheduler: SchedulerSettings, la
         raise JobRejected(_(error.text) % error.params, code="invalid", field="deadline_ms") from None
 
 
-def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> tuple[Pool, str]:
+def admit(ticket: Ticket, scheduler: SchedulerSettings) -> tuple[Pool, str]:
     """Refuse now what the queue cannot take or cannot finish in time, instead of queueing it to expire.
     Returns the pool the job goes to and the place held for it in its lane (admission_estimate's hold),
     given up when it is queued. Where several pools serve its model (a GPU's and a CPU's, say), the one
@@ -415,6 +413,13 @@ def _admit(ticket: Ticket, scheduler: SchedulerSettings) -> tuple[Pool, str]:
     why = _(reason.text) % params
     message = _("%(reason)s; retry in %(seconds)d s.") % {"reason": why, "seconds": seconds}
     raise JobRejected(message, code=reason.code, status=429, retry_after=seconds, reason=why)
+
+
+def release_places(held: list[tuple[JobQueue, str, str]]) -> None:
+    """Give back the places admit() held (for runs admitted together, when one of them is refused)."""
+    for queue, lane, place in held:
+        with contextlib.suppress(redis.RedisError):
+            queue.release_place(lane, place)
 
 
 def _refused(queue: JobQueue, estimate: Estimate, ticket: Ticket, scheduler: SchedulerSettings):
@@ -528,7 +533,7 @@ def _accept(template, text, values, source, user, started: float, ticket: Ticket
         decoding = replace(decoding, seed=secrets.randbelow(2**63))
     if template is not None and (specs := template.output_specs()):
         fields["decoding"] = decoding.as_dict() if decoding != GREEDY else {}
-        return _accept_outputs(fields, specs, ticket, scheduler)
+        return hook("outputs_accept")(fields, specs, ticket, scheduler)  # edgeportal.outputs.entry
     key_fields = {
         "system_prompt": fields["system_prompt"],
         "max_new_tokens": fields["max_new_tokens"],
@@ -546,7 +551,7 @@ def _accept(template, text, values, source, user, started: float, ticket: Ticket
             hit = cache.cache_get(key)
             if hit is not None:
                 return _answer_from_cache(fields, key, hit, started)
-        pool, place = _admit(ticket, scheduler)  # a cache hit needs no room in the queue
+        pool, place = admit(ticket, scheduler)  # a cache hit needs no room in the queue
         fields["pool"] = pool.name
     except redis.RedisError:
         raise QueueUnavailable() from None
@@ -578,48 +583,3 @@ def _answer_from_cache(fields: dict, key: str, hit: cache.CachedResult, started:
         latency.save()
         metrics.jobs_finished([latency])
     return job
-
-
-def _accept_outputs(fields: dict, specs: list[OutputSpec], ticket: Ticket, scheduler: SchedulerSettings) -> Job:
-    """A job whose template declares outputs: each output made from the request is a run of its own, admitted
-    like any job (all or none: a refused one gives back the places the others held); outputs made from another
-    output start once that one is final. Runs skip the prompt cache and single flight: an answer that comes
-    without the model would be checked here, on the web side, where the language detector must not load."""
-    parent = Job(**{**fields, "has_outputs": True})  # unsaved: what its runs copy
-    planned, held = [], []
-    try:
-        for spec in specs:
-            if not spec.from_request:
-                continue
-            prompt = run_prompt(spec, request=fields["prompt"])
-            tokens = count_tokens(prompt, model=ticket.model) or len(prompt) // 4 + 1
-            limit = spec.max_new_tokens or parent.max_new_tokens
-            run = run_fields(parent=parent, spec=spec, prompt=prompt, prompt_tokens=tokens,
-                             lane=scheduler.lane_for(tokens, limit), pool="")  # fmt: skip
-            pool, place = _admit(replace(ticket, lane=run["lane"], prompt_tokens=tokens, max_new_tokens=limit),
-                                 scheduler)  # fmt: skip
-            held.append((get_queue(pool), run["lane"], place))
-            planned.append((spec, {**run, "pool": pool.name}, place))
-        with transaction.atomic():
-            parent.pool = planned[0][1]["pool"] if planned else ""
-            parent.save()
-            outputs = {output.name: output for output in outputs_create(job=parent, specs=specs)}
-            for spec, run, place in planned:
-                job = Job.objects.create(**run)
-                transaction.on_commit(lambda job=job, place=place: job_queue_new(job, scheduler, place=place))
-                output = outputs[spec.name]
-                output.run, output.attempts, output.status = job, 1, output.Status.RUNNING
-                output.save(update_fields=["run", "attempts", "status"])
-    except redis.RedisError:
-        _release(held)
-        raise QueueUnavailable() from None
-    except BaseException:  # refused, or the database failed: no place stays held for a job that is not stored
-        _release(held)
-        raise
-    return parent
-
-
-def _release(held: list[tuple[JobQueue, str, str]]) -> None:
-    for queue, lane, place in held:
-        with contextlib.suppress(redis.RedisError):
-            queue.release_place(lane, place)

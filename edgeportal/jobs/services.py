@@ -10,10 +10,11 @@ import redis
 from django.db import transaction
 from django.utils import timezone
 
+from edgeportal.core import metrics
 from edgeportal.core.queueing import get_queue, job_events, pool_of, pools_known, queue_owner, scheduler_settings
+from edgeportal.jobs.hooks import hook
 from edgeportal.jobs.models import Job
 from edgeportal.latency.models import BatchRecord, JobLatency
-from edgeportal.monitoring import metrics
 from edgeportal.prompts import cache
 from inference.batch import BatchRun
 from inference.decoding import Decoding
@@ -239,9 +240,8 @@ def jobs_expire(*, reasons: dict[int, str]) -> int:
 def jobs_ended(jobs: list[Job]) -> None:
     """Once these jobs' rows are committed, tell whoever waits on them (inference.job_events): a request of
     the OpenAI-compatible API reads the job then, instead of polling the database."""
-    from edgeportal.outputs.services import outputs_advance  # outputs are made of jobs: it imports this module
-
-    outputs_advance(runs=jobs)  # runs of a job's outputs: checked, and what follows them started, in this transaction
+    # outputs_advance: runs of a job's outputs checked, and what follows them started, in this transaction
+    hook("runs_ended")(runs=jobs)
     statuses = {job.pk: job.status for job in jobs}
     if statuses:
         # robust: a reader that misses it still ends at its job's deadline; the job itself is stored.
@@ -370,31 +370,6 @@ def _expire_unserved(queue: JobQueue) -> None:
             log.warning("expired %d overdue job(s) in lanes no worker serves: %s", len(expired), unserved)
 
 
-@transaction.atomic
-def jobs_with_outputs_settle(*, grace_s: float) -> int:
-    """Finish the jobs with outputs whose deadline passed more than grace_s ago and that still wait: an output
-    whose run ended without a word (its row deleted by hand, say) expires, so its job never waits forever."""
-    from edgeportal.outputs.models import JobOutput
-    from edgeportal.outputs.services import job_finish_if_final
-
-    overdue = Job.objects.filter(
-        has_outputs=True,
-        status__in=[Job.Status.QUEUED, Job.Status.RUNNING],
-        deadline_at__lt=timezone.now() - timedelta(seconds=grace_s),
-    )
-    settled = 0
-    for job in overdue.order_by("deadline_at")[:1000]:
-        unfinished = [Job.Status.QUEUED, Job.Status.RUNNING]
-        stuck = list(job.outputs.exclude(status__in=JobOutput.FINAL).exclude(run__status__in=unfinished))
-        for output in stuck:
-            output.status, output.finished_at = JobOutput.Status.EXPIRED, timezone.now()
-            output.error = "expired: it never ended before its job's deadline"
-        JobOutput.objects.bulk_update(stuck, ["status", "error", "finished_at"])
-        metrics.outputs_finished(stuck)
-        settled += job_finish_if_final(job=job)
-    return settled
-
-
 def jobs_requeue_lost(*, grace_s: float, limit: int = 1000) -> int:
     """Put back on Redis the unfinished jobs it no longer holds (Redis keeps nothing on disk); expire
     those whose deadline passed meanwhile, which no worker's expiry timer can see any more. Returns how
@@ -407,7 +382,7 @@ def jobs_requeue_lost(*, grace_s: float, limit: int = 1000) -> int:
         _expire_unserved(get_queue(pool))
     now = timezone.now()
     cutoff = now - timedelta(seconds=grace_s)
-    jobs_with_outputs_settle(grace_s=grace_s)
+    hook("outputs_settle")(grace_s=grace_s)  # edgeportal.outputs.services.jobs_with_outputs_settle
     unfinished = Job.objects.filter(
         status__in=[Job.Status.QUEUED, Job.Status.RUNNING], created_at__lt=cutoff, has_outputs=False
     )  # a job with outputs is never on Redis: its runs are

@@ -1,5 +1,5 @@
-"""Writes on latency records: the retention roll-up of old records into hourly aggregates, and the pruning
-of old batch records and refusals."""
+"""Writes on latency records: the retention roll-up of old records into hourly aggregates (old batch records
+and refusals are pruned by edgeportal.jobs.record_retention, as refusals are jobs')."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from django.db import transaction
 from django.db.models import Count, Max, Min, Sum
 from django.utils import timezone
 
-from edgeportal.jobs.models import Rejection
 from edgeportal.latency.buckets import BUCKET_COUNT, STAGES
-from edgeportal.latency.models import BatchRecord, JobLatency, LatencyHour, LatencyHourBucket
+from edgeportal.latency.models import JobLatency, LatencyHour, LatencyHourBucket
 from edgeportal.latency.selectors import TimeSlot, bucket_aggregates
 
 log = logging.getLogger(__name__)
@@ -43,19 +42,6 @@ def latency_roll_up(*, older_than_days: int, now: datetime | None = None) -> int
     if rolled:
         log.info("rolled %d latency records older than %s into hourly aggregates", rolled, cutoff.isoformat())
     return rolled
-
-
-def old_records_prune(*, older_than_days: int, now: datetime | None = None) -> tuple[int, int]:
-    """Delete batch records and refusals older than the retention; returns how many of each.
-
-    Unlike job latencies they are not rolled up: the batch view and the dashboard read recent ones, and a
-    job keeps its own times and worker when its batch record goes."""
-    cutoff = hour_floor((now or timezone.now()) - timedelta(days=older_than_days))
-    batches, _ = BatchRecord.objects.filter(created_at__lt=cutoff).delete()  # their jobs' batch becomes empty
-    refusals, _ = Rejection.objects.filter(created_at__lt=cutoff).delete()
-    if batches or refusals:
-        log.info("deleted %d batch records and %d refusals older than %s", batches, refusals, cutoff.isoformat())
-    return batches, refusals
 
 
 @transaction.atomic

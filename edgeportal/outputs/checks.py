@@ -9,7 +9,7 @@ import jsonschema
 import referencing.exceptions
 
 from edgeportal.outputs.language import language_matches
-from edgeportal.outputs.spec import OutputSpec
+from edgeportal.prompts.output_spec import OutputSpec
 
 
 @dataclass(frozen=True)

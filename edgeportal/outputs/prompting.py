@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from edgeportal.outputs.language import language_name
-from edgeportal.outputs.spec import OutputSpec
+from edgeportal.prompts.output_spec import OutputSpec
 
 MAX_INPUT_CHARS = 4000  # another output's text, as the input of this one: a runaway output stays a short prompt
 

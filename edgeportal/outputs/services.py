@@ -1,25 +1,28 @@
 """Writes on outputs: a job's outputs planned at entry, each one's run started, checked when it ends (a
 language mismatch retried once), outputs made from it started, and the job finished once every output is
-final. Called inside the transaction that stores the runs (edgeportal.jobs.services.jobs_ended)."""
+final. Called inside the transaction that stores the runs (edgeportal.jobs.services.jobs_ended, through
+edgeportal.jobs.hooks)."""
 
 from __future__ import annotations
 
 import json
 import logging
 from dataclasses import replace
+from datetime import timedelta
 
 import redis
 from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
+from edgeportal.core import metrics
 from edgeportal.core.queueing import scheduler_settings
 from edgeportal.jobs.models import Job
-from edgeportal.monitoring import metrics
+from edgeportal.jobs.services import job_queue_new, jobs_ended, latency_for
 from edgeportal.outputs.checks import Checked, output_check
 from edgeportal.outputs.models import JobOutput
 from edgeportal.outputs.prompting import run_prompt
-from edgeportal.outputs.spec import OutputSpec, stored_spec
+from edgeportal.prompts.output_spec import OutputSpec, stored_spec
 from edgeportal.prompts.tokens import count_tokens
 from inference.decoding import Decoding
 
@@ -71,8 +74,6 @@ def _run_start(output: JobOutput, spec: OutputSpec, *, prompt: str, pool: str) -
     if parent.deadline_at is not None and parent.deadline_at <= timezone.now():
         output.status, output.error = JobOutput.Status.EXPIRED, "expired: the job's deadline passed before it ran"
         return None
-    from edgeportal.jobs.services import job_queue_new  # jobs.services calls this module when runs end
-
     try:
         scheduler = scheduler_settings()
     except redis.RedisError:  # stored anyway; the sweep queues it once Redis is back, as any job
@@ -236,8 +237,6 @@ def job_finish_if_final(*, job: Job) -> bool:
     job.output_tokens = sum(output.output_tokens or 0 for output in outputs)
     job.finished_at = timezone.now()
     job.save(update_fields=["status", "error", "output", "output_tokens", "finished_at"])
-    from edgeportal.jobs.services import jobs_ended, latency_for
-
     record = _request_latency(latency_for(job), job, outputs)
     record.save()
     metrics.jobs_finished([record])
@@ -261,3 +260,25 @@ def _request_latency(record, job: Job, outputs: list[JobOutput]):
     record.prompt_tokens = sum(run.prompt_tokens or 0 for run in runs) or None
     record.worker = ",".join(sorted({run.worker for run in runs if run.worker}))[:200]
     return record
+
+
+@transaction.atomic
+def jobs_with_outputs_settle(*, grace_s: float) -> int:
+    """Finish the jobs with outputs whose deadline passed more than grace_s ago and that still wait: an output
+    whose run ended without a word (its row deleted by hand, say) expires, so its job never waits forever."""
+    overdue = Job.objects.filter(
+        has_outputs=True,
+        status__in=[Job.Status.QUEUED, Job.Status.RUNNING],
+        deadline_at__lt=timezone.now() - timedelta(seconds=grace_s),
+    )
+    settled = 0
+    for job in overdue.order_by("deadline_at")[:1000]:
+        unfinished = [Job.Status.QUEUED, Job.Status.RUNNING]
+        stuck = list(job.outputs.exclude(status__in=JobOutput.FINAL).exclude(run__status__in=unfinished))
+        for output in stuck:
+            output.status, output.finished_at = JobOutput.Status.EXPIRED, timezone.now()
+            output.error = "expired: it never ended before its job's deadline"
+        JobOutput.objects.bulk_update(stuck, ["status", "error", "finished_at"])
+        metrics.outputs_finished(stuck)
+        settled += job_finish_if_final(job=job)
+    return settled

@@ -9,8 +9,8 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from edgeportal.core.queueing import model_catalog
-from edgeportal.outputs.spec import OutputSpec, OutputSpecError, parse_outputs
 from edgeportal.prompts.guard import RAW_LENGTH_FACTOR
+from edgeportal.prompts.output_spec import OutputSpec, OutputSpecError, parse_outputs
 from edgeportal.prompts.rendering import TemplateSyntaxProblem, template_variables
 from edgeportal.prompts.variables import Variable, VariableError, parse_spec
 from inference.decoding import COPY_BIASES, MAX_CANDIDATES, SEMANTIC_THRESHOLDS, repeat_control_problem

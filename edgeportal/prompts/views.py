@@ -1,5 +1,5 @@
-"""Admin pages for prompt templates: the list with hit rates, the editor with live preview and "try it",
-and each template's versions with diffs and rollback."""
+"""Admin pages for prompt templates: the list with hit rates, the editor with live preview, and each
+template's versions with diffs and rollback. The editor's "try it" submits a job: edgeportal/jobs/template_try.py."""
 
 import json
 
@@ -13,7 +13,6 @@ from django.views.decorators.http import require_POST
 from edgeportal.accounts.decorators import admin_required
 from edgeportal.core.queueing import model_catalog
 from edgeportal.core.text import normalise
-from edgeportal.jobs.entry import PAGE_DECODING, JobRejected, job_submit
 from edgeportal.prompts.cache import cache_clear
 from edgeportal.prompts.forms import TemplateForm, sample_values
 from edgeportal.prompts.guard import RAW_LENGTH_FACTOR
@@ -133,23 +132,3 @@ def _preview_context(form: TemplateForm) -> dict:
 @admin_required
 def template_preview(request):
     return render(request, "prompts/preview.html", _preview_context(TemplateForm(request.POST)))
-
-
-@require_POST
-@admin_required
-def template_try(request, slug: str):
-    """Submit a test job from the saved template with the sample values; the result appears inline."""
-    template = get_object_or_404(PromptTemplate, slug=slug)
-    try:
-        sample = json.loads(request.POST.get("sample") or "{}")
-    except (ValueError, RecursionError):  # a syntax error, a huge integer, deep nesting
-        sample = {}
-    values = sample_values(template.variable_spec(), sample)
-    try:
-        job = job_submit(
-            template_slug=slug, variables=values, user=request.user, allow_free_prompt=False, decoding=PAGE_DECODING
-        )
-    except JobRejected as rejected:
-        # 200, so htmx swaps it in: the message is the answer to "try it".
-        return render(request, "prompts/try_error.html", {"message": rejected.message})
-    return render(request, "jobs/job_status.html", {"job": job})

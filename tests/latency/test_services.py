@@ -8,12 +8,13 @@ import pytest
 from django.utils import timezone
 
 from edgeportal.jobs.models import Job, Rejection
+from edgeportal.jobs.record_retention import old_records_prune
+from edgeportal.jobs.tasks import roll_up_old_latency
 from edgeportal.latency import selectors
 from edgeportal.latency.buckets import BOUNDS_MS
 from edgeportal.latency.forms import HistoryFilters
 from edgeportal.latency.models import BatchRecord, JobLatency, LatencyHour
-from edgeportal.latency.services import latency_roll_up, old_records_prune
-from edgeportal.latency.tasks import roll_up_old_latency
+from edgeportal.latency.services import latency_roll_up
 
 NOW = datetime(2026, 6, 30, 12, 30, tzinfo=UTC)
 OLD_HOUR = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)  # 60 days before NOW

@@ -6,6 +6,8 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
+from edgeportal.jobs.models import Job
+from edgeportal.latency.forms import FINISHED_CHOICES, LANE_CHOICES
 from edgeportal.latency.models import BatchRecord
 
 
@@ -167,3 +169,9 @@ def test_the_history_page_shows_local_times_while_the_csv_keeps_iso_8601_with_an
     response = manager_client.get("/latency/export.csv?date_from=2026-07-01T11:30&date_to=2026-07-01T12:30")
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert [row["created_at"] for row in rows] == ["2026-07-01T10:00:00+00:00"]
+
+
+def test_the_filter_choices_are_the_jobs_own():
+    # latency sits below jobs, so its form spells out Job's lanes and final statuses.
+    assert LANE_CHOICES == Job.Lane.choices
+    assert FINISHED_CHOICES == [(status.value, status.label) for status in Job.FINISHED]

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from edgeportal.core import metrics
 from edgeportal.jobs.entry import JobRejected, job_submit
-from edgeportal.monitoring import metrics
 from tests.monitoring.scrape import scrape
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from edgeportal.core import metrics
 from edgeportal.jobs.entry import JobRejected, job_submit
 from edgeportal.jobs.services import jobs_fail
-from edgeportal.monitoring import metrics
 from tests.monitoring.scrape import scrape
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "edgeportal.json"

@@ -8,12 +8,13 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from edgeportal.core import metrics
 from edgeportal.core.queueing import get_settings_store
 from edgeportal.jobs.entry import JobRejected, job_submit
 from edgeportal.jobs.models import Job
 from edgeportal.jobs.services import jobs_fail, latency_for
 from edgeportal.latency.models import JobLatency
-from edgeportal.monitoring import metrics
+from edgeportal.outputs.models import JobOutput
 from tests.monitoring.scrape import grew, scrape
 
 # Real commits: metrics are observed when the transaction that stored the records commits.
@@ -232,3 +233,10 @@ def test_the_queue_limit_is_exported_beside_the_depth(client, settings):
     assert scrape(client).get("edgeportal_queue_limit") == settings.EDGE_SCHEDULER.queue_limit
     get_settings_store().update(queue_limit=12)
     assert scrape(client).get("edgeportal_queue_limit") == 12
+
+
+def test_the_statuses_core_counts_by_are_the_models_own():
+    # core imports no app, so edgeportal.core.metrics spells these out.
+    assert metrics.FINAL_OUTPUT_STATUSES == tuple(str(status) for status in JobOutput.FINAL)
+    assert metrics.LANGUAGE_MISMATCH == JobOutput.Status.LANGUAGE_MISMATCH
+    assert metrics.JOB_EXPIRED == Job.Status.EXPIRED

@@ -5,10 +5,10 @@ import re
 
 import pytest
 
+from edgeportal.core import metrics
 from edgeportal.jobs.entry import job_submit
 from edgeportal.jobs.models import Job
 from edgeportal.latency.models import JobLatency
-from edgeportal.monitoring import metrics
 from edgeportal.monitoring.trend import MINUTES, parse_minute, trend_depths, trend_finished, trend_read, trend_refused
 
 

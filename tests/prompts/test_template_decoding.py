@@ -117,7 +117,7 @@ def test_candidates_are_checked_versioned_and_exported():
 
 def test_an_output_run_is_judged_in_its_own_language_and_a_json_run_has_one_candidate():
     from edgeportal.outputs.services import run_decoding
-    from edgeportal.outputs.spec import parse_outputs
+    from edgeportal.prompts.output_spec import parse_outputs
 
     text, record = parse_outputs(
         [{"name": "ticket", "language": "zh"}, {"name": "mes", "format": "json", "schema": {"type": "object"}}],

@@ -6,8 +6,8 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import RequestFactory
 
-from edgeportal.accounts.services import DEMO_LOGINS, demo_data_load
 from edgeportal.boards.models import Board
+from edgeportal.demo.data import DEMO_LOGINS, demo_data_load
 from edgeportal.prompts.models import PromptTemplate
 from edgeportal.sources.services import source_authenticate
 

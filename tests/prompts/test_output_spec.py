@@ -3,8 +3,8 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from edgeportal.outputs.spec import OutputSpec, OutputSpecError, parse_outputs
 from edgeportal.prompts.models import PromptTemplate
+from edgeportal.prompts.output_spec import OutputSpec, OutputSpecError, parse_outputs
 from edgeportal.prompts.yaml_io import ImportProblem, templates_export, templates_import
 from tests.conftest import make_template
 

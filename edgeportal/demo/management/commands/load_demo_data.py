@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from edgeportal.accounts.services import DEMO_LOGINS, DEMO_SOURCE, demo_data_load
+from edgeportal.demo.data import DEMO_LOGINS, DEMO_SOURCE, demo_data_load
 
 
 class Command(BaseCommand):
