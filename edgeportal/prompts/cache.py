@@ -1,5 +1,5 @@
 """The prompt cache in Redis: answers repeats without the model. Its key also groups identical jobs that share
-one run (single flight: edgeportal.jobs.services.flight_answer)."""
+one run (single flight: edgeportal.jobs.services.flight_answer). Its Redis keys are edgeportal.core.store's."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from functools import cache
 
 from django.conf import settings
 
-from edgeportal.core.queueing import get_queue, model_catalog, scheduler_settings
+from edgeportal.core import store
+from edgeportal.core.queueing import model_catalog, scheduler_settings
 from inference.model_files import ModelConfigError, resolve_model_path
 
 
@@ -54,26 +55,17 @@ def cache_key(
     return hashlib.sha256(json.dumps(identity, ensure_ascii=False).encode()).hexdigest()
 
 
-def _key(kind: str, key: str) -> str:
-    return f"{settings.EDGE_REDIS_PREFIX}:cache:{kind}:{key}"
-
-
 def cache_get(key: str) -> CachedResult | None:
-    raw = get_queue().redis.get(_key("result", key))
+    raw = store.cache_result_get(key)
     return CachedResult(**json.loads(raw)) if raw else None
 
 
 def cache_put(key: str, result: CachedResult) -> None:
     ttl_s = scheduler_settings().cache_ttl_s  # tuned live by admins; 0 stores nothing
     if ttl_s:
-        get_queue().redis.set(_key("result", key), json.dumps(asdict(result)), ex=ttl_s)
+        store.cache_result_set(key, json.dumps(asdict(result)), ttl_s)
 
 
 def cache_clear() -> int:
     """Forget every cached answer: the exact cache's and the semantic cache's (prompts.semantic_cache)."""
-    redis = get_queue().redis
-    keys = [
-        key for kind in ("result", "semantic")
-        for key in redis.scan_iter(f"{settings.EDGE_REDIS_PREFIX}:cache:{kind}:*", count=1000)
-    ]  # fmt: skip
-    return redis.delete(*keys) if keys else 0
+    return store.cache_entries_delete()

@@ -6,7 +6,8 @@ Off by default; a template turns it on with a threshold (PromptTemplate.semantic
 - their free-text values carry the same codes: every id, number and stand-alone capital ("P3", "120", "A" in
   "line A"), so a near-miss (another id or number) never matches however close its words;
 - the cosine of their free-text values' embeddings (the reranker's encoder, in the worker) reaches the threshold.
-Entries live in Redis beside the exact cache, with its time to live (the tuning page's cache TTL).
+Entries live in Redis beside the exact cache, with its time to live (the tuning page's cache TTL); their keys
+are edgeportal.core.store's.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from django.conf import settings
 
-from edgeportal.core.queueing import get_queue, scheduler_settings
+from edgeportal.core import store
+from edgeportal.core.queueing import scheduler_settings
 from edgeportal.prompts import cache
 from inference.decoding import Decoding
 from inference.generation import Generation
@@ -158,14 +160,10 @@ def best_match(vector: np.ndarray, codes: list, entries: list[Entry], threshold:
     return (best if best is not None and best_similarity >= threshold - 1e-3 else None), best_similarity
 
 
-def _key(group: str) -> str:
-    return f"{settings.EDGE_REDIS_PREFIX}:cache:semantic:{group}"
-
-
 def entries_of(group: str, ttl_s: int) -> list[Entry]:
     """A group's entries that are younger than the cache's time to live (it may have been shortened since)."""
     oldest = time.time() - ttl_s
-    entries = [Entry.loads(raw) for raw in get_queue().redis.lrange(_key(group), 0, MAX_ENTRIES - 1)]
+    entries = [Entry.loads(raw) for raw in store.semantic_entries(group, MAX_ENTRIES)]
     return [entry for entry in entries if entry.stored_at >= oldest]
 
 
@@ -225,8 +223,4 @@ def semantic_store(pending: Pending, generation: Generation) -> None:
         return
     entry = Entry(pending.text, pending.codes, pending.vector, generation.text, generation.prompt_tokens,
                   generation.new_tokens, generation.finish_reason, time.time())  # fmt: skip
-    with get_queue().redis.pipeline() as pipe:
-        pipe.lpush(_key(pending.group), entry.dumps())
-        pipe.ltrim(_key(pending.group), 0, MAX_ENTRIES - 1)
-        pipe.expire(_key(pending.group), ttl_s)
-        pipe.execute()
+    store.semantic_entry_add(pending.group, entry.dumps(), keep=MAX_ENTRIES, ttl_s=ttl_s)
