@@ -1,10 +1,10 @@
-"""Per-source rate limit: a fixed one-minute window counted in Redis."""
+"""Per-source rate limit: a fixed one-minute window counted in Redis (the count: edgeportal.core.store)."""
 
 import time
 
 from django.conf import settings
 
-from edgeportal.core.queueing import get_queue
+from edgeportal.core import store
 from edgeportal.sources.models import Source
 
 
@@ -16,12 +16,7 @@ def rate_limit_hit(*, source: Source, now: float | None = None) -> int | None:
     if limit == 0:
         return None
     now = time.time() if now is None else now
-    minute = int(now // 60)
-    key = f"{settings.EDGE_REDIS_PREFIX}:rate:{source.pk}:{minute}"
-    pipe = get_queue().redis.pipeline()
-    pipe.incr(key)
-    pipe.expire(key, 120)
-    count, _ = pipe.execute()
+    count = store.rate_hit(source.pk, int(now // 60))
     if count <= limit:
         return None
     return max(1, 60 - int(now % 60))
