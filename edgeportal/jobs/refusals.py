@@ -1,12 +1,8 @@
 """Refusals of the entry: counted in Redis as they happen (no database write on the request), then stored
 in the database per minute, source, user, template and rule, with a count and one sample message.
 
-Redis keys, under the installation's prefix (minutes on Redis' clock, so hosts agree on them):
-  refusals:minutes          sorted set of the minutes that hold counts not yet stored
-  refusals:<minute>         hash: group -> refusals in that minute
-  refusals:<minute>:sample  hash: group -> the first message of the group in that minute
-  refusals:flushing         held (60 s at most) by the one flush that runs
-A group is the JSON list [source id, user id, rule, template slug].
+The counts live in Redis per minute (on Redis' clock, so hosts agree on them), under keys that
+edgeportal.core.store owns and lists. A group is the JSON list [source id, user id, rule, template slug].
 """
 
 from __future__ import annotations
@@ -22,7 +18,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils.translation import gettext_lazy as _
 
-from edgeportal.core.queueing import get_queue
+from edgeportal.core import store
 from edgeportal.echo import clipped
 from edgeportal.jobs.models import Rejection
 from edgeportal.sources.models import Source
@@ -60,30 +56,13 @@ SAMPLE_CHARS = 300
 # Counts wait in Redis until beat stores them (every minute); kept this long if it does not run.
 KEEP_S = 2 * 86_400
 
-_COUNT = """
-local t = redis.call('TIME')
-local minute = math.floor(tonumber(t[1]) / 60)
-local counts = KEYS[1] .. ':' .. minute
-redis.call('HINCRBY', counts, ARGV[1], 1)
-redis.call('HSETNX', counts .. ':sample', ARGV[1], ARGV[2])
-redis.call('EXPIRE', counts, ARGV[3])
-redis.call('EXPIRE', counts .. ':sample', ARGV[3])
-redis.call('ZADD', KEYS[1] .. ':minutes', minute, minute)
-redis.call('ZREMRANGEBYSCORE', KEYS[1] .. ':minutes', '-inf', minute - math.floor(ARGV[3] / 60))
-return minute
-"""
-
-
-def _base() -> str:
-    return f"{get_queue().base}:refusals"
-
 
 def refusal_count(*, rule: str, message: str, source: Source | None = None, user=None, template_slug: str = "") -> None:
     """Count one refusal in the current minute (one Redis round trip). The template slug is a known template's
     (callers never pass what a request merely named), so the groups stay few whatever requests send."""
     group = json.dumps([source.pk if source else None, user.pk if user else None, rule, template_slug])
     sample = clipped(_storable(message), SAMPLE_CHARS)
-    get_queue().redis.register_script(_COUNT)(keys=[_base()], args=[group, sample, KEEP_S])
+    store.refusal_count_add(group, sample, KEEP_S)
 
 
 def _storable(text: str) -> str:
@@ -101,24 +80,18 @@ def refusals_flush(*, now_s: float | None = None) -> int:
 
     A row's count is set, not added to, so a flush interrupted between the database and Redis, then
     repeated, stores the same numbers again."""
-    client, base = get_queue().redis, _base()
-    if not client.set(f"{base}:flushing", 1, nx=True, ex=60):
+    if not store.refusal_flush_start():
         return 0  # another flush runs (two would both create the same rows)
     try:
-        now_s = client.time()[0] if now_s is None else now_s
-        closed = [int(m) for m in client.zrangebyscore(f"{base}:minutes", "-inf", int(now_s // 60) - 1)]
+        now_s = store.redis_now_s() if now_s is None else now_s
         stored = 0
-        for minute in closed:
-            counts = client.hgetall(f"{base}:{minute}")
-            samples = client.hgetall(f"{base}:{minute}:sample")
+        for minute in store.refusal_minutes(high=int(now_s // 60) - 1):
+            counts, samples = store.refusal_minute(minute)
             stored += _store_minute(minute, counts, samples)
-            pipe = client.pipeline(transaction=True)
-            pipe.delete(f"{base}:{minute}", f"{base}:{minute}:sample")
-            pipe.zrem(f"{base}:minutes", minute)
-            pipe.execute()
+            store.refusal_minute_forget(minute)
         return stored
     finally:
-        client.delete(f"{base}:flushing")
+        store.refusal_flush_end()
 
 
 @transaction.atomic
@@ -146,12 +119,8 @@ def refusals_by_rule(*, since: datetime) -> Counter[str]:
     totals: Counter[str] = Counter()
     in_redis: list[int] = []
     try:
-        client, base = get_queue().redis, _base()
-        in_redis = [int(m) for m in client.zrangebyscore(f"{base}:minutes", first_minute, "+inf")]
-        pipe = client.pipeline(transaction=False)
-        for minute in in_redis:
-            pipe.hgetall(f"{base}:{minute}")
-        for counts in pipe.execute():
+        in_redis = store.refusal_minutes(low=first_minute)
+        for counts in store.refusal_counts(in_redis):
             for group, count in counts.items():
                 totals[json.loads(group)[2]] += int(count)
     except redis.RedisError:
