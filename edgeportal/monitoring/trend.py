@@ -1,13 +1,13 @@
 """The dashboard's fifteen-minute trend, kept in Redis per minute as things happen, so drawing it reads a few
 small hashes and never the job tables, however many jobs are stored.
 
-Redis keys, under the installation's prefix (minutes on Redis' clock, so every process agrees on them):
-  trend:<minute>   hash, kept KEEP_S:
-                     jobs:<status>     jobs that finished (done, failed, expired)
-                     cache_hits        of those, answered by the prompt cache or an identical job's run
-                     b:<bucket>        finished jobs per total-latency bucket (latency.buckets.BOUNDS_MS)
-                     refused:<rule>    requests the entry refused, by rule
-                     depth:<lane>      the deepest the lane's queue was seen in the minute (all pools)
+One hash per minute in Redis, trend:<minute>, kept KEEP_S (minutes on Redis' clock, so every process agrees on
+them; the key and its scripts are edgeportal.core.store's):
+  jobs:<status>     jobs that finished (done, failed, expired)
+  cache_hits        of those, answered by the prompt cache or an identical job's run
+  b:<bucket>        finished jobs per total-latency bucket (latency.buckets.BOUNDS_MS)
+  refused:<rule>    requests the entry refused, by rule
+  depth:<lane>      the deepest the lane's queue was seen in the minute (all pools)
 Depths are sampled whenever the queue is read for people or Prometheus (the dashboard, /metrics, /readyz) and
 by beat's sweep, so a minute nobody looked at and no sweep ran has no depth (a gap in the line).
 """
@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 import redis
 
-from edgeportal.core.queueing import get_queue
+from edgeportal.core import store
 from edgeportal.latency.buckets import BUCKET_COUNT, bucket_of, percentile_from_buckets
 
 log = logging.getLogger(__name__)
@@ -28,48 +28,10 @@ log = logging.getLogger(__name__)
 MINUTES = 15
 KEEP_S = 20 * 60
 
-# ARGV: keep seconds, then field/increment pairs. Returns the minute counted in.
-_ADD = """
-local t = redis.call('TIME')
-local minute = math.floor(tonumber(t[1]) / 60)
-local key = KEYS[1] .. ':' .. minute
-for i = 2, #ARGV, 2 do
-  redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1])
-end
-redis.call('EXPIRE', key, ARGV[1])
-return minute
-"""
-# ARGV: keep seconds, then lane/depth pairs: the minute keeps the largest depth seen.
-_DEPTH = """
-local t = redis.call('TIME')
-local key = KEYS[1] .. ':' .. math.floor(tonumber(t[1]) / 60)
-for i = 2, #ARGV, 2 do
-  local seen = tonumber(redis.call('HGET', key, 'depth:' .. ARGV[i]) or '-1')
-  if tonumber(ARGV[i + 1]) > seen then redis.call('HSET', key, 'depth:' .. ARGV[i], ARGV[i + 1]) end
-end
-redis.call('EXPIRE', key, ARGV[1])
-return 1
-"""
-# Returns Redis' minute, then each of the last ARGV[1] minutes' hash (oldest first) as a flat list.
-_READ = """
-local t = redis.call('TIME')
-local now = math.floor(tonumber(t[1]) / 60)
-local out = {now}
-for minute = now - tonumber(ARGV[1]) + 1, now do
-  table.insert(out, redis.call('HGETALL', KEYS[1] .. ':' .. minute))
-end
-return out
-"""
-
-
-def _key() -> str:
-    return f"{get_queue().base}:trend"
-
 
 def _add(counts: dict[str, int]) -> None:
     if counts:
-        args = [KEEP_S] + [item for pair in counts.items() for item in pair]
-        get_queue().redis.register_script(_ADD)(keys=[_key()], args=args)
+        store.trend_add(counts, KEEP_S)
 
 
 def trend_finished(latencies) -> None:
@@ -92,8 +54,7 @@ def trend_refused(rule: str) -> None:
 def trend_depths(depths: dict[str, int]) -> None:
     """Keep the deepest each lane's queue was seen in this minute."""
     if depths:
-        args = [KEEP_S] + [item for pair in depths.items() for item in pair]
-        get_queue().redis.register_script(_DEPTH)(keys=[_key()], args=args)
+        store.trend_depths_keep(depths, KEEP_S)
 
 
 def safely(record, *args) -> None:
@@ -148,5 +109,5 @@ def parse_minute(minute: int, flat: list) -> TrendMinute:
 
 def trend_read(*, minutes: int = MINUTES) -> list[TrendMinute]:
     """The last `minutes` minutes, oldest first, the current (still open) minute last: one round trip."""
-    now, *hashes = get_queue().redis.register_script(_READ)(keys=[_key()], args=[minutes])
-    return [parse_minute(int(now) - minutes + 1 + i, flat) for i, flat in enumerate(hashes)]
+    now, hashes = store.trend_minutes(minutes)
+    return [parse_minute(now - minutes + 1 + i, flat) for i, flat in enumerate(hashes)]
