@@ -1,22 +1,19 @@
-"""The Celery queue deliveries travel on, f"{EDGE_REDIS_PREFIX}:exits", consumed by the exits worker only."""
+"""The Celery queue deliveries travel on, f"{EDGE_REDIS_PREFIX}:exits" (edgeportal.core.store.exits_queue),
+consumed by the exits worker only."""
 
 from __future__ import annotations
 
 import logging
 
 import redis
-from django.conf import settings
 
-from inference.queue import redis_client
+from edgeportal.core import store
+from edgeportal.core.store import exits_queue
 
 log = logging.getLogger(__name__)
 
 TASK_PREFIX = "edgeportal.delivery."
 DELIVER_TASK = "edgeportal.delivery.tasks.deliver"
-
-
-def exits_queue() -> str:
-    return f"{settings.EDGE_REDIS_PREFIX}:exits"
 
 
 def route_task(name, args, kwargs, options, task=None, **kw):
@@ -41,11 +38,9 @@ def queue_deliveries(delivery_ids: list[int], *, countdown_s: float = 0.0) -> No
 
 
 def exits_backlog() -> int | None:
-    """Messages waiting in the exits queue, taken by no worker yet; None when Redis does not answer.
-
-    Read from Redis itself: Celery's Redis transport keeps a queue's messages in a list named after it.
-    """
+    """Messages waiting in the exits queue, taken by no worker yet (read from Redis itself); None when Redis
+    does not answer."""
     try:
-        return redis_client(settings.REDIS_URL).llen(exits_queue())
+        return store.exits_queue_length()
     except redis.RedisError:
         return None
