@@ -99,3 +99,45 @@ def test_the_inference_core_imports_neither_django_nor_celery_nor_the_web_side()
 def test_the_planner_reads_no_clock_and_no_redis():
     imported = module_imports(ROOT.parent / "inference" / "planning.py")
     assert not imported & {"redis", "time", "inference.queue", "inference.admission", "inference.worker"}
+
+
+# Where Redis is touched (issue 13, one store): the scheduler's keys in inference/queue.py, a job's event stream in
+# inference/job_events.py (the worker writes it and the inference core may not import the web side), the web
+# side's keys in edgeportal/core/store.py. Every other module calls those with plain values.
+REDIS_OWNERS = {"inference/queue.py", "inference/job_events.py", "edgeportal/core/store.py"}
+# Modules that hold a client without touching a key: core/queueing.py builds the clients and hands one to
+# JobEvents, as the worker hands its queue's.
+CLIENT_HOLDERS = {
+    "edgeportal/core/queueing.py": {".redis", "redis_client()", "async_redis_client()"},
+    "inference/worker.py": {".redis"},
+}
+REDIS_CALLS = {"register_script", "pipeline", "scan_iter"}
+
+
+def redis_touches(path: Path) -> set[str]:
+    """What a module does with Redis itself: reads a client's `.redis`, calls through it (`.redis.get`), runs
+    a script or a pipeline, or makes a client of its own."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute):
+            if isinstance(node.value, ast.Attribute) and node.value.attr == "redis":
+                found.add(f".redis.{node.attr}")
+            if node.attr == "redis" or node.attr in REDIS_CALLS:
+                found.add(f".{node.attr}")
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("redis_client", "async_redis_client"):
+            found.add(f"{node.func.id}()")
+    return found
+
+
+def test_only_the_stores_touch_redis_keys():
+    # A new key goes in inference/queue.py (the scheduler's) or edgeportal/core/store.py (the web side's).
+    repo = ROOT.parent
+    touches = {}
+    for path in [*ROOT.rglob("*.py"), *(repo / "inference").glob("*.py")]:
+        name = path.relative_to(repo).as_posix()
+        if name in REDIS_OWNERS or "migrations" in path.parts:
+            continue
+        found = redis_touches(path) - CLIENT_HOLDERS.get(name, set())
+        if found:
+            touches[name] = sorted(found)
+    assert touches == {}
