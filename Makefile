@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run dev test messages screenshots fuzz lint format bench bench-cache bench-overload bench-phases bench-web bench-dashboard bench-openai bench-engines bench-outputs bench-languages bench-quality bench-routing chaos clean
+.PHONY: install run dev test messages screenshots fuzz lint format bench bench-cache bench-overload bench-phases bench-web bench-dashboard bench-openai bench-long-outputs bench-engines bench-outputs bench-languages bench-quality bench-routing chaos clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -114,6 +114,11 @@ bench-openai: install
 	scripts/ensure-redis.sh
 	$(PY) manage.py prepare_model
 	$(PY) bench/openai_api.py
+
+bench-long-outputs: install
+	scripts/ensure-redis.sh
+	$(PY) manage.py prepare_model
+	$(PY) bench/long_outputs.py
 
 # The engines side by side: transformers (the reference) and llama.cpp, raw and through the pipeline (about 5 minutes).
 bench-engines: install

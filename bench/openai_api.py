@@ -159,8 +159,8 @@ def report(command: str, results: dict) -> str:
         "",
         f"The {s['count']} streams are {s['count']} jobs sent at once: they run in batches of `max_batch_size`, so a "
         "stream's first token waits for the batches ahead of it; every stream stays open meanwhile, none stalls. "
-        "A request that arrives while a long generation runs waits for that batch: batches are not preempted, "
-        "and a long output (unlike a long prompt) has no lane of its own.",
+        "The 256-token generation goes to the long lane (`long_output_tokens`), whose batch stands aside for the "
+        'short request between its output tokens (BENCHMARKS.md, "Long outputs beside short requests").',
     ]
     return "\n".join(lines) + "\n"
 
