@@ -60,11 +60,13 @@ def _from_cache(output: BatchOutput | str) -> bool:
     return not isinstance(output, str) and output.generations[0].cached is not None
 
 
-def _decoding_steps(batch: BatchRun, outputs: list[BatchOutput | str]) -> tuple[int | None, float | None]:
-    """The decoding steps a batch took (its longest output) and the time of one after the first (which also
-    read the prompt): what a job that may write more than usual is planned with (batch_time.output_extra_ms).
+def decoding_steps(batch: BatchRun, outputs: list[BatchOutput | str]) -> tuple[int | None, float | None]:
+    """The decoding steps a batch took (its longest output the model wrote: not an answer the semantic cache
+    gave) and the time of one after the first (which also read the prompt): what a job that may write more than
+    usual is planned with (batch_time.output_extra_ms).
     No time per step where it cannot be told: one step, no first token seen, or a long batch that paused."""
-    steps = max((output.generations[0].new_tokens for output in outputs if not isinstance(output, str)), default=0)
+    modelled = [output for output in outputs if not isinstance(output, str) and not _from_cache(output)]
+    steps = max((output.generations[0].new_tokens for output in modelled), default=0)
     if not steps:
         return None, None
     if steps < 2 or batch.first_token_at is None or batch.paused_ms:
@@ -317,7 +319,7 @@ class BatchWorker:
         if batch.model_ms and modelled and len(outputs) == len(jobs) and not isolate:
             try:
                 tokens = padded_tokens(modelled)
-                steps, step_ms = _decoding_steps(batch, outputs)
+                steps, step_ms = decoding_steps(batch, outputs)
                 self.queue.record_batch_time(window.lane, batch.model_ms, tokens=tokens, jobs=len(modelled),
                                              steps=steps, step_ms=step_ms)  # fmt: skip
             except redis.RedisError:  # one measurement fewer; raising here would run the model again on retry
