@@ -11,10 +11,12 @@ method and the view (about 20 switches per submission here; BENCHMARKS.md, web s
 import os
 
 from a2wsgi import WSGIMiddleware
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.asgi import get_asgi_application
 from django.core.handlers.asgi import ASGIHandler
 from django.core.wsgi import get_wsgi_application
+from django.db import connections
 
 from edgeportal.body_limit import BodyLimit
 
@@ -27,7 +29,15 @@ NOT_STREAMING = ("whitenoise.middleware.WhiteNoiseMiddleware",)
 
 
 class StreamingHandler(ASGIHandler):
-    """Django's ASGI handler with the streaming paths' middleware chain (NOT_STREAMING left out)."""
+    """Django's ASGI handler with the streaming paths' middleware chain (NOT_STREAMING left out). It runs each
+    request's synchronous code on a thread of the request's own, so it closes that thread's database
+    connections when the request ends, whatever DB_CONN_MAX_AGE says: a kept one would outlive its thread."""
+
+    async def handle(self, scope, receive, send):
+        try:
+            await super().handle(scope, receive, send)
+        finally:
+            await sync_to_async(connections.close_all)()  # thread-sensitive: on the request's own thread
 
     def load_middleware(self, is_async=False):
         full = settings.MIDDLEWARE

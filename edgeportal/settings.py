@@ -186,8 +186,9 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         os.getenv("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",  # set but empty: the default too
-        # The web server handles each request in a new thread, where a kept connection would leak;
-        # the worker's long-lived batch thread keeps its own (see edgeportal/celery.py).
+        # 0: Django's development server, tests and commands handle each request on a new thread, where a kept
+        # connection would outlive it. The production server (edgeportal/gunicorn.conf.py) sets 60: its
+        # threads are a fixed pool; the worker's long-lived batch thread keeps its own (edgeportal/celery.py).
         conn_max_age=envint("DB_CONN_MAX_AGE", 0),
         conn_health_checks=True,
     )

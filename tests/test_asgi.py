@@ -55,17 +55,21 @@ def test_a_request_waiting_on_the_database_holds_up_no_other():
     assert (fast_status, fast_body, slow_status, slow_body) == (200, b"/fast", 200, b"/slow")
 
 
-async def call(app, path: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+async def call(app, path: str, headers: tuple = ()) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """GET a path through an ASGI application, as uvicorn hands it a request: status, headers, body."""
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-        "path": path, "raw_path": path.encode(), "query_string": b"", "headers": [(b"host", b"127.0.0.1")],
-        "client": ("127.0.0.1", 1234), "server": ("127.0.0.1", 8000),
+        "path": path, "raw_path": path.encode(), "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1"), *headers], "client": ("127.0.0.1", 1234), "server": ("127.0.0.1", 8000),
     }  # fmt: skip
     sent = []
 
+    requests = [{"type": "http.request", "body": b"", "more_body": False}]
+
     async def receive():
-        return {"type": "http.request", "body": b"", "more_body": False}
+        if requests:
+            return requests.pop()
+        await asyncio.Event().wait()  # the client stays connected: the server stops listening once it answers
 
     async def send(message):
         sent.append(message)
@@ -88,11 +92,11 @@ def test_a_request_through_the_application_ends_as_django_expects():
     assert status == 200 and finished
 
 
-def served(path: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+def served(path: str, headers: tuple = ()) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """GET a path through the real ASGI application."""
     from edgeportal.asgi import application
 
-    return asyncio.run(call(application, path))
+    return asyncio.run(call(application, path, headers))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -120,3 +124,62 @@ def test_the_streaming_paths_middleware_is_async_throughout_so_a_wait_holds_no_t
     with caplog.at_level("DEBUG", logger="django.request"):
         ASGIHandler().load_middleware(is_async=True)
     assert any("WhiteNoise" in r.getMessage() for r in caplog.records if "adapted" in r.getMessage())
+
+
+@pytest.fixture
+def kept_connections():
+    """Database connections kept 60 s, as under gunicorn (edgeportal/gunicorn.conf.py); yields the list of
+    connections opened meanwhile by the threads that serve requests (not the test's own)."""
+    from django.db import connections
+    from django.db.backends.signals import connection_created
+
+    opened, test_thread = [], threading.get_ident()
+
+    def created(sender, connection, **_):
+        if threading.get_ident() != test_thread:
+            opened.append(connection)
+
+    connection_created.connect(created, weak=False, dispatch_uid="kept")
+    saved = connections.settings["default"]["CONN_MAX_AGE"]
+    connections.settings["default"]["CONN_MAX_AGE"] = 60
+    try:
+        yield opened
+    finally:
+        connections.settings["default"]["CONN_MAX_AGE"] = saved
+        connection_created.disconnect(dispatch_uid="kept")
+
+
+def bearer(token: str) -> tuple:
+    return ((b"authorization", f"Bearer {token}".encode()),)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_thread_of_the_pool_keeps_its_database_connection_from_one_request_to_the_next(kept_connections):
+    from a2wsgi import WSGIMiddleware
+    from django.core.wsgi import get_wsgi_application
+    from django.db import connections
+
+    from edgeportal.sources.services import source_create
+
+    _, token = source_create(name="plc", kind="mes")
+    app = WSGIMiddleware(get_wsgi_application(), workers=1)  # threaded(), on one thread
+    try:
+        answers = [asyncio.run(call(app, "/api/templates", bearer(token)))[0] for _ in range(3)]
+        assert answers == [200, 200, 200]
+        assert len(kept_connections) == 1 and kept_connections[0].connection is not None
+    finally:
+        app.executor.submit(connections.close_all).result()
+        app.executor.shutdown()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_streaming_request_closes_its_database_connection_at_its_end_whatever_is_kept(kept_connections):
+    # Its thread is its own (Django's ASGI handler): a kept connection would outlive the request, and on
+    # PostgreSQL every stream would leave a server process behind until the garbage collector ran.
+    from edgeportal.sources.services import source_create
+
+    _, token = source_create(name="tool", kind="mes")
+    for _ in range(2):
+        status, _, body = served("/v1/models", bearer(token))
+        assert status == 200 and b'"object": "list"' in body
+    assert kept_connections and all(c.connection is None for c in kept_connections)

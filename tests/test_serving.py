@@ -1,6 +1,7 @@
 """`python -m edgeportal.serving` (make run's last step)."""
 
 import logging
+import os
 import socket
 
 from edgeportal.serving import GUNICORN_CONFIG, main
@@ -25,3 +26,14 @@ def test_a_web_worker_loads_the_tokenizer_when_it_starts(settings):
     _tokenizer.cache_clear()
     hooks["post_worker_init"](None)
     assert _tokenizer.cache_info().currsize == 1  # the conftest points the web side at the tiny model
+
+
+def test_the_production_server_keeps_database_connections_unless_told_otherwise(monkeypatch):
+    import runpy
+
+    monkeypatch.delenv("DB_CONN_MAX_AGE", raising=False)
+    runpy.run_path(str(GUNICORN_CONFIG))
+    assert os.environ["DB_CONN_MAX_AGE"] == "60"  # read by the workers' settings, after the fork
+    monkeypatch.setenv("DB_CONN_MAX_AGE", "0")  # an operator's choice stands
+    runpy.run_path(str(GUNICORN_CONFIG))
+    assert os.environ["DB_CONN_MAX_AGE"] == "0"

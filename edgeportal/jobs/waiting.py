@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import connections
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
@@ -58,14 +58,15 @@ def event_stream(events: AsyncIterator[str]) -> StreamingHttpResponse:
 
 
 def db_step(function: Callable) -> Callable:
-    """function as a coroutine, run in the request's thread, which gives its database connection back when
-    done (with CONN_MAX_AGE 0, the default): a request that then waits or streams for seconds holds none."""
+    """function as a coroutine, run in the request's thread, which closes its database connection when done:
+    a request that then waits or streams for seconds holds none (the thread is the request's own, so a
+    connection kept by DB_CONN_MAX_AGE would serve no other request)."""
 
     @functools.wraps(function)
     def releasing(*args, **kwargs):
         try:
             return function(*args, **kwargs)
         finally:
-            close_old_connections()
+            connections.close_all()
 
     return sync_to_async(releasing)
