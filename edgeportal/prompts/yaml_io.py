@@ -8,7 +8,7 @@ import yaml
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from edgeportal.prompts.models import PromptTemplate
+from edgeportal.prompts.models import CONTENT_FIELDS, PromptTemplate
 from edgeportal.prompts.services import template_save
 from edgeportal.sources.models import Source
 from inference.integers import IntegerError, parse_int
@@ -149,12 +149,29 @@ def templates_import(text: str, *, user=None) -> list[str]:
     with transaction.atomic():
         for template, sources in checked:
             is_new = template.pk is None
+            settings_changed = [] if is_new else _settings_changed(template, sources)
             version = template_save(template=template, user=user)
             template.sources.set(sources)
             if is_new:
                 changes.append(f"created {template.slug} (version {template.version})")
             elif version is not None:
                 changes.append(f"updated {template.slug} to version {template.version}")
+            elif settings_changed:
+                changes.append(
+                    f"updated {template.slug}: {', '.join(settings_changed)} (version {template.version} kept: "
+                    "what the model sees is unchanged)"
+                )
             else:
                 changes.append(f"unchanged {template.slug} (version {template.version})")
     return changes
+
+
+def _settings_changed(template: PromptTemplate, sources: list[Source]) -> list[str]:
+    """The fields outside what the model sees (no new version) that the import changes, in FIELDS' order."""
+    stored = PromptTemplate.objects.get(pk=template.pk)
+    changed = [
+        name for name in FIELDS if name not in CONTENT_FIELDS and getattr(stored, name) != getattr(template, name)
+    ]
+    if {source.pk for source in stored.sources.all()} != {source.pk for source in sources}:
+        changed.append("sources")
+    return changed

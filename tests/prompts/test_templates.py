@@ -132,7 +132,12 @@ def test_yaml_export_and_import_round_trip(notice):
     data["templates"][0]["variables"][0].update(label="Line", help="The line that stops.", example="A")
     assert templates_import(yaml.safe_dump(data)) == ["updated notice to version 2"]
     assert templates_import(yaml.safe_dump(data)) == ["unchanged notice (version 2)"]
+    data["templates"][0].update(semantic_cache=0.95, title="Line notice")  # saved, but no new version
+    assert templates_import(yaml.safe_dump(data)) == [
+        "updated notice: title, semantic_cache (version 2 kept: what the model sees is unchanged)"
+    ]
     notice.refresh_from_db()
+    assert (notice.semantic_cache, notice.title, notice.version) == (0.95, "Line notice", 2)
     assert notice.description == "For the line screens." and notice.variable_spec()[0].example == "A"
     assert yaml.safe_load(templates_export())["templates"][0]["description"] == "For the line screens."
 
