@@ -52,9 +52,12 @@ BATCH_SIZE = Histogram(
     "edgeportal_batch_size", "Requests per batch run by the model.", buckets=BATCH_SIZE_BUCKETS, registry=None
 )
 REQUESTS = Counter("edgeportal_requests", "Finished requests, by how they ended.", ["status"], registry=None)
+CACHE_HIT_KINDS = ("exact", "flight", "semantic")
 CACHE_HITS = Counter(
-    "edgeportal_cache_hits", "Requests answered from the prompt cache or an identical request's run.", registry=None
-)
+    "edgeportal_cache_hits",
+    "Requests answered without a run of their own, by kind: the prompt cache (exact), an identical request's run "
+    "(flight) or a close request's answer (semantic).", ["kind"], registry=None,
+)  # fmt: skip
 REJECTIONS = Counter("edgeportal_rejections", "Requests the entry refused, by rule.", ["rule"], registry=None)
 EXPIRIES = Counter(
     "edgeportal_requests_expired", "Requests whose deadline passed before they ran, by priority.", ["priority"],
@@ -159,11 +162,20 @@ def _observe_outputs(finished: list[tuple[str, str]]) -> None:
             mismatches.inc()
 
 
+def cache_hit_kind(job) -> str:
+    """How a job that is a cache hit was answered: one of CACHE_HIT_KINDS."""
+    if job.cache_similarity is not None:
+        return "semantic"
+    return "flight" if job.follows_id is not None else "exact"
+
+
 def _observe_finished(latencies) -> None:
     for latency in latencies:
         REQUESTS.labels(status=latency.status).inc()
         if latency.cache_hit:
-            CACHE_HITS.inc()
+            for kind in CACHE_HIT_KINDS:  # every kind's series from the first hit on, so rate() sees each one's first
+                CACHE_HITS.labels(kind=kind)
+            CACHE_HITS.labels(kind=cache_hit_kind(latency.job)).inc()
         if latency.status == JOB_EXPIRED:
             EXPIRIES.labels(priority=latency.priority).inc()
         for histogram, ms in (

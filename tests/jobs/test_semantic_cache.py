@@ -15,6 +15,7 @@ from inference.candidates import WithCandidates
 from inference.decoding import Decoding
 from inference.semantic_cache import WithSemanticCache
 from tests.conftest import make_template
+from tests.monitoring.scrape import grew, scrape
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,6 +59,16 @@ def test_a_paraphrase_takes_the_earlier_answer_with_its_similarity(caching_worke
     assert job_as_json(first)["cache_hit"] is False
     page = manager_client.get(f"/jobs/{second.pk}/").content.decode()
     assert 'data-testid="semantic-hit"' in page
+
+
+def test_metrics_count_semantic_hits_apart_from_exact_ones(caching_worker, inspection, client):
+    run(caching_worker, "C3", FIRST)
+    before = scrape(client)
+    run(caching_worker, "C3", "a deep scratch on the housing's left side")  # semantic
+    run(caching_worker, "C3", FIRST)  # exact, at the entry
+    after = scrape(client)
+    assert grew(before, after, "edgeportal_cache_hits_total", kind="semantic") == 1
+    assert grew(before, after, "edgeportal_cache_hits_total", kind="exact") == 1
 
 
 def test_a_near_miss_and_an_opposite_are_answered_by_the_model(caching_worker, inspection):

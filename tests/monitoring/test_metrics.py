@@ -48,7 +48,7 @@ def test_a_recorded_batch_counts_its_jobs_latencies_and_size(client, make_worker
     totals = JobLatency.objects.filter(job__in=jobs).values_list("total_ms", flat=True)
     seconds = grew(before, after, "edgeportal_request_duration_seconds_sum", lane="short")
     assert seconds == pytest.approx(sum(totals) / 1000)
-    assert grew(before, after, "edgeportal_cache_hits_total") == 0
+    assert all(grew(before, after, "edgeportal_cache_hits_total", kind=kind) == 0 for kind in metrics.CACHE_HIT_KINDS)
 
 
 def test_a_cache_hit_counts_as_a_hit_that_never_waited_in_the_queue(client, make_worker):
@@ -59,11 +59,23 @@ def test_a_cache_hit_counts_as_a_hit_that_never_waited_in_the_queue(client, make
     after = scrape(client)
 
     assert job.cache_hit and job.status == Job.Status.DONE
-    assert grew(before, after, "edgeportal_cache_hits_total") == 1
+    assert grew(before, after, "edgeportal_cache_hits_total", kind="exact") == 1
+    assert grew(before, after, "edgeportal_cache_hits_total", kind="semantic") == 0
     assert grew(before, after, "edgeportal_requests_total", status="done") == 1
     assert grew(before, after, "edgeportal_request_duration_seconds_count", lane="short") == 1
     assert grew(before, after, "edgeportal_request_queue_seconds_count", lane="short") == 0
     assert grew(before, after, "edgeportal_request_inference_seconds_count", lane="short") == 0
+
+
+def test_an_identical_request_answered_by_the_others_run_counts_as_a_flight_hit(client, make_worker):
+    first, second = submit("Describe the crack in weld 9."), submit("Describe the crack in weld 9.")
+    before = scrape(client)
+    assert make_worker().batch_step() is True
+    after = scrape(client)
+    second.refresh_from_db()
+    assert second.follows_id == first.pk
+    assert grew(before, after, "edgeportal_cache_hits_total", kind="flight") == 1
+    assert grew(before, after, "edgeportal_cache_hits_total", kind="exact") == 0
 
 
 def test_a_failed_job_is_counted_failed(client):
