@@ -12,8 +12,8 @@ from celery import bootsteps
 from inference.engine import EngineIdentity
 from inference.lanes import LANES
 from inference.model_files import ModelConfigError
-from inference.pools import Pool
-from inference.queue import JobQueue, SettingsStore
+from inference.pools import Pool, engine_conflict
+from inference.queue import WORKER_ALIVE_S, JobQueue, SettingsStore
 from inference.settings import SchedulerSettings, SettingError, env_int
 from inference.warm_up import measure_baseline
 from inference.worker import BatchWorker
@@ -55,6 +55,15 @@ def pool_queue(url: str, base: str, identity: EngineIdentity) -> JobQueue:
     """The queue of the pool this worker serves: its model on its class of device (inference.pools)."""
     pool = Pool(identity.model, identity.device_class)
     return JobQueue.from_url(url, pool.prefix(base), base=base, pool=pool.name)
+
+
+def refuse_a_second_engine(queue: JobQueue, identity: EngineIdentity, name: str) -> None:
+    """Stop a worker whose engine differs from the live workers' of its pool (inference.pools.engine_conflict)."""
+    conflict = engine_conflict(
+        queue.pool, identity.engine, queue.workers(), me=name, now=queue.now(), alive_s=WORKER_ALIVE_S
+    )
+    if conflict:
+        raise ModelConfigError(conflict)
 
 
 class BatchLoopStep(bootsteps.StartStopStep):
@@ -104,6 +113,7 @@ class BatchLoopStep(bootsteps.StartStopStep):
 
                 model = load_engine_from_env()
                 queue = pool_queue(url, base, model.identity)
+                refuse_a_second_engine(queue, model.identity, worker.hostname)
                 store = SettingsStore(queue, defaults)
                 self.loop = BatchWorker(
                     model=self.engine_for_jobs(model),

@@ -13,7 +13,7 @@ EDGE_MODEL=/models/qwen serves the pool of the model the web side knows as `qwen
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,3 +110,23 @@ def parse_models(raw: str) -> dict[str, str]:
             raise ModelConfigError(f"EDGE_MODELS names {name!r} twice")
         specs[name] = spec
     return specs
+
+
+def engine_conflict(
+    pool: str, engine: str, workers: Iterable[Mapping[str, str]], *, me: str, now: float, alive_s: float
+) -> str | None:
+    """Why a worker running `engine` may not serve its pool, or None. A pool's workers run one engine: their
+    batch times make the pool's one estimate, and one engine's batches can take a third of another's. Only
+    live workers count (a heartbeat within alive_s of now), never one of the same name (this worker before a
+    restart)."""
+    for worker in workers:
+        other = worker.get("engine")
+        if worker.get("name") == me or not other or other == engine:
+            continue
+        if now - float(worker.get("heartbeat_at") or "-inf") <= alive_s:
+            return (
+                f"pool {pool} is served by worker {worker['name']} on the {other} engine, and this worker runs "
+                f"{engine}: a pool's workers run one engine, or their batch times would make one estimate. "
+                f"Set EDGE_ENGINE={other} for this worker, or stop {worker['name']} first"
+            )
+    return None

@@ -3,7 +3,7 @@
 import pytest
 
 from inference.model_files import ModelConfigError
-from inference.pools import DEFAULT_MODEL_NAME, ModelCatalog, Pool, model_name_of, parse_models
+from inference.pools import DEFAULT_MODEL_NAME, ModelCatalog, Pool, engine_conflict, model_name_of, parse_models
 
 
 def test_a_pool_is_a_model_on_a_class_of_device_under_the_installations_prefix():
@@ -59,3 +59,27 @@ def test_a_bad_catalog_is_a_clear_error(model, models, message):
 
 def test_parse_models_of_nothing_is_nothing():
     assert parse_models("") == {} and parse_models(" , \n") == {}
+
+
+def registered(name: str, engine: str | None, heartbeat_at: float) -> dict[str, str]:
+    """A worker as JobQueue.workers() lists it (its hash has no engine once it expired)."""
+    return {"name": name, "heartbeat_at": str(heartbeat_at), **({"engine": engine} if engine else {})}
+
+
+def test_a_worker_on_another_engine_than_its_pools_live_workers_may_not_serve_it():
+    workers = [registered("w1@node", "llama.cpp", 100.0)]
+    why = engine_conflict("m@cpu", "transformers", workers, me="w2@node", now=105.0, alive_s=6)
+    assert "w1@node" in why and "EDGE_ENGINE=llama.cpp" in why and "m@cpu" in why
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        registered("w1@node", "transformers", 100.0),  # the same engine
+        registered("w1@node", "llama.cpp", 93.0),  # silent for more than alive_s: gone
+        registered("w2@node", "llama.cpp", 100.0),  # this worker itself, before its restart
+        registered("w1@node", None, 100.0),  # its hash expired: nothing known of it
+    ],
+)
+def test_only_a_live_other_worker_on_another_engine_stands_in_the_way(other):
+    assert engine_conflict("m@cpu", "transformers", [other], me="w2@node", now=100.0, alive_s=6) is None

@@ -1,0 +1,20 @@
+"""The Celery bootstep's checks at a worker's start (edgeportal/worker_step.py), against a real Redis."""
+
+import pytest
+
+from edgeportal.worker_step import refuse_a_second_engine
+from inference.engine import EngineIdentity
+from inference.lanes import LANES
+from inference.model_files import ModelConfigError
+
+
+def identity(engine: str) -> EngineIdentity:
+    return EngineIdentity(model="tiny", revision="r1", dtype="float32", device="cpu", engine=engine)
+
+
+def test_a_worker_whose_engine_differs_from_its_pools_live_worker_stops_saying_why(queue):
+    queue.beat("w1@node", lanes=LANES, status=identity("llama.cpp").fields(), ttl_s=10)
+    with pytest.raises(ModelConfigError, match=r"w1@node on the llama\.cpp engine"):
+        refuse_a_second_engine(queue, identity("transformers"), "w2@node")
+    refuse_a_second_engine(queue, identity("llama.cpp"), "w2@node")  # the same engine joins
+    refuse_a_second_engine(queue, identity("transformers"), "w1@node")  # w1 itself, restarted on another
