@@ -13,8 +13,8 @@ from inference.engine import EngineIdentity
 from inference.lanes import LANES
 from inference.model_files import ModelConfigError
 from inference.pools import Pool
-from inference.queue import JobQueue, SettingsStore
 from inference.settings import SchedulerSettings, SettingError, env_int
+from inference.store.queue import JobQueue, SettingsStore
 from inference.warm_up import measure_baseline
 from inference.worker import BatchWorker
 

@@ -11,11 +11,11 @@ import redis.asyncio
 from django.conf import settings
 
 from inference.batch_time import model_prior
-from inference.job_events import JobEvents
 from inference.model_files import ModelConfigError, parameter_count
 from inference.pools import ModelCatalog, Pool
-from inference.queue import WORKER_ALIVE_S, JobQueue, SettingsStore, async_redis_client, redis_client
 from inference.settings import SchedulerSettings
+from inference.store.job_events import JobEvents
+from inference.store.queue import WORKER_ALIVE_S, JobQueue, SettingsStore, async_redis_client, redis_client
 
 
 def model_catalog() -> ModelCatalog:

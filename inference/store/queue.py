@@ -458,7 +458,7 @@ def redis_client(url: str) -> redis.Redis:
 
 
 def async_redis_client(url: str) -> redis.asyncio.Redis:
-    """The same for an event loop, whose reads block up to 10 s on a job's events (inference.job_events):
+    """The same for an event loop, whose reads block up to 10 s on a job's events (inference.store.job_events):
     its socket timeout outlasts them."""
     return redis.asyncio.Redis.from_url(url, decode_responses=True, socket_timeout=30)
 

@@ -1,0 +1,1 @@
+"""The store: every Redis key of the installation."""
