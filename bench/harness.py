@@ -194,8 +194,8 @@ class Pipeline:
     def update_settings(self, **values) -> None:
         """Change scheduler settings live, as the tuning page does (workers pick them up within a second)."""
         from edgeportal.core.queueing import get_queue
-        from inference.queue import SettingsStore
         from inference.settings import SchedulerSettings
+        from inference.store.queue import SettingsStore
 
         SettingsStore(get_queue(), SchedulerSettings()).update(**values)
 

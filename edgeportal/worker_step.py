@@ -13,8 +13,8 @@ from inference.engine import EngineIdentity
 from inference.lanes import LANES
 from inference.model_files import ModelConfigError
 from inference.pools import Pool, engine_conflict
-from inference.queue import WORKER_ALIVE_S, JobQueue, SettingsStore
 from inference.settings import SchedulerSettings, SettingError, env_int
+from inference.store.queue import WORKER_ALIVE_S, JobQueue, SettingsStore
 from inference.warm_up import measure_baseline
 from inference.worker import BatchWorker
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from inference.planning import Estimate, admission_rank, plan_admission
-from inference.queue import JobQueue
 from inference.settings import SchedulerSettings
+from inference.store.queue import JobQueue
 
 
 def admission_estimate(

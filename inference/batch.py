@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from inference.queue import QueuedJob
 from inference.settings import SchedulerSettings
+from inference.store.queue import QueuedJob
 
 
 @dataclass(frozen=True)

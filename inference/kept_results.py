@@ -12,8 +12,8 @@ import json
 from dataclasses import asdict
 
 from inference.batch import BatchRun, JobResult
-from inference.queue import QueuedJob
 from inference.settings import SchedulerSettings
+from inference.store.queue import QueuedJob
 
 
 def kept_fields(batch: BatchRun) -> dict[int, str]:

@@ -19,8 +19,8 @@ import redis
 from inference.generation import BatchOutput
 from inference.lanes import Lane
 from inference.planning import long_finish_by, long_left_ms, short_at_risk, short_may_go
-from inference.queue import JobQueue
 from inference.settings import SchedulerSettings
+from inference.store.queue import JobQueue
 
 log = logging.getLogger(__name__)
 

@@ -115,7 +115,7 @@ def batch_central_by_size(settings: SchedulerSettings, measurements: Mapping[str
 
 def batch_ms_of_size(by_size: Sequence[float], jobs: int) -> float:
     """A batch of `jobs` jobs from batch_central_by_size's list (the last entry for any larger batch).
-    The queue's Lua scripts read the list the same way (`sized` in inference.queue)."""
+    The queue's Lua scripts read the list the same way (`sized` in inference.store.queue)."""
     return by_size[max(1, min(jobs, len(by_size))) - 1] if by_size else 0.0
 
 

@@ -18,8 +18,8 @@ from inference.planning import (
     full_batch_central_ms,
     window_close,
 )
-from inference.queue import JobQueue, QueuedJob
 from inference.settings import SchedulerSettings
+from inference.store.queue import JobQueue, QueuedJob
 
 if TYPE_CHECKING:
     from inference.batch import BatchRun

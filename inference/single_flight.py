@@ -7,7 +7,7 @@ the template version: see edgeportal.prompts.cache.cache_key); a job without one
 from __future__ import annotations
 
 from inference.generation import BatchOutput
-from inference.queue import QueuedJob
+from inference.store.queue import QueuedJob
 
 
 def distinct_runs(jobs: list[QueuedJob]) -> tuple[list[QueuedJob], dict[int, int]]:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import redis
 
 from inference.decoding import Decoding, Detokenizer, settled_text
-from inference.job_events import TextEvent
+from inference.store.job_events import TextEvent
 
 log = logging.getLogger(__name__)
 

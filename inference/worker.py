@@ -18,15 +18,15 @@ import redis
 from inference.batch import BatchRun, JobResult
 from inference.batch_time import batch_estimate_ms, output_extra_ms, padded_tokens
 from inference.generation import BatchOutput, GenerationParams, StepCallback
-from inference.job_events import JobEvents
 from inference.kept_results import batches_from_kept, kept_fields
 from inference.lanes import LANES, Lane
 from inference.long_batches import LongBatches, LongRun
 from inference.planning import ExpiredJob, batch_central_by_size, expiry_reason
-from inference.queue import JobQueue, QueuedJob, SettingsStore
 from inference.scheduler import Window, collect_window
 from inference.settings import SchedulerSettings
 from inference.single_flight import distinct_runs, outputs_for_each
+from inference.store.job_events import JobEvents
+from inference.store.queue import JobQueue, QueuedJob, SettingsStore
 from inference.token_stream import TokenStreams
 from inference.worker_threads import FailureLog, retry_delay_s, start_beside
 

@@ -24,9 +24,9 @@ from edgeportal.jobs.sink import DatabaseSink
 from edgeportal.prompts.models import PromptTemplate
 from edgeportal.prompts.services import template_save
 from edgeportal.sources.services import source_create
-from inference.queue import SettingsStore
 from inference.runtime import load_engine
 from inference.settings import SchedulerSettings
+from inference.store.queue import SettingsStore
 from inference.worker import BatchWorker
 from tests.tiny_model import tiny_model_dir
 

@@ -16,8 +16,8 @@ from edgeportal.prompts.yaml_io import ImportProblem, templates_export, template
 from edgeportal.settings import envint
 from edgeportal.sources.models import Source
 from edgeportal.tuning.models import SettingChange
-from inference.queue import SettingsStore
 from inference.settings import SETTINGS, SchedulerSettings, SettingError, env_int, parse_setting
+from inference.store.queue import SettingsStore
 from tests.conftest import make_template
 
 # Text int() (or float-happy JSON) would take, though no sender means that whole number by it.

@@ -1,5 +1,5 @@
-"""The queues of the pools and the scheduler settings the web side talks to, built from settings (one Redis
-client per URL, one JobQueue per pool)."""
+"""The store's parts the web side talks to (inference.store), built from settings: the queues of the pools, the
+scheduler settings, jobs' events and the web side's keys (one Redis client per URL, one JobQueue per pool)."""
 
 import asyncio
 import weakref
@@ -11,11 +11,12 @@ import redis.asyncio
 from django.conf import settings
 
 from inference.batch_time import model_prior
-from inference.job_events import JobEvents
 from inference.model_files import ModelConfigError, parameter_count
 from inference.pools import ModelCatalog, Pool
-from inference.queue import WORKER_ALIVE_S, JobQueue, SettingsStore, async_redis_client, redis_client
 from inference.settings import SchedulerSettings
+from inference.store.job_events import JobEvents
+from inference.store.queue import WORKER_ALIVE_S, JobQueue, SettingsStore, async_redis_client, redis_client
+from inference.store.web import WebStore
 
 
 def model_catalog() -> ModelCatalog:
@@ -96,6 +97,12 @@ def _queue_for(url: str, base: str, pool: str) -> JobQueue:
 def job_events() -> JobEvents:
     """Jobs' streamed text and ends (one stream per job, whichever pool runs it)."""
     return JobEvents(get_queue().redis, settings.EDGE_REDIS_PREFIX)
+
+
+def web_store() -> WebStore:
+    """The web side's keys (caches, rate limits, refusal counts, trend, exits queue), through get_queue()'s
+    client; built on each call, so the prefix is the one settings hold now (each test its own)."""
+    return WebStore(get_queue().redis, settings.EDGE_REDIS_PREFIX)
 
 
 def get_settings_store() -> SettingsStore:

@@ -1,4 +1,4 @@
-"""The Celery queue deliveries travel on, f"{EDGE_REDIS_PREFIX}:exits" (edgeportal.core.store.exits_queue),
+"""The Celery queue deliveries travel on, f"{EDGE_REDIS_PREFIX}:exits" (inference.store.web),
 consumed by the exits worker only."""
 
 from __future__ import annotations
@@ -7,13 +7,17 @@ import logging
 
 import redis
 
-from edgeportal.core import store
-from edgeportal.core.store import exits_queue
+from edgeportal.core.queueing import web_store
 
 log = logging.getLogger(__name__)
 
 TASK_PREFIX = "edgeportal.delivery."
 DELIVER_TASK = "edgeportal.delivery.tasks.deliver"
+
+
+def exits_queue() -> str:
+    """The exits queue's name; read when a task is sent or a worker starts, so a test's prefix counts."""
+    return web_store().exits_queue()
 
 
 def route_task(name, args, kwargs, options, task=None, **kw):
@@ -41,6 +45,6 @@ def exits_backlog() -> int | None:
     """Messages waiting in the exits queue, taken by no worker yet (read from Redis itself); None when Redis
     does not answer."""
     try:
-        return store.exits_queue_length()
+        return web_store().exits_queue_length()
     except redis.RedisError:
         return None

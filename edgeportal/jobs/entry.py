@@ -55,8 +55,8 @@ from inference.integers import IntegerError, parse_int
 from inference.items import required_items
 from inference.planning import Estimate, Refusal, refusal, share_refusal
 from inference.pools import Pool
-from inference.queue import JobQueue
 from inference.settings import SchedulerSettings
+from inference.store.queue import JobQueue
 
 log = logging.getLogger(__name__)
 SLUG = re.compile(r"[-a-zA-Z0-9_]+\Z")

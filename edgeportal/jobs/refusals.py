@@ -2,7 +2,7 @@
 in the database per minute, source, user, template and rule, with a count and one sample message.
 
 The counts live in Redis per minute (on Redis' clock, so hosts agree on them), under keys that
-edgeportal.core.store owns and lists. A group is the JSON list [source id, user id, rule, template slug].
+the store owns and lists (inference.store). A group is the JSON list [source id, user id, rule, template slug].
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils.translation import gettext_lazy as _
 
-from edgeportal.core import store
+from edgeportal.core.queueing import web_store
 from edgeportal.echo import clipped
 from edgeportal.jobs.models import Rejection
 from edgeportal.sources.models import Source
@@ -62,7 +62,7 @@ def refusal_count(*, rule: str, message: str, source: Source | None = None, user
     (callers never pass what a request merely named), so the groups stay few whatever requests send."""
     group = json.dumps([source.pk if source else None, user.pk if user else None, rule, template_slug])
     sample = clipped(_storable(message), SAMPLE_CHARS)
-    store.refusal_count_add(group, sample, KEEP_S)
+    web_store().refusal_count_add(group, sample, KEEP_S)
 
 
 def _storable(text: str) -> str:
@@ -80,6 +80,7 @@ def refusals_flush(*, now_s: float | None = None) -> int:
 
     A row's count is set, not added to, so a flush interrupted between the database and Redis, then
     repeated, stores the same numbers again."""
+    store = web_store()
     if not store.refusal_flush_start():
         return 0  # another flush runs (two would both create the same rows)
     try:
@@ -119,6 +120,7 @@ def refusals_by_rule(*, since: datetime) -> Counter[str]:
     totals: Counter[str] = Counter()
     in_redis: list[int] = []
     try:
+        store = web_store()
         in_redis = store.refusal_minutes(low=first_minute)
         for counts in store.refusal_counts(in_redis):
             for group, count in counts.items():

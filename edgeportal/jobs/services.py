@@ -19,8 +19,8 @@ from edgeportal.prompts import cache
 from inference.batch import BatchRun
 from inference.decoding import Decoding
 from inference.planning import expiry_reason
-from inference.queue import WORKER_ALIVE_S, JobQueue, QueuedJob
 from inference.settings import SchedulerSettings
+from inference.store.queue import WORKER_ALIVE_S, JobQueue, QueuedJob
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ def jobs_expire(*, reasons: dict[int, str]) -> int:
 
 
 def jobs_ended(jobs: list[Job]) -> None:
-    """Once these jobs' rows are committed, tell whoever waits on them (inference.job_events): a request of
+    """Once these jobs' rows are committed, tell whoever waits on them (inference.store.job_events): a request of
     the OpenAI-compatible API reads the job then, instead of polling the database."""
     # outputs_advance: runs of a job's outputs checked, and what follows them started, in this transaction
     hook("runs_ended")(runs=jobs)

@@ -1,4 +1,4 @@
-"""Waiting for a job without polling the database: its events in Redis (inference.job_events), and the
+"""Waiting for a job without polling the database: its events in Redis (inference.store.job_events), and the
 server-sent-event responses that relay them (the OpenAI-compatible API and the pages)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from edgeportal.core.queueing import async_redis
 from edgeportal.jobs.models import Job
-from inference.job_events import END, OFFSET, TOKEN, read_events
+from inference.store.job_events import END, OFFSET, TOKEN, read_events
 
 # After its deadline a job is expired by a worker's timer within a second or two; past this, the reader stops
 # waiting for the event and reads the job as it is.

@@ -22,7 +22,7 @@ from edgeportal.latency.models import JobLatency
 from edgeportal.monitoring import trend
 from edgeportal.monitoring.trend_charts import trend_charts
 from inference.lanes import LANES
-from inference.queue import WORKER_ALIVE_S
+from inference.store.queue import WORKER_ALIVE_S
 
 log = logging.getLogger(__name__)
 

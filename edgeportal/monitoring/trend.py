@@ -2,7 +2,7 @@
 small hashes and never the job tables, however many jobs are stored.
 
 One hash per minute in Redis, trend:<minute>, kept KEEP_S (minutes on Redis' clock, so every process agrees on
-them; the key and its scripts are edgeportal.core.store's):
+them; the key and its scripts are the store's, inference.store):
   jobs:<status>     jobs that finished (done, failed, expired)
   cache_hits        of those, answered by the prompt cache or an identical job's run
   b:<bucket>        finished jobs per total-latency bucket (latency.buckets.BOUNDS_MS)
@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 import redis
 
-from edgeportal.core import store
+from edgeportal.core.queueing import web_store
 from edgeportal.latency.buckets import BUCKET_COUNT, bucket_of, percentile_from_buckets
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ KEEP_S = 20 * 60
 
 def _add(counts: dict[str, int]) -> None:
     if counts:
-        store.trend_add(counts, KEEP_S)
+        web_store().trend_add(counts, KEEP_S)
 
 
 def trend_finished(latencies) -> None:
@@ -54,7 +54,7 @@ def trend_refused(rule: str) -> None:
 def trend_depths(depths: dict[str, int]) -> None:
     """Keep the deepest each lane's queue was seen in this minute."""
     if depths:
-        store.trend_depths_keep(depths, KEEP_S)
+        web_store().trend_depths_keep(depths, KEEP_S)
 
 
 def safely(record, *args) -> None:
@@ -109,5 +109,5 @@ def parse_minute(minute: int, flat: list) -> TrendMinute:
 
 def trend_read(*, minutes: int = MINUTES) -> list[TrendMinute]:
     """The last `minutes` minutes, oldest first, the current (still open) minute last: one round trip."""
-    now, hashes = store.trend_minutes(minutes)
+    now, hashes = web_store().trend_minutes(minutes)
     return [parse_minute(now - minutes + 1 + i, flat) for i, flat in enumerate(hashes)]

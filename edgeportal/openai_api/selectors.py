@@ -9,7 +9,7 @@ from edgeportal.jobs.models import Job
 from edgeportal.openai_api.requests import CompletionRequest
 from edgeportal.openai_api.responses import api_error
 from edgeportal.sources.models import Source
-from inference.queue import WORKER_ALIVE_S
+from inference.store.queue import WORKER_ALIVE_S
 
 # job_submit's field names as this API calls them.
 PARAMS = {"max_new_tokens": "max_tokens", "system_prompt": "messages", "turns": "messages"}

@@ -1,6 +1,6 @@
 """The OpenAI-compatible endpoints. Async views (edgeportal.asgi sends /v1/ to Django's ASGI handler): a
 request waiting for its job, or streaming it, holds no thread; it blocks on the job's events in Redis
-(inference.job_events), never polling the database."""
+(inference.store.job_events), never polling the database."""
 
 from __future__ import annotations
 

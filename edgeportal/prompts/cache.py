@@ -1,5 +1,5 @@
 """The prompt cache in Redis: answers repeats without the model. Its key also groups identical jobs that share
-one run (single flight: edgeportal.jobs.services.flight_answer). Its Redis keys are edgeportal.core.store's."""
+one run (single flight: edgeportal.jobs.services.flight_answer). Its Redis keys are the store's (inference.store)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from functools import cache
 
 from django.conf import settings
 
-from edgeportal.core import store
-from edgeportal.core.queueing import model_catalog, scheduler_settings
+from edgeportal.core.queueing import model_catalog, scheduler_settings, web_store
 from inference.model_files import ModelConfigError, resolve_model_path
 
 
@@ -56,16 +55,16 @@ def cache_key(
 
 
 def cache_get(key: str) -> CachedResult | None:
-    raw = store.cache_result_get(key)
+    raw = web_store().cache_result_get(key)
     return CachedResult(**json.loads(raw)) if raw else None
 
 
 def cache_put(key: str, result: CachedResult) -> None:
     ttl_s = scheduler_settings().cache_ttl_s  # tuned live by admins; 0 stores nothing
     if ttl_s:
-        store.cache_result_set(key, json.dumps(asdict(result)), ttl_s)
+        web_store().cache_result_set(key, json.dumps(asdict(result)), ttl_s)
 
 
 def cache_clear() -> int:
     """Forget every cached answer: the exact cache's and the semantic cache's (prompts.semantic_cache)."""
-    return store.cache_entries_delete()
+    return web_store().cache_entries_delete()

@@ -7,7 +7,7 @@ Off by default; a template turns it on with a threshold (PromptTemplate.semantic
   "line A"), so a near-miss (another id or number) never matches however close its words;
 - the cosine of their free-text values' embeddings (the reranker's encoder, in the worker) reaches the threshold.
 Entries live in Redis beside the exact cache, with its time to live (the tuning page's cache TTL); their keys
-are edgeportal.core.store's.
+are the store's (inference.store).
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from django.conf import settings
 
-from edgeportal.core import store
-from edgeportal.core.queueing import scheduler_settings
+from edgeportal.core.queueing import scheduler_settings, web_store
 from edgeportal.prompts import cache
 from inference.decoding import Decoding
 from inference.generation import Generation
@@ -163,7 +162,7 @@ def best_match(vector: np.ndarray, codes: list, entries: list[Entry], threshold:
 def entries_of(group: str, ttl_s: int) -> list[Entry]:
     """A group's entries that are younger than the cache's time to live (it may have been shortened since)."""
     oldest = time.time() - ttl_s
-    entries = [Entry.loads(raw) for raw in store.semantic_entries(group, MAX_ENTRIES)]
+    entries = [Entry.loads(raw) for raw in web_store().semantic_entries(group, MAX_ENTRIES)]
     return [entry for entry in entries if entry.stored_at >= oldest]
 
 
@@ -223,4 +222,4 @@ def semantic_store(pending: Pending, generation: Generation) -> None:
         return
     entry = Entry(pending.text, pending.codes, pending.vector, generation.text, generation.prompt_tokens,
                   generation.new_tokens, generation.finish_reason, time.time())  # fmt: skip
-    store.semantic_entry_add(pending.group, entry.dumps(), keep=MAX_ENTRIES, ttl_s=ttl_s)
+    web_store().semantic_entry_add(pending.group, entry.dumps(), keep=MAX_ENTRIES, ttl_s=ttl_s)

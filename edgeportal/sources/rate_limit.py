@@ -1,10 +1,10 @@
-"""Per-source rate limit: a fixed one-minute window counted in Redis (the count: edgeportal.core.store)."""
+"""Per-source rate limit: a fixed one-minute window counted in Redis (the count: the store, inference.store)."""
 
 import time
 
 from django.conf import settings
 
-from edgeportal.core import store
+from edgeportal.core.queueing import web_store
 from edgeportal.sources.models import Source
 
 
@@ -16,7 +16,7 @@ def rate_limit_hit(*, source: Source, now: float | None = None) -> int | None:
     if limit == 0:
         return None
     now = time.time() if now is None else now
-    count = store.rate_hit(source.pk, int(now // 60))
+    count = web_store().rate_hit(source.pk, int(now // 60))
     if count <= limit:
         return None
     return max(1, 60 - int(now % 60))

@@ -6,8 +6,8 @@ from django.db.models import Max
 from edgeportal.core.labels import lanes_label, state_label, why_label
 from edgeportal.core.queueing import get_queue, pools_known
 from edgeportal.tuning.models import SchedulerOverride, SettingChange
-from inference.queue import WORKER_ALIVE_S
 from inference.settings import SETTINGS, SchedulerSettings
+from inference.store.queue import WORKER_ALIVE_S
 
 
 def saved_overrides() -> tuple[dict[str, int], int]:

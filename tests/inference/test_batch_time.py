@@ -14,8 +14,8 @@ from inference.batch_time import (
     warm_up_baseline,
 )
 from inference.planning import batch_central_by_size, full_batch_central_ms
-from inference.queue import QueuedJob
 from inference.settings import SchedulerSettings
+from inference.store.queue import QueuedJob
 
 
 def measure(samples, lane="short"):

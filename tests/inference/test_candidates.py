@@ -7,7 +7,7 @@ from inference.batch_time import padded_tokens
 from inference.candidates import WithCandidates, candidate_decodings, expand
 from inference.decoding import GREEDY, Decoding
 from inference.generation import GenerationParams
-from inference.queue import QueuedJob
+from inference.store.queue import QueuedJob
 
 PROMPTS = ["Camera C3 detected a dent.", "Translate this work order into English: replace the worn belt."]
 PARAMS = GenerationParams(max_new_tokens=6)

@@ -6,8 +6,8 @@ import redis
 
 from inference.generation import BatchOutput
 from inference.long_batches import LongBatches, LongRun
-from inference.queue import QueuedJob
 from inference.settings import SchedulerSettings
+from inference.store.queue import QueuedJob
 
 SETTINGS = SchedulerSettings()
 # A long batch of 10 s planned, 60 s to finish it in: ahead of its pace from the start, it stands aside.

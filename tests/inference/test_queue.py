@@ -7,8 +7,8 @@ import pytest
 
 from inference.admission import admission_estimate
 from inference.planning import batch_ms_of_size, expires
-from inference.queue import WORKER_ALIVE_S, QueuedJob, SettingsStore
 from inference.settings import SchedulerSettings, SettingError
+from inference.store.queue import WORKER_ALIVE_S, QueuedJob, SettingsStore
 
 
 def job(job_id, prompt="p", *, lane="short", tokens=4, head_start_ms=0, priority="normal", owner=""):

@@ -4,9 +4,9 @@ import threading
 import time
 
 from inference.planning import ARRIVING_WAIT_MS
-from inference.queue import QueuedJob
 from inference.scheduler import collect_window
 from inference.settings import SchedulerSettings
+from inference.store.queue import QueuedJob
 
 
 def put(queue, *ids, lane="short", tokens=4, deadline_in_ms=60_000):

@@ -2,7 +2,7 @@
 others, and one round trip per step."""
 
 from inference.decoding import GREEDY, Decoding
-from inference.job_events import TextEvent
+from inference.store.job_events import TextEvent
 from inference.token_stream import PROGRESS_EVERY, TokenStreams
 
 

@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from inference.queue import QueuedJob
+from inference.store.queue import QueuedJob
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

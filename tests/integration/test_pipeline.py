@@ -8,8 +8,8 @@ import pytest
 from edgeportal.core.queueing import get_queue
 from edgeportal.jobs.models import Job
 from edgeportal.latency.models import JobLatency
-from inference.queue import SettingsStore
 from inference.settings import SchedulerSettings
+from inference.store.queue import SettingsStore
 from tests.conftest import make_template
 from tests.integration.workers import wait_until
 

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 from edgeportal.core.queueing import get_queue
 from edgeportal.jobs.models import Job
 from edgeportal.jobs.services import jobs_ended
-from inference.job_events import JobEvents, TextEvent
+from inference.store.job_events import JobEvents, TextEvent
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

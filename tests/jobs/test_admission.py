@@ -15,9 +15,9 @@ from edgeportal.sources.models import Source
 from edgeportal.sources.services import source_create
 from inference.admission import admission_estimate
 from inference.batch_time import batch_estimate_ms
-from inference.queue import QueuedJob
 from inference.scheduler import collect_window
 from inference.settings import SchedulerSettings
+from inference.store.queue import QueuedJob
 from tests.conftest import make_template, recent_refusals
 
 # Real commits: jobs reach Redis only once their row is committed.

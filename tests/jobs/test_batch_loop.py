@@ -19,10 +19,10 @@ from edgeportal.latency.models import BatchRecord
 from inference.decoding import Decoding
 from inference.generation import GenerationParams
 from inference.long_batches import LongRun
-from inference.queue import JobQueue, SettingsStore
 from inference.runtime import TransformersEngine
 from inference.scheduler import collect_window
 from inference.settings import SchedulerSettings
+from inference.store.queue import JobQueue, SettingsStore
 from inference.warm_up import measure_baseline
 from inference.worker import GIVE_UP_AFTER_S, StorageUnavailable
 from inference.worker_threads import HEARTBEAT_EVERY_S, retry_delay_s, timer_forever

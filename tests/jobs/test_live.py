@@ -10,7 +10,7 @@ from django.test import AsyncClient
 from edgeportal.core.queueing import get_queue
 from edgeportal.jobs.models import Job
 from edgeportal.jobs.services import jobs_ended
-from inference.job_events import JobEvents, TextEvent
+from inference.store.job_events import JobEvents, TextEvent
 
 
 def stream(path, user=None):

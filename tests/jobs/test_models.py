@@ -9,7 +9,7 @@ from edgeportal.jobs.models import Job
 from edgeportal.prompts.services import template_save
 from inference.admission import admission_estimate
 from inference.pools import Pool
-from inference.queue import QueuedJob
+from inference.store.queue import QueuedJob
 from tests.conftest import make_template
 from tests.tiny_model import tiny_model_dir
 

@@ -192,7 +192,7 @@ def test_the_list_shows_a_running_job_tokens_so_far(manager_client):
     from django.conf import settings
 
     from edgeportal.core.queueing import get_queue
-    from inference.job_events import JobEvents, TextEvent
+    from inference.store.job_events import JobEvents, TextEvent
 
     running = Job.objects.create(prompt="c", max_new_tokens=48, status=Job.Status.RUNNING)
     Job.objects.create(prompt="d", max_new_tokens=48, status=Job.Status.RUNNING)  # no count yet

@@ -6,7 +6,7 @@ import pytest
 from django.db import OperationalError
 
 from edgeportal.monitoring import selectors
-from inference.queue import WORKER_ALIVE_S
+from inference.store.queue import WORKER_ALIVE_S
 
 
 @pytest.fixture(autouse=True)

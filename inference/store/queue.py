@@ -1,4 +1,4 @@
-"""The store: every Redis key of the scheduler. A pool's job queue (one sorted set per lane ordered by
+"""The scheduler's keys (their table: inference.store): a pool's job queue (one sorted set per lane ordered by
 deadline, a lease set for jobs in flight), its measurements and its workers' heartbeats, under the pool's
 prefix; the scheduler settings and the registry of pools, under the installation's.
 
@@ -6,25 +6,6 @@ Why sorted sets and Lua: earliest-deadline-first needs an order that arrival ord
 does not give, and a worker must move the jobs it picks out of the lane and into a lease in one atomic
 step, so two workers never take the same job and a worker that dies leaves its jobs reclaimable.
 
-Keys, under the pool's prefix (<installation prefix>:pool:<model>@<device class>, see inference.pools):
-  lane:{short|long}  sorted set  job id -> rank (deadline minus its priority's head start, ms)
-  deadlines          sorted set  job id -> deadline (ms, Redis clock), for the expiry timer
-  leased             sorted set  job id -> lease end (ms, Redis clock), jobs in a worker's batch
-  job:{id}           hash        what the worker needs to run it; `kept`: its output once the model ran it,
-                                 until the database stored it (inference.kept_results)
-  held:{lane}        sorted set  "<expiry ms>:<token>" -> rank: places admission holds for jobs it accepts until
-                                 they are queued (JobQueue.hold_place), so concurrent requests see each other
-  wake               list        one token per enqueue, so idle workers block instead of polling
-  stats              hash        measured batch times per lane and the arrival rate (moving averages)
-  jobs:dead          stream      jobs buried after killing workers again and again (capped)
-  waiting-by-owner   hash        sender (job:{id}'s owner) -> its jobs waiting in the lanes (fair share)
-  busy, long-runs    hashes      worker -> when its batch should end; its long batch's finish-by and work left
-  probe:{lane}       string      the one probe an idle lane takes at a time
-  workers, lane-workers:{lane}, workers:{name}: the heartbeats (JobQueue.beat)
-Under the installation's prefix:
-  scheduler          hash        the live settings overrides and their _version (SettingsStore)
-  pools              hash        pool name -> last heartbeat of a worker serving it
-  pools:used         set         every pool a job was queued in
 All times in the queue come from Redis' clock (TIME), so hosts with skewed clocks agree. The scripts
 touch job:{id} keys they build from the prefix: fine on one Redis, not on Redis Cluster.
 """
@@ -458,7 +439,7 @@ def redis_client(url: str) -> redis.Redis:
 
 
 def async_redis_client(url: str) -> redis.asyncio.Redis:
-    """The same for an event loop, whose reads block up to 10 s on a job's events (inference.job_events):
+    """The same for an event loop, whose reads block up to 10 s on a job's events (inference.store.job_events):
     its socket timeout outlasts them."""
     return redis.asyncio.Redis.from_url(url, decode_responses=True, socket_timeout=30)
 

@@ -1,6 +1,14 @@
-"""The web side's store keeps the key names a running node already holds (issue 13 moved them, byte for byte)."""
+"""The web side's keys (inference.store.web) keep the names a running node already holds, byte for byte."""
 
-from edgeportal.core import store
+import pytest
+
+from inference.store.web import WebStore
+
+
+@pytest.fixture
+def store(queue) -> WebStore:
+    """The web side's keys under this test's prefix, through the queue's client."""
+    return WebStore(queue.redis, queue.base)
 
 
 def keys(queue) -> dict[str, int]:
@@ -10,7 +18,7 @@ def keys(queue) -> dict[str, int]:
     }
 
 
-def test_the_caches_keep_their_keys_and_time_to_live(queue):
+def test_the_caches_keep_their_keys_and_time_to_live(queue, store):
     store.cache_result_set("k1", '{"output": "ok"}', 60)
     store.semantic_entry_add("g1", '{"text": "a"}', keep=2, ttl_s=90)
     store.semantic_entry_add("g1", '{"text": "b"}', keep=2, ttl_s=90)
@@ -23,7 +31,7 @@ def test_the_caches_keep_their_keys_and_time_to_live(queue):
     assert store.cache_entries_delete() == 2 and keys(queue) == {}
 
 
-def test_a_rate_count_is_per_source_and_minute_and_outlives_its_minute(queue):
+def test_a_rate_count_is_per_source_and_minute_and_outlives_its_minute(queue, store):
     assert [store.rate_hit(7, 1000), store.rate_hit(7, 1000), store.rate_hit(7, 1001)] == [1, 2, 1]
     ttls = keys(queue)
     assert set(ttls) == {"rate:7:1000", "rate:7:1001"} and 115 <= ttls["rate:7:1000"] <= 120
@@ -32,7 +40,7 @@ def test_a_rate_count_is_per_source_and_minute_and_outlives_its_minute(queue):
 GROUP = '[1, null, "queue_full", ""]'
 
 
-def test_refusals_and_the_trend_count_in_redis_minutes_under_their_keys(queue):
+def test_refusals_and_the_trend_count_in_redis_minutes_under_their_keys(queue, store):
     store.refusal_count_add(GROUP, "the queue is full", 3600)
     [minute] = store.refusal_minutes()  # Redis' minute, the one counted in
     assert store.refusal_minute(minute) == ({GROUP: "1"}, {GROUP: "the queue is full"})
@@ -45,7 +53,7 @@ def test_refusals_and_the_trend_count_in_redis_minutes_under_their_keys(queue):
     assert keys(queue) == {}
 
 
-def test_the_trend_keeps_counts_and_the_deepest_depth_per_minute(queue):
+def test_the_trend_keeps_counts_and_the_deepest_depth_per_minute(queue, store):
     store.trend_add({"jobs:done": 2}, 1200)
     store.trend_depths_keep({"short": 3}, 1200)
     store.trend_depths_keep({"short": 1}, 1200)
@@ -56,6 +64,6 @@ def test_the_trend_keeps_counts_and_the_deepest_depth_per_minute(queue):
     assert set(ttls) == {f"trend:{minute}"} and 1195 <= ttls[f"trend:{minute}"] <= 1200
 
 
-def test_the_exits_queue_is_named_under_the_prefix(queue):
+def test_the_exits_queue_is_named_under_the_prefix(queue, store):
     assert store.exits_queue() == f"{queue.base}:exits"
     assert store.exits_queue_length() == 0

@@ -1,10 +1,11 @@
 """A job's events in Redis: the text its batch decodes, step by step, and the moment it ends.
 
-One stream per job, under the installation's prefix (whichever pool runs it): the worker appends each step's
-new text when the job streams (inference.token_stream), and whoever finishes the job (stores its output,
-fails it, expires it, answers it from an identical job) appends `end` once that is committed. A reader (the
-OpenAI-compatible API) blocks on the stream instead of polling the database, and reads it from its start,
-so an event written before it began to read is never missed. Streams expire a while after their last event.
+One stream per job, job:{id}:events under the installation's prefix (whichever pool runs it; the key's table:
+inference.store): the worker appends each step's new text when the job streams (inference.token_stream), and
+whoever finishes the job (stores its output, fails it, expires it, answers it from an identical job) appends
+`end` once that is committed. A reader (the OpenAI-compatible API) blocks on the stream instead of polling the
+database, and reads it from its start, so an event written before it began to read is never missed. Streams
+expire a while after their last event.
 """
 
 from __future__ import annotations
