@@ -429,6 +429,13 @@ def _by_size(estimate_ms: BySize) -> str:
     return ",".join(str(int(ms)) for ms in sizes)
 
 
+def _by_sha(pipe: redis.client.Pipeline, script: redis.commands.core.Script, *, keys: list, args: list) -> None:
+    """Queue a script call by its SHA alone. Handed the script itself, a pipeline first asks Redis whether it
+    holds it (SCRIPT EXISTS), a round trip of its own at every execute; the caller loads it only when Redis
+    answers NOSCRIPT."""
+    pipe.evalsha(script.sha, len(keys), *keys, *args)
+
+
 def _pairs(flat: list) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
@@ -500,8 +507,9 @@ class JobQueue:
         return f"{self.prefix}:held:{lane}"
 
     def hold_place_in(self, pipe: redis.client.Pipeline, lane: str, *, token: str, rank: float, hold_ms: int) -> None:
-        """Hold a place of this rank in the lane (its answer, in the pipeline, is the place: see _HOLD)."""
-        self._hold(keys=[self.held_key(lane)], args=[token, rank, hold_ms], client=pipe)
+        """Hold a place of this rank in the lane (its answer, in the pipeline, is the place: see _HOLD). Queued
+        by the script's SHA: see _by_sha."""
+        _by_sha(pipe, self._hold, keys=[self.held_key(lane)], args=[token, rank, hold_ms])
 
     def admission_view(
         self, lane: str, *, now: float, rank: float, prior: Mapping[str, str] | None = None, hold: bool = False
@@ -515,20 +523,13 @@ class JobQueue:
         caller releases it if it refuses the job; queueing the job gives it up). What others hold counts as
         waiting, and as ahead whatever its rank: of two requests whose reads cross, the later reader must
         count the other (their ranks come from clocks read before either held a place)."""
-        pipe = self.redis.pipeline(transaction=False)
-        if hold:
-            self.hold_place_in(pipe, lane, token=uuid.uuid4().hex, rank=rank, hold_ms=HOLD_MS)
-        for name in LANES:
-            pipe.zcard(self.lane_key(name))
-            pipe.zcard(self.held_key(name))
-        pipe.zcount(self.lane_key(lane), "-inf", rank)
-        pipe.hgetall(self.stats)
-        for name in LANES:
-            pipe.zrangebyscore(self.lane_workers_key(name), now - WORKER_ALIVE_S, "+inf")
-        pipe.hgetall(self.busy_key)
-        pipe.hgetall(self.long_runs_key)
-        self.peek_in(pipe, Lane.LONG, 1)
-        answers = pipe.execute()
+        token = uuid.uuid4().hex
+        try:
+            answers = self._admission_reads(lane, now=now, rank=rank, hold=hold, token=token)
+        except redis.exceptions.NoScriptError:  # Redis lost its scripts (a restart, SCRIPT FLUSH): none of them ran
+            for script in (self._hold, self._peek):
+                self.redis.script_load(script.script)
+            answers = self._admission_reads(lane, now=now, rank=rank, hold=hold, token=token)
         place = answers.pop(0) if hold else None
         queued_and_held, answers = answers[: 2 * len(LANES)], answers[2 * len(LANES) :]
         ahead, stats, answers = answers[0], answers[1], answers[2:]
@@ -551,6 +552,23 @@ class JobQueue:
         if needs_short_ranks(view, lane):
             view = dataclasses.replace(view, short_ranks=self._short_ranks(place, depths[Lane.SHORT]))
         return view
+
+    def _admission_reads(self, lane: str, *, now: float, rank: float, hold: bool, token: str) -> list:
+        """admission_view's round trip: its answers in the order it reads them."""
+        pipe = self.redis.pipeline(transaction=False)
+        if hold:
+            self.hold_place_in(pipe, lane, token=token, rank=rank, hold_ms=HOLD_MS)
+        for name in LANES:
+            pipe.zcard(self.lane_key(name))
+            pipe.zcard(self.held_key(name))
+        pipe.zcount(self.lane_key(lane), "-inf", rank)
+        pipe.hgetall(self.stats)
+        for name in LANES:
+            pipe.zrangebyscore(self.lane_workers_key(name), now - WORKER_ALIVE_S, "+inf")
+        pipe.hgetall(self.busy_key)
+        pipe.hgetall(self.long_runs_key)
+        self.peek_in(pipe, Lane.LONG, 1)
+        return pipe.execute()
 
     def _short_ranks(self, place: str | None, waiting: int) -> list[float]:
         """The ranks of the short jobs waiting (a second round trip, only where the planner needs them).
@@ -644,8 +662,8 @@ class JobQueue:
         return lane_peek(self._peek(keys=[self.lane_key(lane), self.held_key(lane)], args=[self.job_prefix, max_count]))
 
     def peek_in(self, pipe: redis.client.Pipeline, lane: str, max_count: int) -> None:
-        """The same peek, queued in a pipeline: its answer there reads with lane_peek."""
-        self._peek(keys=[self.lane_key(lane), self.held_key(lane)], args=[self.job_prefix, max_count], client=pipe)
+        """The same peek, queued in a pipeline by the script's SHA (see _by_sha): its answer reads with lane_peek."""
+        _by_sha(pipe, self._peek, keys=[self.lane_key(lane), self.held_key(lane)], args=[self.job_prefix, max_count])
 
     def take(
         self, lane: str, *, worker: str, max_count: int, max_tokens: int, est_ms: BySize, lease_ms: int

@@ -3,6 +3,8 @@
 import threading
 import time
 
+import redis
+
 from inference.planning import ARRIVING_WAIT_MS
 from inference.scheduler import collect_window
 from inference.settings import SchedulerSettings
@@ -32,9 +34,27 @@ def test_a_lone_job_waits_out_the_window_anchored_at_its_arrival(queue):
 
 
 def hold(queue, lane="short"):
-    pipe = queue.redis.pipeline()
-    queue.hold_place_in(pipe, lane, token="request", rank=0, hold_ms=30_000)
-    return pipe.execute()[0]
+    """A place held as admission holds one for a request it accepts."""
+    return queue.admission_view(lane, now=queue.now(), rank=0, hold=True).place
+
+
+def test_admission_holds_its_place_in_one_round_trip_even_after_redis_lost_its_scripts(queue, monkeypatch):
+    sent = []  # one per round trip: a pipeline sends all its commands at once
+    send = redis.connection.AbstractConnection.send_packed_command
+    monkeypatch.setattr(
+        redis.connection.AbstractConnection, "send_packed_command",
+        lambda self, command, *args, **kwargs: sent.append(command) or send(self, command, *args, **kwargs),
+    )  # fmt: skip
+    put(queue, 1)
+    queue.redis.script_flush()  # as after a Redis restart
+    sent.clear()
+    first = queue.admission_view("short", now=queue.now(), rank=0, hold=True)  # NOSCRIPT: loaded, read again
+    loaded = len(sent)
+    sent.clear()
+    second = queue.admission_view("short", now=queue.now(), rank=0, hold=True)
+    assert first.place and second.place and first.place != second.place
+    assert (first.depths["short"], second.depths["short"]) == (1, 2)  # the first one's place counts as waiting
+    assert loaded > 1 and len(sent) == 1  # once loaded, no SCRIPT EXISTS before each read
 
 
 def test_a_window_waits_up_to_one_more_window_for_a_job_being_admitted(queue):
