@@ -34,11 +34,20 @@ SERVERS = {
     "runserver": "`manage.py runserver` (`make dev`)",
     "production": "gunicorn + uvicorn workers (`make run`: WSGI handler on 16 threads a worker)",
     "production-2": "the same, `WEB_THREADS=2`",
-    "production-asgi-only": "the same, every path through Django's ASGI handler (`edgeportal.asgi:asgi_only`)",
+    "production-asgi-only": (
+        "the same, every path through Django's ASGI handler (`edgeportal.asgi:asgi_only`, a new database "
+        "connection per request)"
+    ),
+    "production-new-connections": "the same, a new database connection per request (`DB_CONN_MAX_AGE=0`)",
 }
 # Environment each server variant runs with (the harness's Pipeline starts its server with os.environ).
-SERVER_ENV = {"production-2": {"WEB_THREADS": "2"}}
-PIPELINE_SERVER = {"production-2": "production"}
+# Django's ASGI handler runs each request on a thread of its own, where a kept connection would outlive it.
+SERVER_ENV = {
+    "production-2": {"WEB_THREADS": "2"},
+    "production-asgi-only": {"DB_CONN_MAX_AGE": "0"},
+    "production-new-connections": {"DB_CONN_MAX_AGE": "0"},
+}
+PIPELINE_SERVER = {"production-2": "production", "production-new-connections": "production"}
 
 
 class Prompts:
