@@ -3,7 +3,7 @@ scheduler settings, jobs' events and the web side's keys (one Redis client per U
 
 import asyncio
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
 
 import redis
@@ -49,12 +49,13 @@ def pools_known() -> list[Pool]:
     return sorted(found, key=lambda pool: (pool != default, pool))
 
 
-def pools_for(model: str) -> list[Pool]:
+def pools_for(model: str, seen_at: Mapping[str, float] | None = None) -> list[Pool]:
     """The pools a new job of this model may go to: those with a live worker, else the one served last,
-    else the model's CPU pool (its jobs wait there for a worker, or expire)."""
+    else the model's CPU pool (its jobs wait there for a worker, or expire). seen_at: the registry of pools
+    (JobQueue.pools_seen), where the caller has read it already."""
     queue = get_queue()
     now = queue.now()
-    seen_at = queue.pools_seen()
+    seen_at = queue.pools_seen() if seen_at is None else seen_at
     seen = [(seen_at[pool.name], pool) for pool in _pools_named(seen_at) if pool.model == model]
     live = sorted(pool for at, pool in seen if now - at <= WORKER_ALIVE_S)
     if live:
@@ -112,6 +113,11 @@ def get_settings_store() -> SettingsStore:
 
 def scheduler_settings() -> SchedulerSettings:
     return get_settings_store().current()
+
+
+def scheduler_settings_and_pools() -> tuple[SchedulerSettings, dict[str, float]]:
+    """The settings and the registry of pools (for pools_for), in one round trip."""
+    return get_settings_store().current_and_pools()
 
 
 def batch_time_prior(model: str | None = None) -> dict[str, str]:

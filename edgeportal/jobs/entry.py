@@ -8,6 +8,7 @@ import math
 import re
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -24,7 +25,7 @@ from edgeportal.core.queueing import (
     model_catalog,
     pools_for,
     queue_owner,
-    scheduler_settings,
+    scheduler_settings_and_pools,
 )
 from edgeportal.echo import clipped, quoted
 from edgeportal.jobs.hooks import hook
@@ -115,7 +116,7 @@ def job_submit(
         if source is not None:
             _check_rate(source)
         try:
-            scheduler = scheduler_settings()
+            scheduler, pools_seen = scheduler_settings_and_pools()
         except redis.RedisError:
             raise QueueUnavailable() from None
         template = _template_named(template_slug, prompt)
@@ -139,7 +140,7 @@ def job_submit(
                 user_id=user.pk if user is not None and user.is_authenticated else None,
             ),
         )
-        return _accept(template, text, values, source, user, started, ticket, scheduler, own, decoding)
+        return _accept(template, text, values, source, user, started, ticket, scheduler, own, decoding, pools_seen)
     except JobRejected as rejected:
         if rejected.status != 503:  # 503: Redis is down, nothing is stored or counted
             rejection_record(rejected, source=source, user=user, template=template)
@@ -377,14 +378,17 @@ def _deadline_ms(raw: object, template, source, scheduler: SchedulerSettings, la
         raise JobRejected(_(error.text) % error.params, code="invalid", field="deadline_ms") from None
 
 
-def admit(ticket: Ticket, scheduler: SchedulerSettings) -> tuple[Pool, str]:
+def admit(
+    ticket: Ticket, scheduler: SchedulerSettings, pools_seen: Mapping[str, float] | None = None
+) -> tuple[Pool, str]:
     """Refuse now what the queue cannot take or cannot finish in time, instead of queueing it to expire.
     Returns the pool the job goes to and the place held for it in its lane (admission_estimate's hold),
     given up when it is queued. Where several pools serve its model (a GPU's and a CPU's, say), the one
-    that would finish it first and admits it."""
+    that would finish it first and admits it. pools_seen: the registry of pools, where the entry read it with
+    the settings (pools_for reads it otherwise)."""
     planned, chosen, refused = [], None, None
     try:
-        for pool in pools_for(ticket.model):
+        for pool in pools_for(ticket.model, pools_seen):
             queue = get_queue(pool)
             estimate = admission_estimate(queue, scheduler, lane=ticket.lane, priority=ticket.priority,
                                           deadline_ms=ticket.deadline_ms, tokens=ticket.prompt_tokens * ticket.rows,
@@ -510,7 +514,9 @@ def _with_candidates(decoding: Decoding, template) -> Decoding:
     return replace(decoding, candidates=template.candidates, language=template.language, stream=False)
 
 
-def _accept(template, text, values, source, user, started: float, ticket: Ticket, scheduler, own, decoding) -> Job:
+def _accept(
+    template, text, values, source, user, started: float, ticket: Ticket, scheduler, own, decoding, pools_seen
+) -> Job:
     now = timezone.now()
     fields = {
         "source": source,
@@ -551,7 +557,7 @@ def _accept(template, text, values, source, user, started: float, ticket: Ticket
             hit = cache.cache_get(key)
             if hit is not None:
                 return _answer_from_cache(fields, key, hit, started)
-        pool, place = admit(ticket, scheduler)  # a cache hit needs no room in the queue
+        pool, place = admit(ticket, scheduler, pools_seen)  # a cache hit needs no room in the queue
         fields["pool"] = pool.name
     except redis.RedisError:
         raise QueueUnavailable() from None

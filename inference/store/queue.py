@@ -876,10 +876,19 @@ class SettingsStore:
     def __init__(self, queue: JobQueue, defaults: SchedulerSettings):
         self.redis = queue.redis
         self.key = f"{queue.base}:scheduler"  # one set of settings for every pool
+        self.pools_key = queue.pools_key
         self.defaults = defaults
 
     def current(self) -> SchedulerSettings:
         return self.defaults.overridden(self.redis.hgetall(self.key))
+
+    def current_and_pools(self) -> tuple[SchedulerSettings, dict[str, float]]:
+        """The settings and JobQueue.pools_seen() in one round trip: a submission needs both."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.key)
+        pipe.hgetall(self.pools_key)
+        stored, pools = pipe.execute()
+        return self.defaults.overridden(stored), {name: float(seen) for name, seen in pools.items()}
 
     def current_with_version(self) -> tuple[SchedulerSettings, int]:
         stored = self.redis.hgetall(self.key)

@@ -4,6 +4,7 @@ test_single_flight.py)."""
 import time
 
 import pytest
+import redis
 
 from edgeportal.core.queueing import get_settings_store
 from edgeportal.jobs.entry import JobRejected, job_submit
@@ -200,3 +201,17 @@ def test_the_conversations_tokens_keep_to_the_prompts_limit(settings, queue):
     with pytest.raises(JobRejected) as refused:
         job_submit(prompt="Why did it stop?", turns=TURNS * 3, allow_free_prompt=True)
     assert refused.value.code == "too_many_tokens" and refused.value.field == "turns"
+
+
+def test_a_submission_reaches_redis_in_four_round_trips(queue, monkeypatch):
+    # The settings and the registry of pools (one), the prompt cache, admission's snapshot with the place it
+    # holds, and the queueing at commit: every one more is paid by each request of a burst.
+    free("Warm up: the clock's offset and the scripts.")
+    sent = []  # one per round trip: a pipeline sends all its commands at once
+    send = redis.connection.AbstractConnection.send_packed_command
+    monkeypatch.setattr(
+        redis.connection.AbstractConnection, "send_packed_command",
+        lambda self, command, *args, **kwargs: sent.append(command) or send(self, command, *args, **kwargs),
+    )  # fmt: skip
+    job = free("Describe the scratch on panel 7.")
+    assert job.status == Job.Status.QUEUED and len(sent) == 4
