@@ -157,7 +157,7 @@ class Node:
         self.url = f"http://127.0.0.1:{port}"
         self.web = Process("web", web_command(host="127.0.0.1", port=port), env, folder / "web.log")
         self.workers = {
-            name: Process(name, worker_command(name=name, beat=False), env, folder / f"worker-{name.split('@')[0]}.log")
+            name: Process(name, worker_command(name=name), env, folder / f"worker-{name.split('@')[0]}.log")
             for name in WORKERS
         }
         beat = [sys.executable, "-m", "celery", "-A", "edgeportal", "beat", "-s", str(folder / "celerybeat-schedule"),

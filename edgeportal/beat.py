@@ -16,11 +16,11 @@ class InProcessScheduler(PersistentScheduler):
     The periodic tasks keep the database and Redis in step (the lost-job sweep, the settings
     republish, retention): they must run when no worker does, which is when the sweep has the most
     to do. Sent to a queue, they would wait there for a worker instead. So `celery -A edgeportal beat`
-    alone is enough, and a beat inside a worker (`--beat`) behaves the same. The tasks are short
-    (a sweep is a few queries), and beat runs one at a time.
+    alone is enough. Never a worker's `--beat`: Celery forks that beat from the worker, whose SQLite files
+    are open, and every connection the fork opens then fails (edgeportal.serving.beat_command). The tasks
+    are short (a sweep is a few queries), and beat runs one at a time.
 
-    Each task runs in a thread of its own, with its own database connection, closed at its end: a
-    beat forked from a worker process (`--beat`) never uses a connection it inherited.
+    Each task runs in a thread of its own, with its own database connection, closed at its end.
     """
 
     def apply_async(self, entry, producer=None, advance=True, **kwargs):

@@ -1,6 +1,6 @@
 """How the node is served: the commands of the production web server (shared by `make run` and the
-benchmarks), the development server and the workers, and `python -m edgeportal.serving`, which runs a worker,
-the exits worker (deliveries) and a web server under the supervisor."""
+benchmarks), the development server, the workers and beat, and `python -m edgeportal.serving`, which runs a
+worker, the exits worker (deliveries), beat and a web server under the supervisor."""
 
 from __future__ import annotations
 
@@ -34,12 +34,31 @@ def dev_web_command(*, host: str, port: int, reload: bool = True, python: str = 
     return [python, str(ROOT / "manage.py"), "runserver", address(host, port)] + ([] if reload else ["--noreload"])
 
 
-def worker_command(*, name: str, beat: bool = True, python: str = sys.executable) -> list[str]:
-    """One Celery worker process with the batch loop and the resident model (always -P solo); beat in it."""
-    command = [python, "-m", "celery", "-A", "edgeportal", "worker", "-P", "solo", "-n", name, "--loglevel=INFO"]
-    if beat:
-        command += ["--beat", "-s", str(ROOT / ".cache" / "celerybeat-schedule")]
-    return command
+def worker_command(*, name: str, python: str = sys.executable) -> list[str]:
+    """One Celery worker process with the batch loop and the resident model (always -P solo)."""
+    return [python, "-m", "celery", "-A", "edgeportal", "worker", "-P", "solo", "-n", name, "--loglevel=INFO"]
+
+
+BEAT_SCHEDULE = ROOT / ".cache" / "celerybeat-schedule"
+
+
+def beat_command(*, schedule: Path = BEAT_SCHEDULE, python: str = sys.executable) -> list[str]:
+    """Celery beat as a process of its own, never a worker's `--beat`: Celery forks that one from the worker,
+    and a process forked while SQLite's files are open (the worker's) gets "disk I/O error" and "locking
+    protocol" from every connection it opens (SQLite: no open database across a fork)."""
+    return [python, "-m", "celery", "-A", "edgeportal", "beat", "-s", str(schedule), "--loglevel=INFO"]
+
+
+def node_programs(*, host: str, port: int, dev: bool, worker_name: str, exits_worker_name: str) -> list[Program]:
+    """What `make run` supervises: one worker, the exits worker, beat and the web server."""
+    web = dev_web_command if dev else web_command
+    return [
+        Program("worker", worker_command(name=worker_name)),
+        # Deliveries to webhooks: a slow or silent receiver holds this process, never the model worker.
+        Program("exits", exits_worker_command(name=exits_worker_name, queue=exits_queue())),
+        Program("beat", beat_command()),
+        Program("web", web(host=host, port=port)),
+    ]
 
 
 def exits_worker_command(*, name: str, queue: str, threads: int = 4, python: str = sys.executable) -> list[str]:
@@ -77,16 +96,9 @@ def main(argv: list[str] | None = None) -> int:
             "%s is in use (another `make run`?): stop it or set PORT.", address(args.host, args.port)
         )
         return 1
-    web = dev_web_command if args.dev else web_command
-    supervisor = Supervisor(
-        [
-            Program("worker", worker_command(name=args.worker_name)),
-            # Deliveries to webhooks: a slow or silent receiver holds this process, never the model worker.
-            Program("exits", exits_worker_command(name=args.exits_worker_name, queue=exits_queue())),
-            Program("web", web(host=args.host, port=args.port)),
-        ]
-    )
-    return supervisor.run()
+    programs = node_programs(host=args.host, port=args.port, dev=args.dev, worker_name=args.worker_name,
+                             exits_worker_name=args.exits_worker_name)  # fmt: skip
+    return Supervisor(programs).run()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make run` (and `make dev`, which passes --dev): database, demo data on the first run, the default model,
-# Redis, then one worker and the web server under a supervisor (edgeportal/supervisor.py) that restarts
-# either if it exits, with backoff and a log line, and stops both cleanly on Ctrl-C or SIGTERM.
+# Redis, then one worker, the exits worker, beat and the web server under a supervisor (edgeportal/supervisor.py)
+# that restarts any that exits, with backoff and a log line, and stops them all cleanly on Ctrl-C or SIGTERM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python

@@ -4,7 +4,7 @@ import logging
 import os
 import socket
 
-from edgeportal.serving import GUNICORN_CONFIG, main
+from edgeportal.serving import GUNICORN_CONFIG, main, node_programs
 
 
 def test_a_port_in_use_stops_make_run_with_a_message_instead_of_restarting_forever(caplog):
@@ -37,3 +37,13 @@ def test_the_production_server_keeps_database_connections_unless_told_otherwise(
     monkeypatch.setenv("DB_CONN_MAX_AGE", "0")  # an operator's choice stands
     runpy.run_path(str(GUNICORN_CONFIG))
     assert os.environ["DB_CONN_MAX_AGE"] == "0"
+
+
+def test_make_run_runs_beat_as_a_process_of_its_own_never_inside_the_worker():
+    # A worker's --beat is forked from the worker: on SQLite every connection the fork opened then failed
+    # ("disk I/O error", "locking protocol"), and no periodic task ran under `make run`.
+    programs = node_programs(host="127.0.0.1", port=8000, dev=False, worker_name="w1@%h", exits_worker_name="x1@%h")
+    commands = {program.name: program.command for program in programs}
+    assert set(commands) == {"worker", "exits", "beat", "web"}
+    assert not any("--beat" in command for command in commands.values())
+    assert commands["beat"][commands["beat"].index("-A") + 1 :][:2] == ["edgeportal", "beat"]

@@ -203,8 +203,9 @@ class BeatProcess(ChildProcess):
         self.env = process_env(**env)
 
     def start(self) -> "BeatProcess":
-        celery = [sys.executable, "-m", "celery", "-A", "edgeportal"]
-        self.spawn([*celery, "beat", "-s", str(self.schedule), "--loglevel=INFO"], self.env)
+        from edgeportal.serving import beat_command
+
+        self.spawn(beat_command(schedule=self.schedule), self.env)  # as `make run` starts it
         return self
 
 
