@@ -89,6 +89,19 @@ def queue(redis_prefix):
 
 
 @pytest.fixture
+def redis_round_trips(monkeypatch) -> list[bytes]:
+    """What this process sends to Redis from now on, one entry per round trip (a pipeline sends all its
+    commands at once)."""
+    sent = []
+    send = redis.connection.AbstractConnection.send_packed_command
+    monkeypatch.setattr(
+        redis.connection.AbstractConnection, "send_packed_command",
+        lambda self, command, *args, **kwargs: sent.append(command) or send(self, command, *args, **kwargs),
+    )  # fmt: skip
+    return sent
+
+
+@pytest.fixture
 def manager(db):
     managers, _ = roles_ensure()
     user = User.objects.create_user("mia-manager", password="pw-manager")

@@ -3,8 +3,6 @@
 import threading
 import time
 
-import redis
-
 from inference.planning import ARRIVING_WAIT_MS
 from inference.scheduler import collect_window
 from inference.settings import SchedulerSettings
@@ -38,13 +36,8 @@ def hold(queue, lane="short"):
     return queue.admission_view(lane, now=queue.now(), rank=0, hold=True).place
 
 
-def test_admission_holds_its_place_in_one_round_trip_even_after_redis_lost_its_scripts(queue, monkeypatch):
-    sent = []  # one per round trip: a pipeline sends all its commands at once
-    send = redis.connection.AbstractConnection.send_packed_command
-    monkeypatch.setattr(
-        redis.connection.AbstractConnection, "send_packed_command",
-        lambda self, command, *args, **kwargs: sent.append(command) or send(self, command, *args, **kwargs),
-    )  # fmt: skip
+def test_admission_holds_its_place_in_one_round_trip_even_after_redis_lost_its_scripts(queue, redis_round_trips):
+    sent = redis_round_trips
     put(queue, 1)
     queue.redis.script_flush()  # as after a Redis restart
     sent.clear()

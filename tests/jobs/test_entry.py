@@ -4,7 +4,6 @@ test_single_flight.py)."""
 import time
 
 import pytest
-import redis
 
 from edgeportal.core.queueing import get_settings_store
 from edgeportal.jobs.entry import JobRejected, job_submit
@@ -203,15 +202,10 @@ def test_the_conversations_tokens_keep_to_the_prompts_limit(settings, queue):
     assert refused.value.code == "too_many_tokens" and refused.value.field == "turns"
 
 
-def test_a_submission_reaches_redis_in_four_round_trips(queue, monkeypatch):
+def test_a_submission_reaches_redis_in_four_round_trips(queue, redis_round_trips):
     # The settings and the registry of pools (one), the prompt cache, admission's snapshot with the place it
     # holds, and the queueing at commit: every one more is paid by each request of a burst.
     free("Warm up: the clock's offset and the scripts.")
-    sent = []  # one per round trip: a pipeline sends all its commands at once
-    send = redis.connection.AbstractConnection.send_packed_command
-    monkeypatch.setattr(
-        redis.connection.AbstractConnection, "send_packed_command",
-        lambda self, command, *args, **kwargs: sent.append(command) or send(self, command, *args, **kwargs),
-    )  # fmt: skip
+    redis_round_trips.clear()
     job = free("Describe the scratch on panel 7.")
-    assert job.status == Job.Status.QUEUED and len(sent) == 4
+    assert job.status == Job.Status.QUEUED and len(redis_round_trips) == 4
