@@ -54,5 +54,5 @@ def test_make_run_supervises_the_exits_worker_beside_the_model_worker_and_the_we
     monkeypatch.setattr(serving, "Supervisor", Recorder)
     monkeypatch.setattr(serving, "port_is_free", lambda host, port: True)
     assert serving.main(["--port", "8765"]) == 0
-    assert list(supervised) == ["worker", "exits", "web"]
+    assert list(supervised) == ["worker", "exits", "beat", "web"]
     assert f"{redis_prefix}:exits" in supervised["exits"] and "-Q" not in supervised["worker"]
