@@ -18,3 +18,10 @@ def test_a_worker_whose_engine_differs_from_its_pools_live_worker_stops_saying_w
         refuse_a_second_engine(queue, identity("transformers"), "w2@node")
     refuse_a_second_engine(queue, identity("llama.cpp"), "w2@node")  # the same engine joins
     refuse_a_second_engine(queue, identity("transformers"), "w1@node")  # w1 itself, restarted on another
+
+
+def test_with_redis_unreachable_a_worker_starts_without_comparing_engines():
+    from inference.store.queue import JobQueue
+
+    down = JobQueue.from_url("redis://127.0.0.1:1/0", "edgeportal-test:down", pool="tiny@cpu")
+    refuse_a_second_engine(down, identity("transformers"), "w2@node")  # no error: nothing to compare with
