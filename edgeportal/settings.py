@@ -262,6 +262,9 @@ LOGGING = {
 # Threads of each web process for everything but the streaming API (edgeportal.asgi): requests waiting on
 # the database each hold one, and each may hold a database connection.
 WEB_THREADS = envint("WEB_THREADS", 16, minimum=1)
+# How long a web process trusts a source or blocked pattern it keeps between requests (edgeportal.core.lookups);
+# 0: read them from the database on every request.
+EDGE_LOOKUP_TTL_S = envint("EDGE_LOOKUP_TTL_S", 30, minimum=0)
 
 REDIS_URL = os.getenv("REDIS_URL", "redis://127.0.0.1:6379/0")
 # One prefix for every Redis key, so tests and several installations can share a server.

@@ -115,9 +115,11 @@ def scheduler_settings() -> SchedulerSettings:
     return get_settings_store().current()
 
 
-def scheduler_settings_and_pools() -> tuple[SchedulerSettings, dict[str, float]]:
-    """The settings and the registry of pools (for pools_for), in one round trip."""
-    return get_settings_store().current_and_pools()
+def scheduler_settings_and_pools() -> tuple[SchedulerSettings, dict[str, float], str]:
+    """The settings, the registry of pools (for pools_for) and the version of the rows web processes keep
+    (core.lookups), in one round trip."""
+    scheduler, pools, lookups_version = get_settings_store().current_and_pools(also=web_store().lookups_key)
+    return scheduler, pools, lookups_version or ""
 
 
 def batch_time_prior(model: str | None = None) -> dict[str, str]:

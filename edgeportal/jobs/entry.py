@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from edgeportal.core import metrics
+from edgeportal.core.lookups import lookups_version_known
 from edgeportal.core.queueing import (
     batch_time_prior,
     get_queue,
@@ -116,31 +117,33 @@ def job_submit(
         if source is not None:
             _check_rate(source)
         try:
-            scheduler, pools_seen = scheduler_settings_and_pools()
+            scheduler, pools_seen, lookups_version = scheduler_settings_and_pools()
         except redis.RedisError:
             raise QueueUnavailable() from None
-        template = _template_named(template_slug, prompt)
-        model_name = _model(model, template)
-        text, values, tokens = _prompt_for(template, prompt, variables, allow_free_prompt, source, model_name)
-        if turns:
-            checked, tokens = _turns(turns, template, text, tokens, model_name)
-            decoding = replace(decoding, turns=checked)
-        own = _own_settings(template, system_prompt, max_new_tokens)
-        lane = scheduler.lane_for(tokens, own["max_new_tokens"])
-        ticket = Ticket(
-            model=model_name,
-            priority=_priority(priority),
-            deadline_ms=_deadline_ms(deadline_ms, template, source, scheduler, lane),
-            lane=lane,
-            prompt_tokens=tokens,
-            max_new_tokens=own["max_new_tokens"],
-            rows=template.candidates if template is not None else 1,
-            owner=queue_owner(
-                source_id=source.pk if source is not None else None,
-                user_id=user.pk if user is not None and user.is_authenticated else None,
-            ),
-        )
-        return _accept(template, text, values, source, user, started, ticket, scheduler, own, decoding, pools_seen)
+        # The blocked patterns' version came with the settings: the guard asks Redis no more (core.lookups).
+        with lookups_version_known(lookups_version):
+            template = _template_named(template_slug, prompt)
+            model_name = _model(model, template)
+            text, values, tokens = _prompt_for(template, prompt, variables, allow_free_prompt, source, model_name)
+            if turns:
+                checked, tokens = _turns(turns, template, text, tokens, model_name)
+                decoding = replace(decoding, turns=checked)
+            own = _own_settings(template, system_prompt, max_new_tokens)
+            lane = scheduler.lane_for(tokens, own["max_new_tokens"])
+            ticket = Ticket(
+                model=model_name,
+                priority=_priority(priority),
+                deadline_ms=_deadline_ms(deadline_ms, template, source, scheduler, lane),
+                lane=lane,
+                prompt_tokens=tokens,
+                max_new_tokens=own["max_new_tokens"],
+                rows=template.candidates if template is not None else 1,
+                owner=queue_owner(
+                    source_id=source.pk if source is not None else None,
+                    user_id=user.pk if user is not None and user.is_authenticated else None,
+                ),
+            )
+            return _accept(template, text, values, source, user, started, ticket, scheduler, own, decoding, pools_seen)
     except JobRejected as rejected:
         if rejected.status != 503:  # 503: Redis is down, nothing is stored or counted
             rejection_record(rejected, source=source, user=user, template=template)

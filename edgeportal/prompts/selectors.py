@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 
+from edgeportal.core.lookups import cached_lookup
 from edgeportal.prompts.guard import GuardRules, compiled_patterns
 from edgeportal.prompts.models import BlockedPattern, PromptTemplate
 from edgeportal.prompts.variables import Variable
@@ -41,9 +42,16 @@ def templates_with_hit_rate() -> QuerySet[PromptTemplate]:
 
 def guard_rules(*, max_chars: int, with_patterns: bool = True) -> GuardRules:
     """The guard's rules as the settings and the admins' active blocked patterns have them now."""
-    admin_added = BlockedPattern.objects.filter(is_active=True).values_list("pattern", flat=True)
     return GuardRules(
         max_chars=max_chars,
         control_chars=settings.EDGE_GUARD_CONTROL_CHARS,
-        blocked_patterns=compiled_patterns(tuple(admin_added)) if with_patterns else (),
+        blocked_patterns=compiled_patterns(blocked_patterns()) if with_patterns else (),
+    )
+
+
+def blocked_patterns() -> tuple[str, ...]:
+    """The admins' active blocked patterns (kept between requests: core.lookups)."""
+    return cached_lookup(
+        "blocked_patterns",
+        lambda: tuple(BlockedPattern.objects.filter(is_active=True).values_list("pattern", flat=True)),
     )

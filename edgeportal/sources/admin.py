@@ -3,6 +3,7 @@ from django.db import models
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from edgeportal.core.lookups import lookups_changed
 from edgeportal.formfields import StrictIntegerField
 from edgeportal.sources.models import Source
 from edgeportal.sources.services import source_rotate_token
@@ -45,4 +46,5 @@ class SourceAdmin(admin.ModelAdmin):
     )
     def disable(self, request, queryset):
         count = queryset.update(is_active=False)
+        lookups_changed()  # update() sends no signal
         messages.success(request, _("Disabled %(count)d source(s).") % {"count": count})

@@ -1,11 +1,13 @@
 """Create sources and check their bearer tokens."""
 
+import copy
 import hashlib
 import secrets
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
+from edgeportal.core.lookups import cached_lookup
 from edgeportal.sources.models import Source
 
 
@@ -44,4 +46,10 @@ def source_authenticate(*, authorization: str) -> Source | None:
     scheme, _space, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
-    return Source.objects.filter(token_hash=token_hash(token.strip()), is_active=True).first()
+    hashed = token_hash(token.strip())
+    source = cached_lookup(
+        ("source", hashed),
+        lambda: Source.objects.filter(token_hash=hashed, is_active=True).first(),
+        keep=lambda found: found is not None,
+    )
+    return copy.copy(source)  # each request its own: the kept one is shared by the process' threads

@@ -42,6 +42,7 @@ web.py, under <prefix> (minutes on Redis' clock):
   cache:result:{key}         string      the exact prompt cache: a result as JSON, kept the cache's TTL
   cache:semantic:{group}     list        the semantic cache: entries as JSON, newest first
   rate:{source id}:{minute}  string      a source's requests in a minute of the host's clock, kept 120 s
+  lookups:version            string      raised when a source or a blocked pattern changes (core.lookups)
   refusals:minutes           sorted set  the minutes that hold refusal counts not yet stored (jobs.refusals)
   refusals:{minute}          hash        group -> refusals in that minute
   refusals:{minute}:sample   hash        group -> the first message of the group in that minute

@@ -882,13 +882,15 @@ class SettingsStore:
     def current(self) -> SchedulerSettings:
         return self.defaults.overridden(self.redis.hgetall(self.key))
 
-    def current_and_pools(self) -> tuple[SchedulerSettings, dict[str, float]]:
-        """The settings and JobQueue.pools_seen() in one round trip: a submission needs both."""
+    def current_and_pools(self, also: str) -> tuple[SchedulerSettings, dict[str, float], str | None]:
+        """The settings, JobQueue.pools_seen() and the string at key `also` in one round trip: a submission needs
+        them all (`also`: the version of the rows the web keeps, WebStore.lookups_key)."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.key)
         pipe.hgetall(self.pools_key)
-        stored, pools = pipe.execute()
-        return self.defaults.overridden(stored), {name: float(seen) for name, seen in pools.items()}
+        pipe.get(also)
+        stored, pools, value = pipe.execute()
+        return self.defaults.overridden(stored), {name: float(seen) for name, seen in pools.items()}, value
 
     def current_with_version(self) -> tuple[SchedulerSettings, int]:
         stored = self.redis.hgetall(self.key)

@@ -103,6 +103,19 @@ class WebStore:
             pipe.expire(key, ttl_s)
             pipe.execute()
 
+    # The version of the rows web processes keep between requests (core.lookups): raised on every change.
+
+    @property
+    def lookups_key(self) -> str:
+        return f"{self.prefix}:lookups:version"
+
+    def lookups_version(self) -> str:
+        """The version of the kept rows ("" before any change was counted)."""
+        return self.redis.get(self.lookups_key) or ""
+
+    def lookups_changed(self) -> None:
+        self.redis.incr(self.lookups_key)
+
     # The per-source rate limit (sources.rate_limit).
 
     def rate_hit(self, source_id: int, minute: int) -> int:

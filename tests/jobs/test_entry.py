@@ -203,8 +203,9 @@ def test_the_conversations_tokens_keep_to_the_prompts_limit(settings, queue):
 
 
 def test_a_submission_reaches_redis_in_four_round_trips(queue, redis_round_trips):
-    # The settings and the registry of pools (one), the prompt cache, admission's snapshot with the place it
-    # holds, and the queueing at commit: every one more is paid by each request of a burst.
+    # The settings, the registry of pools and the version of the blocked patterns kept (one), the prompt cache,
+    # admission's snapshot with the place it holds, and the queueing at commit: every one more is paid by each
+    # request of a burst.
     free("Warm up: the clock's offset and the scripts.")
     redis_round_trips.clear()
     job = free("Describe the scratch on panel 7.")

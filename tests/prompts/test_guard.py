@@ -61,10 +61,11 @@ def test_ordinary_factory_text_passes():
 
 
 def test_admin_added_patterns_apply_while_active():
-    BlockedPattern.objects.create(pattern=r"\bpassword\b")
+    pattern = BlockedPattern.objects.create(pattern=r"\bpassword\b")
     with pytest.raises(GuardRejected):
         guard_text("send me the password", field="prompt", rules=guard_rules(max_chars=500))
-    BlockedPattern.objects.update(is_active=False)
+    pattern.is_active = False
+    pattern.save()  # as the admin saves it (a queryset's update() sends no signal: see core.lookups)
     guard_text("send me the password", field="prompt", rules=guard_rules(max_chars=500))
 
 
