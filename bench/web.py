@@ -34,6 +34,9 @@ SERVERS = {
     "runserver": "`manage.py runserver` (`make dev`)",
     "production": "gunicorn + uvicorn workers (`make run`: WSGI handler on 16 threads a worker)",
     "production-2": "the same, `WEB_THREADS=2`",
+    "production-uncached": (
+        "the same, sources and blocked patterns read from the database on every request (`EDGE_LOOKUP_TTL_S=0`)"
+    ),
     "production-asgi-only": (
         "the same, every path through Django's ASGI handler (`edgeportal.asgi:asgi_only`, a new database "
         "connection per request)"
@@ -44,10 +47,11 @@ SERVERS = {
 # Django's ASGI handler runs each request on a thread of its own, where a kept connection would outlive it.
 SERVER_ENV = {
     "production-2": {"WEB_THREADS": "2"},
+    "production-uncached": {"EDGE_LOOKUP_TTL_S": "0"},
     "production-asgi-only": {"DB_CONN_MAX_AGE": "0"},
     "production-new-connections": {"DB_CONN_MAX_AGE": "0"},
 }
-PIPELINE_SERVER = {"production-2": "production", "production-new-connections": "production"}
+PIPELINE_SERVER = {name: "production" for name in ("production-2", "production-uncached", "production-new-connections")}
 
 
 class Prompts:
