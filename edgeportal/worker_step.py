@@ -16,7 +16,7 @@ from inference.pools import Pool, engine_conflict
 from inference.settings import SchedulerSettings, SettingError, env_int
 from inference.store.queue import WORKER_ALIVE_S, JobQueue, SettingsStore
 from inference.warm_up import measure_baseline
-from inference.worker import BatchWorker
+from inference.worker import BatchWorker, steps_long
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,9 @@ def lower_cpu_priority(nice: int) -> None:
         os.setpriority(os.PRIO_PROCESS, 0, nice)
 
 
-def _warm_up_sizes(store: SettingsStore, new_tokens: int) -> dict[str, int]:
-    """The batch size and prefill chunk the warm-up times: the live settings, or the defaults without Redis."""
+def _warm_up_sizes(store: SettingsStore, new_tokens: int, lanes: tuple[str, ...]) -> dict:
+    """The batch size and prefill chunk the warm-up times, and whether long batches will run in steps beside
+    short ones: the live settings, or the defaults without Redis."""
     try:
         settings = store.current()
     except redis.RedisError:
@@ -48,6 +49,7 @@ def _warm_up_sizes(store: SettingsStore, new_tokens: int) -> dict[str, int]:
         "max_batch_size": settings.max_batch_size,
         "new_tokens": new_tokens,
         "chunk_tokens": settings.long_chunk_tokens or 256,
+        "short_between": steps_long(settings, lanes),
     }
 
 
@@ -127,7 +129,7 @@ class BatchLoopStep(bootsteps.StartStopStep):
                     name=worker.hostname,
                     lanes=lanes,
                     reclaim_idle_ms=reclaim_idle_ms,
-                    baseline=measure_baseline(model, **_warm_up_sizes(store, new_tokens)),
+                    baseline=measure_baseline(model, **_warm_up_sizes(store, new_tokens, lanes)),
                 )
             except Exception as error:
                 failure.append(error)

@@ -20,16 +20,37 @@ SHORT_PROMPT = (
 LOG_LINE = "Shift log: motor 3 on conveyor B overheated at 14:20, was stopped, cooled down and restarted. "
 
 
-def measure_baseline(model: Engine, *, max_batch_size: int, new_tokens: int, chunk_tokens: int) -> dict[str, str]:
+def measure_baseline(
+    model: Engine, *, max_batch_size: int, new_tokens: int, chunk_tokens: int, short_between: bool = False
+) -> dict[str, str]:
     """Time a short batch of one job and a full one, each generating new_tokens to the end, and the prefill
-    of one long-lane chunk of chunk_tokens: the baseline of both lanes (inference.batch_time)."""
+    of one long-lane chunk of chunk_tokens: the baseline of both lanes (inference.batch_time).
+
+    short_between (a worker serving both lanes, long chunks on): the chunk runs as a long batch will, in steps,
+    and the batch of one runs while it stands aside. An engine that gives each running batch a context of its
+    own (llama.cpp) then makes its second one here, not in the first short batch that comes between a long
+    one's chunks (0.8 s on a 2-core CPU, measured with the default model)."""
     params = GenerationParams(max_new_tokens=new_tokens, min_new_tokens=new_tokens)
-    one = model.generate_batch([SHORT_PROMPT], params)
-    full = model.generate_batch([SHORT_PROMPT] * max_batch_size, params)
     long_prompt = LOG_LINE
     while model.count_tokens(long_prompt) < chunk_tokens:
         long_prompt += LOG_LINE
-    chunk = model.generate_batch([long_prompt], GenerationParams(max_new_tokens=1))
+    chunk_params = GenerationParams(max_new_tokens=1)
+    if short_between:
+        steps = model.generate_in_steps([long_prompt], chunk_params, chunk_tokens=chunk_tokens)
+        one = None
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                chunk = done.value
+                break
+            if one is None:
+                one = model.generate_batch([SHORT_PROMPT], params)
+        one = one or model.generate_batch([SHORT_PROMPT], params)
+    else:
+        one = model.generate_batch([SHORT_PROMPT], params)
+        chunk = model.generate_batch([long_prompt], chunk_params)
+    full = model.generate_batch([SHORT_PROMPT] * max_batch_size, params)
     log.info(
         "measured batch times: short %.0f ms for 1 job, %.0f ms for %d; long lane %.2f ms per prompt token",
         one.inference_ms, full.inference_ms, max_batch_size, chunk.inference_ms / max(1, chunk.padded_tokens),

@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import redis
@@ -91,6 +92,11 @@ class ResultSink(Protocol):
     def jobs_failed(self, job_ids: list[int], reason: str) -> None: ...
 
     def jobs_expired(self, reasons: dict[int, str]) -> None: ...
+
+
+def steps_long(settings: SchedulerSettings, lanes: Sequence[str]) -> bool:
+    """Long batches run in steps that short batches may come between: when the worker serves both lanes."""
+    return bool(settings.long_chunk_tokens) and set(lanes) == set(LANES)
 
 
 class BatchWorker:
@@ -375,8 +381,7 @@ class BatchWorker:
         return [BatchOutput([generation], padded_each, output.inference_ms) for generation in output.generations]
 
     def _steps_long(self, settings: SchedulerSettings) -> bool:
-        """Long batches run in steps that short batches may come between: when this worker serves both."""
-        return bool(settings.long_chunk_tokens) and set(self.lanes) == set(LANES)
+        return steps_long(settings, self.lanes)
 
     def _generate_long(self, jobs: list[QueuedJob], batch: BatchRun, on_step: StepCallback | None) -> BatchOutput:
         """A long batch in steps (prefill chunks, then decoding), letting short batches run in between

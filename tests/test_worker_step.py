@@ -25,3 +25,19 @@ def test_with_redis_unreachable_a_worker_starts_without_comparing_engines():
 
     down = JobQueue.from_url("redis://127.0.0.1:1/0", "edgeportal-test:down", pool="tiny@cpu")
     refuse_a_second_engine(down, identity("transformers"), "w2@node")  # no error: nothing to compare with
+
+
+@pytest.mark.parametrize(
+    ("lanes", "chunk_tokens", "short_between"),
+    [(LANES, 256, True), (("short",), 256, False), (("long",), 256, False), (LANES, 0, False)],
+)
+def test_the_warm_up_runs_a_short_batch_beside_a_long_chunk_where_the_worker_will(
+    queue, lanes, chunk_tokens, short_between
+):
+    from edgeportal.worker_step import _warm_up_sizes
+    from inference.settings import SchedulerSettings
+    from inference.store.queue import SettingsStore
+
+    store = SettingsStore(queue, SchedulerSettings(long_chunk_tokens=chunk_tokens))
+    sizes = _warm_up_sizes(store, 32, lanes)
+    assert sizes["short_between"] is short_between and sizes["chunk_tokens"] == (chunk_tokens or 256)

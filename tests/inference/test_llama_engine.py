@@ -140,3 +140,26 @@ def test_the_llama_engine_controls_repeats_as_the_reference_does(tiny_llama, tin
     theirs = tiny_model.generate_batch(PROMPTS, PARAMS, decodings=decodings).generations
     assert ours == theirs
     assert ours != tiny_model.generate_batch(PROMPTS, PARAMS).generations
+
+
+@pytest.mark.parametrize("short_between", [True, False])
+def test_a_worker_serving_both_lanes_makes_its_second_context_while_it_warms_up(tiny_model_path, short_between):
+    """A context costs 0.8 s to make with the default model: the first short batch that came between a long
+    one's chunks paid it, in the middle of a request's latency."""
+    from inference.llama_engine import load_llama_engine
+    from inference.model_files import model_revision
+    from inference.warm_up import measure_baseline
+
+    engine = load_llama_engine(tiny_model_path, name=tiny_model_path.name, revision=model_revision(tiny_model_path))
+    try:
+        baseline = measure_baseline(engine, max_batch_size=2, new_tokens=4, chunk_tokens=16,
+                                    short_between=short_between)  # fmt: skip
+        assert float(baseline["base_ms:short"]) > 0 and float(baseline["base_step_ms:long"]) > 0
+        assert len(engine._contexts) == (2 if short_between else 1)
+        made = len(engine._contexts)
+        steps = engine.generate_in_steps(PROMPTS, PARAMS, chunk_tokens=4, pause_wanted=lambda: True)
+        next(steps)
+        engine.generate_batch(["Short note."], GenerationParams(max_new_tokens=2))  # as the worker runs one
+        assert len(engine._contexts) == 2 and (made == 2) == short_between
+    finally:
+        engine.close()

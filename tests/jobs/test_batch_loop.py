@@ -744,6 +744,17 @@ def test_a_short_job_about_to_expire_goes_first_while_the_long_deadline_allows(m
     )  # 3 s of work in 3.5 s: one short batch would break it
 
 
+def test_the_warm_up_measures_the_same_beside_short_work(tiny_model):
+    """A worker serving both lanes times the long chunk in steps, with the batch of one between (as it will
+    run them): the same measurements, on the reference engine too."""
+    alone = measure_baseline(tiny_model, max_batch_size=4, new_tokens=8, chunk_tokens=64)
+    beside = measure_baseline(tiny_model, max_batch_size=4, new_tokens=8, chunk_tokens=64, short_between=True)
+    assert set(beside) == set(alone)
+    for name in ("base_tokens:short", "base_steps:short", "base_steps:long"):
+        assert beside[name] == alone[name]
+    assert float(beside["base_step_ms:long"]) > 0 and float(beside["base_ms:short"]) > 0
+
+
 def test_a_worker_publishes_its_warm_up_baseline_at_start_and_again_when_redis_lost_it(make_worker, queue, tiny_model):
     baseline = measure_baseline(tiny_model, max_batch_size=4, new_tokens=8, chunk_tokens=64)
     assert float(baseline["base_ms:short"]) > 0 and float(baseline["base_tokens:short"]) > 4 * 8
