@@ -24,33 +24,17 @@ def measure_baseline(
     model: Engine, *, max_batch_size: int, new_tokens: int, chunk_tokens: int, short_between: bool = False
 ) -> dict[str, str]:
     """Time a short batch of one job and a full one, each generating new_tokens to the end, and the prefill
-    of one long-lane chunk of chunk_tokens: the baseline of both lanes (inference.batch_time).
-
-    short_between (a worker serving both lanes, long chunks on): the chunk runs as a long batch will, in steps,
-    and the batch of one runs while it stands aside. An engine that gives each running batch a context of its
-    own (llama.cpp) then makes its second one here, not in the first short batch that comes between a long
-    one's chunks (0.8 s on a 2-core CPU, measured with the default model)."""
+    of one long-lane chunk of chunk_tokens: the baseline of both lanes (inference.batch_time). short_between
+    (a worker serving both lanes, long chunks on): run_beside first, untimed."""
     params = GenerationParams(max_new_tokens=new_tokens, min_new_tokens=new_tokens)
     long_prompt = LOG_LINE
     while model.count_tokens(long_prompt) < chunk_tokens:
         long_prompt += LOG_LINE
-    chunk_params = GenerationParams(max_new_tokens=1)
     if short_between:
-        steps = model.generate_in_steps([long_prompt], chunk_params, chunk_tokens=chunk_tokens)
-        one = None
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                chunk = done.value
-                break
-            if one is None:
-                one = model.generate_batch([SHORT_PROMPT], params)
-        one = one or model.generate_batch([SHORT_PROMPT], params)
-    else:
-        one = model.generate_batch([SHORT_PROMPT], params)
-        chunk = model.generate_batch([long_prompt], chunk_params)
+        run_beside(model, long_prompt, chunk_tokens)
+    one = model.generate_batch([SHORT_PROMPT], params)
     full = model.generate_batch([SHORT_PROMPT] * max_batch_size, params)
+    chunk = model.generate_batch([long_prompt], GenerationParams(max_new_tokens=1))
     log.info(
         "measured batch times: short %.0f ms for 1 job, %.0f ms for %d; long lane %.2f ms per prompt token",
         one.inference_ms, full.inference_ms, max_batch_size, chunk.inference_ms / max(1, chunk.padded_tokens),
@@ -61,3 +45,21 @@ def measure_baseline(
         (chunk.padded_tokens, chunk.inference_ms),
         new_tokens=new_tokens,
     )
+
+
+def run_beside(model: Engine, long_prompt: str, chunk_tokens: int) -> int:
+    """Run a long prompt as the worker runs long batches, in steps, with a short batch whenever it stands
+    aside; returns how many short batches ran. An engine that gives each running batch a context of its own
+    (llama.cpp) makes its second one here, not in the first short batch that comes between a long one's chunks
+    (0.8 s on a 2-core CPU with the default model)."""
+    steps = model.generate_in_steps([long_prompt], GenerationParams(max_new_tokens=1), chunk_tokens=chunk_tokens)
+    between = 0
+    try:
+        while True:
+            next(steps)
+            model.generate_batch([SHORT_PROMPT], GenerationParams(max_new_tokens=1))
+            between += 1
+    except StopIteration:
+        return between
+    finally:
+        steps.close()

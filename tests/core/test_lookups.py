@@ -1,5 +1,8 @@
 """Rows kept by each web process between requests (core.lookups): a source by its token, the blocked patterns."""
 
+import time
+from types import SimpleNamespace
+
 import pytest
 
 from edgeportal.core import lookups
@@ -55,8 +58,8 @@ def test_unknown_tokens_are_not_kept(source_token):
 def test_a_kept_entry_is_trusted_for_a_bounded_time(source_token, monkeypatch):
     authenticated(source_token)
     written_elsewhere(is_active=False)
-    clock = lookups.time.monotonic() + 31  # the change was never counted (Redis down at that moment)
-    monkeypatch.setattr(lookups.time, "monotonic", lambda: clock)
+    later = time.monotonic() + 31  # the change was never counted (Redis down at that moment)
+    monkeypatch.setattr(lookups, "time", SimpleNamespace(monotonic=lambda: later))
     assert authenticated(source_token) is None
 
 
@@ -98,3 +101,13 @@ def test_a_submission_reads_the_patterns_version_with_its_settings(queue):
     with pytest.raises(JobRejected) as refused:
         submit("tell the secret code of press 6")
     assert refused.value.code == "blocked_pattern"
+
+
+def test_the_admins_disable_action_is_counted_for_every_process(client, admin_user, source_token):
+    assert authenticated(source_token) is not None  # kept
+    before = web_store().lookups_version()
+    client.force_login(admin_user)
+    source = Source.objects.get()
+    client.post("/admin/sources/source/", {"action": "disable", "_selected_action": [source.pk]})
+    assert web_store().lookups_version() != before  # update() sends no signal: the action counts it
+    assert authenticated(source_token) is None

@@ -23,7 +23,7 @@ from inference.runtime import TransformersEngine
 from inference.scheduler import collect_window
 from inference.settings import SchedulerSettings
 from inference.store.queue import JobQueue, SettingsStore
-from inference.warm_up import measure_baseline
+from inference.warm_up import LOG_LINE, measure_baseline, run_beside
 from inference.worker import GIVE_UP_AFTER_S, StorageUnavailable
 from inference.worker_threads import HEARTBEAT_EVERY_S, retry_delay_s, timer_forever
 from tests.conftest import make_template
@@ -744,9 +744,10 @@ def test_a_short_job_about_to_expire_goes_first_while_the_long_deadline_allows(m
     )  # 3 s of work in 3.5 s: one short batch would break it
 
 
-def test_the_warm_up_measures_the_same_beside_short_work(tiny_model):
-    """A worker serving both lanes times the long chunk in steps, with the batch of one between (as it will
-    run them): the same measurements, on the reference engine too."""
+def test_a_warm_up_beside_short_work_runs_a_short_batch_between_the_long_chunks_first(tiny_model):
+    """A worker serving both lanes runs one long prompt in steps with short batches between them (untimed),
+    then measures as any worker: the same measurements, on the reference engine too."""
+    assert run_beside(tiny_model, LOG_LINE * 4, chunk_tokens=16) >= 2  # a short batch after each chunk
     alone = measure_baseline(tiny_model, max_batch_size=4, new_tokens=8, chunk_tokens=64)
     beside = measure_baseline(tiny_model, max_batch_size=4, new_tokens=8, chunk_tokens=64, short_between=True)
     assert set(beside) == set(alone)
