@@ -181,19 +181,25 @@ class LlamaCppEngine(ChatTokens):
         batch = self.lib.llama_batch_init(max(BATCH_TOKENS, len(prompts)), 0, 1)
         busy_s = 0.0
         try:
-            self.lib.llama_memory_clear(self.lib.llama_get_memory(context), True)
-            # Every prompt token but the last, in chunks; then each prompt's last token together, whose logits
-            # (all read from that one call) choose the first new tokens.
+            memory = self.lib.llama_get_memory(context)
+            self.lib.llama_memory_clear(memory, True)
+            # Every prompt token but the last, in chunks, once per distinct prompt (a job's candidates share
+            # theirs: the copies then share its cache cells); then each prompt's last token together, whose
+            # logits (all read from that one call) choose the first new tokens.
+            source = shared_prompts(ids)
             longest = max(len(row) for row in ids) - 1
             chunk = chunk_tokens or max(longest, 1)
             for start in range(0, longest, chunk):
                 started = time.perf_counter()
-                pieces = [(row, pos, ids[row][pos], False) for row in range(len(ids))
+                pieces = [(row, pos, ids[row][pos], False) for row in range(len(ids)) if source[row] == row
                           for pos in range(start, min(start + chunk, len(ids[row]) - 1))]  # fmt: skip
                 self._decode(context, batch, pieces)
                 busy_s += time.perf_counter() - started
                 yield
             started = time.perf_counter()
+            for row, first in enumerate(source):
+                if first != row:
+                    self.lib.llama_memory_seq_cp(memory, first, row, -1, -1)
             last = self._decode(
                 context, batch, [(row, len(ids[row]) - 1, ids[row][-1], True) for row in range(len(ids))]
             )
@@ -273,6 +279,13 @@ class LlamaCppEngine(ChatTokens):
             if token is not None:
                 return token
         return int(logits.argmax())
+
+
+def shared_prompts(ids: list[list[int]]) -> list[int]:
+    """Each row's first row with the same prompt tokens (itself where none came before): that row's prefill
+    serves them all."""
+    first: dict[tuple[int, ...], int] = {}
+    return [first.setdefault(tuple(row), index) for index, row in enumerate(ids)]
 
 
 @ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)

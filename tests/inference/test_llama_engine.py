@@ -74,6 +74,30 @@ def test_steps_with_pauses_give_what_one_call_gives_and_hand_over_each_token(tin
     assert tiny_llama.decode([step[0] for step in steps_seen]).strip() == stepped.generations[0].text
 
 
+def test_rows_sharing_a_prompt_prefill_it_once_and_answer_as_the_reference(tiny_llama, tiny_model, monkeypatch):
+    """A job's candidates share their prompt: its cache is computed once and copied to the other rows."""
+    from inference.llama_engine import shared_prompts
+
+    assert shared_prompts([[1, 2], [3], [1, 2], [1, 2, 2], [3]]) == [0, 1, 0, 3, 1]
+    prompts = [PROMPTS[0], PROMPTS[1], PROMPTS[0], PROMPTS[0]]
+    decodings = [Decoding(), VARIED, Decoding(temperature=0.8, seed=4), Decoding(temperature=1.0, seed=9)]
+    prefilled = []
+    decode = tiny_llama._decode
+
+    def counting(context, batch, pieces):
+        prefilled.extend(piece for piece in pieces if not piece[3])
+        return decode(context, batch, pieces)
+
+    monkeypatch.setattr(tiny_llama, "_decode", counting)
+    ours = tiny_llama.generate_batch(prompts, PARAMS, decodings=decodings)
+    prompt_tokens = [tiny_llama.token_ids(prompt, None) for prompt in PROMPTS]
+    assert sorted({row for row, *_ in prefilled}) == [0, 1]  # rows 2 and 3 prefill nothing of their own
+    assert len(prefilled) == sum(len(ids) - 1 for ids in prompt_tokens)
+    assert ours.generations == tiny_model.generate_batch(prompts, PARAMS, decodings=decodings).generations
+    for prompt, decoding, generation in zip(prompts, decodings, ours.generations, strict=True):
+        assert tiny_llama.generate_batch([prompt], PARAMS, decodings=[decoding]).generations[0] == generation
+
+
 def test_a_batch_that_does_not_fit_its_context_is_refused_before_it_runs(tiny_llama):
     with pytest.raises(ValueError, match="tokens of context"):
         tiny_llama.generate_batch(["word " * 600] * 30, GenerationParams(max_new_tokens=32))
