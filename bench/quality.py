@@ -23,6 +23,7 @@ Then bench/semantic.py: the semantic prompt cache's precision on its labelled pa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -48,6 +49,8 @@ class Setting:
     decoding: Decoding = GREEDY
     # transformers' generate() options that count the prompt too (only hf-penalty-prompt has any)
     prompt_counted: dict = field(default_factory=dict)
+    rising: bool = True  # False: the copy bias stays as set (as before it rose with the output's length)
+    shared_prefill: bool = True  # False: each of a job's candidates prefills its prompt itself (as before)
 
 
 SETTINGS = (
@@ -61,9 +64,15 @@ SETTINGS = (
     # the CPU reranker (inference.candidates, edgeportal.outputs.reranking) in the row's language.
     Setting("2 candidates", Decoding(repetition_penalty=1.15, no_repeat_ngram=4, candidates=2)),
     Setting("4 candidates", Decoding(repetition_penalty=1.15, no_repeat_ngram=4, candidates=4)),
+    Setting(
+        "4 candidates, prefill each",
+        Decoding(repetition_penalty=1.15, no_repeat_ngram=4, candidates=4),
+        shared_prefill=False,
+    ),
     # The repeat control above with the copy bias (inference.copy_bias): the request's ids and numbers, as the
     # entry finds them (edgeportal.outputs.quality.required_items), favoured while the answer lacks them.
     Setting("copy bias 2 (node default)", Decoding(repetition_penalty=1.15, no_repeat_ngram=4, copy_bias=2.0)),
+    Setting("copy bias 2, flat", Decoding(repetition_penalty=1.15, no_repeat_ngram=4, copy_bias=2.0), rising=False),
     Setting("copy bias 3", Decoding(repetition_penalty=1.15, no_repeat_ngram=4, copy_bias=3.0)),
     Setting(
         "copy bias 3, 4 candidates", Decoding(repetition_penalty=1.15, no_repeat_ngram=4, copy_bias=3.0, candidates=4)
@@ -128,12 +137,34 @@ def run_setting(engine, rows: list[dict], setting: Setting, max_new_tokens: int)
         from edgeportal.outputs.quality import required_items
 
         decodings = [replace(setting.decoding, copy_items=tuple(required_items(prompt))) for prompt in prompts]
+    model = engine
     if setting.decoding.candidates > 1:
         engine = with_reranker(engine)
         decodings = [replace(decoding, language=row["language"]) for decoding, row in zip(decodings, rows, strict=True)]
-    return engine.generate_batch(
-        prompts, GenerationParams(max_new_tokens=max_new_tokens), system_prompts=systems, decodings=decodings
-    )
+    with as_before(model, setting):
+        return engine.generate_batch(
+            prompts, GenerationParams(max_new_tokens=max_new_tokens), system_prompts=systems, decodings=decodings
+        )
+
+
+@contextlib.contextmanager
+def as_before(engine, setting: Setting):
+    """The engine as it ran before a change the setting turns off, for one batch: the copy bias flat, or each
+    candidate prefilling its own prompt."""
+    from inference import copy_bias, llama_engine
+
+    rise, shared = copy_bias.MAX_RISE, llama_engine.shared_prompts
+    if not setting.rising:
+        copy_bias.MAX_RISE = 1.0  # the bias never grows
+    if not setting.shared_prefill:
+        llama_engine.shared_prompts = lambda ids: list(range(len(ids)))  # every row its own prompt
+        if hasattr(engine, "_shared_prefill"):
+            engine._shared_prefill = lambda encoded: None  # generate() prefills every row
+    try:
+        yield
+    finally:
+        copy_bias.MAX_RISE, llama_engine.shared_prompts = rise, shared
+        engine.__dict__.pop("_shared_prefill", None)
 
 
 def with_reranker(engine):

@@ -4,7 +4,7 @@ guard on its own, with the repeat control, then on the real (tiny) model in both
 import pytest
 import torch
 
-from inference.copy_bias import CopyGuard, Guards, row_guards
+from inference.copy_bias import MAX_RISE, RISE_TOKENS, CopyGuard, Guards, row_guards
 from inference.decoding import GREEDY, Decoding
 from inference.generation import GenerationParams
 from inference.llama_engine import available
@@ -59,6 +59,17 @@ def test_the_bias_is_added_to_the_favoured_tokens_and_never_lifts_a_ban(tiny_mod
     scores = torch.zeros(tiny_model.tokenizer.vocab_size)
     guards.apply(made, scores)
     assert scores[space_p] == float("-inf")
+
+
+def test_the_bias_rises_while_the_output_goes_on_without_the_item(tiny_model):
+    copy = guard(tiny_model, ["P3"], bias=2.0)
+    made = tiny_model._item_tokens(" ".join(["Check the press and the belt now"] * 8))  # no P3 in it
+    assert [copy.bias_after(n) for n in (0, RISE_TOKENS, RISE_TOKENS * 4, len(made))] == [2.0, 4.0, 6.0, 6.0]
+    scores = torch.zeros(tiny_model.tokenizer.vocab_size)
+    copy.apply(made, scores)
+    assert copy.favoured(made) and scores.max() == 2.0 * MAX_RISE
+    copy.apply([*made, *tiny_model._item_tokens(" P3")], scores := torch.zeros_like(scores))
+    assert copy.carried == [True] and not scores.any()  # carried: no bias, however long the output
 
 
 def test_rows_get_guards_only_for_what_they_ask():
