@@ -229,7 +229,7 @@ class TransformersEngine(ChatTokens):
         if schemas := json_rows(decodings, self.tokenizer, self.stop_ids):
             processors.append(_JsonSchemas(schemas, rows, prompt_length))
         if sampled := [(row, d) for row, d in enumerate(decodings) if d.sampled]:
-            processors.append(_RowSampling(sampled, self.device))
+            processors.append(_RowSampling(sampled, rows, self.device))
         return processors, _Steps(rows)
 
     def _synchronize(self) -> None:
@@ -238,9 +238,9 @@ class TransformersEngine(ChatTokens):
             torch.cuda.synchronize(self.device)
 
     def _output(self, encoded, sequences, steps: _Steps, inference_ms: float) -> BatchOutput:
-        rows = steps.rows
         """Each row's output: the tokens the step hook counted for it (after them, a row holds padding, or
         tokens made after a pause that it ignored), cut at its stop strings."""
+        rows = steps.rows
         prompt_len = encoded.input_ids.shape[1]
         generations = []
         for row, (ids, mask) in enumerate(zip(sequences, encoded.attention_mask, strict=True)):
@@ -275,11 +275,14 @@ class _RowSampling(LogitsProcessor):
     its own seeded generator, and leaves only that token for the greedy choice to pick. Greedy rows are
     untouched, so a batch mixes both and a seeded row draws the same tokens whatever its batch."""
 
-    def __init__(self, sampled: list[tuple[int, Decoding]], device: torch.device):
-        self.rows = [(row, decoding, row_generator(decoding, device)) for row, decoding in sampled]
+    def __init__(self, sampled: list[tuple[int, Decoding]], rows: Rows, device: torch.device):
+        self.sampled = [(row, decoding, row_generator(decoding, device)) for row, decoding in sampled]
+        self.rows = rows
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        for row, decoding, generator in self.rows:
+        for row, decoding, generator in self.sampled:
+            if self.rows.done[row]:
+                continue  # generate() still computes a row that has ended; its token is ignored, so no draw
             token = draw(scores[row], decoding, generator)
             if token is not None:
                 scores[row] = torch.finfo(scores.dtype).min

@@ -7,7 +7,7 @@ import torch
 
 from inference.decoding import GREEDY, Decoding, final_text
 from inference.generation import GenerationParams
-from inference.rows import NUCLEUS_CANDIDATES, draw
+from inference.rows import NUCLEUS_CANDIDATES, WIDER_CANDIDATES, draw, token_uniforms
 
 PROMPTS = ["Camera C3 detected a dent.", "Translate this work order into English: replace the worn belt."]
 PARAMS = GenerationParams(max_new_tokens=8)
@@ -126,6 +126,46 @@ def test_a_draw_follows_the_distribution_its_temperature_and_top_p_leave():
     flat = torch.zeros(4 * NUCLEUS_CANDIDATES)
     wide = {draw(flat, Decoding(temperature=1.0, top_p=0.9), generator) for _ in range(3000)}
     assert max(wide) >= NUCLEUS_CANDIDATES and len(wide) > NUCLEUS_CANDIDATES
+
+
+def sorted_draw(scores: torch.Tensor, decoding: Decoding, generator: torch.Generator) -> int:
+    """draw's definition, with the whole vocabulary sorted every time."""
+    probs = torch.softmax(scores.double() / decoding.temperature, dim=-1)
+    key = int(torch.randint(0, 2**62, (), generator=generator))
+    kept, tokens = torch.sort(probs, descending=True)
+    inside = kept.cumsum(-1) - kept <= decoding.top_p
+    kept, tokens = kept[inside], tokens[inside]
+    return int(tokens[int(torch.argmax(kept / -torch.log(token_uniforms(key, tokens))))])
+
+
+def test_a_draw_looks_at_few_tokens_first_and_draws_what_a_sort_of_all_of_them_would():
+    """The nucleus is looked for among the 256 most likely tokens, then the 4096, then all: the same token."""
+    vocabulary = 4 * WIDER_CANDIDATES
+    decoding = Decoding(temperature=1.0, top_p=0.9)
+    for spread in (8.0, 2.0, 0.5, 0.0):  # peaked (256 hold the nucleus), wider (4096 do), flat (only all do)
+        scores = torch.randn(vocabulary, generator=torch.Generator().manual_seed(3)) * spread
+        probs = torch.softmax(scores.double(), -1).sort(descending=True).values
+        needed = int((probs.cumsum(-1) < decoding.top_p).sum()) + 1
+        ours, theirs = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+        drawn = [draw(scores, decoding, ours) for _ in range(200)]
+        assert drawn == [sorted_draw(scores, decoding, theirs) for _ in range(200)], (spread, needed)
+        assert len(set(drawn)) > 1
+    assert draw(torch.full((8,), float("nan")), decoding, ours) is None  # too far apart: the caller is greedy
+
+
+def test_a_sampled_row_that_has_ended_draws_no_more(tiny_model, monkeypatch):
+    import inference.runtime
+
+    drawn = Counter()
+
+    def counting(scores, decoding, generator):
+        drawn[decoding.seed] += 1
+        return draw(scores, decoding, generator)
+
+    monkeypatch.setattr(inference.runtime, "draw", counting)
+    rows = run(tiny_model, [Decoding(temperature=1.0, seed=1), Decoding(temperature=1.0, seed=2)],
+               max_new_tokens_each=[2, 8])  # fmt: skip
+    assert [row.new_tokens for row in rows] == [2, 8] and drawn == {1: 2, 2: 8}
 
 
 def test_rows_that_share_a_prompt_are_prefilled_once_and_answer_as_if_each_had_its_own(tiny_model, monkeypatch):
