@@ -154,17 +154,21 @@ def as_before(engine, setting: Setting):
     from inference import copy_bias, llama_engine
 
     rise, shared = copy_bias.MAX_RISE, llama_engine.shared_prompts
-    if not setting.rising:
-        copy_bias.MAX_RISE = 1.0  # the bias never grows
-    if not setting.shared_prefill:
-        llama_engine.shared_prompts = lambda ids: list(range(len(ids)))  # every row its own prompt
-        if hasattr(engine, "_shared_prefill"):
-            engine._shared_prefill = lambda encoded: None  # generate() prefills every row
+    own = engine.__dict__.get("_shared_prefill")  # an instance's own (None: its class's)
     try:
+        if not setting.rising:
+            copy_bias.MAX_RISE = 1.0  # the bias never grows
+        if not setting.shared_prefill:
+            llama_engine.shared_prompts = lambda ids: list(range(len(ids)))  # every row its own prompt
+            if hasattr(engine, "_shared_prefill"):
+                engine._shared_prefill = lambda encoded: None  # generate() prefills every row
         yield
     finally:
         copy_bias.MAX_RISE, llama_engine.shared_prompts = rise, shared
-        engine.__dict__.pop("_shared_prefill", None)
+        if own is not None:
+            engine._shared_prefill = own
+        else:
+            engine.__dict__.pop("_shared_prefill", None)
 
 
 def with_reranker(engine):

@@ -63,6 +63,8 @@ def row_generator(decoding: Decoding, device: torch.device | str = "cpu") -> tor
 NUCLEUS_CANDIDATES = 256
 # Where they hold less than top_p (a flat distribution: a fifth of the draws of sampled candidates), this many
 # next (topk of 4096 takes about a twentieth of a full sort's time); the whole vocabulary sorted only after them.
+# Each gives the nucleus a sort of the whole vocabulary gives, up to ties: tokens of equal probability at its edge
+# may be taken in another order.
 WIDER_CANDIDATES = 4096
 _MASK64 = (1 << 64) - 1
 

@@ -17,10 +17,13 @@ SHORT_PROMPT = (
     "Camera C3 on press line P3 detected a 4 mm scratch on door panel 42. "
     "Write a short defect description for the QA inspector."
 )
-# A full batch's jobs each with a prompt of its own, as in real batches: rows with one prompt share its prefill
-# (a job's candidates), which would measure a full batch as cheaper than it is.
-SHORT_PROMPTS = [SHORT_PROMPT.replace("panel 42", f"panel {number}") for number in range(10, 99)]
 LOG_LINE = "Shift log: motor 3 on conveyor B overheated at 14:20, was stopped, cooled down and restarted. "
+
+
+def short_prompts(count: int) -> list[str]:
+    """A full batch's jobs, each with a prompt of its own (of the same length), as in real batches: rows with one
+    prompt share its prefill (a job's candidates), which would measure a full batch as cheaper than it is."""
+    return [SHORT_PROMPT.replace("panel 42", f"panel {1000 + row}") for row in range(count)]
 
 
 def measure_baseline(
@@ -36,7 +39,7 @@ def measure_baseline(
     if short_between:
         run_beside(model, long_prompt, chunk_tokens)
     one = model.generate_batch([SHORT_PROMPT], params)
-    full = model.generate_batch([SHORT_PROMPTS[row % len(SHORT_PROMPTS)] for row in range(max_batch_size)], params)
+    full = model.generate_batch(short_prompts(max_batch_size), params)
     chunk = model.generate_batch([long_prompt], GenerationParams(max_new_tokens=1))
     log.info(
         "measured batch times: short %.0f ms for 1 job, %.0f ms for %d; long lane %.2f ms per prompt token",

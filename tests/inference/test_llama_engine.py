@@ -96,6 +96,17 @@ def test_rows_sharing_a_prompt_prefill_it_once_and_answer_as_the_reference(tiny_
     assert ours.generations == tiny_model.generate_batch(prompts, PARAMS, decodings=decodings).generations
     for prompt, decoding, generation in zip(prompts, decodings, ours.generations, strict=True):
         assert tiny_llama.generate_batch([prompt], PARAMS, decodings=[decoding]).generations[0] == generation
+    # In chunks, with pauses (a long batch's way): the copies are made once the shared prompt is in
+    steps = tiny_llama.generate_in_steps(
+        prompts, PARAMS, decodings=decodings, chunk_tokens=4, pause_wanted=lambda: True
+    )
+    paused = 0
+    try:
+        while True:
+            next(steps)
+            paused += 1
+    except StopIteration as done:
+        assert done.value.generations == ours.generations and paused > 2
 
 
 def test_a_batch_that_does_not_fit_its_context_is_refused_before_it_runs(tiny_llama):

@@ -139,7 +139,8 @@ def sorted_draw(scores: torch.Tensor, decoding: Decoding, generator: torch.Gener
 
 
 def test_a_draw_looks_at_few_tokens_first_and_draws_what_a_sort_of_all_of_them_would():
-    """The nucleus is looked for among the 256 most likely tokens, then the 4096, then all: the same token."""
+    """The nucleus is looked for among the 256 most likely tokens, then the 4096, then all: the same token (scores
+    without ties: tokens of equal probability at the nucleus' edge may be taken in another order)."""
     vocabulary = 4 * WIDER_CANDIDATES
     decoding = Decoding(temperature=1.0, top_p=0.9)
     for spread in (8.0, 2.0, 0.5, 0.0):  # peaked (256 hold the nucleus), wider (4096 do), flat (only all do)
