@@ -4,9 +4,8 @@ default model: echo 0.54 without, 0.78 with a flat bias of 2, 0.86 with a bias o
 
 Each missing item adds the bias to the logit of the token that would begin it, or, where the output has just
 begun one, only the tokens that continue it get the bias; an item the output has carried is left alone. The bias
-rises with the output's length (RISE_TOKENS, MAX_RISE). Both
-engines apply it with the repeat control (runtime._RepeatControl, llama_engine._pick), before a schema mask and
-a draw.
+rises with the output's length (RISE_TOKENS, MAX_RISE). Both engines apply it with the repeat control
+(runtime._RepeatControl, llama_engine._pick), before a schema mask and a draw.
 """
 
 from __future__ import annotations

@@ -143,10 +143,13 @@ def test_a_draw_looks_at_few_tokens_first_and_draws_what_a_sort_of_all_of_them_w
     without ties: tokens of equal probability at the nucleus' edge may be taken in another order)."""
     vocabulary = 4 * WIDER_CANDIDATES
     decoding = Decoding(temperature=1.0, top_p=0.9)
+    tiers = {8.0: (1, NUCLEUS_CANDIDATES), 2.0: (NUCLEUS_CANDIDATES, WIDER_CANDIDATES), 0.5: (WIDER_CANDIDATES, None)}
     for spread in (8.0, 2.0, 0.5, 0.0):  # peaked (256 hold the nucleus), wider (4096 do), flat (only all do)
         scores = torch.randn(vocabulary, generator=torch.Generator().manual_seed(3)) * spread
         probs = torch.softmax(scores.double(), -1).sort(descending=True).values
         needed = int((probs.cumsum(-1) < decoding.top_p).sum()) + 1
+        low, high = tiers.get(spread, (WIDER_CANDIDATES, None))
+        assert low <= needed and (high is None or needed <= high), (spread, needed)  # each way is taken
         ours, theirs = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
         drawn = [draw(scores, decoding, ours) for _ in range(200)]
         assert drawn == [sorted_draw(scores, decoding, theirs) for _ in range(200)], (spread, needed)
