@@ -107,7 +107,7 @@ bench-web: install
 	scripts/ensure-postgres.sh
 	$(PY) manage.py prepare_model
 	$(PY) bench/web.py
-	BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/edgeportal_bench $(PY) bench/web.py --servers production,production-uncached,production-2,production-asgi-only,production-new-connections
+	BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/edgeportal_bench $(PY) bench/web.py --servers production,production-16,production-uncached,production-asgi-only,production-new-connections
 
 # The OpenAI-compatible API: time to first token, streaming's cost, 64 concurrent streams (about 6 minutes).
 bench-openai: install

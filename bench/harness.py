@@ -20,14 +20,19 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
 from edgeportal.lab.simulator import percentile  # noqa: E402, F401 - the benchmarks' percentile, shared with the lab
 from edgeportal.serving import dev_web_command, web_command  # noqa: E402 - the commands `make run`/`make dev` use
+from edgeportal.supervisor import die_with_parent  # noqa: E402 - kills the pipeline with the benchmark
 
 WORKLOAD = ROOT.parent / "shared" / "workload" / "factory_prompts.jsonl"
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 BENCH_DB = ROOT / ".cache" / "bench.sqlite3"
 PREFIX = f"edgeportal-bench:{uuid.uuid4().hex[:8]}"
+
+
+# The worker and the web server each in a session of its own, as `make run` starts them (edgeportal.supervisor):
+# the kernel may share the CPU between sessions first (autogroups), which decides what a nice value does.
+AS_MAKE_RUN = {"start_new_session": True, "preexec_fn": die_with_parent}
 
 
 def configure(**env: str) -> None:
@@ -143,13 +148,18 @@ class Pipeline:
                 subprocess.Popen(
                     [sys.executable, "-m", "celery", "-A", "edgeportal", "worker", "-P", "solo", "-n", f"{name}@%h",
                      "--without-mingle", "--without-gossip", "--without-heartbeat"],
-                    cwd=ROOT, env={**env, **extra}, stdout=log, stderr=subprocess.STDOUT,
+                    cwd=ROOT, env={**env, **extra}, stdout=log, stderr=subprocess.STDOUT, **AS_MAKE_RUN,
                 )
             )  # fmt: skip
         web_log = (ROOT / ".cache" / f"bench-web-{self.server}.log").open("w")
         self.processes.append(
             subprocess.Popen(
-                WEB_SERVERS[self.server](self.port), cwd=ROOT, env=env, stdout=web_log, stderr=subprocess.STDOUT
+                WEB_SERVERS[self.server](self.port),
+                cwd=ROOT,
+                env=env,
+                stdout=web_log,
+                stderr=subprocess.STDOUT,
+                **AS_MAKE_RUN,
             )
         )
         self._wait_ready()

@@ -32,8 +32,8 @@ harness.configure(EDGE_CACHE_ENABLED="false", EDGE_DEFAULT_MAX_NEW_TOKENS="32")
 
 SERVERS = {
     "runserver": "`manage.py runserver` (`make dev`)",
-    "production": "gunicorn + uvicorn workers (`make run`: WSGI handler on 16 threads a worker)",
-    "production-2": "the same, `WEB_THREADS=2`",
+    "production": "gunicorn + uvicorn workers (`make run`: WSGI handler on 2 threads a pool)",
+    "production-16": "the same, 16 threads a pool (`WEB_THREADS=16`, the default before)",
     "production-uncached": (
         "the same, sources and blocked patterns read from the database on every request (`EDGE_LOOKUP_TTL_S=0`)"
     ),
@@ -42,16 +42,24 @@ SERVERS = {
         "connection per request)"
     ),
     "production-new-connections": "the same, a new database connection per request (`DB_CONN_MAX_AGE=0`)",
+    "production-sqlite-busy-wait": (
+        "the same, SQLite's writers waiting in its own busy loop, not on the writer lock "
+        "(`EDGE_SQLITE_WRITER_LOCK=off`)"
+    ),
 }
 # Environment each server variant runs with (the harness's Pipeline starts its server with os.environ).
 # Django's ASGI handler runs each request on a thread of its own, where a kept connection would outlive it.
 SERVER_ENV = {
-    "production-2": {"WEB_THREADS": "2"},
+    "production-16": {"WEB_THREADS": "16"},
     "production-uncached": {"EDGE_LOOKUP_TTL_S": "0"},
     "production-asgi-only": {"DB_CONN_MAX_AGE": "0"},
     "production-new-connections": {"DB_CONN_MAX_AGE": "0"},
+    "production-sqlite-busy-wait": {"EDGE_SQLITE_WRITER_LOCK": "off"},
 }
-PIPELINE_SERVER = {name: "production" for name in ("production-2", "production-uncached", "production-new-connections")}
+PIPELINE_SERVER = {
+    name: "production"
+    for name in ("production-16", "production-uncached", "production-new-connections", "production-sqlite-busy-wait")
+}
 
 
 class Prompts:

@@ -6,6 +6,11 @@ which must hold no thread while they wait) go to Django's ASGI handler. Every ot
 WSGI handler on a thread of a pool (a2wsgi): a short request then stays on one thread from the first
 middleware to the response, where the ASGI handler switches threads around each synchronous middleware
 method and the view (about 20 switches per submission here; BENCHMARKS.md, web server, compares both).
+
+The pools are small and one per kind of request (ThreadPools): few threads answer a burst sooner, as fewer
+requests contend for the interpreter lock at once (BENCHMARKS.md, web server, compares 2 and 16 threads), and a
+kind whose requests wait on the database (a held lock makes a writer wait up to its timeout) holds up no other
+kind: the health probes least of all.
 """
 
 import os
@@ -23,6 +28,10 @@ from edgeportal.body_limit import BodyLimit
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "edgeportal.settings")
 
 STREAMING_PREFIXES = ("/v1/", "/stream/")
+# What systemd, Kubernetes and Prometheus ask: answered on a pool of their own, whatever else waits.
+PROBE_PATHS = ("/healthz", "/readyz", "/metrics")
+PROBE_THREADS = 2
+API_PREFIX = "/api/"
 # Middleware that is sync only and never answers a streaming path: left out of their chain, which Django then
 # runs async throughout (one sync middleware, and the whole request would hold a thread while it waits).
 NOT_STREAMING = ("whitenoise.middleware.WhiteNoiseMiddleware",)
@@ -60,10 +69,27 @@ class PathRouter:
         return await self.threaded(scope, receive, send)
 
 
-def threaded(wsgi_app):
-    """The WSGI application on a pool of WEB_THREADS threads: requests waiting on a database lock each hold
-    one, and the others are still answered (readiness, pages)."""
-    return WSGIMiddleware(wsgi_app, workers=settings.WEB_THREADS)
+class ThreadPools:
+    """The WSGI application on three pools of threads: the probes, the JSON API (machines) and the pages
+    (people). A request waiting on the database holds a thread of its own kind's pool only."""
+
+    def __init__(self, wsgi_app, threads: int):
+        self.probes = WSGIMiddleware(wsgi_app, workers=PROBE_THREADS)
+        self.api = WSGIMiddleware(wsgi_app, workers=threads)
+        self.pages = WSGIMiddleware(wsgi_app, workers=threads)
+
+    def pool_for(self, path: str) -> WSGIMiddleware:
+        if path in PROBE_PATHS:
+            return self.probes
+        return self.api if path.startswith(API_PREFIX) else self.pages
+
+    async def __call__(self, scope, receive, send):
+        return await self.pool_for(scope["path"])(scope, receive, send)
+
+
+def threaded(wsgi_app) -> ThreadPools:
+    """The WSGI application on its pools, WEB_THREADS threads each for the API and the pages."""
+    return ThreadPools(wsgi_app, settings.WEB_THREADS)
 
 
 django_asgi = get_asgi_application()  # sets Django up

@@ -28,7 +28,7 @@ class EdgePortalBatchLoop(BatchLoopStep):
         from edgeportal.jobs.sink import DatabaseSink  # Django is ready only once the worker starts
 
         # One long-lived thread writes every batch: keep its connection instead of reconnecting per batch.
-        if not connections.settings["default"]["ENGINE"].endswith("sqlite3"):
+        if connections["default"].vendor != "sqlite":
             connections.settings["default"]["CONN_MAX_AGE"] = None
         _language_detector_warm()
         return DatabaseSink()

@@ -200,6 +200,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
+    # Writers queue on a lock of the node's (edgeportal/sqlite_backend) instead of SQLite's busy wait, which
+    # sleeps 10 ms and more in a burst of submissions. Off only to compare (`make bench-web`).
+    if envbool("EDGE_SQLITE_WRITER_LOCK", "true"):
+        DATABASES["default"]["ENGINE"] = "edgeportal.sqlite_backend"
     # A file, not memory: integration tests start worker processes that must see the test database.
     # TEST_DB_NAME: another file, for a second test run at once on one checkout.
     DATABASES["default"]["TEST"] = {"NAME": os.getenv("TEST_DB_NAME") or str(BASE_DIR / ".cache" / "test-db.sqlite3")}
@@ -259,9 +263,9 @@ LOGGING = {
 }
 
 # --- EdgePortal -------------------------------------------------------------
-# Threads of each web process for everything but the streaming API (edgeportal.asgi): requests waiting on
-# the database each hold one, and each may hold a database connection.
-WEB_THREADS = envint("WEB_THREADS", 16, minimum=1)
+# Threads of each web process for the JSON API, and as many for the pages (edgeportal.asgi): few answer a burst
+# sooner; a request waiting on the database holds one; each may hold a database connection.
+WEB_THREADS = envint("WEB_THREADS", 2, minimum=1)
 # How long a web process trusts a source or blocked pattern it keeps between requests (edgeportal.core.lookups);
 # 0: read them from the database on every request.
 EDGE_LOOKUP_TTL_S = envint("EDGE_LOOKUP_TTL_S", 30, minimum=0)

@@ -8,7 +8,7 @@ import h11
 import pytest
 from django.core.signals import request_finished
 
-from edgeportal.asgi import PathRouter, threaded
+from edgeportal.asgi import PathRouter, ThreadPools, threaded
 
 
 def scope(path: str, kind: str = "http") -> dict:
@@ -53,6 +53,38 @@ def test_a_request_waiting_on_the_database_holds_up_no_other():
 
     (fast_status, _, fast_body), (slow_status, _, slow_body) = asyncio.run(both())
     assert (fast_status, fast_body, slow_status, slow_body) == (200, b"/fast", 200, b"/slow")
+
+
+def test_probes_the_api_and_pages_run_on_pools_of_their_own():
+    pools = ThreadPools(lambda environ, start_response: [], threads=2)
+    assert [pools.pool_for(path) for path in ("/healthz", "/readyz", "/metrics")] == [pools.probes] * 3
+    assert pools.pool_for("/api/jobs") is pools.api and pools.pool_for("/api/jobs/7") is pools.api
+    assert pools.pool_for("/jobs/new/") is pools.pages and pools.pool_for("/healthz/x") is pools.pages
+    assert pools.api.executor._max_workers == 2 and pools.pages.executor._max_workers == 2
+
+
+def test_while_every_api_and_page_thread_waits_on_the_database_the_probes_still_answer():
+    release = threading.Event()
+
+    def wsgi_app(environ, start_response):
+        if environ["PATH_INFO"] != "/healthz":
+            release.wait(5)  # as writers on a held database lock
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ["PATH_INFO"].encode()]
+
+    app = ThreadPools(wsgi_app, threads=1)
+
+    async def waiting_then_probe():
+        waiting = [asyncio.create_task(call(app, path)) for path in ("/api/jobs", "/jobs/", "/api/templates")]
+        await asyncio.sleep(0.2)
+        probe = await asyncio.wait_for(call(app, "/healthz"), 3)  # answered while both pools are full
+        stuck = not any(task.done() for task in waiting)
+        release.set()
+        return probe, stuck, await asyncio.gather(*waiting)
+
+    (status, _, body), stuck, waited = asyncio.run(waiting_then_probe())
+    assert (status, body, stuck) == (200, b"/healthz", True)
+    assert [answer[2] for answer in waited] == [b"/api/jobs", b"/jobs/", b"/api/templates"]
 
 
 async def call(app, path: str, headers: tuple = ()) -> tuple[int, list[tuple[bytes, bytes]], bytes]:

@@ -1,11 +1,17 @@
 """The Celery bootstep's checks at a worker's start (edgeportal/worker_step.py), against a real Redis."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from edgeportal.worker_step import refuse_a_second_engine
 from inference.engine import EngineIdentity
 from inference.lanes import LANES
 from inference.model_files import ModelConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def identity(engine: str) -> EngineIdentity:
@@ -41,3 +47,26 @@ def test_the_warm_up_runs_a_short_batch_beside_a_long_chunk_where_the_worker_wil
     store = SettingsStore(queue, SchedulerSettings(long_chunk_tokens=chunk_tokens))
     sizes = _warm_up_sizes(store, 32, lanes)
     assert sizes["short_between"] is short_between and sizes["chunk_tokens"] == (chunk_tokens or 256)
+
+
+# A process in a session of its own (as `make run` and systemd start the worker) lowers its session's priority.
+LOWER_IN_OWN_SESSION = """
+import sys
+from edgeportal.worker_step import AUTOGROUP, lower_session_priority
+print(lower_session_priority(int(sys.argv[1])), AUTOGROUP.read_text().strip())
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="the kernel has no autogroups")
+@pytest.mark.parametrize("own_session", [True, False])
+def test_a_worker_leading_its_session_lowers_the_sessions_priority_and_no_other_does(own_session):
+    result = subprocess.run(
+        [sys.executable, "-c", LOWER_IN_OWN_SESSION, "13"], cwd=ROOT, capture_output=True, text=True,
+        start_new_session=own_session,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    changed, autogroup = result.stdout.strip().split(" ", 1)
+    if own_session:
+        assert (changed, autogroup.endswith("nice 13")) == ("True", True)
+    else:  # the test run's session: left as it was
+        assert changed == "False" and autogroup == Path("/proc/self/autogroup").read_text().strip()

@@ -1,0 +1,1 @@
+"""Django's SQLite backend with its writers queued on a lock (edgeportal.sqlite_backend.base)."""

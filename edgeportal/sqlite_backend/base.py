@@ -1,0 +1,50 @@
+"""Django's SQLite backend, each transaction begun only once it holds the node's writer lock (writer_lock) and
+letting go of it when it commits, rolls back or closes. The project's transactions begin IMMEDIATE (settings), so
+each one writes, and queueing them costs readers nothing: in WAL mode reads take no lock.
+
+Statements outside a transaction (autocommit) do not take it: they still meet SQLite's own busy wait.
+"""
+
+from django.db.backends.sqlite3 import base
+
+from edgeportal.sqlite_backend import writer_lock
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    _writer_lock: writer_lock.WriterLock | None = None  # held while a transaction is open
+
+    def _start_transaction_under_autocommit(self):
+        path = writer_lock.lock_path(self.settings_dict["NAME"])
+        if path is None:
+            return super()._start_transaction_under_autocommit()
+        lock = writer_lock.for_process(path)
+        lock.acquire(float(self.settings_dict["OPTIONS"].get("timeout", 5)))
+        self._writer_lock = lock
+        try:
+            super()._start_transaction_under_autocommit()
+        except BaseException:
+            self._let_go()
+            raise
+
+    def _commit(self):
+        try:
+            return super()._commit()
+        finally:
+            self._let_go()
+
+    def _rollback(self):
+        try:
+            return super()._rollback()
+        finally:
+            self._let_go()
+
+    def _close(self):
+        try:
+            return super()._close()
+        finally:
+            self._let_go()
+
+    def _let_go(self) -> None:
+        lock, self._writer_lock = self._writer_lock, None
+        if lock is not None:
+            lock.release()
