@@ -51,6 +51,7 @@ class Setting:
     prompt_counted: dict = field(default_factory=dict)
     rising: bool = True  # False: the copy bias stays as set (as before it rose with the output's length)
     shared_prefill: bool = True  # False: each of a job's candidates prefills its prompt itself (as before)
+    draws_together: bool = True  # False: the sampled rows of a step draw one by one (as before; transformers)
 
 
 SETTINGS = (
@@ -68,6 +69,11 @@ SETTINGS = (
         "4 candidates, prefill each",
         Decoding(repetition_penalty=1.15, no_repeat_ngram=4, candidates=4),
         shared_prefill=False,
+    ),
+    Setting(
+        "4 candidates, draws one by one",
+        Decoding(repetition_penalty=1.15, no_repeat_ngram=4, candidates=4),
+        draws_together=False,
     ),
     # The repeat control above with the copy bias (inference.copy_bias): the request's ids and numbers, as the
     # entry finds them (edgeportal.outputs.quality.required_items), favoured while the answer lacks them.
@@ -149,11 +155,11 @@ def run_setting(engine, rows: list[dict], setting: Setting, max_new_tokens: int)
 
 @contextlib.contextmanager
 def as_before(engine, setting: Setting):
-    """The engine as it ran before a change the setting turns off, for one batch: the copy bias flat, or each
-    candidate prefilling its own prompt."""
-    from inference import copy_bias, llama_engine
+    """The engine as it ran before a change the setting turns off, for one batch: the copy bias flat, each
+    candidate prefilling its own prompt, or the sampled rows drawing one by one."""
+    from inference import copy_bias, llama_engine, runtime
 
-    rise, shared = copy_bias.MAX_RISE, llama_engine.shared_prompts
+    rise, shared, draws = copy_bias.MAX_RISE, llama_engine.shared_prompts, runtime.draw_rows
     own = engine.__dict__.get("_shared_prefill")  # an instance's own (None: its class's)
     try:
         if not setting.rising:
@@ -162,13 +168,23 @@ def as_before(engine, setting: Setting):
             llama_engine.shared_prompts = lambda ids: list(range(len(ids)))  # every row its own prompt
             if hasattr(engine, "_shared_prefill"):
                 engine._shared_prefill = lambda encoded: None  # generate() prefills every row
+        if not setting.draws_together:
+            runtime.draw_rows = draws_one_by_one
         yield
     finally:
-        copy_bias.MAX_RISE, llama_engine.shared_prompts = rise, shared
+        copy_bias.MAX_RISE, llama_engine.shared_prompts, runtime.draw_rows = rise, shared, draws
         if own is not None:
             engine._shared_prefill = own
         else:
             engine.__dict__.pop("_shared_prefill", None)
+
+
+def draws_one_by_one(scores, decodings, generators) -> list[int | None]:
+    """inference.rows.draw_rows as the transformers engine ran it before: a softmax and a topk for each row."""
+    from inference.rows import draw
+
+    rows = zip(scores, decodings, generators, strict=True)
+    return [draw(row, decoding, generator) for row, decoding, generator in rows]
 
 
 def with_reranker(engine):

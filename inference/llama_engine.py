@@ -41,7 +41,7 @@ from inference.engine import EngineIdentity
 from inference.generation import BatchOutput, Generation, GenerationParams, StepCallback
 from inference.json_output import JsonRows, json_rows
 from inference.model_files import DEFAULT_CACHE_DIR, ModelConfigError
-from inference.rows import Rows, draw, row_generator
+from inference.rows import Rows, draw_rows, row_generator
 
 log = logging.getLogger(__name__)
 
@@ -206,8 +206,7 @@ class LlamaCppEngine(ChatTokens):
             busy_s += time.perf_counter() - started
             while True:
                 started = time.perf_counter()
-                newest = [self._pick(context, row, last[row], decodings[row], generators, schemas, guards, made[row])
-                          if row in last else -1 for row in range(len(ids))]  # fmt: skip
+                newest = self._pick(context, last, len(ids), decodings, generators, schemas, guards, made)
                 before = list(rows.made)
                 done = rows.step(newest)
                 for row, count in enumerate(before):
@@ -262,10 +261,29 @@ class LlamaCppEngine(ChatTokens):
                 raise RuntimeError(f"llama_decode failed ({status})")
         return kept
 
-    def _pick(self, context, row: int, index: int, decoding: Decoding, generators: dict,
-              schemas: JsonRows | None, guards: dict, made: list[int]) -> int:  # fmt: skip
-        """The row's next token from its logits: its repeat control (if it asks for one) and the tokens its
-        schema does not allow (if it has one) come first, then it draws (a sampled row) or takes the most likely."""
+    def _pick(self, context, last: dict[int, int], rows: int, decodings: list[Decoding], generators: dict,
+              schemas: JsonRows | None, guards: dict, made: list[list[int]]) -> list[int]:  # fmt: skip
+        """Each row's next token (-1 for a row that did not decode this step) from its logits: its repeat control
+        (if it asks for one) and the tokens its schema does not allow (if it has one) come first, then it takes
+        the most likely, or draws: the sampled rows draw together (inference.rows.draw_rows)."""
+        newest, sampled = [-1] * rows, []
+        for row, index in last.items():
+            logits = self._logits(context, row, index, schemas, guards, made[row])
+            if decodings[row].sampled:
+                sampled.append((row, logits))
+            else:
+                newest[row] = int(logits.argmax())
+        if sampled:
+            scores = torch.from_numpy(np.stack([logits for _, logits in sampled]))
+            drawn = draw_rows(scores, [decodings[row] for row, _ in sampled], [generators[row] for row, _ in sampled])
+            for (row, logits), token in zip(sampled, drawn, strict=True):
+                newest[row] = token if token is not None else int(logits.argmax())
+        return newest
+
+    def _logits(self, context, row: int, index: int, schemas: JsonRows | None, guards: dict,
+                made: list[int]) -> np.ndarray:  # fmt: skip
+        """The row's logits (a view of llama.cpp's, or a copy it may change) after its repeat control and its
+        schema's mask."""
         logits = np.ctypeslib.as_array(self.lib.llama_get_logits_ith(context, index), shape=(self.vocab_size,))
         if row in guards or (schemas is not None and row in schemas.enforcers):
             scores = torch.from_numpy(logits.copy())
@@ -274,11 +292,7 @@ class LlamaCppEngine(ChatTokens):
             if schemas is not None and row in schemas.enforcers:
                 schemas.constrain(row, made, scores)
             logits = scores.numpy()
-        if decoding.sampled:
-            token = draw(torch.from_numpy(logits.copy()), decoding, generators[row])
-            if token is not None:
-                return token
-        return int(logits.argmax())
+        return logits
 
 
 def shared_prompts(ids: list[list[int]]) -> list[int]:

@@ -31,7 +31,7 @@ from inference.generation import BatchOutput, Generation, GenerationParams, Step
 from inference.json_output import JsonRows, json_rows
 from inference.model_files import DEFAULT_CACHE_DIR, gguf_cache_dir, model_revision, resolve_model_path
 from inference.pools import ModelCatalog, model_name_of
-from inference.rows import Rows, draw, row_generator
+from inference.rows import Rows, draw_rows, row_generator
 
 log = logging.getLogger(__name__)
 
@@ -280,10 +280,13 @@ class _RowSampling(LogitsProcessor):
         self.rows = rows
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        for row, decoding, generator in self.sampled:
-            if self.rows.done[row]:
-                continue  # generate() still computes a row that has ended; its token is ignored, so no draw
-            token = draw(scores[row], decoding, generator)
+        # generate() still computes a row that has ended; its token is ignored, so it does not draw.
+        live = [(row, decoding, generator) for row, decoding, generator in self.sampled if not self.rows.done[row]]
+        if not live:
+            return scores
+        rows, decodings, generators = zip(*live, strict=True)
+        drawn = draw_rows(scores[list(rows)], decodings, generators)
+        for row, token in zip(rows, drawn, strict=True):
             if token is not None:
                 scores[row] = torch.finfo(scores.dtype).min
                 scores[row, token] = 0.0

@@ -7,7 +7,7 @@ import torch
 
 from inference.decoding import GREEDY, Decoding, final_text
 from inference.generation import GenerationParams
-from inference.rows import NUCLEUS_CANDIDATES, WIDER_CANDIDATES, draw, token_uniforms
+from inference.rows import NUCLEUS_CANDIDATES, WIDER_CANDIDATES, draw, draw_rows, token_uniforms
 
 PROMPTS = ["Camera C3 detected a dent.", "Translate this work order into English: replace the worn belt."]
 PARAMS = GenerationParams(max_new_tokens=8)
@@ -157,16 +157,36 @@ def test_a_draw_looks_at_few_tokens_first_and_draws_what_a_sort_of_all_of_them_w
     assert draw(torch.full((8,), float("nan")), decoding, ours) is None  # too far apart: the caller is greedy
 
 
+def test_rows_drawn_together_draw_what_each_would_alone():
+    """One softmax and one topk for all the sampled rows of a step: each row still draws its own token, from its
+    own temperature, top-p and generator, whichever way its nucleus is found."""
+    vocabulary = 4 * WIDER_CANDIDATES
+    spreads = (8.0, 2.0, 0.5, 8.0, 2.0, 4.0)  # peaked, wider, flat: each way of finding the nucleus
+    settings = ((1.0, 0.9), (0.8, 0.95), (1.0, 0.9), (0.5, 1.0), (1.3, 0.5), (0.7, 0.9))  # temperature, top-p
+    decodings = [Decoding(temperature=temperature, top_p=top_p) for temperature, top_p in settings]
+    for step in range(30):
+        noise = torch.Generator().manual_seed(step)
+        scores = torch.stack([torch.randn(vocabulary, generator=noise) * spread for spread in spreads])
+        scores[5, 7] = float("nan")  # too far apart: greedy, and no draw from its generator
+        together = [torch.Generator().manual_seed(row) for row in range(len(spreads))]
+        alone = [torch.Generator().manual_seed(row) for row in range(len(spreads))]
+        drawn = draw_rows(scores, decodings, together)
+        assert drawn == [draw(scores[row], decodings[row], alone[row]) for row in range(len(spreads))]
+        assert drawn[:5] == [sorted_draw(scores[row], decodings[row], torch.Generator().manual_seed(row))
+                             for row in range(5)]  # fmt: skip
+        assert drawn[5] is None and together[5].get_state().equal(torch.Generator().manual_seed(5).get_state())
+
+
 def test_a_sampled_row_that_has_ended_draws_no_more(tiny_model, monkeypatch):
     import inference.runtime
 
     drawn = Counter()
 
-    def counting(scores, decoding, generator):
-        drawn[decoding.seed] += 1
-        return draw(scores, decoding, generator)
+    def counting(scores, decodings, generators):
+        drawn.update(decoding.seed for decoding in decodings)
+        return draw_rows(scores, decodings, generators)
 
-    monkeypatch.setattr(inference.runtime, "draw", counting)
+    monkeypatch.setattr(inference.runtime, "draw_rows", counting)
     rows = run(tiny_model, [Decoding(temperature=1.0, seed=1), Decoding(temperature=1.0, seed=2)],
                max_new_tokens_each=[2, 8])  # fmt: skip
     assert [row.new_tokens for row in rows] == [2, 8] and drawn == {1: 2, 2: 8}

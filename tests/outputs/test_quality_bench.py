@@ -73,3 +73,21 @@ def test_the_table_has_a_line_per_setting(report):
     lines = quality_bench.table(report).splitlines()
     assert len(lines) == 2 + len(report)
     assert all(line.startswith(f"| {name} |") for line, name in zip(lines[2:], report, strict=True))
+
+
+def test_the_settings_that_run_the_engine_as_before_answer_as_now(report):
+    """Each `as_before` row turns off a change that must not change an answer (a shared prefill, draws together):
+    its answers are those of the row it is measured against."""
+    texts = {name: [answer["text"] for answer in figures["answers"]] for name, figures in report.items()}
+    assert texts["4 candidates, prefill each"] == texts["4 candidates"]
+    assert texts["4 candidates, draws one by one"] == texts["4 candidates"]
+
+
+def test_as_before_restores_the_engine_it_changed(tiny_model):
+    from inference import runtime
+
+    together = runtime.draw_rows
+    setting = next(s for s in quality_bench.SETTINGS if not s.draws_together)
+    with quality_bench.as_before(tiny_model, setting):
+        assert runtime.draw_rows is quality_bench.draws_one_by_one
+    assert runtime.draw_rows is together
