@@ -152,3 +152,21 @@ def test_a_transaction_holds_the_lock_until_it_commits_or_rolls_back(transaction
         raise RuntimeError("rolled back")
     assert free_for_another_process(path)
     assert sorted(Group.objects.values_list("name", flat=True)) == ["press-3", "press-4"]
+
+
+@sqlite_only
+def test_a_transaction_that_waits_too_long_fails_with_djangos_database_error(transactional_db, held_elsewhere):
+    """The worker's storage waits out a locked database and the web answers 503 only for Django's error."""
+    from django.db import OperationalError
+    from django.db.backends.sqlite3.base import DatabaseWrapper as Sqlite
+
+    from edgeportal.sqlite_backend.base import DatabaseWrapper
+
+    path = held_elsewhere[0].removesuffix("-writer.lock")
+    wrapper = DatabaseWrapper({**connection.settings_dict, "NAME": path, "OPTIONS": {"timeout": 0.1}}, alias="locked")
+    try:
+        with pytest.raises(OperationalError, match="database is locked"):
+            wrapper.set_autocommit(False, force_begin_transaction_with_broken_autocommit=True)  # what atomic() does
+        assert wrapper._writer_lock is None
+    finally:
+        Sqlite.close(wrapper)

@@ -18,7 +18,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if path is None:
             return super()._start_transaction_under_autocommit()
         lock = writer_lock.for_process(path)
-        lock.acquire(float(self.settings_dict["OPTIONS"].get("timeout", 5)))
+        # Django's own OperationalError on a timeout, as SQLite's busy wait gives: the worker's storage waits out
+        # a locked database (jobs.sink), the web answers 503.
+        with self.wrap_database_errors:
+            lock.acquire(float(self.settings_dict["OPTIONS"].get("timeout", 5)))
         self._writer_lock = lock
         try:
             super()._start_transaction_under_autocommit()
