@@ -65,7 +65,8 @@ def test_a_worker_leading_its_session_lowers_the_sessions_priority_and_no_other_
         start_new_session=own_session,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    changed, autogroup = result.stdout.strip().split(" ", 1)
+    # A process in the first session (init's, as in some containers and CI runners) reads an empty autogroup.
+    changed, _, autogroup = result.stdout.strip().partition(" ")
     if own_session:
         assert (changed, autogroup.endswith("nice 13")) == ("True", True)
     else:  # the test run's session: left as it was
