@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run dev test messages screenshots fuzz lint format bench bench-cache bench-overload bench-phases bench-web bench-dashboard bench-openai bench-long-outputs bench-engines bench-outputs bench-languages bench-quality bench-routing chaos clean
+.PHONY: install run dev test messages screenshots fuzz lint format bench bench-cache bench-overload bench-phases bench-web bench-dashboard bench-openai bench-long-outputs bench-engines bench-kv-cache bench-outputs bench-languages bench-quality bench-routing chaos clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -125,6 +125,11 @@ bench-engines: install
 	scripts/ensure-redis.sh
 	$(PY) manage.py prepare_model
 	$(PY) bench/engines.py
+
+# The transformers engine's decoding step with DynamicCache against the growing KV cache (about 6 minutes).
+bench-kv-cache: install
+	$(PY) manage.py prepare_model
+	$(PY) bench/kv_cache.py
 
 # Faults injected into a running node, on a private Redis and PostgreSQL (about 12 minutes): RELIABILITY in BENCHMARKS.md.
 chaos: install

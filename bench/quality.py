@@ -167,7 +167,7 @@ def as_before(engine, setting: Setting):
         if not setting.shared_prefill:
             llama_engine.shared_prompts = lambda ids: list(range(len(ids)))  # every row its own prompt
             if hasattr(engine, "_shared_prefill"):
-                engine._shared_prefill = lambda encoded: None  # generate() prefills every row
+                engine._shared_prefill = lambda encoded, cache: cache  # generate() prefills every row
         if not setting.draws_together:
             runtime.draw_rows = draws_one_by_one
         yield
@@ -366,6 +366,19 @@ def load(engine_name: str, model: str | None):
     return load_llama_engine(folder, name=model or "default", revision=model_revision(folder))
 
 
+def chosen(settings, only: str | None) -> list[Setting]:
+    """greedy and the settings `only` names, split by |: each part a text in their names, or "=" and a whole
+    name ("=4 candidates" is that setting alone, "4 candidates" every one whose name holds it)."""
+    parts = [part.strip() for part in (only or "").split("|") if part.strip()]
+    if not parts:
+        return list(settings)
+
+    def wanted(name: str) -> bool:
+        return any(name == part[1:] if part.startswith("=") else part in name for part in parts)
+
+    return [setting for setting in settings if setting.name == "greedy" or wanted(setting.name)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sample", type=int, help="only the first N rows of the set")
@@ -373,9 +386,10 @@ def main() -> None:
     parser.add_argument("--engine", choices=("transformers", "llama"), default="transformers")
     parser.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS)
     parser.add_argument("--no-write", action="store_true", help="print the table, leave BENCHMARKS.md alone")
-    parser.add_argument("--only", help="only the settings whose name holds this text (implies --no-write)")
+    parser.add_argument("--only", help='only these settings, beside greedy: texts in their names, or "=" and a '
+                        'whole name, split by | (implies --no-write)')  # fmt: skip
     args = parser.parse_args()
-    settings = [s for s in SETTINGS if not args.only or args.only in s.name or s.name == "greedy"]
+    settings = chosen(SETTINGS, args.only)
     args.no_write = args.no_write or bool(args.only)
 
     rows = labelled_set(args.sample)

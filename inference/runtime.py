@@ -29,6 +29,7 @@ from inference.devices import resolve_device, resolve_dtype
 from inference.engine import EngineIdentity
 from inference.generation import BatchOutput, Generation, GenerationParams, StepCallback
 from inference.json_output import JsonRows, json_rows
+from inference.kv_cache import growing_cache
 from inference.model_files import DEFAULT_CACHE_DIR, gguf_cache_dir, model_revision, resolve_model_path
 from inference.pools import ModelCatalog, model_name_of
 from inference.rows import Rows, draw_rows, row_generator
@@ -103,7 +104,7 @@ class TransformersEngine(ChatTokens):
         with torch.inference_mode():
             output = self.model.generate(
                 **encoded,
-                past_key_values=self._shared_prefill(encoded),
+                past_key_values=self._cache_for(encoded, params.max_new_tokens),
                 max_new_tokens=params.max_new_tokens,
                 min_new_tokens=params.min_new_tokens or None,
                 do_sample=False,
@@ -139,7 +140,7 @@ class TransformersEngine(ChatTokens):
         processors, steps = self._controls(decodings, limits, on_step, encoded.input_ids.shape[1])
         ids, mask = encoded.input_ids, encoded.attention_mask
         positions = _positions(mask)
-        cache = DynamicCache(config=self.model.config)
+        cache = growing_cache(self.model.config, ids.shape[1] + params.max_new_tokens)
         busy_s = 0.0
         prefill_end = ids.shape[1] - 1  # generate() itself feeds the last prompt token
         for start in range(0, prefill_end, max(1, chunk_tokens)):
@@ -184,24 +185,30 @@ class TransformersEngine(ChatTokens):
             yield  # paused: generate() stopped early because pause_wanted() said so
         return self._output(encoded, sequences, steps, busy_s * 1000)
 
-    def _shared_prefill(self, encoded) -> DynamicCache | None:
-        """Where rows share a prompt (a job's candidates), its KV cache computed once and copied to each of them:
-        all of the prompt but its last token, which generate() feeds itself. None (generate() prefills) when every
-        row's prompt is its own. The prompt's share of a batch of candidates is about half its work on a CPU."""
-        ids, mask = encoded.input_ids, encoded.attention_mask
-        if getattr(self.model.generation_config, "cache_implementation", None):  # generate() makes its own cache
+    def _cache_for(self, encoded, new_tokens: int) -> DynamicCache | None:
+        """The batch's KV cache (kv_cache.growing_cache), with the prompt in it where rows share one; None where
+        the model's generation config asks generate() for a cache of its own kind."""
+        if getattr(self.model.generation_config, "cache_implementation", None):
             return None
+        cache = growing_cache(self.model.config, encoded.input_ids.shape[1] + new_tokens)
+        return self._shared_prefill(encoded, cache)
+
+    def _shared_prefill(self, encoded, cache: DynamicCache) -> DynamicCache:
+        """Where rows share a prompt (a job's candidates), its KV cache computed once and copied to each of them:
+        all of the prompt but its last token, which generate() feeds itself. The cache left empty (generate()
+        prefills) when every row's prompt is its own. The prompt's share of a batch of candidates is about half
+        its work on a CPU."""
+        ids, mask = encoded.input_ids, encoded.attention_mask
         # The ids and the mask: a padding token may also be a prompt's first token (end-of-text).
         first_of: dict[tuple, int] = {}
         keys = (tuple(row.tolist()) + tuple(row_mask.tolist()) for row, row_mask in zip(ids, mask, strict=True))
         source = [first_of.setdefault(key, index) for index, key in enumerate(keys)]
         if len(first_of) == len(source) or ids.shape[1] < 2:
-            return None
+            return cache
         unique = sorted(first_of.values())
         place = {row: index for index, row in enumerate(unique)}
         rows = torch.tensor(unique, device=ids.device)
         positions = _positions(mask)
-        cache = DynamicCache(config=self.model.config)
         self.model(
             input_ids=ids[rows, :-1],
             attention_mask=mask[rows, :-1],

@@ -196,12 +196,12 @@ def test_rows_that_share_a_prompt_are_prefilled_once_and_answer_as_if_each_had_i
     prompts = [PROMPTS[0], PROMPTS[1], PROMPTS[0], PROMPTS[0]]
     decodings = [GREEDY, GREEDY, Decoding(temperature=0.8, top_p=0.95, seed=1), Decoding(no_repeat_ngram=2)]
     encoded = tiny_model._encode(prompts, None, decodings)
-    cache = tiny_model._shared_prefill(encoded)
-    assert cache is not None and cache.get_seq_length() == encoded.input_ids.shape[1] - 1
+    cache = tiny_model._cache_for(encoded, 8)
+    assert cache.get_seq_length() == encoded.input_ids.shape[1] - 1
     assert cache.layers[0].keys.shape[0] == 4  # the first prompt's rows copied to its three rows
-    assert tiny_model._shared_prefill(tiny_model._encode(PROMPTS, None, [GREEDY, GREEDY])) is None
+    assert tiny_model._cache_for(tiny_model._encode(PROMPTS, None, [GREEDY, GREEDY]), 8).get_seq_length() == 0
     shared = tiny_model.generate_batch(prompts, PARAMS, decodings=decodings).generations
-    monkeypatch.setattr(tiny_model, "_shared_prefill", lambda encoded: None)
+    monkeypatch.setattr(tiny_model, "_shared_prefill", lambda encoded, cache: cache)
     assert tiny_model.generate_batch(prompts, PARAMS, decodings=decodings).generations == shared
 
 
@@ -210,4 +210,4 @@ def test_a_prompt_that_starts_with_the_padding_token_is_not_shared_with_a_padded
     raw = Decoding(raw=True)
     encoded = tiny_model._encode([f"{eos}Hello there", "Hello there"], None, [raw, raw])
     assert encoded.input_ids[0].tolist() == encoded.input_ids[1].tolist()  # the same ids, other masks
-    assert tiny_model._shared_prefill(encoded) is None
+    assert tiny_model._cache_for(encoded, 8).get_seq_length() == 0  # nothing prefilled: no row shares

@@ -91,3 +91,10 @@ def test_as_before_restores_the_engine_it_changed(tiny_model):
     with quality_bench.as_before(tiny_model, setting):
         assert runtime.draw_rows is quality_bench.draws_one_by_one
     assert runtime.draw_rows is together
+
+
+def test_only_picks_whole_names_or_names_holding_a_text_beside_greedy():
+    names = [s.name for s in quality_bench.chosen(quality_bench.SETTINGS, "=4 candidates|bias 3")]
+    assert names == ["greedy", "4 candidates", "copy bias 3", "copy bias 3, 4 candidates"]
+    assert "copy bias 3, 4 candidates" in [s.name for s in quality_bench.chosen(quality_bench.SETTINGS, "4 candidates")]
+    assert quality_bench.chosen(quality_bench.SETTINGS, None) == list(quality_bench.SETTINGS)
