@@ -23,7 +23,9 @@ def test_a_worker_processs_batches_appear_in_the_webs_metrics(api, client, start
     ids = [api.post({"prompt": f"Describe defect number {i}.", "deadline_ms": 120_000}).json()["id"] for i in range(3)]
     wait_until(lambda: Job.objects.filter(pk__in=ids, status=Job.Status.DONE).count() == 3, what="three jobs")
 
-    # Batches are recorded only in the worker process: these numbers crossed the process boundary.
+    # Batches are recorded only in the worker process: these numbers crossed the process boundary. The worker
+    # counts a job once its row is committed (on_commit), a moment after the database shows it done.
+    wait_until(lambda: grew(before, scrape(client), "edgeportal_requests_total", status="done") >= 3, what="counts")
     after = scrape(client)
     assert grew(before, after, "edgeportal_requests_total", status="done") == 3
     assert grew(before, after, "edgeportal_request_inference_seconds_count", lane="short") == 3
