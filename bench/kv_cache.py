@@ -28,7 +28,7 @@ def decode_steps(engine, prompts: list[str], steps: int = STEPS, rounds: int = R
     from transformers import DynamicCache
 
     from inference.decoding import GREEDY
-    from inference.kv_cache import growing_cache
+    from inference.kv_cache import growing_cache, room_for
 
     encoded = engine._encode(prompts, None, [GREEDY] * len(prompts))
     model = engine.model
@@ -39,8 +39,9 @@ def decode_steps(engine, prompts: list[str], steps: int = STEPS, rounds: int = R
         times = {kind: [] for kind in KINDS}
         for _ in range(rounds):
             for kind in KINDS:
+                room = room_for(encoded.input_ids.shape[1], steps)  # as the engine makes it
                 cache = (
-                    DynamicCache(config=model.config) if kind == "concatenation" else growing_cache(model.config, steps)
+                    DynamicCache(config=model.config) if kind == "concatenation" else growing_cache(model.config, room)
                 )
                 for index, layer in enumerate(prefilled.layers):
                     cache.update(layer.keys.clone(), layer.values.clone(), index)

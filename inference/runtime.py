@@ -29,7 +29,7 @@ from inference.devices import resolve_device, resolve_dtype
 from inference.engine import EngineIdentity
 from inference.generation import BatchOutput, Generation, GenerationParams, StepCallback
 from inference.json_output import JsonRows, json_rows
-from inference.kv_cache import growing_cache
+from inference.kv_cache import GrowingCache, growing_cache, room_for
 from inference.model_files import DEFAULT_CACHE_DIR, gguf_cache_dir, model_revision, resolve_model_path
 from inference.pools import ModelCatalog, model_name_of
 from inference.rows import Rows, draw_rows, row_generator
@@ -140,7 +140,7 @@ class TransformersEngine(ChatTokens):
         processors, steps = self._controls(decodings, limits, on_step, encoded.input_ids.shape[1])
         ids, mask = encoded.input_ids, encoded.attention_mask
         positions = _positions(mask)
-        cache = growing_cache(self.model.config, ids.shape[1] + params.max_new_tokens)
+        cache = growing_cache(self.model.config, room_for(ids.shape[1], params.max_new_tokens))
         busy_s = 0.0
         prefill_end = ids.shape[1] - 1  # generate() itself feeds the last prompt token
         for start in range(0, prefill_end, max(1, chunk_tokens)):
@@ -186,12 +186,17 @@ class TransformersEngine(ChatTokens):
         return self._output(encoded, sequences, steps, busy_s * 1000)
 
     def _cache_for(self, encoded, new_tokens: int) -> DynamicCache | None:
-        """The batch's KV cache (kv_cache.growing_cache), with the prompt in it where rows share one; None where
-        the model's generation config asks generate() for a cache of its own kind."""
+        """The batch's KV cache (kv_cache.growing_cache), with the prompt in it where rows share one. None (generate()
+        makes the model's own) where the model's generation config names a cache, or where the model takes
+        no growing cache and no row shares its prompt."""
         if getattr(self.model.generation_config, "cache_implementation", None):
             return None
-        cache = growing_cache(self.model.config, encoded.input_ids.shape[1] + new_tokens)
-        return self._shared_prefill(encoded, cache)
+        cache = self._shared_prefill(
+            encoded, growing_cache(self.model.config, room_for(encoded.input_ids.shape[1], new_tokens))
+        )
+        if cache.get_seq_length() == 0 and not isinstance(cache, GrowingCache):
+            return None
+        return cache
 
     def _shared_prefill(self, encoded, cache: DynamicCache) -> DynamicCache:
         """Where rows share a prompt (a job's candidates), its KV cache computed once and copied to each of them:

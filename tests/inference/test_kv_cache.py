@@ -1,8 +1,10 @@
 """The KV cache that grows in room (inference/kv_cache.py): the same keys, values and outputs as transformers'
 DynamicCache, without copying the whole cache at each step."""
 
+import gc
 import importlib.util
 import sys
+import weakref
 from pathlib import Path
 
 import torch
@@ -10,7 +12,7 @@ from transformers import DynamicCache, LlamaConfig, MistralConfig
 
 from inference.decoding import GREEDY, Decoding
 from inference.generation import GenerationParams
-from inference.kv_cache import GrowingCache, GrowingLayer, growing_cache
+from inference.kv_cache import GROWTH_TOKENS, GrowingCache, GrowingLayer, growing_cache
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"num_hidden_layers": 2, "hidden_size": 16, "num_attention_heads": 2, "num_key_value_heads": 1,
@@ -56,6 +58,27 @@ def test_a_step_writes_into_the_room_the_batch_needs_and_the_room_grows_only_whe
         if 1 <= seed <= 4:  # 5 + 4 tokens fit the room made at the first step
             assert layer.keys.data_ptr() == room
     assert layer.keys.data_ptr() != room and layer.get_seq_length() == 10
+    assert layer._room[0].shape[-2] == 10 + GROWTH_TOKENS  # past it, room for a few steps more, not one
+
+
+def test_the_engine_makes_room_for_the_prompt_and_the_first_new_tokens_not_for_every_one_allowed(tiny_model):
+    encoded = tiny_model._encode(PROMPTS, None, DECODINGS)  # rows 0 and 2 share a prompt: prefilled once
+    cache = tiny_model._cache_for(encoded, 1024)
+    assert isinstance(cache, GrowingCache)
+    assert {layer.tokens for layer in cache.layers} == {encoded.input_ids.shape[1] + GROWTH_TOKENS}
+    assert cache.layers[0]._room is None  # the unique rows' room let go of once copied to every row
+    alone = tiny_model._cache_for(tiny_model._encode(PROMPTS[:2], None, DECODINGS[:2]), 16)
+    assert isinstance(alone, GrowingCache) and alone.get_seq_length() == 0  # generate() prefills
+    assert alone.layers[0].tokens == tiny_model._encode(PROMPTS[:2], None, DECODINGS[:2]).input_ids.shape[1] + 16
+
+
+def test_a_reordered_cache_lets_go_of_its_room_at_once():
+    layer = GrowingLayer(tokens=64)
+    layer.update(*states(2, 5, 0))
+    room = weakref.ref(layer._room[0])
+    layer.reorder_cache(torch.tensor([0, 0, 1, 1]))
+    gc.collect()
+    assert room() is None and layer.keys.shape == (4, 2, 5, 4)
 
 
 def test_a_cache_reordered_cropped_or_narrowed_goes_on_from_what_it_holds():
