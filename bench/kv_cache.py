@@ -37,9 +37,9 @@ def decode_steps(engine, prompts: list[str], steps: int = STEPS, rounds: int = R
         first = model(**encoded, past_key_values=prefilled, use_cache=True, logits_to_keep=1).logits.argmax(-1)
         made = {kind: [] for kind in KINDS}
         times = {kind: [] for kind in KINDS}
+        room = room_for(encoded.input_ids.shape[1], steps)  # as the engine makes it
         for _ in range(rounds):
             for kind in KINDS:
-                room = room_for(encoded.input_ids.shape[1], steps)  # as the engine makes it
                 cache = (
                     DynamicCache(config=model.config) if kind == "concatenation" else growing_cache(model.config, room)
                 )

@@ -23,21 +23,20 @@ class GrowingLayer(DynamicLayer):
         super().__init__(**kwargs)
         self.tokens = tokens
         self._room: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._length = 0
         self._keys_view: torch.Tensor | None = None
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-        if self._room is None or self.keys is not self._keys_view:
-            self._adopt()  # first use, or another method (reorder, crop, select) replaced keys and values
-        needed = self._length + key_states.shape[-2]
+        if self.keys is not self._keys_view:
+            self._adopt()  # first use, a crop, or code that put tensors of its own there (offloading)
+        filled = self.get_seq_length()
+        needed = filled + key_states.shape[-2]
         if self._room is None or needed > self._room[0].shape[-2]:
-            self._grow(key_states, value_states, needed)
+            self._grow(key_states, value_states, filled, needed)
         keys_room, values_room = self._room
-        keys_room[..., self._length : needed, :] = key_states
-        values_room[..., self._length : needed, :] = value_states
-        self._length = needed
+        keys_room[..., filled:needed, :] = key_states
+        values_room[..., filled:needed, :] = value_states
         self.keys, self.values = keys_room[..., :needed, :], values_room[..., :needed, :]
         self._keys_view = self.keys
         return self.keys, self.values
@@ -45,15 +44,14 @@ class GrowingLayer(DynamicLayer):
     def _adopt(self) -> None:
         """Take keys and values as set by DynamicLayer's own methods as the filled part, letting go of the room."""
         self._room, self._keys_view = None, None
-        self._length = 0 if self.keys is None or self.keys.numel() == 0 else self.keys.shape[-2]
 
-    def _grow(self, key_states: torch.Tensor, value_states: torch.Tensor, needed: int) -> None:
+    def _grow(self, key_states: torch.Tensor, value_states: torch.Tensor, filled: int, needed: int) -> None:
         capacity = self.tokens if needed <= self.tokens else needed + max(GROWTH_TOKENS, needed // 8)
         rooms = []
-        for new, filled in ((key_states, self.keys), (value_states, self.values)):
+        for new, held in ((key_states, self.keys), (value_states, self.values)):
             room = new.new_empty((*new.shape[:-2], capacity, new.shape[-1]))
-            if self._length:
-                room[..., : self._length, :] = filled
+            if filled:
+                room[..., :filled, :] = held
             rooms.append(room)
         self._room = (rooms[0], rooms[1])
 

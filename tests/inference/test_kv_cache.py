@@ -13,6 +13,7 @@ from transformers import DynamicCache, LlamaConfig, MistralConfig
 from inference.decoding import GREEDY, Decoding
 from inference.generation import GenerationParams
 from inference.kv_cache import GROWTH_TOKENS, GrowingCache, GrowingLayer, growing_cache
+from tests.inference.stepping import run_in_steps
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"num_hidden_layers": 2, "hidden_size": 16, "num_attention_heads": 2, "num_key_value_heads": 1,
@@ -32,13 +33,9 @@ def test_the_engine_answers_as_it_does_with_transformers_own_cache(tiny_model, m
 
     def answers():
         whole = tiny_model.generate_batch(PROMPTS, params, decodings=DECODINGS).generations
-        steps = tiny_model.generate_in_steps(PROMPTS, params, decodings=DECODINGS, chunk_tokens=3,
-                                             pause_wanted=lambda: True)  # fmt: skip
-        try:
-            while True:
-                next(steps)
-        except StopIteration as done:
-            return whole, done.value.generations
+        stepped, _ = run_in_steps(tiny_model, PROMPTS, params, decodings=DECODINGS, chunk_tokens=3,
+                                  pause_wanted=lambda: True)  # fmt: skip
+        return whole, stepped.generations
 
     growing = answers()
     monkeypatch.setattr("inference.runtime.growing_cache", lambda config, tokens: DynamicCache(config=config))
@@ -87,6 +84,8 @@ def test_a_cache_reordered_cropped_or_narrowed_goes_on_from_what_it_holds():
         lambda cache: cache.reorder_cache(torch.tensor([1, 0, 0])),  # as a job's candidates share a prompt
         lambda cache: cache.crop(-2),
         lambda cache: cache.batch_select_indices(torch.tensor([0, 2])),
+        # any other code that puts tensors of its own there (offloading does)
+        lambda cache: setattr(cache, "keys", states(2, 7, 20)[0]) or setattr(cache, "values", states(2, 7, 21)[0]),
     ]
     for seed, change in enumerate(changes):
         keys, values = states(layer.keys.shape[0] if layer.is_initialized else 2, 3, seed)

@@ -8,6 +8,7 @@ from inference.decoding import Decoding
 from inference.generation import GenerationParams
 from inference.model_files import ModelConfigError, default_gguf_path, resolve_model_path
 from inference.runtime import convert_gguf, load_engine
+from tests.inference.stepping import run_in_steps
 
 
 def test_tokenizer_pads_on_the_left(tiny_model):
@@ -74,19 +75,6 @@ def test_gguf_conversion_saves_a_folder_with_identical_logits(tmp_path):
     ids = torch.tensor([[1, 504, 3287, 314, 253, 1345, 30]])
     with torch.inference_mode():
         assert torch.equal(from_gguf(ids).logits, from_folder(ids).logits)
-
-
-def run_in_steps(model, prompts, params, between=lambda: None, **kwargs):
-    """Drive generate_in_steps as the worker does; returns its output and how many times it paused."""
-    steps = model.generate_in_steps(prompts, params, **kwargs)
-    pauses = 0
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return done.value, pauses
-        pauses += 1
-        between()
 
 
 LOG = "Belt 3 slipped at station 7 and the operator restarted it. " * 20
