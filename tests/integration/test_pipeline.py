@@ -100,9 +100,11 @@ def test_another_worker_takes_over_the_jobs_of_a_worker_whose_heartbeat_stopped(
     worker = start_worker("w1", EDGE_WINDOW_MS="300", **LEASE)
     ids = slow_jobs(api, 2)
     wait_until(lambda: Job.objects.filter(pk__in=ids, status=Job.Status.RUNNING).count() == 2, what="running")
-    other = start_worker("w2", **LEASE)
+    # Killed before the other starts: a worker's start takes seconds, in which w1 could finish the batch.
     worker.kill()
     killed_at = time.time()
+    assert Job.objects.filter(pk__in=ids, status=Job.Status.RUNNING).count() == 2  # killed mid-batch
+    other = start_worker("w2", **LEASE)
 
     wait_until(finished(*ids), timeout=120, what="the takeover")
     jobs = Job.objects.filter(pk__in=ids)
