@@ -82,6 +82,26 @@ def test_waiting_longer_than_the_timeout_fails_as_sqlite_would(held_elsewhere):
     assert not lock.threads.locked()  # a failed wait leaves nothing held in this process
 
 
+def test_a_long_wait_checks_the_lock_less_and_less_often(held_elsewhere, monkeypatch):
+    """A lock held for long (a backup, a stuck writer) must not keep every waiting process polling 2000 times a
+    second: the checks thin out to one every POLL_MAX_S."""
+    path, _ = held_elsewhere
+    sleeps = []
+    real_sleep = time.sleep
+    monkeypatch.setattr(writer_lock.time, "sleep", lambda s: (sleeps.append(s), real_sleep(s)))
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        WriterLock(path).acquire(1.0)
+    assert sleeps[0] == writer_lock.POLL_S and max(sleeps) == writer_lock.POLL_MAX_S
+    assert len(sleeps) < 150  # every 0.5 ms for a second: about 2000
+    assert sleeps == sorted(sleeps[:-1]) + sleeps[-1:]  # never faster again, the last cut short by the timeout
+
+
+def test_the_poll_interval_is_an_eighth_of_the_wait_between_its_bounds():
+    assert writer_lock.poll_interval(0.0) == writer_lock.POLL_S  # a burst: each writer holds it about 1 ms
+    assert writer_lock.poll_interval(0.08) == pytest.approx(0.01)
+    assert writer_lock.poll_interval(60.0) == writer_lock.POLL_MAX_S
+
+
 def test_threads_of_one_process_take_turns(tmp_path):
     lock = WriterLock(str(tmp_path / "db.sqlite3-writer.lock"))
     lock.acquire(1)
@@ -170,3 +190,26 @@ def test_a_transaction_that_waits_too_long_fails_with_djangos_database_error(tra
         assert wrapper._writer_lock is None
     finally:
         Sqlite.close(wrapper)
+
+
+@sqlite_only
+def test_a_commit_that_fails_keeps_the_lock_until_the_transaction_is_rolled_back(transactional_db, monkeypatch):
+    """SQLite keeps a transaction open when its COMMIT fails (here a deferred foreign key): letting go before the
+    rollback would let another writer begin beside it."""
+    from django.contrib.auth.models import Permission
+    from django.db import IntegrityError
+
+    path = lock_path(connection.settings_dict["NAME"])
+    free_at_rollback = []
+    rollback = connection._rollback
+
+    def watched_rollback():
+        free_at_rollback.append(free_for_another_process(path))
+        return rollback()
+
+    monkeypatch.setattr(connection, "_rollback", watched_rollback)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Permission.objects.create(name="ghost", codename="ghost", content_type_id=987654)  # checked at commit
+    assert free_at_rollback == [False]
+    assert free_for_another_process(path) and connection._writer_lock is None
+    assert not Permission.objects.filter(codename="ghost").exists()

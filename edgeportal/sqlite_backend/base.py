@@ -1,5 +1,5 @@
 """Django's SQLite backend, each transaction begun only once it holds the node's writer lock (writer_lock) and
-letting go of it when it commits, rolls back or closes. The project's transactions begin IMMEDIATE (settings), so
+letting go of it once it has committed, rolled back or closed. The project's transactions begin IMMEDIATE (settings), so
 each one writes, and queueing them costs readers nothing: in WAL mode reads take no lock.
 
 Statements outside a transaction (autocommit) do not take it: they still meet SQLite's own busy wait.
@@ -30,10 +30,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
             raise
 
     def _commit(self):
-        try:
-            return super()._commit()
-        finally:
-            self._let_go()
+        # Not let go when the commit fails: SQLite keeps the transaction open (a deferred foreign key, a busy
+        # database), and Django's atomic() then rolls it back or closes the connection, which let go.
+        result = super()._commit()
+        self._let_go()
+        return result
 
     def _rollback(self):
         try:
