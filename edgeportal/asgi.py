@@ -10,7 +10,8 @@ method and the view (about 20 switches per submission here; BENCHMARKS.md, web s
 The pools are small and one per kind of request (ThreadPools): few threads answer a burst sooner, as fewer
 requests contend for the interpreter lock at once (BENCHMARKS.md, web server, compares 2 and 16 threads), and a
 kind whose requests wait on the database (a held lock makes a writer wait up to its timeout) holds up no other
-kind: the health probes least of all.
+kind: the health probes least of all, and reads (a job's status, a page's list: in WAL mode, or on PostgreSQL,
+they wait on no writer) none behind writes.
 """
 
 import os
@@ -32,6 +33,7 @@ STREAMING_PREFIXES = ("/v1/", "/stream/")
 PROBE_PATHS = ("/healthz", "/readyz", "/metrics")
 PROBE_THREADS = 2
 API_PREFIX = "/api/"
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Middleware that is sync only and never answers a streaming path: left out of their chain, which Django then
 # runs async throughout (one sync middleware, and the whole request would hold a thread while it waits).
 NOT_STREAMING = ("whitenoise.middleware.WhiteNoiseMiddleware",)
@@ -70,25 +72,33 @@ class PathRouter:
 
 
 class ThreadPools:
-    """The WSGI application on three pools of threads: the probes, the JSON API (machines) and the pages
-    (people). A request waiting on the database holds a thread of its own kind's pool only."""
+    """The WSGI application on pools of threads: the probes; the JSON API (machines) and the pages (people),
+    each with a pool for writes and one for reads. A request waiting on the database holds a thread of its
+    own pool only: machines polling their jobs' status while every submission thread waits on a held
+    database lock are still answered."""
 
     def __init__(self, wsgi_app, threads: int):
         self.probes = WSGIMiddleware(wsgi_app, workers=PROBE_THREADS)
         self.api = WSGIMiddleware(wsgi_app, workers=threads)
+        self.api_reads = WSGIMiddleware(wsgi_app, workers=threads)
         self.pages = WSGIMiddleware(wsgi_app, workers=threads)
+        self.page_reads = WSGIMiddleware(wsgi_app, workers=threads)
 
-    def pool_for(self, path: str) -> WSGIMiddleware:
+    def pool_for(self, path: str, method: str = "GET") -> WSGIMiddleware:
         if path in PROBE_PATHS:
             return self.probes
-        return self.api if path.startswith(API_PREFIX) else self.pages
+        read = method in READS
+        if path.startswith(API_PREFIX):
+            return self.api_reads if read else self.api
+        return self.page_reads if read else self.pages
 
     async def __call__(self, scope, receive, send):
-        return await self.pool_for(scope["path"])(scope, receive, send)
+        return await self.pool_for(scope["path"], scope.get("method", "GET"))(scope, receive, send)
 
 
 def threaded(wsgi_app) -> ThreadPools:
-    """The WSGI application on its pools, WEB_THREADS threads each for the API and the pages."""
+    """The WSGI application on its pools, WEB_THREADS threads each for the API's and the pages' writes and
+    reads."""
     return ThreadPools(wsgi_app, settings.WEB_THREADS)
 
 

@@ -5,8 +5,9 @@ thread of its own, so one worker holds many. Sizing for a 2-core node: two worke
 runs Python on one core at a time, so one worker would leave the second core to the model during a burst of
 submissions; more than two would only add memory (a worker is a whole Django process) and contend for the
 same cores. The model's worker runs at a lower CPU priority (EDGE_WORKER_NICE), so the web goes first. Each
-worker runs the JSON API and the pages on small pools of threads of their own (WEB_THREADS each), and the
-probes on a third (edgeportal.asgi). gunicorn's master replaces a worker that dies or hangs.
+worker runs the JSON API and the pages on small pools of threads of their own, one for writes and one for
+reads of each (WEB_THREADS each), and the probes on another (edgeportal.asgi). gunicorn's master replaces a
+worker that dies or hangs.
 """
 
 import os

@@ -55,12 +55,40 @@ def test_a_request_waiting_on_the_database_holds_up_no_other():
     assert (fast_status, fast_body, slow_status, slow_body) == (200, b"/fast", 200, b"/slow")
 
 
-def test_probes_the_api_and_pages_run_on_pools_of_their_own():
+def test_probes_the_api_and_pages_run_on_pools_of_their_own_one_for_writes_one_for_reads():
     pools = ThreadPools(lambda environ, start_response: [], threads=2)
     assert [pools.pool_for(path) for path in ("/healthz", "/readyz", "/metrics")] == [pools.probes] * 3
-    assert pools.pool_for("/api/jobs") is pools.api and pools.pool_for("/api/jobs/7") is pools.api
-    assert pools.pool_for("/jobs/new/") is pools.pages and pools.pool_for("/healthz/x") is pools.pages
-    assert pools.api.executor._max_workers == 2 and pools.pages.executor._max_workers == 2
+    routes = [("/api/jobs", "POST"), ("/api/jobs/7", "DELETE"), ("/api/jobs/7", "GET"), ("/api/jobs", "HEAD"),
+              ("/jobs/new/", "POST"), ("/healthz/x", "PUT"), ("/jobs/", "GET"), ("/jobs/7/", "OPTIONS")]  # fmt: skip
+    expected = [pools.api] * 2 + [pools.api_reads] * 2 + [pools.pages] * 2 + [pools.page_reads] * 2
+    assert [pools.pool_for(path, method) for path, method in routes] == expected
+    sizes = {pool.executor._max_workers for pool in (pools.api, pools.api_reads, pools.pages, pools.page_reads)}
+    assert sizes == {2} and len({id(pool) for pool in vars(pools).values()}) == 5
+
+
+def test_while_every_submission_thread_waits_on_the_database_a_jobs_status_is_still_answered():
+    release = threading.Event()
+
+    def wsgi_app(environ, start_response):
+        if environ["REQUEST_METHOD"] == "POST":
+            release.wait(5)  # as writers on a held database lock
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ["REQUEST_METHOD"].encode() + environ["PATH_INFO"].encode()]
+
+    app = ThreadPools(wsgi_app, threads=1)
+
+    async def submissions_then_status():
+        waiting = [asyncio.create_task(call(app, path, method="POST")) for path in ("/api/jobs", "/jobs/new/")]
+        await asyncio.sleep(0.2)
+        status = await asyncio.wait_for(call(app, "/api/jobs/7"), 3)  # answered while the writes' pools are full
+        page = await asyncio.wait_for(call(app, "/jobs/"), 3)
+        stuck = not any(task.done() for task in waiting)
+        release.set()
+        return status, page, stuck, await asyncio.gather(*waiting)
+
+    status, page, stuck, waited = asyncio.run(submissions_then_status())
+    assert (status[0], status[2], page[0], page[2], stuck) == (200, b"GET/api/jobs/7", 200, b"GET/jobs/", True)
+    assert [answer[2] for answer in waited] == [b"POST/api/jobs", b"POST/jobs/new/"]
 
 
 def test_while_every_api_and_page_thread_waits_on_the_database_the_probes_still_answer():
@@ -73,9 +101,11 @@ def test_while_every_api_and_page_thread_waits_on_the_database_the_probes_still_
         return [environ["PATH_INFO"].encode()]
 
     app = ThreadPools(wsgi_app, threads=1)
+    WAITING = [("/api/jobs", "POST"), ("/api/jobs/7", "GET"), ("/jobs/new/", "POST"), ("/jobs/", "GET"),
+               ("/api/templates", "GET")]  # fmt: skip
 
     async def waiting_then_probe():
-        waiting = [asyncio.create_task(call(app, path)) for path in ("/api/jobs", "/jobs/", "/api/templates")]
+        waiting = [asyncio.create_task(call(app, path, method=method)) for path, method in WAITING]
         await asyncio.sleep(0.2)
         probe = await asyncio.wait_for(call(app, "/healthz"), 3)  # answered while both pools are full
         stuck = not any(task.done() for task in waiting)
@@ -84,13 +114,13 @@ def test_while_every_api_and_page_thread_waits_on_the_database_the_probes_still_
 
     (status, _, body), stuck, waited = asyncio.run(waiting_then_probe())
     assert (status, body, stuck) == (200, b"/healthz", True)
-    assert [answer[2] for answer in waited] == [b"/api/jobs", b"/jobs/", b"/api/templates"]
+    assert [answer[2] for answer in waited] == [path.encode() for path, _ in WAITING]
 
 
-async def call(app, path: str, headers: tuple = ()) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """GET a path through an ASGI application, as uvicorn hands it a request: status, headers, body."""
+async def call(app, path: str, headers: tuple = (), method: str = "GET") -> tuple[int, list, bytes]:
+    """Ask for a path through an ASGI application, as uvicorn hands it a request: status, headers, body."""
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
         "path": path, "raw_path": path.encode(), "query_string": b"",
         "headers": [(b"host", b"127.0.0.1"), *headers], "client": ("127.0.0.1", 1234), "server": ("127.0.0.1", 8000),
     }  # fmt: skip
