@@ -9,6 +9,7 @@ from inference.decoding import GREEDY, Decoding
 from inference.generation import GenerationParams
 from inference.llama_engine import available
 from inference.repetition import RepeatGuard
+from tests.inference.stepping import run_in_steps
 
 PROMPTS = ["Camera C3 detected a dent on press P3.", "Translate this work order into English: replace the belt."]
 PARAMS = GenerationParams(max_new_tokens=12)
@@ -91,13 +92,10 @@ def test_on_the_model_a_strong_bias_makes_the_output_carry_the_item(tiny_model):
 def test_steps_with_pauses_keep_the_bias_of_one_call(tiny_model):
     decodings = [Decoding(copy_items=("P3", "C3"), copy_bias=3.0, no_repeat_ngram=3), GREEDY]
     whole = tiny_model.generate_batch(PROMPTS, PARAMS, decodings=decodings).generations
-    steps = tiny_model.generate_in_steps(PROMPTS, PARAMS, decodings=decodings, chunk_tokens=2,
-                                         pause_wanted=lambda: True)  # fmt: skip
-    try:
-        while True:
-            next(steps)
-    except StopIteration as done:
-        assert done.value.generations == whole
+    stepped, _ = run_in_steps(
+        tiny_model, PROMPTS, PARAMS, decodings=decodings, chunk_tokens=2, pause_wanted=lambda: True
+    )
+    assert stepped.generations == whole
 
 
 @pytest.mark.skipif(available() is not None, reason=f"llama.cpp engine: {available()}")

@@ -9,6 +9,7 @@ from inference.engine import Engine, EngineIdentity
 from inference.generation import GenerationParams
 from inference.model_files import ModelConfigError, model_revision
 from inference.runtime import load_engine
+from tests.inference.stepping import run_in_steps
 
 
 def test_the_transformers_engine_keeps_the_engine_interface(tiny_model):
@@ -36,12 +37,7 @@ def test_a_revision_changes_with_the_weights_and_not_with_the_folder(tiny_model_
 def test_generating_in_steps_gives_the_outputs_of_one_batch(tiny_model):
     prompts = ["Camera C3 detected a dent.", "Translate: replace the worn belt on conveyor 2 " * 3]
     params = GenerationParams(max_new_tokens=5)
-    steps = tiny_model.generate_in_steps(prompts, params, chunk_tokens=8)
-    try:
-        while True:
-            next(steps)
-    except StopIteration as done:
-        stepped = done.value
+    stepped, _ = run_in_steps(tiny_model, prompts, params, chunk_tokens=8)
     assert stepped.generations == tiny_model.generate_batch(prompts, params).generations
 
 

@@ -10,6 +10,7 @@ from inference import json_output
 from inference.decoding import GREEDY, Decoding
 from inference.generation import GenerationParams
 from inference.json_output import MAX_NUMBER_CHARACTERS, JsonRows, schema_problem, vocabulary_of
+from tests.inference.stepping import run_in_steps
 
 TICKET = {
     "type": "object",
@@ -51,13 +52,9 @@ def test_sampled_rows_with_a_schema_draw_different_json_that_all_keeps_it(tiny_m
 
 def test_in_steps_with_pauses_a_schema_row_gives_what_one_call_gives(tiny_model):
     decodings = [AS_TICKET, Decoding(temperature=1.0, seed=4, json_schema=AS_TICKET.json_schema)]
-    steps = tiny_model.generate_in_steps(PROMPTS, PARAMS, decodings=decodings, chunk_tokens=4,
-                                         pause_wanted=lambda: True)  # fmt: skip
-    try:
-        while True:
-            next(steps)
-    except StopIteration as done:
-        stepped = done.value
+    stepped, _ = run_in_steps(
+        tiny_model, PROMPTS, PARAMS, decodings=decodings, chunk_tokens=4, pause_wanted=lambda: True
+    )
     assert stepped.generations == tiny_model.generate_batch(PROMPTS, PARAMS, decodings=decodings).generations
     assert all(keeps_ticket(output.text) for output in stepped.generations)
 

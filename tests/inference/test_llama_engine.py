@@ -9,6 +9,7 @@ from inference.decoding import Decoding
 from inference.engine import Engine
 from inference.generation import GenerationParams
 from inference.llama_engine import available
+from tests.inference.stepping import run_in_steps
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=f"llama.cpp engine: {available()}")
 
@@ -60,15 +61,8 @@ def test_rows_with_a_json_schema_keep_it_as_on_the_reference_engine(tiny_llama, 
 
 def test_steps_with_pauses_give_what_one_call_gives_and_hand_over_each_token(tiny_llama):
     steps_seen = []
-    steps = tiny_llama.generate_in_steps(PROMPTS, PARAMS, decodings=[VARIED, VARIED], chunk_tokens=4,
-                                         on_step=steps_seen.append, pause_wanted=lambda: True)  # fmt: skip
-    yields = 0
-    try:
-        while True:
-            next(steps)
-            yields += 1
-    except StopIteration as done:
-        stepped = done.value
+    stepped, yields = run_in_steps(tiny_llama, PROMPTS, PARAMS, decodings=[VARIED, VARIED], chunk_tokens=4,
+                                   on_step=steps_seen.append, pause_wanted=lambda: True)  # fmt: skip
     assert stepped.generations == tiny_llama.generate_batch(PROMPTS, PARAMS, decodings=[VARIED, VARIED]).generations
     assert yields > 8  # prefill chunks, then a pause after each step
     assert tiny_llama.decode([step[0] for step in steps_seen]).strip() == stepped.generations[0].text
@@ -97,16 +91,9 @@ def test_rows_sharing_a_prompt_prefill_it_once_and_answer_as_the_reference(tiny_
     for prompt, decoding, generation in zip(prompts, decodings, ours.generations, strict=True):
         assert tiny_llama.generate_batch([prompt], PARAMS, decodings=[decoding]).generations[0] == generation
     # In chunks, with pauses (a long batch's way): the copies are made once the shared prompt is in
-    steps = tiny_llama.generate_in_steps(
-        prompts, PARAMS, decodings=decodings, chunk_tokens=4, pause_wanted=lambda: True
-    )
-    paused = 0
-    try:
-        while True:
-            next(steps)
-            paused += 1
-    except StopIteration as done:
-        assert done.value.generations == ours.generations and paused > 2
+    stepped, paused = run_in_steps(tiny_llama, prompts, PARAMS, decodings=decodings, chunk_tokens=4,
+                                   pause_wanted=lambda: True)  # fmt: skip
+    assert stepped.generations == ours.generations and paused > 2
 
 
 def test_a_batch_that_does_not_fit_its_context_is_refused_before_it_runs(tiny_llama):
@@ -141,17 +128,13 @@ def test_a_batch_run_while_another_pauses_changes_neither(tiny_llama):
     alone = tiny_llama.generate_batch(PROMPTS, PARAMS, decodings=[VARIED, VARIED]).generations
     short = ["Short note.", "Another one."]
     short_alone = tiny_llama.generate_batch(short, GenerationParams(max_new_tokens=3), decodings=[VARIED, VARIED])
-    steps = tiny_llama.generate_in_steps(PROMPTS, PARAMS, decodings=[VARIED, VARIED], chunk_tokens=4,
-                                         pause_wanted=lambda: True)  # fmt: skip
     between = []
-    try:
-        while True:
-            next(steps)
-            between.append(tiny_llama.generate_batch(short, GenerationParams(max_new_tokens=3),
-                                                     decodings=[VARIED, VARIED]))  # fmt: skip
-    except StopIteration as done:
-        stepped = done.value.generations
-    assert stepped == alone
+    stepped, _ = run_in_steps(
+        tiny_llama, PROMPTS, PARAMS, decodings=[VARIED, VARIED], chunk_tokens=4, pause_wanted=lambda: True,
+        between=lambda: between.append(tiny_llama.generate_batch(short, GenerationParams(max_new_tokens=3),
+                                                                 decodings=[VARIED, VARIED])),
+    )  # fmt: skip
+    assert stepped.generations == alone
     assert len(between) > 8 and all(b.generations == short_alone.generations for b in between)
 
 

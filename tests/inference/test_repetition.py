@@ -7,6 +7,7 @@ import torch
 from inference.decoding import GREEDY, Decoding
 from inference.generation import GenerationParams
 from inference.repetition import RepeatGuard, repeat_guards
+from tests.inference.stepping import run_in_steps
 
 PROMPTS = ["Camera C3 detected a dent.", "Translate this work order into English: replace the worn belt."]
 PARAMS = GenerationParams(max_new_tokens=12)
@@ -78,10 +79,7 @@ def test_the_prompt_does_not_count_as_a_repeat():
 )
 def test_steps_with_pauses_keep_the_control_of_one_call(tiny_model, decoding):
     whole = tiny_model.generate_batch(PROMPTS, PARAMS, decodings=[decoding, GREEDY]).generations
-    steps = tiny_model.generate_in_steps(PROMPTS, PARAMS, decodings=[decoding, GREEDY], chunk_tokens=2,
-                                         pause_wanted=lambda: True)  # fmt: skip
-    try:
-        while True:
-            next(steps)
-    except StopIteration as done:
-        assert done.value.generations == whole
+    stepped, _ = run_in_steps(
+        tiny_model, PROMPTS, PARAMS, decodings=[decoding, GREEDY], chunk_tokens=2, pause_wanted=lambda: True
+    )
+    assert stepped.generations == whole

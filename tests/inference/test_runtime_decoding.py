@@ -8,6 +8,7 @@ import torch
 from inference.decoding import GREEDY, Decoding, final_text
 from inference.generation import GenerationParams
 from inference.rows import NUCLEUS_CANDIDATES, WIDER_CANDIDATES, draw, draw_rows, token_uniforms
+from tests.inference.stepping import run_in_steps
 
 PROMPTS = ["Camera C3 detected a dent.", "Translate this work order into English: replace the worn belt."]
 PARAMS = GenerationParams(max_new_tokens=8)
@@ -83,12 +84,7 @@ def test_in_steps_the_decodings_give_what_one_call_gives(tiny_model):
     stop = run(tiny_model, [VARIED, VARIED])[1].text.split()[1]
     decodings = [Decoding(temperature=1.2, seed=5), Decoding(temperature=1.0, seed=11, stop=(stop,))]
     pause = lambda: True  # noqa: E731 (every step pauses)
-    steps = tiny_model.generate_in_steps(PROMPTS, PARAMS, decodings=decodings, chunk_tokens=4, pause_wanted=pause)
-    try:
-        while True:
-            next(steps)
-    except StopIteration as done:
-        stepped = done.value
+    stepped, _ = run_in_steps(tiny_model, PROMPTS, PARAMS, decodings=decodings, chunk_tokens=4, pause_wanted=pause)
     assert stepped.generations == run(tiny_model, decodings)
 
 
@@ -104,12 +100,7 @@ def test_a_row_ends_at_every_end_of_text_id_the_generation_config_names(tiny_mod
     try:
         engine = TransformersEngine(tiny_model.model, tiny_model.tokenizer, identity=tiny_model.identity)
         [once] = engine.generate_batch(PROMPTS[:1], PARAMS).generations
-        steps = engine.generate_in_steps(PROMPTS[:1], PARAMS, chunk_tokens=4)
-        try:
-            while True:
-                next(steps)
-        except StopIteration as done:
-            [stepped] = done.value.generations
+        [stepped] = run_in_steps(engine, PROMPTS[:1], PARAMS, chunk_tokens=4)[0].generations
     finally:
         config.eos_token_id = original
     assert once == stepped and (once.new_tokens, once.finish_reason) == (0, "stop")
