@@ -2,8 +2,11 @@
 outputs (greedy, seeded samples, stop strings, steps with pauses), and the choice of engine at start."""
 
 import logging
+import os
+from pathlib import Path
 
 import pytest
+import torch
 
 from inference.decoding import Decoding
 from inference.engine import Engine
@@ -32,6 +35,32 @@ def test_it_keeps_the_engine_interface_and_says_what_it_runs(tiny_llama, tiny_mo
         "llama.cpp", "float32", "cpu",
     )  # fmt: skip
     assert tiny_llama.context_length == 4096
+
+
+# A worker started as the README's "worker per lane" starts it: its threads as OMP_NUM_THREADS says.
+THREADS_OF_A_WORKER = """
+from inference.llama_engine import load_llama_engine
+from inference.model_files import model_revision
+from tests.tiny_model import tiny_model_dir
+folder = tiny_model_dir()
+engine = load_llama_engine(folder, name=folder.name, revision=model_revision(folder))
+context = engine._idle[0]
+print(engine.lib.llama_n_threads(context), engine.lib.llama_n_threads_batch(context))
+"""
+
+
+def test_a_worker_runs_as_many_llama_threads_as_omp_num_threads_gives_torch(tiny_llama):
+    """Two workers on a 2-core node with OMP_NUM_THREADS=1 each: llama.cpp took every core in each of them."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", THREADS_OF_A_WORKER], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1", "1"]
+    assert tiny_llama.threads == torch.get_num_threads()
 
 
 def test_its_outputs_are_the_reference_engines(tiny_llama, tiny_model):
