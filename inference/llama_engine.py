@@ -104,8 +104,8 @@ class LlamaCppEngine(ChatTokens):
         self.vocab_size = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(self.model))
         self.context_length = llama_cpp.llama_model_n_ctx_train(self.model)
         # As many threads as torch's (OMP_NUM_THREADS): workers sharing a node split its cores that way (README, a
-        # worker per lane), and llama.cpp's own default, every core, made two such workers' spinning threads
-        # fight over each one.
+        # worker per lane). With a thread per core in each, two such workers' spinning threads fought over every
+        # core (BENCHMARKS.md, reliability).
         self.capacity, self.threads = context, threads or torch.get_num_threads()
         # A context holds one batch's sequences (their KV cache and logits). A short batch runs while a long one
         # pauses: each takes an idle context, the second made when first needed, so neither sees the other's.
