@@ -213,3 +213,23 @@ def test_a_commit_that_fails_keeps_the_lock_until_the_transaction_is_rolled_back
     assert free_at_rollback == [False]
     assert free_for_another_process(path) and connection._writer_lock is None
     assert not Permission.objects.filter(codename="ghost").exists()
+
+
+@sqlite_only
+def test_a_commit_interrupted_by_anything_but_a_database_error_lets_go(transactional_db, monkeypatch):
+    """Nothing rolls back after an interrupt inside COMMIT: a lock kept then would hold up every writer."""
+    from django.contrib.auth.models import Group
+    from django.db.backends.sqlite3.base import DatabaseWrapper as Sqlite
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    path = lock_path(connection.settings_dict["NAME"])
+    monkeypatch.setattr(Sqlite, "_commit", interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt), transaction.atomic():
+            Group.objects.create(name="press-6")
+        assert free_for_another_process(path) and connection._writer_lock is None
+    finally:
+        monkeypatch.undo()
+        connection.close()  # the interrupted transaction goes with the connection

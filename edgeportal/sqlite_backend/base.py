@@ -5,6 +5,7 @@ each one writes, and queueing them costs readers nothing: in WAL mode reads take
 Statements outside a transaction (autocommit) do not take it: they still meet SQLite's own busy wait.
 """
 
+from django.db import Error
 from django.db.backends.sqlite3 import base
 
 from edgeportal.sqlite_backend import writer_lock
@@ -30,9 +31,16 @@ class DatabaseWrapper(base.DatabaseWrapper):
             raise
 
     def _commit(self):
-        # Not let go when the commit fails: SQLite keeps the transaction open (a deferred foreign key, a busy
-        # database), and Django's atomic() then rolls it back or closes the connection, which let go.
-        result = super()._commit()
+        try:
+            result = super()._commit()
+        except Error:
+            # Kept when the database refuses the commit: SQLite keeps the transaction open (a deferred foreign
+            # key, a busy database), and Django's atomic() then rolls it back or closes the connection, which
+            # let go.
+            raise
+        except BaseException:
+            self._let_go()  # anything else (an interrupt): nothing would roll back, so the lock must not stay
+            raise
         self._let_go()
         return result
 
