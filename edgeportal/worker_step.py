@@ -48,9 +48,9 @@ def lower_session_priority(nice: int, autogroup: Path = AUTOGROUP) -> bool:
     on many distributions): it shares the CPU between sessions first, so a nice value counts only within its
     own. `make run` starts the web and the worker each in a session of its own, and a worker niced alone still
     took half the CPU from the web (measured). The kernel groups only tasks of the root CPU control group this
-    way; under systemd, which gives each unit a group of its own, the worker unit's CPUWeight does it
-    (docs/deploy). Only a worker that leads its session changes it (in a shell's session, it would lower the
-    shell's other programs too). Whether it did."""
+    way; under systemd with its CPU controller on, each unit has a group of its own, and the worker unit's
+    CPUWeight (which turns the controller on) does it (docs/deploy). Only a worker that leads its session
+    changes it (in a shell's session, it would lower the shell's other programs too). Whether it did."""
     if os.getsid(0) != os.getpid():
         return False
     try:

@@ -232,4 +232,4 @@ def test_a_commit_interrupted_by_anything_but_a_database_error_lets_go(transacti
         assert free_for_another_process(path) and connection._writer_lock is None
     finally:
         monkeypatch.undo()
-        connection.close()  # the interrupted transaction goes with the connection
+        connection.close()

@@ -5,7 +5,7 @@ each one writes, and queueing them costs readers nothing: in WAL mode reads take
 Statements outside a transaction (autocommit) do not take it: they still meet SQLite's own busy wait.
 """
 
-from django.db import Error
+from django.db import DatabaseError
 from django.db.backends.sqlite3 import base
 
 from edgeportal.sqlite_backend import writer_lock
@@ -33,13 +33,15 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _commit(self):
         try:
             result = super()._commit()
-        except Error:
+        except DatabaseError:
             # Kept when the database refuses the commit: SQLite keeps the transaction open (a deferred foreign
-            # key, a busy database), and Django's atomic() then rolls it back or closes the connection, which
-            # let go.
+            # key), and Django's atomic(), which catches exactly DatabaseError, then rolls it back or closes the
+            # connection, which let go.
             raise
         except BaseException:
-            self._let_go()  # anything else (an interrupt): nothing would roll back, so the lock must not stay
+            # Anything else (an interrupt): nothing rolls back, and atomic() turning autocommit on again makes
+            # sqlite3 commit by itself, past this method: the lock must not stay held.
+            self._let_go()
             raise
         self._let_go()
         return result

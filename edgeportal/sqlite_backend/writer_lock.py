@@ -48,10 +48,10 @@ class WriterLock:
 
     def acquire(self, timeout_s: float) -> None:
         """Wait up to timeout_s for the lock, then raise sqlite3.OperationalError as SQLite would."""
-        started = time.monotonic()
-        give_up = started + timeout_s
+        give_up = time.monotonic() + timeout_s
         if not self.threads.acquire(timeout=max(0.0, timeout_s)):
             raise sqlite3.OperationalError("database is locked")
+        started = time.monotonic()  # the backoff counts the wait for the file lock only, not for this process's threads
         try:
             if self.fd is None:
                 self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
