@@ -46,6 +46,9 @@ SERVERS = {
         "the same, SQLite's writers waiting in its own busy loop, not on the writer lock "
         "(`EDGE_SQLITE_WRITER_LOCK=off`)"
     ),
+    "production-reuse-port": (
+        "the same, each worker accepting from a socket of its own (`WEB_REUSE_PORT=true`, SO_REUSEPORT)"
+    ),
 }
 # Environment each server variant runs with (the harness's Pipeline starts its server with os.environ).
 # Django's ASGI handler runs each request on a thread of its own, where a kept connection would outlive it.
@@ -55,10 +58,17 @@ SERVER_ENV = {
     "production-asgi-only": {"DB_CONN_MAX_AGE": "0"},
     "production-new-connections": {"DB_CONN_MAX_AGE": "0"},
     "production-sqlite-busy-wait": {"EDGE_SQLITE_WRITER_LOCK": "off"},
+    "production-reuse-port": {"WEB_REUSE_PORT": "true"},
 }
 PIPELINE_SERVER = {
     name: "production"
-    for name in ("production-16", "production-uncached", "production-new-connections", "production-sqlite-busy-wait")
+    for name in (
+        "production-16",
+        "production-uncached",
+        "production-new-connections",
+        "production-sqlite-busy-wait",
+        "production-reuse-port",
+    )
 }
 
 

@@ -25,6 +25,13 @@ os.environ.setdefault("DB_CONN_MAX_AGE", "60")
 bind = address(os.getenv("HOST", "127.0.0.1"), int(os.getenv("PORT", "8000")))
 worker_class = "uvicorn_worker.UvicornWorker"
 workers = int(os.getenv("WEB_WORKERS", "2"))
+# WEB_REUSE_PORT=true: each worker listens on a socket of its own (SO_REUSEPORT), and the kernel spreads new
+# connections over them by a hash of the client's address and port, instead of the worker that wakes first
+# accepting a whole burst from one shared socket. Off by default: on a 2-core node it made no difference that
+# its noise did not hide (BENCHMARKS.md, web server), and it has a price: a hung worker keeps its share of new
+# connections waiting until gunicorn replaces it (`timeout`), and a stopping worker's unaccepted connections
+# are reset unless the kernel hands them on (sysctl net.ipv4.tcp_migrate_req=1).
+reuse_port = os.getenv("WEB_REUSE_PORT", "false").lower() in ("1", "true", "yes", "on")
 # A worker whose event loop has not checked in for this long is killed and replaced.
 timeout = 30
 # On stop or restart, requests (and streams) in flight get this long to finish.
