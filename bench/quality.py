@@ -351,8 +351,8 @@ def section(report: dict, *, command: str, model: str, engine: str, rows: int, m
 
 
 def load(engine_name: str, model: str | None):
-    """The engine to measure: transformers (the reference) or llama.cpp, on the model at `model` (None: the
-    default)."""
+    """The engine to measure: transformers (the reference) or llama.cpp (on float32 weights, or float16 for
+    llama-float16), on the model at `model` (None: the default)."""
     from inference.runtime import load_engine, prepare_model_folder
 
     if engine_name == "transformers":
@@ -363,7 +363,8 @@ def load(engine_name: str, model: str | None):
     if why_not := available():
         raise SystemExit(f"the llama.cpp engine cannot run here: {why_not}")
     folder = prepare_model_folder(model)
-    return load_llama_engine(folder, name=model or "default", revision=model_revision(folder))
+    dtype = "float16" if engine_name == "llama-float16" else "float32"
+    return load_llama_engine(folder, name=model or "default", revision=model_revision(folder), dtype=dtype)
 
 
 def chosen(settings, only: str | None) -> list[Setting]:
@@ -383,7 +384,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sample", type=int, help="only the first N rows of the set")
     parser.add_argument("--model", help="a local model folder or GGUF file (default: the default model)")
-    parser.add_argument("--engine", choices=("transformers", "llama"), default="transformers")
+    parser.add_argument("--engine", choices=("transformers", "llama", "llama-float16"), default="transformers")
     parser.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS)
     parser.add_argument("--no-write", action="store_true", help="print the table, leave BENCHMARKS.md alone")
     parser.add_argument("--only", help='only these settings, beside greedy: texts in their names, or "=" and a '

@@ -12,7 +12,7 @@ from edgeportal.delivery.addresses import host_patterns
 from edgeportal.secret_key import secret_key_load_or_create
 from inference.decoding import COPY_BIASES, repeat_control_problem
 from inference.devices import DTYPE_NAMES
-from inference.engine import ENGINES
+from inference.engine import ENGINES, LLAMA_WEIGHTS
 from inference.model_files import ModelConfigError
 from inference.pools import ModelCatalog
 from inference.settings import SchedulerSettings, SettingError, env_int
@@ -304,6 +304,11 @@ EDGE_CACHE_ENABLED = envbool("EDGE_CACHE_ENABLED", "true")
 EDGE_ENGINE = os.getenv("EDGE_ENGINE", "").strip().lower() or "auto"
 if EDGE_ENGINE not in ENGINES:
     raise ImproperlyConfigured(f"EDGE_ENGINE must be one of {', '.join(ENGINES)}, got {EDGE_ENGINE!r}")
+EDGE_LLAMA_WEIGHTS = os.getenv("EDGE_LLAMA_WEIGHTS", "").strip().lower() or "auto"
+if EDGE_LLAMA_WEIGHTS not in LLAMA_WEIGHTS:
+    raise ImproperlyConfigured(
+        f"EDGE_LLAMA_WEIGHTS must be one of {', '.join(LLAMA_WEIGHTS)}, got {EDGE_LLAMA_WEIGHTS!r}"
+    )
 EDGE_DTYPE = os.getenv("EDGE_DTYPE", "").strip().lower() or "float32"
 if EDGE_DTYPE not in DTYPE_NAMES:
     raise ImproperlyConfigured(f"EDGE_DTYPE must be one of {', '.join(DTYPE_NAMES)} (or empty), got {EDGE_DTYPE!r}")

@@ -85,14 +85,15 @@ def pool_queue(url: str, base: str, identity: EngineIdentity) -> JobQueue:
 
 
 def refuse_a_second_engine(queue: JobQueue, identity: EngineIdentity, name: str) -> None:
-    """Stop a worker whose engine differs from the live workers' of its pool (inference.pools.engine_conflict).
+    """Stop a worker whose engine or weights differ from the live workers' of its pool (engine_conflict).
     With Redis unreachable there is no one to compare with: the worker starts, and waits for Redis as before."""
     try:
         workers = queue.workers()
     except redis.RedisError as error:
         log.warning("could not read the pool's workers (%s): their engines were not compared", error)
         return
-    conflict = engine_conflict(queue.pool, identity.engine, workers, me=name, now=queue.now(), alive_s=WORKER_ALIVE_S)
+    conflict = engine_conflict(queue.pool, identity.engine, workers, me=name, now=queue.now(), alive_s=WORKER_ALIVE_S,
+                               dtype=identity.dtype)  # fmt: skip
     if conflict:
         raise ModelConfigError(conflict)
 

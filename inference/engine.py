@@ -16,6 +16,7 @@ from inference.devices import device_class
 from inference.generation import BatchOutput, GenerationParams, StepCallback
 
 ENGINES = ("auto", "transformers", "llama.cpp")  # EDGE_ENGINE's choices (inference.engine_choice)
+LLAMA_WEIGHTS = ("auto", "float16", "float32")  # EDGE_LLAMA_WEIGHTS's choices (inference.engine_choice)
 
 
 @dataclass(frozen=True)

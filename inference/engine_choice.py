@@ -1,12 +1,15 @@
-"""Which engine serves a model (EDGE_ENGINE): the fastest that keeps the reference's outputs, checked on the
-machine it runs on, and said in the log with why.
+"""Which engine serves a model (EDGE_ENGINE), in which weights (EDGE_LLAMA_WEIGHTS): the fastest that keeps the
+reference's outputs, checked on the machine it runs on, and said in the log with why.
 
 `auto` (the default) runs the llama.cpp engine (inference.llama_engine: 2 to 3 times faster on a CPU, see
 BENCHMARKS.md) when it is built, the model runs on the CPU in float32, and its greedy outputs on the check
-prompts are those of the transformers engine, the reference; otherwise transformers. `transformers` and
-`llama.cpp` ask for one (llama.cpp without the check; one that cannot run stops the worker with why).
-Jobs whose output is held to a JSON Schema need no routing: both engines constrain them with the same masks
-(inference.json_output).
+prompts are those of the transformers engine, the reference; otherwise transformers. It tries llama.cpp's
+float16 weights first (a step reads half the memory: faster where measured, most of all one request at a time;
+not timed at start, so every worker of a node makes the same choice), then float32 (the reference's own
+weights). `transformers` and `llama.cpp` ask for one (llama.cpp
+without the check, so in float32 unless EDGE_LLAMA_WEIGHTS says float16; one that cannot run stops the worker
+with why). Jobs whose output is held to a JSON Schema need no routing: both engines constrain them with the
+same masks (inference.json_output).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from inference.engine import ENGINES, Engine
+from inference.engine import ENGINES, LLAMA_WEIGHTS, Engine
 from inference.generation import GenerationParams
 from inference.model_files import DEFAULT_CACHE_DIR, ModelConfigError, model_revision
 from inference.pools import model_name_of
@@ -33,16 +36,20 @@ CHECK_TOKENS = 16
 
 def load_chosen_engine(
     spec: str | None, requested: str = "auto", *, dtype: str = "", device: str = "auto", name: str | None = None,
-    cache_root: Path = DEFAULT_CACHE_DIR,
+    cache_root: Path = DEFAULT_CACHE_DIR, llama_weights: str = "auto",
 ) -> Engine:  # fmt: skip
     requested = (requested or "auto").strip().lower()
     if requested not in ENGINES:
         raise ModelConfigError(f"EDGE_ENGINE must be one of {', '.join(ENGINES)}, got {requested!r}")
+    llama_weights = (llama_weights or "auto").strip().lower()
+    if llama_weights not in LLAMA_WEIGHTS:
+        raise ModelConfigError(f"EDGE_LLAMA_WEIGHTS must be one of {', '.join(LLAMA_WEIGHTS)}, got {llama_weights!r}")
     if requested == "llama.cpp":
         if why_not := _llama_refusal(device, dtype):
             raise ModelConfigError(f"EDGE_ENGINE=llama.cpp cannot run: {why_not}")
-        engine = _load_llama(spec, name, cache_root)
-        log.info("engine: llama.cpp (EDGE_ENGINE=llama.cpp)")
+        weights = "float32" if llama_weights == "auto" else llama_weights  # nothing to check float16 against
+        engine = _load_llama(spec, name, cache_root, weights)
+        log.info("engine: llama.cpp, %s weights (EDGE_ENGINE=llama.cpp)", weights)
         return engine
     reference = load_engine(spec, dtype=dtype, device=device, name=name, cache_root=cache_root)
     if requested == "transformers":
@@ -51,23 +58,26 @@ def load_chosen_engine(
     if why_not := _llama_refusal(reference.identity.device, reference.identity.dtype):
         log.info("engine: transformers (llama.cpp not used: %s)", why_not)
         return reference
-    fast = None
-    try:
-        fast = _load_llama(spec, reference.identity.model, cache_root)
-        differing = outputs_differing(reference, fast)
-    except Exception as error:  # a model llama.cpp cannot convert, load or run: the reference serves it
-        log.warning("engine: transformers (llama.cpp could not run this model: %s)", error)
-        if fast is not None:
-            fast.close()
-        return reference
-    if differing:
-        log.warning("engine: transformers (llama.cpp's greedy outputs differ on %d of %d check prompts)",
-                    differing, len(CHECK_PROMPTS))  # fmt: skip
+    tried = []
+    for weights in ("float16", "float32") if llama_weights == "auto" else (llama_weights,):
+        fast = None
+        try:
+            fast = _load_llama(spec, reference.identity.model, cache_root, weights)
+            differing = outputs_differing(reference, fast)
+        except Exception as error:  # a model llama.cpp cannot convert, load or run: the reference serves it
+            log.warning("engine: transformers (llama.cpp could not run this model: %s)", error)
+            if fast is not None:
+                fast.close()
+            return reference
+        if not differing:
+            log.info("engine: llama.cpp, %s weights (its greedy outputs match the transformers reference on %d "
+                     "check prompts%s; 2-3x faster on a CPU: BENCHMARKS.md)", weights, len(CHECK_PROMPTS),
+                     "".join(f"; {t}" for t in tried))  # fmt: skip
+            return fast
         fast.close()
-        return reference
-    log.info("engine: llama.cpp (its greedy outputs match the transformers reference on %d check prompts; "
-             "2-3x faster on a CPU: BENCHMARKS.md)", len(CHECK_PROMPTS))  # fmt: skip
-    return fast
+        tried.append(f"{weights} weights differ on {differing} of {len(CHECK_PROMPTS)}")
+    log.warning("engine: transformers (llama.cpp's greedy outputs differ from the reference's: %s)", "; ".join(tried))
+    return reference
 
 
 def outputs_differing(reference: Engine, candidate: Engine) -> int:
@@ -88,9 +98,9 @@ def _llama_refusal(device: str, dtype: str) -> str | None:
     return available()
 
 
-def _load_llama(spec: str | None, name: str | None, cache_root: Path) -> Engine:
+def _load_llama(spec: str | None, name: str | None, cache_root: Path, weights: str) -> Engine:
     from inference.llama_engine import load_llama_engine
 
     folder = prepare_model_folder(spec, cache_root)
     return load_llama_engine(folder, name=name or model_name_of(spec), revision=model_revision(folder),
-                             cache_root=cache_root)  # fmt: skip
+                             cache_root=cache_root, dtype=weights)  # fmt: skip

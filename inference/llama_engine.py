@@ -1,10 +1,12 @@
 """The llama.cpp engine: the same weights as the reference engine, run by llama.cpp (llama-cpp-python's
 low-level API) about 2 to 3 times faster on a CPU (BENCHMARKS.md, engines).
 
-It runs a float32 GGUF that llama.cpp's own converter writes once from the prepared model folder (for the
-default model: the folder the transformers engine loads, dequantised from the shipped GGUF), so both
-engines compute with identical weights, and their greedy outputs agree (the shipped 4-bit file itself is
-faster still, but changes most outputs). Prompts are tokenised by the folder's tokenizer, as the reference
+It runs a GGUF that llama.cpp's own converter writes once from the prepared model folder (for the
+default model: the folder the transformers engine loads, dequantised from the shipped GGUF): in float32,
+the reference's own weights, whose greedy outputs agree with it, or in float16, which halves the memory a
+token's step reads (faster, most of all one request at a time) and keeps nearly all greedy outputs
+(inference.engine_choice checks it; BENCHMARKS.md, engines). The shipped 4-bit file itself is faster still,
+but changes most outputs. Prompts are tokenised by the folder's tokenizer, as the reference
 engine does (inference.chat_tokens). A batch is one llama_batch of several sequences, as llama.cpp's
 server batches them; prefill runs in chunks and decoding a step at a time, so a batch can pause between
 steps (long batches standing aside for short ones) and hand each step's tokens to streaming.
@@ -67,9 +69,15 @@ def converter() -> Path | None:
     return script if script.is_file() else None
 
 
-def gguf_of(folder: Path, revision: str, cache_root: Path = DEFAULT_CACHE_DIR) -> Path:
-    """The float32 GGUF of a prepared model folder, written once by llama.cpp's converter (atomically)."""
-    target = cache_root / f"{folder.name}-{revision}-f32.gguf"
+# The weights' types this engine runs (EDGE_LLAMA_WEIGHTS), as llama.cpp's converter names them.
+WEIGHT_TYPES = {"float32": "f32", "float16": "f16"}
+
+
+def gguf_of(folder: Path, revision: str, cache_root: Path = DEFAULT_CACHE_DIR, dtype: str = "float32") -> Path:
+    """The GGUF of a prepared model folder in float32 or float16, written once by llama.cpp's converter
+    (atomically)."""
+    outtype = WEIGHT_TYPES[dtype]
+    target = cache_root / f"{folder.name}-{revision}-{outtype}.gguf"
     if target.is_file():
         return target
     script = converter()
@@ -79,7 +87,7 @@ def gguf_of(folder: Path, revision: str, cache_root: Path = DEFAULT_CACHE_DIR) -
     # A file of this process's own: two workers that convert at once never write into one file.
     partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
     env = {**os.environ, "PYTHONPATH": str(script.parent / "gguf-py")}
-    command = [sys.executable, str(script), str(folder), "--outtype", "f32", "--outfile", str(partial)]
+    command = [sys.executable, str(script), str(folder), "--outtype", outtype, "--outfile", str(partial)]
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         partial.unlink(missing_ok=True)
@@ -313,21 +321,22 @@ def _quiet_log(level, text, data):
 
 
 def load_llama_engine(
-    folder: Path, *, name: str, revision: str, cache_root: Path = DEFAULT_CACHE_DIR
+    folder: Path, *, name: str, revision: str, cache_root: Path = DEFAULT_CACHE_DIR, dtype: str = "float32"
 ) -> LlamaCppEngine:
-    """The llama.cpp engine on a prepared model folder (its float32 GGUF made once), warmed up."""
+    """The llama.cpp engine on a prepared model folder (its GGUF in `dtype` made once), warmed up."""
     from transformers import AutoTokenizer, GenerationConfig
 
     started = time.perf_counter()
-    gguf = gguf_of(folder, revision, cache_root)
+    gguf = gguf_of(folder, revision, cache_root, dtype)
     try:
         eos = GenerationConfig.from_pretrained(str(folder)).eos_token_id
     except OSError:  # a folder without generation_config.json
         eos = None
-    identity = EngineIdentity(model=name, revision=revision, dtype="float32", device="cpu", engine="llama.cpp")
+    identity = EngineIdentity(model=name, revision=revision, dtype=dtype, device="cpu", engine="llama.cpp")
     context = int(os.getenv("EDGE_LLAMA_CONTEXT") or DEFAULT_CONTEXT)
     engine = LlamaCppEngine(gguf, AutoTokenizer.from_pretrained(str(folder)), identity=identity,
                             generation_eos=eos, context=context)  # fmt: skip
     engine.warm_up()
-    log.info("model %s (float32 on cpu, llama.cpp) loaded and warmed up in %.2f s", name, time.perf_counter() - started)
+    took = time.perf_counter() - started
+    log.info("model %s (%s on cpu, llama.cpp) loaded and warmed up in %.2f s", name, dtype, took)
     return engine

@@ -391,4 +391,5 @@ def load_engine_from_env():
     return load_chosen_engine(
         spec, os.getenv("EDGE_ENGINE", "auto"), dtype=os.getenv("EDGE_DTYPE", ""),
         device=os.getenv("EDGE_DEVICE", "auto"), name=catalog.default,
+        llama_weights=os.getenv("EDGE_LLAMA_WEIGHTS", "auto"),
     )  # fmt: skip

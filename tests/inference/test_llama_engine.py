@@ -138,8 +138,8 @@ def test_auto_takes_llama_cpp_when_it_keeps_the_reference_outputs_and_says_why(t
 
     with caplog.at_level(logging.INFO, logger="inference.engine_choice"):
         engine = load_chosen_engine(str(tiny_model_path), "auto", device="cpu")
-    assert engine.identity.engine == "llama.cpp"
-    assert "engine: llama.cpp (its greedy outputs match the transformers reference" in caplog.text
+    assert (engine.identity.engine, engine.identity.dtype) == ("llama.cpp", "float16")  # tried first: faster
+    assert "engine: llama.cpp, float16 weights (its greedy outputs match the transformers reference" in caplog.text
     reference = load_chosen_engine(str(tiny_model_path), "auto", device="cpu", dtype="bfloat16")
     assert reference.identity.engine == "transformers"
 
@@ -168,6 +168,98 @@ def test_a_batch_run_while_another_pauses_changes_neither(tiny_llama):
     )  # fmt: skip
     assert stepped.generations == alone
     assert len(between) > 8 and all(b.generations == short_alone.generations for b in between)
+
+
+def differing_in(monkeypatch, *dtypes):
+    """The check as it is, except that llama.cpp engines in these weights count as differing on one prompt."""
+    from inference import engine_choice
+
+    check = engine_choice.outputs_differing
+
+    def differing(reference, fast):
+        return 1 if fast.identity.dtype in dtypes else check(reference, fast)
+
+    monkeypatch.setattr(engine_choice, "outputs_differing", differing)
+
+
+def test_auto_takes_float32_weights_when_float16_changes_an_output_and_the_reference_when_both_do(
+    tiny_model_path, monkeypatch, caplog
+):
+    from inference.engine_choice import load_chosen_engine
+
+    differing_in(monkeypatch, "float16")
+    with caplog.at_level(logging.INFO, logger="inference.engine_choice"):
+        engine = load_chosen_engine(str(tiny_model_path), "auto", device="cpu")
+    assert (engine.identity.engine, engine.identity.dtype) == ("llama.cpp", "float32")
+    assert "engine: llama.cpp, float32 weights (its greedy outputs match" in caplog.text
+    assert "float16 weights differ on 1 of 3" in caplog.text
+    caplog.clear()
+    differing_in(monkeypatch, "float16", "float32")
+    with caplog.at_level(logging.INFO, logger="inference.engine_choice"):
+        engine = load_chosen_engine(str(tiny_model_path), "auto", device="cpu")
+    assert engine.identity.engine == "transformers"
+    assert "float16 weights differ on 1 of 3; float32 weights differ on 1 of 3" in caplog.text
+
+
+def test_llama_weights_named_are_the_only_ones_tried_and_llama_cpp_asked_for_runs_float32(tiny_model_path, monkeypatch):
+    from inference.engine_choice import load_chosen_engine
+
+    assert load_chosen_engine(str(tiny_model_path), "auto", device="cpu", llama_weights="float32").identity.dtype == (
+        "float32"
+    )
+    differing_in(monkeypatch, "float32")
+    assert load_chosen_engine(str(tiny_model_path), "auto", device="cpu", llama_weights="float32").identity.engine == (
+        "transformers"
+    )
+    # Without the reference to check against, EDGE_ENGINE=llama.cpp keeps the reference's own weights unless told
+    assert load_chosen_engine(str(tiny_model_path), "llama.cpp").identity.dtype == "float32"
+    assert load_chosen_engine(str(tiny_model_path), "llama.cpp", llama_weights=" Float16 ").identity.dtype == (
+        "float16"
+    )
+
+
+def test_llama_weights_of_another_kind_stop_the_worker_and_the_web_with_why(tiny_model_path):
+    import subprocess
+    import sys
+
+    from inference.engine_choice import load_chosen_engine
+    from inference.model_files import ModelConfigError
+
+    with pytest.raises(ModelConfigError, match="EDGE_LLAMA_WEIGHTS must be one of auto, float16, float32, got 'q4'"):
+        load_chosen_engine(str(tiny_model_path), "auto", llama_weights="q4")
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "EDGE_LLAMA_WEIGHTS": "int8"}
+    web = subprocess.run([sys.executable, "manage.py", "check"], cwd=root, env=env, capture_output=True, text=True)
+    assert web.returncode != 0
+    assert "EDGE_LLAMA_WEIGHTS must be one of auto, float16, float32, got 'int8'" in web.stderr
+
+
+def test_float16_weights_are_written_once_in_half_the_bytes_and_run_the_same_steps(tiny_model_path, tmp_path):
+    """The converter's float16 file: its matrices in F16, about half the float32 file; an engine on it keeps
+    the seam (steps with pauses give the batch's outputs, token counts exact)."""
+    import gguf
+
+    from inference.llama_engine import gguf_of, load_llama_engine
+    from inference.model_files import model_revision
+
+    revision = model_revision(tiny_model_path)
+    half, full = (gguf_of(tiny_model_path, revision, tmp_path, dtype) for dtype in ("float16", "float32"))
+    assert half.name.endswith("-f16.gguf") and full.name.endswith("-f32.gguf")
+    written = half.stat().st_mtime_ns
+    assert gguf_of(tiny_model_path, revision, tmp_path, "float16") == half and half.stat().st_mtime_ns == written
+    matrices = [t for t in gguf.GGUFReader(half).tensors if len(t.shape) == 2]
+    assert matrices and {t.tensor_type.name for t in matrices} == {"F16"}
+    assert 0.45 < half.stat().st_size / full.stat().st_size < 0.6
+    engine = load_llama_engine(tiny_model_path, name="tiny", revision=revision, cache_root=tmp_path, dtype="float16")
+    try:
+        assert (engine.identity.engine, engine.identity.dtype) == ("llama.cpp", "float16")
+        batch = engine.generate_batch(PROMPTS, PARAMS, decodings=[VARIED, VARIED])
+        stepped, paused = run_in_steps(engine, PROMPTS, PARAMS, decodings=[VARIED, VARIED], chunk_tokens=4,
+                                       pause_wanted=lambda: True)  # fmt: skip
+        assert stepped.generations == batch.generations and paused > 2
+        assert [g.prompt_tokens for g in batch.generations] == [len(engine.token_ids(p, None)) for p in PROMPTS]
+    finally:
+        engine.close()
 
 
 def test_auto_falls_back_to_the_reference_when_llama_cpp_cannot_load_the_model(tiny_model_path, monkeypatch, caplog):

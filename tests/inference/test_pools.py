@@ -61,9 +61,23 @@ def test_parse_models_of_nothing_is_nothing():
     assert parse_models("") == {} and parse_models(" , \n") == {}
 
 
-def registered(name: str, engine: str | None, heartbeat_at: float) -> dict[str, str]:
+def registered(name: str, engine: str | None, heartbeat_at: float, dtype: str = "") -> dict[str, str]:
     """A worker as JobQueue.workers() lists it (its hash has no engine once it expired)."""
-    return {"name": name, "heartbeat_at": str(heartbeat_at), **({"engine": engine} if engine else {})}
+    fields = {"name": name, "heartbeat_at": str(heartbeat_at), **({"engine": engine} if engine else {})}
+    return fields | ({"dtype": dtype} if dtype else {})
+
+
+def test_a_worker_on_other_weights_than_its_pools_live_workers_may_not_serve_it():
+    """llama.cpp on float16 weights answers one request about 1.5 times as fast as on float32: one estimate
+    would fit neither."""
+    workers = [registered("w1@node", "llama.cpp", 100.0, dtype="float16")]
+    why = engine_conflict("m@cpu", "llama.cpp", workers, me="w2@node", now=105.0, alive_s=6, dtype="float32")
+    assert "w1@node" in why and "EDGE_LLAMA_WEIGHTS=float16" in why and "runs float32" in why
+    why = engine_conflict("m@cuda", "transformers", [registered("w1@gpu", "transformers", 100.0, dtype="bfloat16")],
+                          me="w2@gpu", now=105.0, alive_s=6, dtype="float16")  # fmt: skip
+    assert "EDGE_DTYPE=bfloat16" in why
+    same = engine_conflict("m@cpu", "llama.cpp", workers, me="w2@node", now=105.0, alive_s=6, dtype="float16")
+    assert same is None
 
 
 def test_a_worker_on_another_engine_than_its_pools_live_workers_may_not_serve_it():
