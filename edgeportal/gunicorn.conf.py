@@ -30,7 +30,9 @@ workers = int(os.getenv("WEB_WORKERS", "2"))
 # accepting a whole burst from one shared socket. Off by default: on a 2-core node it made no difference that
 # its noise did not hide (BENCHMARKS.md, web server), and it has a price: a hung worker keeps its share of new
 # connections waiting until gunicorn replaces it (`timeout`), and a stopping worker's unaccepted connections
-# are reset unless the kernel hands them on (sysctl net.ipv4.tcp_migrate_req=1).
+# are reset unless the kernel hands them on (sysctl net.ipv4.tcp_migrate_req=1). And another process of the same
+# user that asks for SO_REUSEPORT too may bind the port beside them and take a share of the connections
+# (`make run` checks the port is free first; the systemd unit does not).
 reuse_port = os.getenv("WEB_REUSE_PORT", "false").lower() in ("1", "true", "yes", "on")
 # A worker whose event loop has not checked in for this long is killed and replaced.
 timeout = 30
@@ -47,7 +49,7 @@ forwarded_allow_ips = os.getenv("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
 def post_fork(server, worker):
     """A uvicorn worker never notices its master's death: let the kernel stop it, or orphans would keep the
-    port and a restarted server could not bind it."""
+    port and a restarted server could not bind it (with WEB_REUSE_PORT, would share it unseen)."""
     from edgeportal.supervisor import die_with_parent
 
     die_with_parent()

@@ -5,8 +5,9 @@ reference's outputs, checked on the machine it runs on, and said in the log with
 BENCHMARKS.md) when it is built, the model runs on the CPU in float32, and its greedy outputs on the check
 prompts are those of the transformers engine, the reference; otherwise transformers. It tries llama.cpp's
 float16 weights first (a step reads half the memory: faster where measured, most of all one request at a time;
-not timed at start, so every worker of a node makes the same choice), then float32 (the reference's own
-weights). `transformers` and `llama.cpp` ask for one (llama.cpp
+not timed at start, as a timing would differ from worker to worker), then float32 (the reference's own
+weights). A pool's workers must run the same weights (inference.pools.engine_conflict): pin
+EDGE_LLAMA_WEIGHTS where they could choose differently. `transformers` and `llama.cpp` ask for one (llama.cpp
 without the check, so in float32 unless EDGE_LLAMA_WEIGHTS says float16; one that cannot run stops the worker
 with why). Jobs whose output is held to a JSON Schema need no routing: both engines constrain them with the
 same masks (inference.json_output).
@@ -64,19 +65,20 @@ def load_chosen_engine(
         try:
             fast = _load_llama(spec, reference.identity.model, cache_root, weights)
             differing = outputs_differing(reference, fast)
-        except Exception as error:  # a model llama.cpp cannot convert, load or run: the reference serves it
-            log.warning("engine: transformers (llama.cpp could not run this model: %s)", error)
+        except Exception as error:  # weights llama.cpp cannot convert, load or run: the next, else the reference
             if fast is not None:
                 fast.close()
-            return reference
+            tried.append(f"llama.cpp could not run this model on {weights} weights: {error}")
+            continue
         if not differing:
             log.info("engine: llama.cpp, %s weights (its greedy outputs match the transformers reference on %d "
                      "check prompts%s; 2-3x faster on a CPU: BENCHMARKS.md)", weights, len(CHECK_PROMPTS),
                      "".join(f"; {t}" for t in tried))  # fmt: skip
             return fast
         fast.close()
-        tried.append(f"{weights} weights differ on {differing} of {len(CHECK_PROMPTS)}")
-    log.warning("engine: transformers (llama.cpp's greedy outputs differ from the reference's: %s)", "; ".join(tried))
+        tried.append(f"{weights} weights differ from the reference's greedy outputs on {differing} of "
+                     f"{len(CHECK_PROMPTS)} check prompts")  # fmt: skip
+    log.warning("engine: transformers (%s)", "; ".join(tried))
     return reference
 
 

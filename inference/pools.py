@@ -116,16 +116,16 @@ def engine_conflict(
     pool: str, engine: str, workers: Iterable[Mapping[str, str]], *, me: str, now: float, alive_s: float,
     dtype: str = "",
 ) -> str | None:  # fmt: skip
-    """Why a worker running `engine` on weights of `dtype` may not serve its pool, or None. A pool's workers run
-    one engine on one kind of weights: their batch times make the pool's one estimate, and one engine's
-    batches can take a third of another's (llama.cpp's float16 weights answer one request about 1.5 times as
-    fast as its float32). Only live workers count (a heartbeat within alive_s of now), never one of the same
-    name (this worker before a restart)."""
+    """Why a worker running `engine` (on llama.cpp, with weights of `dtype`) may not serve its pool, or None. A
+    pool's workers run one engine, and llama.cpp's on one kind of weights: their batch times make the pool's
+    one estimate, and one engine's batches can take a third of another's (llama.cpp answers one request about
+    1.5 times as fast on float16 weights as on float32). Only live workers count (a heartbeat within alive_s
+    of now), never one of the same name (this worker before a restart)."""
     for worker in workers:
         other, other_dtype = worker.get("engine"), worker.get("dtype", "")
         if worker.get("name") == me or not other:
             continue
-        if other == engine and (not dtype or not other_dtype or other_dtype == dtype):
+        if other == engine and (engine != "llama.cpp" or not dtype or not other_dtype or other_dtype == dtype):
             continue
         if now - float(worker.get("heartbeat_at") or "-inf") <= alive_s:
             if other != engine:
@@ -134,10 +134,10 @@ def engine_conflict(
                     f"{engine}: a pool's workers run one engine, or their batch times would make one estimate. "
                     f"Set EDGE_ENGINE={other} for this worker, or stop {worker['name']} first"
                 )
-            setting = "EDGE_LLAMA_WEIGHTS" if engine == "llama.cpp" else "EDGE_DTYPE"
             return (
-                f"pool {pool} is served by worker {worker['name']} on {other} with {other_dtype} weights, and this "
-                f"worker runs {dtype}: a pool's workers run one kind of weights, or their batch times would make "
-                f"one estimate. Set {setting}={other_dtype} for this worker, or stop {worker['name']} first"
+                f"pool {pool} is served by worker {worker['name']} on llama.cpp with {other_dtype} weights, and "
+                f"this worker runs {dtype}: a pool's workers run one kind of weights, or their batch times would "
+                f"make one estimate. Set EDGE_ENGINE=llama.cpp EDGE_LLAMA_WEIGHTS={other_dtype} for this worker "
+                f"(or for every worker of the pool), or stop {worker['name']} first"
             )
     return None

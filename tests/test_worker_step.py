@@ -14,8 +14,8 @@ from inference.model_files import ModelConfigError
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def identity(engine: str) -> EngineIdentity:
-    return EngineIdentity(model="tiny", revision="r1", dtype="float32", device="cpu", engine=engine)
+def identity(engine: str, dtype: str = "float32") -> EngineIdentity:
+    return EngineIdentity(model="tiny", revision="r1", dtype=dtype, device="cpu", engine=engine)
 
 
 def test_a_worker_whose_engine_differs_from_its_pools_live_worker_stops_saying_why(queue):
@@ -24,6 +24,13 @@ def test_a_worker_whose_engine_differs_from_its_pools_live_worker_stops_saying_w
         refuse_a_second_engine(queue, identity("transformers"), "w2@node")
     refuse_a_second_engine(queue, identity("llama.cpp"), "w2@node")  # the same engine joins
     refuse_a_second_engine(queue, identity("transformers"), "w1@node")  # w1 itself, restarted on another
+
+
+def test_a_llama_worker_on_other_weights_than_its_pools_live_worker_stops_saying_why(queue):
+    queue.beat("w1@node", lanes=LANES, status=identity("llama.cpp", "float16").fields(), ttl_s=10)
+    with pytest.raises(ModelConfigError, match=r"w1@node on llama\.cpp with float16 weights.*runs float32"):
+        refuse_a_second_engine(queue, identity("llama.cpp", "float32"), "w2@node")
+    refuse_a_second_engine(queue, identity("llama.cpp", "float16"), "w2@node")  # the same weights join
 
 
 def test_with_redis_unreachable_a_worker_starts_without_comparing_engines():

@@ -25,8 +25,10 @@ class CachedResult:
 
 @cache
 def model_identity(spec: str, dtype: str) -> str:
-    """Which weights answer: the model file's name, size and date, and the dtype. A new model (or a new
-    release of the default one) never answers from the old one's cache."""
+    """Which model answers: the model file's name, size and date, and the dtype the web is told (EDGE_DTYPE).
+    A new model (or a new release of the default one) never answers from the old one's cache. Not the engine
+    or the weights a worker chose at start (inference.engine_choice, unknown here): their greedy outputs are
+    the reference's on about 98 % of prompts, and an entry ends with its time to live."""
     try:
         path = resolve_model_path(spec or None)
     except ModelConfigError:

@@ -192,13 +192,31 @@ def test_auto_takes_float32_weights_when_float16_changes_an_output_and_the_refer
         engine = load_chosen_engine(str(tiny_model_path), "auto", device="cpu")
     assert (engine.identity.engine, engine.identity.dtype) == ("llama.cpp", "float32")
     assert "engine: llama.cpp, float32 weights (its greedy outputs match" in caplog.text
-    assert "float16 weights differ on 1 of 3" in caplog.text
+    assert "float16 weights differ from the reference's greedy outputs on 1 of 3 check prompts" in caplog.text
     caplog.clear()
     differing_in(monkeypatch, "float16", "float32")
     with caplog.at_level(logging.INFO, logger="inference.engine_choice"):
         engine = load_chosen_engine(str(tiny_model_path), "auto", device="cpu")
     assert engine.identity.engine == "transformers"
-    assert "float16 weights differ on 1 of 3; float32 weights differ on 1 of 3" in caplog.text
+    assert "float16 weights differ from" in caplog.text and "float32 weights differ from" in caplog.text
+
+
+def test_auto_takes_float32_weights_when_float16_cannot_be_written_or_loaded(tiny_model_path, monkeypatch, caplog):
+    """A disk that fills while the float16 file is written must not drop the node to the slower reference."""
+    from inference import engine_choice
+
+    load = engine_choice._load_llama
+
+    def float32_only(spec, name, cache_root, weights):
+        if weights == "float16":
+            raise OSError("No space left on device")
+        return load(spec, name, cache_root, weights)
+
+    monkeypatch.setattr(engine_choice, "_load_llama", float32_only)
+    with caplog.at_level(logging.INFO, logger="inference.engine_choice"):
+        engine = engine_choice.load_chosen_engine(str(tiny_model_path), "auto", device="cpu")
+    assert (engine.identity.engine, engine.identity.dtype) == ("llama.cpp", "float32")
+    assert "could not run this model on float16 weights: No space left on device" in caplog.text
 
 
 def test_llama_weights_named_are_the_only_ones_tried_and_llama_cpp_asked_for_runs_float32(tiny_model_path, monkeypatch):

@@ -72,12 +72,11 @@ def test_a_worker_on_other_weights_than_its_pools_live_workers_may_not_serve_it(
     would fit neither."""
     workers = [registered("w1@node", "llama.cpp", 100.0, dtype="float16")]
     why = engine_conflict("m@cpu", "llama.cpp", workers, me="w2@node", now=105.0, alive_s=6, dtype="float32")
-    assert "w1@node" in why and "EDGE_LLAMA_WEIGHTS=float16" in why and "runs float32" in why
-    why = engine_conflict("m@cuda", "transformers", [registered("w1@gpu", "transformers", 100.0, dtype="bfloat16")],
-                          me="w2@gpu", now=105.0, alive_s=6, dtype="float16")  # fmt: skip
-    assert "EDGE_DTYPE=bfloat16" in why
-    same = engine_conflict("m@cpu", "llama.cpp", workers, me="w2@node", now=105.0, alive_s=6, dtype="float16")
-    assert same is None
+    assert "w1@node" in why and "EDGE_ENGINE=llama.cpp EDGE_LLAMA_WEIGHTS=float16" in why and "runs float32" in why
+    assert engine_conflict("m@cpu", "llama.cpp", workers, me="w2@node", now=105.0, alive_s=6, dtype="float16") is None
+    # transformers workers on GPUs of a pool may differ (bfloat16 where the GPU has it, else float16), as before
+    gpu = [registered("w1@gpu", "transformers", 100.0, dtype="bfloat16")]
+    assert engine_conflict("m@cuda", "transformers", gpu, me="w2@gpu", now=105.0, alive_s=6, dtype="float16") is None
 
 
 def test_a_worker_on_another_engine_than_its_pools_live_workers_may_not_serve_it():

@@ -152,6 +152,8 @@ def test_with_reuse_port_each_web_worker_listens_on_a_socket_of_its_own(tmp_path
     """WEB_REUSE_PORT=true: the kernel hashes each new connection to one worker's socket (SO_REUSEPORT); the
     master holds none, or it would take connections that nobody accepts."""
     with started_web_server(tmp_path, WEB_REUSE_PORT="true") as (process, url, _, port):
+        # each worker binds its own after the fork: the second may still be starting when the first answers
+        wait_until(lambda: len(listening_sockets(port)) == 2, timeout=30, what="both workers to listen")
         listening, held = listeners_held(port, process.pid)
         assert len(listening) == 2
         assert sorted(len(inodes) for inodes in held.values()) == [1, 1]
