@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from edgeportal.serving import address
+from inference.settings import env_bool
 
 # Like edgeportal.core.metrics: the workers' metric files go here unless the environment names a folder.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "prometheus"))
@@ -33,7 +34,7 @@ workers = int(os.getenv("WEB_WORKERS", "2"))
 # are reset unless the kernel hands them on (sysctl net.ipv4.tcp_migrate_req=1). And another process of the same
 # user that asks for SO_REUSEPORT too may bind the port beside them and take a share of the connections
 # (`make run` checks the port is free first; the systemd unit does not).
-reuse_port = os.getenv("WEB_REUSE_PORT", "false").lower() in ("1", "true", "yes", "on")
+reuse_port = env_bool("WEB_REUSE_PORT", "false")
 # A worker whose event loop has not checked in for this long is killed and replaced.
 timeout = 30
 # On stop or restart, requests (and streams) in flight get this long to finish.

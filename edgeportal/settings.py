@@ -15,18 +15,16 @@ from inference.devices import DTYPE_NAMES
 from inference.engine import ENGINES, LLAMA_WEIGHTS
 from inference.model_files import ModelConfigError
 from inference.pools import ModelCatalog
-from inference.settings import SchedulerSettings, SettingError, env_int
+from inference.settings import SchedulerSettings, SettingError, env_bool, env_int
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def envbool(name: str, default: str) -> bool:
-    value = os.getenv(name, default).strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ImproperlyConfigured(f"{name} must be a boolean (true/false), got {value!r}")
+    try:
+        return env_bool(name, default)
+    except ValueError as error:
+        raise ImproperlyConfigured(str(error)) from None
 
 
 def envint(name: str, default: int, *, minimum: int = 0) -> int:

@@ -86,6 +86,16 @@ def env_int(
         raise SettingError(name, _without_field(error)) from None
 
 
+def env_bool(name: str, default: str, environ: Mapping[str, str] = os.environ) -> bool:
+    """A yes/no from the environment (1/true/yes/on, 0/false/no/off or empty); anything else is refused."""
+    value = environ.get(name, default).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{name} must be a boolean (true/false), got {value!r}")
+
+
 def _without_field(error: IntegerError) -> str:
     """SettingError puts the name in front itself."""
     return error.message.removeprefix(f"{error.field} ")
