@@ -490,9 +490,15 @@ def main() -> None:
     parser.add_argument("--cold-runs", type=int, default=4, help="cold starts per edge scenario (default 4)")
     parser.add_argument("--no-write", action="store_true", help="print the section instead of writing it")
     parser.add_argument(
+        "--long-chunk-tokens", type=int, help="the long lane's prefill chunk (default: the setting's default)"
+    )
+    parser.add_argument(
         "--phases", default="edges,warm", help="edges (cold start and recovery), warm (the loads), or both"
     )
     args = parser.parse_args()
+    if args.long_chunk_tokens is not None:
+        for design in ("scheduler", "scheduler (long 10 s)"):
+            DESIGNS[design]["long_chunk_tokens"] = args.long_chunk_tokens
     phases = set(args.phases.split(","))
     if unknown := phases - {"edges", "warm"}:
         parser.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
@@ -512,6 +518,8 @@ def main() -> None:
     command = "make bench-overload" if args.duration == 60 and args.loads == "0.5,1,2" else (
         f"python bench/overload.py --duration {args.duration:g} --loads {args.loads}"
     )  # fmt: skip
+    if args.long_chunk_tokens is not None:
+        command += f" (--long-chunk-tokens {args.long_chunk_tokens})"
 
     short, long = prompts_by_kind()
     results, cap = {}, None

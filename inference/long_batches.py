@@ -82,18 +82,20 @@ class LongBatches:
         settings: Callable[[], SchedulerSettings],
         run_short: Callable[[], bool],
     ) -> BatchOutput:
-        """Run a long batch's steps to its output. Between two steps, while short jobs may go first, run_short
+        """Run a long batch's steps to its output. Before each step, while short jobs may go first, run_short
         runs one short batch (False: none waited); each counts at once as paused time, so the next check
-        sees where the long batch really stands."""
+        sees where the long batch really stands. Short jobs waiting as it starts go before its first step:
+        a step (a prefill chunk) may take a second, which admission did not plan them to wait."""
         try:
             self.begin(queue, run)
+            self._look_at_short_lane(queue, run, settings())  # now: the timer only looks every tick
             while True:
+                while self.short_may_go(run, settings()) and self._pause(run, run_short):
+                    pass
                 try:
                     next(steps)
                 except StopIteration as done:
                     return done.value
-                while self.short_may_go(run, settings()) and self._pause(run, run_short):
-                    pass
         finally:
             self.end(queue, run)
 
@@ -132,17 +134,20 @@ class LongBatches:
         by when must the long batch finish; after one that ended while Redis was away, clear what it said."""
         run = self._run
         if run is not None:
-            head = queue.peek(Lane.SHORT, 1)
-            if head.waiting:
-                self.short_waiting.set()
-            if short_at_risk(head, settings, run.measurements):
-                self.short_at_risk.set()
-            else:
-                self.short_at_risk.clear()
+            self._look_at_short_lane(queue, run, settings)
             self._publish(queue, run)
         elif self._left:  # admission must not count a long batch that ended
             queue.clear_long_run(self.worker)
             self._left = False
+
+    def _look_at_short_lane(self, queue: JobQueue, run: LongRun, settings: SchedulerSettings) -> None:
+        head = queue.peek(Lane.SHORT, 1)
+        if head.waiting:
+            self.short_waiting.set()
+        if short_at_risk(head, settings, run.measurements):
+            self.short_at_risk.set()
+        else:
+            self.short_at_risk.clear()
 
     def _publish(self, queue: JobQueue, run: LongRun) -> None:
         """Long jobs waiting behind this batch need their time too: its finish-by, and for admission, by

@@ -24,7 +24,9 @@ PROBE_MARGIN_MS, PROBE_MARGIN = 100, 0.1  # a probe's margin: at least 100 ms, o
 # How much longer a window waits for jobs being admitted to its lane: more than a submission takes in
 # a burst on two cores (BENCHMARKS.md, web server under bursts), and short against a batch.
 ARRIVING_WAIT_MS = 250
-SHORT_AT_RISK_MS = 1_000  # a short job this close to expiring may interrupt a long batch (short_may_go)
+# A short job this close to expiring may interrupt a long batch (short_may_go): the time for the long
+# batch to reach the end of its step, or this much where a step is quicker.
+SHORT_AT_RISK_MS = 1_000
 
 
 # --- what the planner reads ---------------------------------------------------------------------
@@ -95,6 +97,19 @@ def full_batch_central_ms(settings: SchedulerSettings, measurements: Mapping[str
     (its own batch is at least as big, with the margin or, for a probe, without), so a job it admits is
     never expired at once."""
     return central_estimate_ms(measurements, lane, full_batch_tokens(settings, measurements, lane))
+
+
+def long_step_ms(settings: SchedulerSettings, measurements: Mapping[str, float]) -> float:
+    """How long one step of a long batch run in steps may take: a prefill chunk of long_chunk_tokens, at
+    the long lane's likely time per padded token (its usual batch's estimate over that batch's tokens:
+    decoding included, which makes it about the time of a chunk late in a long prompt, whose attention
+    reads all the tokens before it). A short batch that becomes due while a step runs waits for its end.
+    0 while the long lane's time is unknown, and where long batches run in one piece (no chunks)."""
+    per_job = tokens_per_job(measurements, Lane.LONG)
+    if not settings.long_chunk_tokens or not per_job:
+        return 0.0
+    batch_ms = batch_estimate_ms(measurements, Lane.LONG, int(per_job))
+    return min(batch_ms, settings.long_chunk_tokens * batch_ms / per_job)
 
 
 def batch_central_by_size(settings: SchedulerSettings, measurements: Mapping[str, float], lane: str) -> list[float]:
@@ -296,7 +311,8 @@ def plan_admission(
     Where workers serve both lanes, a long job also waits for the short jobs waiting (their deadlines
     are earlier: they go first), and a short job for the long work that must be done before its
     deadline (running_long_due_ms, waiting_long_due_ms), and must not make an accepted long job late
-    (long_late_ms); a long job must leave short jobs their share of those workers (long_share_pct).
+    (long_late_ms), and for the end of the long batch's step it may be in when its batch is due
+    (long_step_ms); a long job must leave short jobs their share of those workers (long_share_pct).
 
     A probe: when a live worker serving the lane is idle and no job waits in the lanes it serves, the job
     would start after one window; it may be admitted if one batch as things stand, plus a small margin for
@@ -321,7 +337,8 @@ def plan_admission(
     retry_after_s = max(1, math.ceil(batch_ms / 1000))  # one batch drains the head of the queue
     if batch_ms:
         work_ms = math.ceil((view.ahead + 1) / per_batch) * batch_ms + extra_ms
-        free_in_ms = min((_free_in_ms(name, view, lane) for name in workers), default=0.0)
+        step_ms = long_step_ms(settings, measurements) if lane == Lane.SHORT else 0.0
+        free_in_ms = min((_free_in_ms(name, view, lane, step_ms) for name in workers), default=0.0)
         # Work of the other lane on the workers that serve both, as shared among all who serve it.
         if lane == Lane.LONG and (sharing := set(workers) & set(short_workers)):
             # Short jobs waiting have earlier deadlines and go first (a long batch stands aside for them).
@@ -379,13 +396,18 @@ def _idle_workers(view: AdmissionView, lane: str) -> list[str]:
     ]
 
 
-def _free_in_ms(worker: str, view: AdmissionView, lane: str) -> float:
+def _free_in_ms(worker: str, view: AdmissionView, lane: str, step_ms: float = 0.0) -> float:
     """When this worker can start a batch of the lane: after the batch it runs, and for a long job, after
-    the long batch it runs in steps too (short jobs count that one's due work instead)."""
+    the long batch it runs in steps too. A short job counts that one's due work instead, and the step
+    (step_ms) it may be in when the short batch is due: of the long batch it runs, or of one it may start
+    any moment, a long job waiting."""
     until = view.busy.get(worker, 0.0)
     if lane == Lane.LONG and worker in view.long_runs:
         until = max(until, view.now + view.long_runs[worker][1] / 1000)
-    return max(0.0, until - view.now) * 1000
+    wait_ms = max(0.0, until - view.now) * 1000
+    if worker in view.long_runs or (view.long_head.waiting and worker in view.serving[Lane.LONG]):
+        wait_ms += step_ms
+    return wait_ms
 
 
 class Refusal(NamedTuple):
@@ -561,11 +583,11 @@ def short_may_go(run: LongBatch, settings: SchedulerSettings, *, now: float, sho
 
 def short_at_risk(head: LanePeek, settings: SchedulerSettings, measurements: Mapping[str, float]) -> bool:
     """The short lane's first job is about to expire: it expires once its time left is under a short
-    batch, so it is at risk from a short batch, a window and SHORT_AT_RISK_MS before that (time for the
-    long batch to reach the end of its step)."""
+    batch, so it is at risk from a short batch, a window and the time for the long batch to reach the end
+    of its step before that (long_step_ms, at least SHORT_AT_RISK_MS)."""
     short_ms = full_batch_estimate_ms(settings, measurements, Lane.SHORT)
     left_ms = head.head_deadline_ms - head.now_ms - short_ms - settings.window_ms
-    return bool(head.waiting) and left_ms < SHORT_AT_RISK_MS
+    return bool(head.waiting) and left_ms < max(SHORT_AT_RISK_MS, long_step_ms(settings, measurements))
 
 
 def long_finish_by(run: LongBatch, waiting: LanePeek, *, clock_offset: float) -> float:

@@ -35,10 +35,25 @@ def test_short_batches_run_between_steps_while_short_jobs_wait_and_count_as_paus
     batches.short_waiting.set()  # as the timer sets it
     output = batches.run_in_steps(queue, run, steps(4, done), settings=lambda: SETTINGS, run_short=run_short)
     assert output.inference_ms == 1.0 and done == [0, 1, 2, 3]
-    assert shorts == [1, 1, 1]  # after the first step: two batches, then one that found none
+    assert shorts == [0, 0, 0]  # before the first step: two batches, then one that found none
     assert not batches.short_waiting.is_set()  # an empty short lane: the long batch runs on
     assert run.paused_s >= 0.03 and run.paused_since is None
     assert queue.redis.hget(queue.long_runs_key, "w1") is None  # it ended: admission no longer counts it
+
+
+def test_short_jobs_waiting_as_a_long_batch_starts_go_before_its_first_step(queue):
+    """A step (a prefill chunk) may take a second: jobs already waiting do not wait for it, nor for the
+    timer's next look at the short lane."""
+    batches, done, shorts = LongBatches("w1"), [], []
+    run = LongRun(deadline=time.time() + 60, measurements=ROOMY, tokens=1_000)
+    queue.enqueue(QueuedJob(1, "p", 4, prompt_tokens=4), deadline_in_ms=30_000)
+
+    def run_short() -> bool:
+        shorts.append(len(done))
+        return len(shorts) < 2
+
+    batches.run_in_steps(queue, run, steps(3, done), settings=lambda: SETTINGS, run_short=run_short)
+    assert shorts == [0, 0] and done == [0, 1, 2]
 
 
 def test_a_failing_short_batch_lets_the_long_batch_finish_without_standing_aside_again(queue):

@@ -19,10 +19,12 @@ from inference.planning import (
     expires,
     long_late_ms,
     long_start_by_ms,
+    long_step_ms,
     needs_short_ranks,
     plan_admission,
     refusal,
     running_long_due_ms,
+    short_at_risk,
     short_may_go,
     waiting_long_due_ms,
     window_close,
@@ -375,3 +377,45 @@ def test_a_job_allowed_a_longer_output_is_never_planned_to_finish_sooner(view, l
         assert longer.finish_ms >= short.finish_ms - rounding
     if short.probe_finish_ms is not None:
         assert longer.probe_finish_ms >= short.probe_finish_ms - rounding
+
+
+def test_a_short_job_plans_to_wait_for_the_end_of_the_long_step_its_worker_may_be_in():
+    stats = {"batch_ms:long": 4_000, "batch_dev_ms:long": 0, "job_tokens:long": 1_024,
+             "batch_ms:short": 1_000, "batch_dev_ms:short": 0, "job_tokens:short": 40}  # fmt: skip
+    config = SchedulerSettings(long_chunk_tokens=256, window_ms=60)
+    assert long_step_ms(config, stats) == 1_000  # a quarter of the long lane's usual batch
+    assert long_step_ms(SchedulerSettings(long_chunk_tokens=0), stats) == 0  # in one piece: busy says it
+    assert long_step_ms(config, {"batch_ms:long": 4_000}) == 0  # no long job measured yet
+    idle = AdmissionView(now=NOW, depths={"short": 0, "long": 0}, ahead=0, measurements=stats,
+                         serving={"short": ["a"], "long": ["a"]}, busy={}, long_runs={},
+                         long_head=LanePeek(0, 0, 0, 0, 0))  # fmt: skip
+    running = AdmissionView(**{**idle.__dict__, "long_runs": {"a": (NOW + 60, 3_000.0)}})
+    waiting = AdmissionView(
+        **{
+            **idle.__dict__,
+            "depths": {"short": 0, "long": 1},
+            "long_head": LanePeek(1, 0, int(NOW * 1000) + 60_000, 1_024, int(NOW * 1000)),
+        }
+    )
+    apart = AdmissionView(**{**running.__dict__, "serving": {"short": ["a"], "long": ["b"]},
+                             "long_runs": {"b": (NOW + 60, 3_000.0)}})  # fmt: skip
+
+    def finish_ms(view):
+        return plan_admission(view, config, lane=Lane.SHORT, deadline_ms=10_000, rank=NOW * 1000 + 10_000).finish_ms
+
+    assert finish_ms(running) == pytest.approx(finish_ms(idle) + 1_000)  # its long batch is in a step
+    assert finish_ms(waiting) == pytest.approx(finish_ms(idle) + 1_000)  # it may start one any moment
+    assert finish_ms(apart) == pytest.approx(finish_ms(idle))  # the long batch runs on another worker
+
+
+def test_a_short_job_is_at_risk_a_long_step_before_it_must_start():
+    stats = {"batch_ms:long": 8_000, "batch_dev_ms:long": 0, "job_tokens:long": 1_024,
+             "batch_ms:short": 1_000, "batch_dev_ms:short": 0}  # fmt: skip
+    config = SchedulerSettings(long_chunk_tokens=256, window_ms=0)  # a step of 2 s
+
+    def head(left_ms):  # the head job's time left, past a short batch
+        return LanePeek(1, 0, 1_000 + left_ms, 0, 0)
+
+    assert short_at_risk(head(1_999), config, stats) and not short_at_risk(head(2_000), config, stats)
+    quick = {**stats, "batch_ms:long": 2_000}  # a step of 0.5 s: still a second's notice
+    assert short_at_risk(head(999), config, quick) and not short_at_risk(head(1_000), config, quick)
