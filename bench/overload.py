@@ -515,11 +515,10 @@ def main() -> None:
     designs = args.designs.split(",")
     if unknown := set(designs) - set(SETUPS):
         parser.error(f"unknown design(s): {', '.join(sorted(unknown))}")
-    command = "make bench-overload" if args.duration == 60 and args.loads == "0.5,1,2" else (
-        f"python bench/overload.py --duration {args.duration:g} --loads {args.loads}"
+    chunk = "" if args.long_chunk_tokens is None else f" --long-chunk-tokens {args.long_chunk_tokens}"
+    command = "make bench-overload" if args.duration == 60 and args.loads == "0.5,1,2" and not chunk else (
+        f"python bench/overload.py --duration {args.duration:g} --loads {args.loads}{chunk}"
     )  # fmt: skip
-    if args.long_chunk_tokens is not None:
-        command += f" (--long-chunk-tokens {args.long_chunk_tokens})"
 
     short, long = prompts_by_kind()
     results, cap = {}, None

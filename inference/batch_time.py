@@ -282,8 +282,16 @@ def output_extra_ms(measurements: Mapping[str, float], lane: str, max_new_tokens
     max_new_tokens: the decoding steps past those the lane's batches usually take (measured, else the
     baseline's), at the lane's time per step. 0 for a job that writes no more than usual, and while
     neither is known."""
+    usual = decoding(measurements, lane)
+    if not max_new_tokens or usual is None:
+        return 0.0
+    steps, step_ms = usual
+    return max(0.0, max_new_tokens - steps) * step_ms
+
+
+def decoding(measurements: Mapping[str, float], lane: str) -> tuple[float, float] | None:
+    """(steps, ms per step) of the decoding a lane's batches usually do: measured, else the baseline's; None
+    while neither is known."""
     steps = measurements.get(f"steps:{lane}", measurements.get(f"base_steps:{lane}"))
     step_ms = measurements.get(f"step_ms:{lane}", measurements.get(f"base_step_ms:{lane}"))
-    if not max_new_tokens or steps is None or step_ms is None:
-        return 0.0
-    return max(0.0, max_new_tokens - float(steps)) * float(step_ms)
+    return None if steps is None or step_ms is None else (float(steps), float(step_ms))

@@ -2,7 +2,9 @@
 
 The batch thread begins and ends a long batch and asks between its tokens whether short jobs may go first;
 the timer thread reports what it reads in Redis (observe). Both talk to LongBatches, the one owner of that
-state: neither thread writes the other's fields. (Each call names the worker's queue, the store it reads.)
+state: neither thread writes the other's fields, except that the batch thread also looks at the short lane
+as a long batch starts, and may then set (never clear) what the timer reports. (Each call names the
+worker's queue, the store it reads.)
 The rules are the planner's (short_may_go, short_at_risk, long_finish_by).
 """
 
@@ -88,7 +90,10 @@ class LongBatches:
         a step (a prefill chunk) may take a second, which admission did not plan them to wait."""
         try:
             self.begin(queue, run)
-            self._look_at_short_lane(queue, run, settings())  # now: the timer only looks every tick
+            try:  # now: the timer only looks every tick
+                self._look_at_short_lane(queue, run, settings(), clear=False)
+            except redis.RedisError:  # the timer looks again within a tick: no reason to hold the batch up
+                log.warning("%s: could not see the short lane as a long batch started", self.worker)
             while True:
                 while self.short_may_go(run, settings()) and self._pause(run, run_short):
                     pass
@@ -140,13 +145,17 @@ class LongBatches:
             queue.clear_long_run(self.worker)
             self._left = False
 
-    def _look_at_short_lane(self, queue: JobQueue, run: LongRun, settings: SchedulerSettings) -> None:
+    def _look_at_short_lane(
+        self, queue: JobQueue, run: LongRun, settings: SchedulerSettings, *, clear: bool = True
+    ) -> None:
+        """Set (and, on the timer, clear) what the short lane holds: the batch thread only sets, so an older
+        look of its own never clears what the timer has just seen."""
         head = queue.peek(Lane.SHORT, 1)
         if head.waiting:
             self.short_waiting.set()
         if short_at_risk(head, settings, run.measurements):
             self.short_at_risk.set()
-        else:
+        elif clear:
             self.short_at_risk.clear()
 
     def _publish(self, queue: JobQueue, run: LongRun) -> None:

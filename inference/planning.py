@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from inference.batch_time import batch_estimate_ms, central_estimate_ms, output_extra_ms, tokens_per_job
+from inference.batch_time import batch_estimate_ms, central_estimate_ms, decoding, output_extra_ms, tokens_per_job
 from inference.lanes import LANES, Lane
 from inference.messages import gettext_noop
 from inference.settings import SchedulerSettings
@@ -100,16 +100,23 @@ def full_batch_central_ms(settings: SchedulerSettings, measurements: Mapping[str
 
 
 def long_step_ms(settings: SchedulerSettings, measurements: Mapping[str, float]) -> float:
-    """How long one step of a long batch run in steps may take: a prefill chunk of long_chunk_tokens, at
-    the long lane's likely time per padded token (its usual batch's estimate over that batch's tokens:
-    decoding included, which makes it about the time of a chunk late in a long prompt, whose attention
-    reads all the tokens before it). A short batch that becomes due while a step runs waits for its end.
-    0 while the long lane's time is unknown, and where long batches run in one piece (no chunks)."""
+    """How long one step of a long batch run in steps may take, which a short batch that becomes due
+    during it waits for: a prefill chunk of long_chunk_tokens for each of its rows, or one decoding step,
+    whichever is longer. The chunk is its share of the prefill in the lane's usual batch: that batch's
+    time less its decoding (batch_time.decoding), times the chunk over a job's tokens, with the margin
+    of the lane's estimate. Chunks late in a long prompt take longer than early ones (their attention
+    reads all the tokens before them), the margin covers about that. 0 while the long lane's time is
+    unknown, and where long batches run in one piece (no chunks)."""
     per_job = tokens_per_job(measurements, Lane.LONG)
     if not settings.long_chunk_tokens or not per_job:
         return 0.0
-    batch_ms = batch_estimate_ms(measurements, Lane.LONG, int(per_job))
-    return min(batch_ms, settings.long_chunk_tokens * batch_ms / per_job)
+    tokens = int(jobs_per_batch(settings, Lane.LONG, per_job) * per_job)  # each row reads a chunk a step
+    central = central_estimate_ms(measurements, Lane.LONG, tokens)
+    if not central:
+        return 0.0
+    steps, step_ms = decoding(measurements, Lane.LONG) or (0.0, 0.0)
+    chunk_ms = max(0.0, central - steps * step_ms) * min(1.0, settings.long_chunk_tokens / per_job)
+    return max(chunk_ms, step_ms) * batch_estimate_ms(measurements, Lane.LONG, tokens) / central
 
 
 def batch_central_by_size(settings: SchedulerSettings, measurements: Mapping[str, float], lane: str) -> list[float]:
@@ -337,8 +344,7 @@ def plan_admission(
     retry_after_s = max(1, math.ceil(batch_ms / 1000))  # one batch drains the head of the queue
     if batch_ms:
         work_ms = math.ceil((view.ahead + 1) / per_batch) * batch_ms + extra_ms
-        step_ms = long_step_ms(settings, measurements) if lane == Lane.SHORT else 0.0
-        free_in_ms = min((_free_in_ms(name, view, lane, step_ms) for name in workers), default=0.0)
+        free_in_ms = min((_free_in_ms(name, view, lane) for name in workers), default=0.0)
         # Work of the other lane on the workers that serve both, as shared among all who serve it.
         if lane == Lane.LONG and (sharing := set(workers) & set(short_workers)):
             # Short jobs waiting have earlier deadlines and go first (a long batch stands aside for them).
@@ -359,7 +365,11 @@ def plan_admission(
             runs = [run for name, run in view.long_runs.items() if name in sharing]  # one per worker
             by = view.now + (deadline_ms - own_ms - settings.window_ms) / 1000  # its batch's latest start
             waiting_ms = waiting_long_due_ms(view.long_head, measurements, by=by)
-            work_ms += running_long_due_ms(runs, by=by) + waiting_ms * len(sharing) / len(long_workers)
+            due_ms = running_long_due_ms(runs, by=by) + waiting_ms * len(sharing) / len(long_workers)
+            # A long batch running in steps, or one that may start any moment, is in a step when the short
+            # batch is due: it waits for its end, unless it waits for the long batch's due work anyway.
+            step_ms = long_step_ms(settings, measurements) if runs or view.long_head.waiting else 0.0
+            work_ms += max(due_ms, step_ms)
             late_ms, due_in_ms = long_late_ms(
                 runs, view.long_head, measurements, view.short_ranks, rank=rank, now_ms=view.now * 1000,
                 start_in_ms=free_in_ms + settings.window_ms, workers=max(1, len(workers)),
@@ -396,18 +406,13 @@ def _idle_workers(view: AdmissionView, lane: str) -> list[str]:
     ]
 
 
-def _free_in_ms(worker: str, view: AdmissionView, lane: str, step_ms: float = 0.0) -> float:
+def _free_in_ms(worker: str, view: AdmissionView, lane: str) -> float:
     """When this worker can start a batch of the lane: after the batch it runs, and for a long job, after
-    the long batch it runs in steps too. A short job counts that one's due work instead, and the step
-    (step_ms) it may be in when the short batch is due: of the long batch it runs, or of one it may start
-    any moment, a long job waiting."""
+    the long batch it runs in steps too (short jobs count that one's due work instead, or its step)."""
     until = view.busy.get(worker, 0.0)
     if lane == Lane.LONG and worker in view.long_runs:
         until = max(until, view.now + view.long_runs[worker][1] / 1000)
-    wait_ms = max(0.0, until - view.now) * 1000
-    if worker in view.long_runs or (view.long_head.waiting and worker in view.serving[Lane.LONG]):
-        wait_ms += step_ms
-    return wait_ms
+    return max(0.0, until - view.now) * 1000
 
 
 class Refusal(NamedTuple):

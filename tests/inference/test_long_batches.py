@@ -83,3 +83,28 @@ def test_the_timer_publishes_the_running_batch_and_clears_what_a_lost_redis_left
     batches._left = True
     batches.observe(queue, SETTINGS)
     assert queue.redis.hget(queue.long_runs_key, "w1") is None  # ...cleared by the next tick
+
+
+class ShortLaneUnseen:
+    """The real queue, with Redis refusing the first look at the short lane (as a long batch starts)."""
+
+    def __init__(self, queue):
+        self.queue, self.refused = queue, False
+
+    def __getattr__(self, name):
+        return getattr(self.queue, name)
+
+    def peek(self, lane, count):
+        if lane == "short" and not self.refused:
+            self.refused = True
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        return self.queue.peek(lane, count)
+
+
+def test_a_long_batch_whose_first_look_at_the_short_lane_fails_runs_on(queue):
+    batches, done = LongBatches("w1"), []
+    run = LongRun(deadline=time.time() + 60, measurements=ROOMY, tokens=1_000)
+    output = batches.run_in_steps(
+        ShortLaneUnseen(queue), run, steps(3, done), settings=lambda: SETTINGS, run_short=lambda: False
+    )
+    assert output.inference_ms == 1.0 and done == [0, 1, 2]

@@ -419,3 +419,42 @@ def test_a_short_job_is_at_risk_a_long_step_before_it_must_start():
     assert short_at_risk(head(1_999), config, stats) and not short_at_risk(head(2_000), config, stats)
     quick = {**stats, "batch_ms:long": 2_000}  # a step of 0.5 s: still a second's notice
     assert short_at_risk(head(999), config, quick) and not short_at_risk(head(1_000), config, quick)
+
+
+def test_a_long_step_is_a_chunk_of_the_prefill_for_each_row_or_one_decoding_step():
+    config = SchedulerSettings(long_chunk_tokens=256, long_batch_tokens=1_024)
+    # Long prompts: 4 s of a 1 024-token batch is prefill but 32 steps of 25 ms; a step is a quarter of it.
+    prompts = {"batch_ms:long": 4_800, "batch_dev_ms:long": 0, "job_tokens:long": 1_024,
+               "steps:long": 32, "step_ms:long": 25}  # fmt: skip
+    assert long_step_ms(config, prompts) == pytest.approx(1_000)
+    # Long outputs: a 50-token prompt that writes 512 tokens reads its prompt in one short step; then steps
+    # of 28 ms. Planned by the whole batch, the step would be 15 s, and refuse every short job beside it.
+    outputs = {"batch_ms:long": 15_000, "batch_dev_ms:long": 0, "job_tokens:long": 50,
+               "steps:long": 512, "step_ms:long": 28}  # fmt: skip
+    assert long_step_ms(config, outputs) == pytest.approx(15_000 - 512 * 28)  # all of its prefill
+    assert long_step_ms(config, {**outputs, "steps:long": 540}) == 28  # the measured decoding is all of it
+    # Four 256-token prompts in a batch: each step reads a chunk of each, the whole prefill of the four.
+    four = {"batch_ms:long": 4_000, "batch_dev_ms:long": 0, "job_tokens:long": 256}
+    assert long_step_ms(config, four) == pytest.approx(4_000)
+    # With the lane's margin: twice the deviation over the central time.
+    assert long_step_ms(config, {**prompts, "batch_dev_ms:long": 600}) == pytest.approx(1_000 * 6_000 / 4_800)
+
+
+def test_a_short_job_waits_for_a_long_step_or_for_the_long_work_due_not_for_both():
+    stats = {"batch_ms:long": 4_000, "batch_dev_ms:long": 0, "job_tokens:long": 1_024,
+             "batch_ms:short": 1_000, "batch_dev_ms:short": 0, "job_tokens:short": 40}  # fmt: skip
+    config = SchedulerSettings(long_chunk_tokens=256, window_ms=60)  # a step of 1 s
+    view = AdmissionView(now=NOW, depths={"short": 0, "long": 0}, ahead=0, measurements=stats,
+                         serving={"short": ["a"], "long": ["a"]}, busy={}, long_runs={"a": (NOW + 5.1, 4_000.0)},
+                         long_head=LanePeek(0, 0, 0, 0, 0))  # fmt: skip
+
+    def plan(chunk):
+        return plan_admission(view, SchedulerSettings(long_chunk_tokens=chunk, window_ms=60), lane=Lane.SHORT,
+                              deadline_ms=4_000, rank=NOW * 1000 + 4_000)  # fmt: skip
+
+    # 4 s of long work left, to finish by 5.1 s: a short job due in 4 s must start by 2.94 s, so 1.84 s of
+    # that work comes first, more than a step. It waits for that, not for a step more, and leaves the long
+    # batch its time (0.06 s window, 1 s short batch and 4 s of long work end by 5.1 s).
+    stepped, in_one_piece = plan(256), plan(0)
+    assert stepped.finish_ms == pytest.approx(in_one_piece.finish_ms) == pytest.approx(60 + 1_000 + 1_840)
+    assert refusal(stepped, config, lane=Lane.SHORT, deadline_ms=4_000) is None
