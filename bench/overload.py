@@ -490,7 +490,7 @@ def main() -> None:
     parser.add_argument("--cold-runs", type=int, default=4, help="cold starts per edge scenario (default 4)")
     parser.add_argument("--no-write", action="store_true", help="print the section instead of writing it")
     parser.add_argument(
-        "--long-chunk-tokens", type=int, help="the long lane's prefill chunk (default: the setting's default)"
+        "--long-chunk-tokens", type=int, help="the long lane's prefill chunk in the warm runs (default: the setting's)"
     )
     parser.add_argument(
         "--phases", default="edges,warm", help="edges (cold start and recovery), warm (the loads), or both"

@@ -102,21 +102,21 @@ def full_batch_central_ms(settings: SchedulerSettings, measurements: Mapping[str
 def long_step_ms(settings: SchedulerSettings, measurements: Mapping[str, float]) -> float:
     """How long one step of a long batch run in steps may take, which a short batch that becomes due
     during it waits for: a prefill chunk of long_chunk_tokens for each of its rows, or one decoding step,
-    whichever is longer. The chunk is its share of the prefill in the lane's usual batch: that batch's
+    whichever is longer. The chunk is its share of the prefill in the lane's full batch: that batch's
     time less its decoding (batch_time.decoding), times the chunk over a job's tokens, with the margin
-    of the lane's estimate. Chunks late in a long prompt take longer than early ones (their attention
-    reads all the tokens before them), the margin covers about that. 0 while the long lane's time is
-    unknown, and where long batches run in one piece (no chunks)."""
+    of the lane's estimate. This is an average chunk: one late in a long prompt reads all the tokens
+    before it and takes about 1.3 times as long (BENCHMARKS.md, overload on float16), more than the
+    margin may cover. 0 while the long lane's time is unknown, and where long batches run in one piece
+    (no chunks)."""
     per_job = tokens_per_job(measurements, Lane.LONG)
     if not settings.long_chunk_tokens or not per_job:
         return 0.0
-    tokens = int(jobs_per_batch(settings, Lane.LONG, per_job) * per_job)  # each row reads a chunk a step
-    central = central_estimate_ms(measurements, Lane.LONG, tokens)
+    central = full_batch_central_ms(settings, measurements, Lane.LONG)  # each row reads a chunk a step
     if not central:
         return 0.0
     steps, step_ms = decoding(measurements, Lane.LONG) or (0.0, 0.0)
     chunk_ms = max(0.0, central - steps * step_ms) * min(1.0, settings.long_chunk_tokens / per_job)
-    return max(chunk_ms, step_ms) * batch_estimate_ms(measurements, Lane.LONG, tokens) / central
+    return max(chunk_ms, step_ms) * full_batch_estimate_ms(settings, measurements, Lane.LONG) / central
 
 
 def batch_central_by_size(settings: SchedulerSettings, measurements: Mapping[str, float], lane: str) -> list[float]:
