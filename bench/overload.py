@@ -221,13 +221,16 @@ COLD_SCENARIOS = {
 def burst(pipeline: Pipeline, short: list[str], count: int, deadline_ms: int | None, senders: int) -> dict:
     """Send count short prompts from `senders` threads at once; wait for the accepted ones to end."""
     from edgeportal.jobs.models import Job
+    from edgeportal.latency.models import BatchRecord
 
     def send(i: int) -> dict:
         body = {"prompt": f"{short[i % len(short)]} (request {i})"}  # distinct: no single flight, no cache
         return pipeline.post(body if deadline_ms is None else {**body, "deadline_ms": deadline_ms})
 
+    started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=senders) as pool:
         answers = list(pool.map(send, range(count)))
+    answered_ms = (time.perf_counter() - started) * 1000  # how long the web was busy answering the burst
     unexpected = [a for a in answers if a["status"] not in (202, 429)]
     if unexpected:
         raise RuntimeError(f"unexpected answer: {unexpected[0]['status']} {unexpected[0]['body']}")
@@ -237,6 +240,7 @@ def burst(pipeline: Pipeline, short: list[str], count: int, deadline_ms: int | N
     late = [j for j in done if j.latency.total_ms > (j.deadline_at - j.created_at).total_seconds() * 1000]
     return {
         "sent": count,
+        "answered_ms": round(answered_ms),
         "accepted": len(accepted),
         "refused": sum(a["status"] == 429 for a in answers),
         "expired": sum(j.status == Job.Status.EXPIRED for j in jobs),
@@ -244,6 +248,11 @@ def burst(pipeline: Pipeline, short: list[str], count: int, deadline_ms: int | N
         "p95": percentile([j.latency.total_ms for j in done], 0.95),
         # What ran together, and why the expired ones ended: a second batch, or a slower batch than planned.
         "batch_sizes": sorted(Counter(j.batch_id for j in done).values(), reverse=True),
+        # Each batch's model time, in the order they ran: the first ones run while the web answers the burst.
+        "batch_ms": [
+            round(b.inference_ms)
+            for b in BatchRecord.objects.filter(pk__in={j.batch_id for j in done}).order_by("inference_started_at")
+        ],
         "expired_why": sorted(Counter(j.error for j in jobs if j.status == Job.Status.EXPIRED).items()),
     }
 
@@ -286,8 +295,9 @@ def edge_phases(port: int, runs: int) -> dict[str, list[dict]]:
         for name, (count, deadline_ms, senders) in COLD_SCENARIOS.items():
             with Pipeline(port, window_ms=WINDOW_MS) as pipeline:
                 print(f"cold start {run}/{runs}: {name} ...", flush=True)
+                before = estimate_now()  # the warm-up's baseline, what admission plans the burst with
                 result = burst(pipeline, short, count, deadline_ms, senders)
-                result["after"] = estimate_now()
+                result["before"], result["after"] = before, estimate_now()
                 result["recovery_ms"], result["recovery_refused"] = recovery_ms(pipeline, short)
                 result["one_batch_ms"] = WINDOW_MS + estimate_now()["central"]
                 results[name].append(result)
@@ -311,16 +321,19 @@ def phases_report(command: str, results: dict[str, list[dict]]) -> str:
         "100 ms until one is accepted.",
         "",
         "| scenario | run | sent | accepted | refused (429) | accepted that expired | done after their deadline "
-        "| batches (jobs each) | p95 of done | estimate after it: central; planned "
+        "| batches (jobs each) | their model time | p95 of done | estimate before it: central; planned "
+        "| estimate after it: central; planned "
         "| recovery: first default job accepted after | goal: one window + one batch |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     for name, rows in results.items():
         for run, r in enumerate(rows, start=1):
             share = r["expired"] / r["accepted"] if r["accepted"] else float("nan")
             lines.append(
                 f"| {name} | {run} | {r['sent']} | {r['accepted']} | {r['refused']} | {r['expired']} ({share:.0%}) "
-                f"| {r['late']} | {', '.join(map(str, r['batch_sizes']))} | {fmt_ms(r['p95'])} "
+                f"| {r['late']} | {', '.join(map(str, r['batch_sizes']))} "
+                f"| {', '.join(fmt_ms(ms) for ms in r['batch_ms'])} | {fmt_ms(r['p95'])} "
+                f"| {fmt_ms(r['before']['central'])}; {fmt_ms(r['before']['planned'])} "
                 f"| {fmt_ms(r['after']['central'])}; {fmt_ms(r['after']['planned'])} "
                 f"| {fmt_ms(r['recovery_ms'])} ({r['recovery_refused']} refused first) | {fmt_ms(r['one_batch_ms'])} |"
             )
@@ -343,8 +356,9 @@ def phases_report(command: str, results: dict[str, list[dict]]) -> str:
         "",
         "The recovery time runs from the moment every accepted job had ended to the answer `202` to a",
         "default-deadline job (less that request's own round trip). The estimate columns are admission's",
-        "view of a full short batch right after the burst: its central value, and the value it plans with",
-        "(central plus twice the deviation, the deviation at most half the central value).",
+        "view of a full short batch before the burst (the worker's warm-up) and right after it: its central",
+        "value, and the value it plans with (central plus twice the deviation, the deviation at most half the",
+        "central value). The batches' model time is each batch's, in the order they ran.",
         *(["", "Why the expired ones expired:", ""] if reasons else []),
         *(f"- {n}: {why}" for why, n in sorted(reasons.items())),
         "",

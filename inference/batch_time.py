@@ -7,12 +7,14 @@ as the mix of all of them, with a deviation that is mostly that mix. So each lan
 moving average, exponentially weighted least squares of time over padded tokens (recent batches count
 most), and the mean deviation of batches from that line.
 
-Measurements describe the node as it was when batches last ran. Three rules keep them from describing
+Measurements describe the node as it was when batches last ran. These rules keep them from describing
 a node that is gone (an overload's slow batches, say, that nothing runs any more to correct):
 - the deviation planned around an estimate is at most DEVIATION_CAP of it;
 - the baseline (a line measured by the worker at start, or, before any worker measured one, a prior
-  from the model's size) stands in for a lane with nothing measured, and for its first batches while
-  the line has no slope, whichever plans more time;
+  from the model's size) stands in for a lane with nothing measured; while the line has no slope, it
+  stands in for batches measured faster, and counts as one batch more beside those measured slower;
+- a moving average counts its first samples alike (a plain mean) until it has as many as it remembers:
+  a cold start's first batch, slowed by the burst that brought it, weighs no more than the next ones;
 - measurements decay towards the baseline as they age: after STALE_HALF_LIFE_S without a batch in the
   lane, the estimate is halfway back to it.
 
@@ -41,7 +43,10 @@ DEVIATION_WEIGHT = 0.25  # the same for the mean deviation of batch time
 LINE_WEIGHT = 0.1  # the same for the sums of the line: it remembers about ten batches
 MIN_LINE_BATCHES = 3  # a line needs a few points before its slope means anything
 DEVIATION_CAP = 0.5  # a batch is planned at most at twice its central estimate
-BASELINE_DEVIATION = 0.25  # the deviation planned around a baseline: one sample per point, so a wide one
+# The deviation planned around a baseline: one sample per point, taken on an idle node, so as wide as
+# around a first batch. A cold start's first batch runs while the web answers the burst that brought
+# it: up to 1.85 times its warm-up's time on two cores (BENCHMARKS.md, overload at the edges).
+BASELINE_DEVIATION = DEVIATION_CAP
 STALE_HALF_LIFE_S = 60.0  # measurements count half as much after this long without a batch in their lane
 
 
@@ -75,12 +80,15 @@ def updated_measurements(
             old = stats.get(f"{name}:{lane}")
             value = float(value) if old is None else float(old) + (float(value) - float(old)) * EWMA_WEIGHT
             fields[f"{name}:{lane}"] = f"{value:.2f}"
+    # Batches measured before this one (the line counts them): while fewer than a moving average
+    # remembers, each counts alike, so a cold start's first batch does not outweigh the next ten.
+    before = stats.get(f"line:{lane}:n")
     if f"batch_ms:{lane}" not in stats:
         mean, deviation = inference_ms, inference_ms / 2  # one sample: plan with a wide margin
     else:
         mean, deviation = float(stats[f"batch_ms:{lane}"]), float(stats.get(f"batch_dev_ms:{lane}") or 0)
         deviation += (abs(inference_ms - mean) - deviation) * DEVIATION_WEIGHT
-        mean += (inference_ms - mean) * EWMA_WEIGHT
+        mean += (inference_ms - mean) * (EWMA_WEIGHT if before is None else _weight(EWMA_WEIGHT, int(float(before))))
     deviation = min(deviation, mean * DEVIATION_CAP)  # one wild batch cannot make every later plan wild
     fields[f"batch_ms:{lane}"], fields[f"batch_dev_ms:{lane}"] = f"{mean:.1f}", f"{deviation:.1f}"
     if now is not None:
@@ -96,7 +104,8 @@ def updated_measurements(
         line_dev = old["dev"] + (abs(y - on_line) - old["dev"]) * DEVIATION_WEIGHT
         line_dev = min(line_dev, max(on_line, y) * DEVIATION_CAP)
         new = {"x": x, "y": y, "xx": x * x, "xy": x * y}
-        sums = {name: old[name] + (new[name] - old[name]) * LINE_WEIGHT for name in new}
+        weight = _weight(LINE_WEIGHT, int(old["n"]))
+        sums = {name: old[name] + (new[name] - old[name]) * weight for name in new}
         n = int(old["n"]) + 1
     fields.update({f"{key}:{name}": f"{value:.6g}" for name, value in sums.items()})
     fields[f"{key}:dev"], fields[f"{key}:n"] = f"{line_dev:.1f}", str(n)
@@ -106,6 +115,13 @@ def updated_measurements(
         per_job = float(old_per_job) + (per_job - float(old_per_job)) * EWMA_WEIGHT
     fields[f"job_tokens:{lane}"] = f"{per_job:.1f}"
     return fields
+
+
+def _weight(weight: float, before: int) -> float:
+    """The newest sample's weight in a moving average that has seen `before` samples: the plain mean's
+    until that is less than `weight` (an average started at its first sample would give that sample the
+    weight of all the samples the average remembers)."""
+    return max(weight, 1 / (before + 1))
 
 
 def _slope(sums: Mapping[str, float]) -> float | None:
@@ -246,8 +262,14 @@ def _estimate(m: Mapping[str, float], lane: str, tokens: int | None) -> tuple[fl
     central, deviation, batches = measured
     if base is None:
         return central, deviation
-    if batches < MIN_LINE_BATCHES and base[0] > central:
-        central, deviation = base  # a first batch or two says little about a full one
+    if batches < MIN_LINE_BATCHES:
+        # A first batch or two says little about the next: the baseline counts as one more batch. One
+        # faster than the baseline does not lower the plan; one slower (a cold start's first batches run
+        # while the web answers the burst that brought them) raises it by its share.
+        if base[0] > central:
+            central, deviation = base
+        else:
+            central = (base[0] + batches * central) / (batches + 1)
     weight = freshness(m, lane)
     return weight * central + (1 - weight) * base[0], weight * deviation + (1 - weight) * base[1]
 
