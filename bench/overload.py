@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -206,7 +207,30 @@ def run(pipeline: Pipeline, *, rate: float, duration: float, long_share: float, 
         "reject_server_p99": percentile(reject_server_ms, 0.99),
         "max_depth": max(depths, default=0),
         "failed": sum(j.status == Job.Status.FAILED for j in jobs),
+        "expired_why": expiry_summary([j.error for j in jobs if j.status == Job.Status.EXPIRED]),
     }
+
+
+# planning.expiry_reason's text for a job whose batch would finish after its deadline.
+SHORT_BY = re.compile(r"\((\d+) ms left, its (\w+) batch would take about (\d+) ms\)")
+
+
+def expiry_summary(reasons: list[str]) -> str:
+    """Why the expired jobs expired, in a line: per lane, how many had too little time left for their batch
+    (and by how much), and how many waited past their deadline."""
+    short_by: dict[str, list[int]] = {}
+    passed = 0
+    for reason in reasons:
+        if found := SHORT_BY.search(reason):
+            left, lane, batch = found.groups()
+            short_by.setdefault(lane, []).append(int(batch) - int(left))
+        else:
+            passed += 1
+    parts = [
+        f"{len(gaps)} {lane} with too little time left for their batch ({min(gaps)} to {max(gaps)} ms too little)"
+        for lane, gaps in sorted(short_by.items())
+    ]
+    return "; ".join(parts + ([f"{passed} whose deadline passed while they waited"] if passed else []))
 
 
 # --- the edges of the operating range: a cold start, and the recovery after an overload -------------
@@ -479,6 +503,12 @@ def report(command: str, cap: float, results: dict, duration: float) -> str:
                     f"{fmt_ms(mixed['short']['p95'])} / {fmt_ms(only['short']['p95'])} = {done:.2f}x) "
                     f"| {'yes' if ratio <= 1.2 else 'no'} |"
                 )
+    why = [
+        f"- {design}, {load}x, {mix}: {r['expired_why']}"
+        for (design, load, mix), r in results.items()
+        if r["all"]["expired"]
+    ]
+    lines += ["", "Why accepted jobs expired (the reasons they were given, by run):", "", *why] if why else []
     lines += [
         "",
         "Reading the numbers: latencies are each accepted job's total, from its creation in the database to its",
